@@ -1,0 +1,100 @@
+# gyre — build, set-up, tests and benchmarks.
+#
+#   make           build ./gyre
+#   make deps      install every Debian package gyre needs (idempotent)
+#   make run       deps + build, then nginx on 127.0.0.1:$(PORT) in front of gyre
+#   make test      deps + build + every test (C unit tests, fuzz smoke, integration)
+#   make fuzz      run each libFuzzer harness for FUZZ_SECONDS
+#   make bench     wrk through nginx: gyre side by side with uWSGI
+#
+# Sources are picked up by wildcard: a new proto/*.c, server/*.c, tests/proto/test_*.c or
+# tests/fuzz/fuzz_*.c needs no edit here.
+
+PY          := /usr/bin/python3
+CC          ?= gcc
+PORT        ?= 8080
+PROTO       ?= uwsgi
+FUZZ_SECONDS ?= 60
+
+PY_CFLAGS   := $(shell pkg-config --cflags python3-embed 2>/dev/null)
+PY_LIBS     := $(shell pkg-config --libs python3-embed 2>/dev/null)
+GREENLET_INC := /usr/lib/python3/dist-packages/greenlet
+
+OPT         ?= -O2 -g
+WARN        := -Wall -Wextra -Werror
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -Iproto -fno-strict-aliasing
+CFLAGS      ?=
+SAN         := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+PROTO_SRC   := $(sort $(wildcard proto/*.c))
+SERVER_SRC  := $(sort $(wildcard server/*.c))
+PROTO_OBJ   := $(PROTO_SRC:%.c=build/%.o)
+SERVER_OBJ  := $(SERVER_SRC:%.c=build/%.o)
+PROTO_TESTS := $(patsubst tests/proto/%.c,build/tests/%,$(sort $(wildcard tests/proto/test_*.c)))
+FUZZERS     := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
+HEADERS     := $(wildcard proto/*.h server/*.h)
+
+.PHONY: all deps run test test-proto test-fuzz test-integration fuzz bench clean asan
+
+all: gyre
+
+gyre: $(PROTO_OBJ) $(SERVER_OBJ)
+	$(CC) $(OPT) -o $@ $^ $(PY_LIBS) -lm
+
+build/proto/%.o: proto/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) $(BASE_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+build/server/%.o: server/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) $(BASE_CFLAGS) -Iserver $(PY_CFLAGS) -I$(GREENLET_INC) $(CFLAGS) -c -o $@ $<
+
+# gyre built with ASan/UBSan, for the sanitizer pass of the integration tests.
+asan: build/gyre-asan
+build/gyre-asan: $(PROTO_SRC) $(SERVER_SRC) $(HEADERS)
+	@mkdir -p build
+	$(CC) -O1 -g $(BASE_CFLAGS) -Iserver $(PY_CFLAGS) -I$(GREENLET_INC) $(SAN) \
+	    -o $@ $(PROTO_SRC) $(SERVER_SRC) $(PY_LIBS) -lm
+
+# C unit tests of the wire parsers: pure C, built with sanitizers, no Python.
+build/tests/%: tests/proto/%.c $(PROTO_SRC) $(HEADERS) tests/proto/testlib.h
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -g $(BASE_CFLAGS) -Itests/proto $(SAN) -o $@ $< $(PROTO_SRC)
+
+build/fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	clang -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iproto \
+	    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $< $(PROTO_SRC)
+
+deps:
+	@scripts/deps.sh
+
+run: deps gyre
+	@PORT=$(PORT) PROTO=$(PROTO) scripts/run.sh
+
+test: deps gyre
+	@$(MAKE) --no-print-directory test-proto test-fuzz test-integration
+
+test-proto: $(PROTO_TESTS)
+	@set -e; for t in $(PROTO_TESTS); do echo "== $$t"; $$t; done
+
+# A short libFuzzer run of every harness over its seed corpus: catches a harness or parser that
+# crashes at once. The long runs are `make fuzz`.
+test-fuzz: $(FUZZERS)
+	@set -e; for f in $(FUZZERS); do n=$$(basename $$f); mkdir -p build/corpus/$$n; \
+	    echo "== $$n (smoke)"; $$f -max_total_time=10 -print_final_stats=0 \
+	    build/corpus/$$n tests/fuzz/corpus/$$n 2>&1 | tail -n 2; done
+
+test-integration: gyre
+	cd tests/integration && $(PY) -m pytest -q -p no:cacheprovider .
+
+fuzz: $(FUZZERS)
+	@set -e; for f in $(FUZZERS); do n=$$(basename $$f); mkdir -p build/corpus/$$n; \
+	    echo "== $$n ($(FUZZ_SECONDS)s)"; $$f -max_total_time=$(FUZZ_SECONDS) \
+	    build/corpus/$$n tests/fuzz/corpus/$$n; done
+
+bench: deps gyre
+	$(PY) bench/bench.py
+
+clean:
+	rm -rf build gyre

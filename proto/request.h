@@ -1,0 +1,39 @@
+/*
+ * The request model every wire protocol parses into.
+ *
+ * Parsers never copy or allocate: a parameter is a pair of slices pointing into the caller's
+ * buffer, valid for as long as that buffer is. The server turns the pairs into the WSGI environ.
+ */
+#ifndef GYRE_PROTO_REQUEST_H
+#define GYRE_PROTO_REQUEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Upper bound on the CGI variables of one request. nginx sends about 30; a uwsgi vars block of
+ * 65535 bytes could hold 16383 empty ones, and nobody legitimate sends that. */
+#define GY_MAX_PARAMS 512
+
+struct gy_slice {
+    const char *ptr;
+    uint32_t len;
+};
+
+struct gy_param {
+    struct gy_slice name;
+    struct gy_slice value;
+};
+
+/* Compare a slice with a NUL-terminated literal. */
+static inline int gy_slice_eq(struct gy_slice s, const char *lit, size_t lit_len)
+{
+    if (s.len != lit_len)
+        return 0;
+    for (size_t i = 0; i < lit_len; i++)
+        if (s.ptr[i] != lit[i])
+            return 0;
+    return 1;
+}
+#define GY_SLICE_EQ(s, lit) gy_slice_eq((s), (lit), sizeof(lit) - 1)
+
+#endif
