@@ -24,6 +24,7 @@ OPT         ?= -O2 -g
 WARN        := -Wall -Wextra -Werror
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -Iproto -fno-strict-aliasing
 CFLAGS      ?=
+SERVER_INC  = -Iserver -Ibuild $(PY_CFLAGS) -I$(GREENLET_INC)
 SAN         := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 PROTO_SRC   := $(sort $(wildcard proto/*.c))
@@ -45,15 +46,20 @@ build/proto/%.o: proto/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(OPT) $(BASE_CFLAGS) $(CFLAGS) -c -o $@ $<
 
-build/server/%.o: server/%.c $(HEADERS)
+build/server/%.o: server/%.c $(HEADERS) build/boot_py.h
 	@mkdir -p $(dir $@)
-	$(CC) $(OPT) $(BASE_CFLAGS) -Iserver $(PY_CFLAGS) -I$(GREENLET_INC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(OPT) $(BASE_CFLAGS) $(SERVER_INC) $(CFLAGS) -c -o $@ $<
+
+# server/boot.py, the Python half of start-up, compiled into the binary as a C string.
+build/boot_py.h: server/boot.py scripts/embed.py
+	@mkdir -p build
+	$(PY) scripts/embed.py server/boot.py BOOT_PY $@
 
 # gyre built with ASan/UBSan, for the sanitizer pass of the integration tests.
 asan: build/gyre-asan
-build/gyre-asan: $(PROTO_SRC) $(SERVER_SRC) $(HEADERS)
+build/gyre-asan: $(PROTO_SRC) $(SERVER_SRC) $(HEADERS) build/boot_py.h
 	@mkdir -p build
-	$(CC) -O1 -g $(BASE_CFLAGS) -Iserver $(PY_CFLAGS) -I$(GREENLET_INC) $(SAN) \
+	$(CC) -O1 -g $(BASE_CFLAGS) $(SERVER_INC) $(SAN) \
 	    -o $@ $(PROTO_SRC) $(SERVER_SRC) $(PY_LIBS) -lm
 
 # C unit tests of the wire parsers: pure C, built with sanitizers, no Python.

@@ -1,0 +1,61 @@
+"""Python-side helpers of gyre: the cold paths that read better in Python than in C.
+
+Compiled into the gyre binary and loaded as the module ``_gyre_boot``. Nothing here runs per
+request.
+"""
+import importlib
+import importlib.util
+import os
+import sys
+
+CO_OPTIMIZED = 0x1
+
+
+def load_app(wsgi_file, module, callable_name):
+    """Import the app the way uWSGI's --wsgi-file / --module do and return the callable."""
+    if wsgi_file:
+        path = os.path.abspath(wsgi_file)
+        # uWSGI names the module after the file's path; keep a name no other import can take.
+        name = "uwsgi_file_" + "".join(c if c.isalnum() else "_" for c in path)
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None:
+            raise ImportError("cannot load %s: not a Python file" % wsgi_file)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        # Let the app import its neighbours, as `python app.py` would.
+        sys.path.insert(0, os.path.dirname(path))
+        spec.loader.exec_module(mod)
+        where = wsgi_file
+    else:
+        if ":" in module:
+            module, callable_name = module.split(":", 1)
+        mod = importlib.import_module(module)
+        where = module
+    app = getattr(mod, callable_name, None)
+    if app is None:
+        raise LookupError("%s has no callable named %r (see --callable)" % (where, callable_name))
+    if not callable(app):
+        raise TypeError("%s.%s is not callable" % (where, callable_name))
+    return app
+
+
+def greenlet_internal_refs(gr):
+    """How many references to the suspended greenlet ``gr`` its own frames hold.
+
+    A fast local of an optimised frame counts twice: once in its slot and once in the frame's
+    f_locals dict, which reading f_locals creates and keeps. Names held in cells count once, for
+    the dict only, since a closure elsewhere may share the cell. Under-counting only makes gyre
+    keep waiting; what is counted is certainly held by the greenlet itself.
+    """
+    n = 0
+    frame = gr.gr_frame
+    while frame is not None:
+        code = frame.f_code
+        optimised = code.co_flags & CO_OPTIMIZED
+        cells = code.co_cellvars + code.co_freevars
+        for name, value in frame.f_locals.items():
+            if value is gr:
+                n += 2 if optimised and name not in cells else 1
+        frame = frame.f_back
+    del frame
+    return n

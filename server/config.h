@@ -1,0 +1,51 @@
+/*
+ * Everything the command line (and later .ini files and the environment) can set.
+ * One struct, filled by options.c, read-only once the server starts.
+ */
+#ifndef GYRE_CONFIG_H
+#define GYRE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define GYRE_VERSION "0.1.0"
+#define GY_MAX_SOCKETS 32
+#define GY_MAX_LIST 64
+
+enum gy_proto {
+    GY_PROTO_UWSGI,
+};
+
+struct gy_socket_conf {
+    const char *addr;         /* as given: a path, HOST:PORT or :PORT */
+    enum gy_proto proto;
+};
+
+struct gy_config {
+    struct gy_socket_conf sockets[GY_MAX_SOCKETS];
+    int nsockets;
+
+    const char *wsgi_file;
+    const char *module;       /* pkg.mod or pkg.mod:callable */
+    const char *callable;     /* default "application" */
+    const char *chdir;
+    const char *pythonpath[GY_MAX_LIST];
+    int npythonpath;
+    const char *env[GY_MAX_LIST];
+    int nenv;
+
+    int cores;                /* --tornado N */
+    bool greenlet;
+    int chmod_socket;         /* file mode, or -1 to leave the umask's */
+    unsigned buffer_size;     /* largest uwsgi vars block accepted */
+    int listen_backlog;
+    double socket_timeout;    /* seconds a client may stay silent on a read or write */
+    double stop_grace;        /* seconds in-flight requests get on SIGINT/SIGTERM */
+    bool disable_logging;     /* the per-request log line */
+};
+
+/* Fill cfg from argv. Prints usage and exits 0 for --help/--version; prints one line to stderr
+ * and exits 2 for an unknown or malformed option. */
+void options_parse(struct gy_config *cfg, int argc, char **argv);
+
+#endif

@@ -1,0 +1,276 @@
+/*
+ * Greenlet cores.
+ *
+ * A core is a greenlet whose parent is the loop's (main) greenlet. The loop switches into it to
+ * start a request or to end one of gyre's waits (core_enter); the core switches back to the loop
+ * when it waits (core_suspend), when it goes idle, or when the app suspends it itself with
+ * `greenlet.getcurrent().parent.switch()`, as the Tornado loop engine's example does.
+ *
+ * Who keeps a suspended core alive decides how it can end. While gyre waits for it (socket,
+ * gyre.sleep, gyre.wait) gyre holds a reference. While the app has suspended it, gyre holds none:
+ * only what the app gave the greenlet to (a timer, a future's callback) can resume it. If
+ * nothing did, the greenlet is unreachable and has to be failed, or the core is lost for good:
+ *   - with no reference left at all, greenlet kills it on deallocation (GreenletExit);
+ *   - a greenlet whose own suspended frames still refer to it (`me = getcurrent()` in a local,
+ *     as in the seed example) is never collected: greenlet does not let the cycle collector
+ *     touch a suspended greenlet. The sweep finds those by counting references: when every
+ *     reference to the greenlet comes from its own frames, nothing outside can ever switch to it,
+ *     and gyre throws GreenletExit into it.
+ * Either way the request gets a 500 and a log line, and the core is freed.
+ */
+#include "engine.h"
+#include "log.h"
+#include "server.h"
+
+#include <greenlet.h>
+#include <stdlib.h>
+
+/* App-suspended cores are checked for reachability once they have slept this long: most
+ * suspensions are short, and the check materialises frame locals. */
+#define ABANDON_CHECK_AFTER 1.0
+
+static PyObject *internal_refs_fn; /* boot.py's greenlet_internal_refs */
+
+static PyObject *core_run(PyObject *self, PyObject *unused);
+static PyMethodDef core_run_def = {"_core_run", core_run, METH_NOARGS, NULL};
+
+static struct gy_core *core_of(PyObject *capsule)
+{
+    return PyCapsule_GetPointer(capsule, NULL);
+}
+
+static void own_greenlet(struct gy_core *c)
+{
+    if (!c->gr_owned) {
+        Py_INCREF(c->gr);
+        c->gr_owned = true;
+    }
+}
+
+static void disown_greenlet(struct gy_core *c)
+{
+    if (c->gr_owned) {
+        c->gr_owned = false;
+        Py_DECREF(c->gr);
+    }
+}
+
+int cores_init(int n)
+{
+    PyGreenlet_Import();
+    if (!_PyGreenlet_API) {
+        PyErr_Print();
+        log_msg("cannot load greenlet's C API (is python3-greenlet installed?)");
+        return -1;
+    }
+    S.main_greenlet = (PyObject *)PyGreenlet_GetCurrent();
+    S.cores = calloc((size_t)n, sizeof *S.cores);
+    if (!S.cores)
+        return -1;
+    S.ncores = n;
+    for (int i = n - 1; i >= 0; i--) {
+        struct gy_core *c = &S.cores[i];
+        c->id = i;
+        c->next_free = S.free_cores;
+        S.free_cores = c;
+    }
+    PyObject *boot = PyImport_ImportModule("_gyre_boot");
+    internal_refs_fn = boot ? PyObject_GetAttrString(boot, "greenlet_internal_refs") : NULL;
+    Py_XDECREF(boot);
+    if (!internal_refs_fn) {
+        PyErr_Print();
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *core_greenlet(struct gy_core *c)
+{
+    if (c->gr)
+        return c->gr;
+    PyObject *self = PyCapsule_New(c, NULL, NULL);
+    PyObject *run = self ? PyCFunction_New(&core_run_def, self) : NULL;
+    Py_XDECREF(self);
+    if (!run)
+        return NULL;
+    c->gr = (PyObject *)PyGreenlet_New(run, (PyGreenlet *)S.main_greenlet);
+    Py_DECREF(run);
+    c->gr_owned = c->gr != NULL;
+    return c->gr;
+}
+
+static void take_core(struct gy_core *c, struct gy_conn *conn)
+{
+    c->conn = conn;
+    c->gen++;
+    c->switches = 0;
+    c->app_suspended = false;
+    c->wait = WAIT_NONE;
+    conn->core = c;
+    conn->phase = CONN_IN_CORE;
+}
+
+static void release_core(struct gy_core *c)
+{
+    c->busy = false;
+    c->conn = NULL;
+    c->app_suspended = false;
+    c->wait = WAIT_NONE;
+    c->next_free = S.free_cores;
+    S.free_cores = c;
+    S.busy--;
+    listen_update();
+}
+
+bool core_start(struct gy_conn *conn)
+{
+    struct gy_core *c = S.free_cores;
+    if (!c)
+        return false;
+    if (!core_greenlet(c)) {
+        PyErr_Print();
+        return false;
+    }
+    S.free_cores = c->next_free;
+    c->busy = true;
+    S.busy++;
+    take_core(c, conn);
+    listen_update();
+    conn_sweep_start();
+    core_enter(c);
+    return true;
+}
+
+void core_enter(struct gy_core *c)
+{
+    /* Only the loop may switch into a core: a core's parent is the loop's greenlet, so a core
+     * entered from another core would come back to the loop, stranding the one that entered. */
+    PyObject *gr = c->gr;
+    Py_INCREF(gr);
+    c->wait = WAIT_NONE;
+    c->switches++;
+    PyObject *r = PyGreenlet_Switch((PyGreenlet *)gr, NULL, NULL);
+    if (!r) {
+        PyErr_Print();
+    }
+    Py_XDECREF(r);
+    if (c->busy && c->gr == gr && c->wait == WAIT_NONE && !c->app_suspended) {
+        /* Back in the loop with the request neither finished nor waiting on gyre: the app
+         * suspended the core itself. Let go, so that only what the app handed the greenlet
+         * to keeps it alive. */
+        c->app_suspended = true;
+        c->suspended_since = engine_now();
+        disown_greenlet(c);
+    }
+    Py_DECREF(gr); /* may kill an unreachable greenlet right here, which answers 500 */
+}
+
+int core_suspend(struct gy_core *c, enum core_wait wait)
+{
+    c->wait = wait;
+    c->wake = IO_OK;
+    c->app_suspended = false;
+    own_greenlet(c);
+    PyObject *r = PyGreenlet_Switch((PyGreenlet *)S.main_greenlet, NULL, NULL);
+    c->wait = WAIT_NONE;
+    if (!r)
+        return IO_KILLED;
+    Py_DECREF(r);
+    return c->wake;
+}
+
+struct gy_core *core_current(void)
+{
+    PyObject *cur = (PyObject *)PyGreenlet_GetCurrent();
+    if (!cur)
+        return NULL;
+    struct gy_core *found = NULL;
+    /* A scan: cores are few and the callers (gyre.wait, gyre.sleep) are not per-byte paths. */
+    for (int i = 0; i < S.ncores && !found; i++)
+        if (S.cores[i].busy && S.cores[i].gr == cur)
+            found = &S.cores[i];
+    Py_DECREF(cur);
+    return found;
+}
+
+bool core_is_greenlet_exit(void)
+{
+    return PyErr_ExceptionMatches(PyExc_GreenletExit);
+}
+
+static void dispatch_later(void *ctx)
+{
+    (void)ctx;
+    conn_dispatch_pending();
+}
+
+/* The greenlet's run(): serve requests until told to end. */
+static PyObject *core_run(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    struct gy_core *c = core_of(self);
+    for (;;) {
+        if (!wsgi_serve(c)) {
+            /* The request was abandoned and this greenlet is being killed: it must end now,
+             * without switching anywhere. The next request gets a fresh greenlet. */
+            disown_greenlet(c);
+            c->gr = NULL;
+            release_core(c);
+            PyObject *t = engine_call_later(0, dispatch_later, NULL);
+            if (!t)
+                PyErr_Clear();
+            Py_XDECREF(t);
+            Py_RETURN_NONE;
+        }
+        /* Take the next queued request in this same greenlet: no round trip through the loop. */
+        if (!link_empty(&S.pending)) {
+            struct gy_conn *next = link_entry(S.pending.next, struct gy_conn, queue_link);
+            link_remove(&next->queue_link);
+            take_core(c, next);
+            continue;
+        }
+        release_core(c);
+        own_greenlet(c);
+        PyObject *r = PyGreenlet_Switch((PyGreenlet *)S.main_greenlet, NULL, NULL);
+        if (!r) {
+            /* Killed while idle: only happens when the interpreter goes away. */
+            PyErr_Clear();
+            disown_greenlet(c);
+            c->gr = NULL;
+            Py_RETURN_NONE;
+        }
+        Py_DECREF(r);
+    }
+}
+
+static void check_one(struct gy_core *c, double now)
+{
+    if (!c->busy || !c->app_suspended || c->gr_owned || !c->gr ||
+        now - c->suspended_since < ABANDON_CHECK_AFTER)
+        return;
+    PyObject *gr = c->gr;
+    PyObject *n = PyObject_CallOneArg(internal_refs_fn, gr);
+    if (!n) {
+        PyErr_Print();
+        return;
+    }
+    Py_ssize_t internal = PyLong_AsSsize_t(n);
+    Py_DECREF(n);
+    if (internal < 0 || Py_REFCNT(gr) > internal)
+        return; /* something outside the greenlet's own frames can still switch to it */
+    log_msg("core %d: the app suspended its greenlet %.1f s ago and nothing can resume it "
+            "(no reference to it outside its own frames): failing the request",
+            c->id, now - c->suspended_since);
+    Py_INCREF(gr);
+    PyObject *r = PyGreenlet_Throw((PyGreenlet *)gr, PyExc_GreenletExit, NULL, NULL);
+    if (!r)
+        PyErr_Clear(); /* GreenletExit comes back out of a greenlet that did not catch it */
+    Py_XDECREF(r);
+    Py_DECREF(gr);
+}
+
+void cores_check_abandoned(double now)
+{
+    for (int i = 0; i < S.ncores; i++)
+        check_one(&S.cores[i], now);
+}

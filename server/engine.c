@@ -1,0 +1,277 @@
+#include "engine.h"
+#include "log.h"
+
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <time.h>
+
+/* What is known of one file descriptor. Indexed by fd, like redis's ae and nginx's event
+ * arrays: the kernel hands out the lowest free numbers, so the table stays dense. */
+struct fd_slot {
+    engine_fd_fn fn;
+    void *ctx;
+    int events;       /* what the IOLoop is watching now */
+    bool registered;  /* add_handler done, remove_handler not yet */
+};
+
+static struct {
+    PyObject *ioloop;
+    PyObject *add_handler, *update_handler, *remove_handler; /* bound methods of ioloop */
+    PyObject *call_later, *remove_timeout;
+    PyObject *on_fd_event;   /* the one Python callable every fd handler is */
+    struct fd_slot *slots;
+    int nslots;
+} E;
+
+/* ---- C callbacks as Python callables ------------------------------------------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    void (*fn)(void *ctx);
+    void *ctx;
+} CCallback;
+
+static PyObject *ccallback_call(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)args;
+    (void)kw;
+    CCallback *cb = (CCallback *)self;
+    cb->fn(cb->ctx);
+    if (PyErr_Occurred())
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyTypeObject CCallbackType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gyre._CCallback",
+    .tp_basicsize = sizeof(CCallback),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_call = ccallback_call,
+    .tp_doc = "a C function called by the IOLoop",
+};
+
+/* ---- fd events ---------------------------------------------------------------------------- */
+
+static PyObject *on_fd_event(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "fd handler takes 2 arguments");
+    long fd = PyLong_AsLong(args[0]);
+    long events = PyLong_AsLong(args[1]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (fd >= 0 && fd < E.nslots && E.slots[fd].fn)
+        E.slots[fd].fn(E.slots[fd].ctx, (int)fd, (int)events);
+    if (PyErr_Occurred()) {
+        /* A handler must deal with its own errors; one escaping here is a bug worth seeing,
+         * but never a reason to stop the loop. */
+        PyErr_Print();
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef on_fd_event_def = {
+    "_on_fd_event", (PyCFunction)(void (*)(void))on_fd_event, METH_FASTCALL, NULL};
+
+static struct fd_slot *slot_for(int fd)
+{
+    if (fd < 0)
+        return NULL;
+    if (fd >= E.nslots) {
+        int n = E.nslots ? E.nslots : 1024;
+        while (n <= fd)
+            n *= 2;
+        struct fd_slot *s = realloc(E.slots, (size_t)n * sizeof *s);
+        if (!s)
+            return NULL;
+        for (int i = E.nslots; i < n; i++)
+            s[i] = (struct fd_slot){0};
+        E.slots = s;
+        E.nslots = n;
+    }
+    return &E.slots[fd];
+}
+
+static int call_handler_method(PyObject *method, int fd, int events, bool with_handler)
+{
+    PyObject *fdobj = PyLong_FromLong(fd);
+    PyObject *evobj = PyLong_FromLong(events);
+    PyObject *r = NULL;
+    if (fdobj && evobj) {
+        if (with_handler) {
+            PyObject *args[3] = {fdobj, E.on_fd_event, evobj};
+            r = PyObject_Vectorcall(method, args, 3, NULL);
+        } else {
+            PyObject *args[2] = {fdobj, evobj};
+            r = PyObject_Vectorcall(method, args, 2, NULL);
+        }
+    }
+    Py_XDECREF(fdobj);
+    Py_XDECREF(evobj);
+    if (!r)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+int engine_watch(int fd, int events, engine_fd_fn fn, void *ctx)
+{
+    struct fd_slot *s = slot_for(fd);
+    if (!s) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    s->fn = fn;
+    s->ctx = ctx;
+    if (s->registered && s->events == events)
+        return 0;
+    int rc;
+    if (!s->registered)
+        rc = events ? call_handler_method(E.add_handler, fd, events, true) : 0;
+    else
+        rc = call_handler_method(E.update_handler, fd, events, false);
+    if (rc == 0) {
+        s->registered = s->registered || events;
+        s->events = events;
+    }
+    return rc;
+}
+
+void engine_forget(int fd)
+{
+    if (fd < 0 || fd >= E.nslots)
+        return;
+    struct fd_slot *s = &E.slots[fd];
+    if (s->registered) {
+        PyObject *fdobj = PyLong_FromLong(fd);
+        PyObject *r = fdobj ? PyObject_CallOneArg(E.remove_handler, fdobj) : NULL;
+        if (!r)
+            PyErr_Print();
+        Py_XDECREF(r);
+        Py_XDECREF(fdobj);
+    }
+    *s = (struct fd_slot){0};
+}
+
+/* ---- timers ------------------------------------------------------------------------------- */
+
+PyObject *engine_call_later(double delay, void (*fn)(void *ctx), void *ctx)
+{
+    CCallback *cb = PyObject_New(CCallback, &CCallbackType);
+    if (!cb)
+        return NULL;
+    cb->fn = fn;
+    cb->ctx = ctx;
+    PyObject *d = PyFloat_FromDouble(delay);
+    PyObject *handle = NULL;
+    if (d) {
+        PyObject *args[2] = {d, (PyObject *)cb};
+        handle = PyObject_Vectorcall(E.call_later, args, 2, NULL);
+        Py_DECREF(d);
+    }
+    Py_DECREF(cb);
+    return handle;
+}
+
+void engine_cancel(PyObject *handle)
+{
+    if (!handle)
+        return;
+    PyObject *r = PyObject_CallOneArg(E.remove_timeout, handle);
+    if (!r)
+        PyErr_Print();
+    Py_XDECREF(r);
+}
+
+double engine_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* ---- the loop ----------------------------------------------------------------------------- */
+
+PyObject *engine_ioloop(void)
+{
+    return E.ioloop;
+}
+
+static PyObject *method(PyObject *obj, const char *name)
+{
+    PyObject *m = PyObject_GetAttrString(obj, name);
+    if (!m)
+        PyErr_Print();
+    return m;
+}
+
+int engine_init(void)
+{
+    /* Many connections at once: take every file descriptor the hard limit allows. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (PyType_Ready(&CCallbackType) < 0)
+        return -1;
+
+    /* A fresh asyncio loop, set as the thread's current loop before Tornado wraps it: that is
+     * what makes IOLoop.current() and IOLoop.instance() return this very loop to app modules,
+     * even at import time, before the loop runs (the seed's example calls IOLoop.instance()
+     * at import). */
+    PyObject *r = PyRun_String(
+        "import asyncio\n"
+        "_loop = asyncio.new_event_loop()\n"
+        "asyncio.set_event_loop(_loop)\n"
+        "from tornado.platform.asyncio import AsyncIOMainLoop\n"
+        "ioloop = AsyncIOMainLoop()\n",
+        Py_file_input, PyModule_GetDict(PyImport_AddModule("__main__")),
+        PyModule_GetDict(PyImport_AddModule("__main__")));
+    if (!r) {
+        PyErr_Print();
+        return -1;
+    }
+    Py_DECREF(r);
+    PyObject *main_dict = PyModule_GetDict(PyImport_AddModule("__main__"));
+    E.ioloop = PyDict_GetItemString(main_dict, "ioloop");
+    Py_XINCREF(E.ioloop);
+    PyDict_DelItemString(main_dict, "ioloop");
+    PyDict_DelItemString(main_dict, "_loop");
+    PyDict_DelItemString(main_dict, "AsyncIOMainLoop");
+    PyDict_DelItemString(main_dict, "asyncio");
+    if (!E.ioloop)
+        return -1;
+
+    E.add_handler = method(E.ioloop, "add_handler");
+    E.update_handler = method(E.ioloop, "update_handler");
+    E.remove_handler = method(E.ioloop, "remove_handler");
+    E.call_later = method(E.ioloop, "call_later");
+    E.remove_timeout = method(E.ioloop, "remove_timeout");
+    E.on_fd_event = PyCFunction_New(&on_fd_event_def, NULL);
+    if (!E.add_handler || !E.update_handler || !E.remove_handler || !E.call_later ||
+        !E.remove_timeout || !E.on_fd_event)
+        return -1;
+    return 0;
+}
+
+int engine_run(void)
+{
+    PyObject *r = PyObject_CallMethod(E.ioloop, "start", NULL);
+    if (!r) {
+        PyErr_Print();
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+void engine_stop(void)
+{
+    PyObject *r = PyObject_CallMethod(E.ioloop, "stop", NULL);
+    if (!r)
+        PyErr_Print();
+    Py_XDECREF(r);
+}

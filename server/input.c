@@ -1,0 +1,229 @@
+/*
+ * wsgi.input: the request body, bounded by CONTENT_LENGTH.
+ *
+ * Reads never block the loop: when the body has not arrived yet the core suspends until the
+ * socket is readable (conn.c). Large reads go straight from the socket into the bytes object
+ * being returned; readline() works through the connection's buffer.
+ */
+#include "server.h"
+
+#include <string.h>
+
+typedef struct {
+    PyObject_HEAD
+    struct gy_core *core;
+    uint64_t gen;          /* the request this object belongs to */
+} Input;
+
+/* The connection, if this input's request is still being served. */
+static struct gy_conn *input_conn(Input *in)
+{
+    struct gy_core *c = in->core;
+    if (!c->busy || c->gen != in->gen || !c->conn) {
+        PyErr_SetString(PyExc_ValueError, "wsgi.input of a request that has ended");
+        return NULL;
+    }
+    return c->conn;
+}
+
+static PyObject *raise_read_error(enum io_result rc)
+{
+    if (PyErr_Occurred())
+        return NULL; /* the core was killed while it waited */
+    switch (rc) {
+    case IO_TIMEOUT:
+        PyErr_SetString(PyExc_TimeoutError, "socket timeout reading the request body");
+        break;
+    case IO_CLOSED:
+        PyErr_SetString(PyExc_ConnectionResetError,
+                        "the client closed the connection before sending the whole body");
+        break;
+    default:
+        PyErr_SetFromErrno(PyExc_OSError);
+    }
+    return NULL;
+}
+
+/* The size argument of read()/readline(): None or negative means "all". */
+static int size_arg(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t *size)
+{
+    *size = -1;
+    if (nargs > 1) {
+        PyErr_SetString(PyExc_TypeError, "takes at most one argument");
+        return -1;
+    }
+    if (nargs == 1 && args[0] != Py_None) {
+        *size = PyLong_AsSsize_t(args[0]);
+        if (*size == -1 && PyErr_Occurred())
+            return -1;
+    }
+    return 0;
+}
+
+static PyObject *input_read(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t size;
+    struct gy_conn *c = input_conn((Input *)self);
+    if (!c || size_arg(args, nargs, &size) < 0)
+        return NULL;
+    uint64_t want = c->body_left;
+    if (size >= 0 && (uint64_t)size < want)
+        want = (uint64_t)size;
+    /* Never trust a length from the wire with an allocation: grow as the bytes arrive. */
+    size_t cap = want < 65536 ? (size_t)want : 65536;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)cap);
+    if (!out)
+        return NULL;
+    size_t have = 0;
+    while (have < want) {
+        if (have == cap) {
+            cap = cap * 2 < want ? cap * 2 : (size_t)want;
+            if (_PyBytes_Resize(&out, (Py_ssize_t)cap) < 0)
+                return NULL;
+        }
+        size_t got;
+        enum io_result rc = conn_read_some(c, PyBytes_AS_STRING(out) + have, cap - have, &got);
+        if (rc != IO_OK) {
+            Py_DECREF(out);
+            return raise_read_error(rc);
+        }
+        if (got == 0)
+            break;
+        have += got;
+        c = input_conn((Input *)self);
+        if (!c) {
+            Py_DECREF(out);
+            return NULL;
+        }
+    }
+    if (have != cap && _PyBytes_Resize(&out, (Py_ssize_t)have) < 0)
+        return NULL;
+    return out;
+}
+
+/* One line, up to and including b'\n', at most `limit` bytes (-1: no limit). */
+static PyObject *read_line(Input *in, Py_ssize_t limit)
+{
+    PyObject *out = NULL;
+    for (;;) {
+        struct gy_conn *c = input_conn(in);
+        if (!c)
+            goto fail;
+        enum io_result rc = conn_fill(c);
+        if (rc != IO_OK) {
+            raise_read_error(rc);
+            goto fail;
+        }
+        size_t buffered = c->len - c->body_pos;
+        if (buffered == 0)
+            break; /* end of the body */
+        Py_ssize_t have = out ? PyBytes_GET_SIZE(out) : 0;
+        size_t take = buffered;
+        if (limit >= 0 && (size_t)(limit - have) < take)
+            take = (size_t)(limit - have);
+        const char *start = c->buf + c->body_pos;
+        const char *nl = memchr(start, '\n', take);
+        if (nl)
+            take = (size_t)(nl - start) + 1;
+        if (!out) {
+            out = PyBytes_FromStringAndSize(start, (Py_ssize_t)take);
+            if (!out)
+                goto fail;
+        } else {
+            if (_PyBytes_Resize(&out, have + (Py_ssize_t)take) < 0)
+                goto fail;
+            memcpy(PyBytes_AS_STRING(out) + have, start, take);
+        }
+        c->body_pos += take;
+        c->body_left -= take;
+        if (nl || (limit >= 0 && PyBytes_GET_SIZE(out) >= limit))
+            break;
+    }
+    return out ? out : PyBytes_FromStringAndSize(NULL, 0);
+fail:
+    Py_XDECREF(out);
+    return NULL;
+}
+
+static PyObject *input_readline(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t size;
+    if (size_arg(args, nargs, &size) < 0)
+        return NULL;
+    if (size == 0)
+        return PyBytes_FromStringAndSize(NULL, 0);
+    return read_line((Input *)self, size);
+}
+
+static PyObject *input_readlines(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t hint;
+    if (size_arg(args, nargs, &hint) < 0)
+        return NULL;
+    PyObject *lines = PyList_New(0);
+    Py_ssize_t total = 0;
+    while (lines) {
+        PyObject *line = read_line((Input *)self, -1);
+        if (!line) {
+            Py_CLEAR(lines);
+            break;
+        }
+        if (PyBytes_GET_SIZE(line) == 0) {
+            Py_DECREF(line);
+            break;
+        }
+        total += PyBytes_GET_SIZE(line);
+        if (PyList_Append(lines, line) < 0)
+            Py_CLEAR(lines);
+        Py_DECREF(line);
+        if (hint > 0 && total >= hint)
+            break;
+    }
+    return lines;
+}
+
+static PyObject *input_next(PyObject *self)
+{
+    PyObject *line = read_line((Input *)self, -1);
+    if (line && PyBytes_GET_SIZE(line) == 0) {
+        Py_DECREF(line);
+        return NULL; /* StopIteration */
+    }
+    return line;
+}
+
+static PyMethodDef input_methods[] = {
+    {"read", (PyCFunction)(void (*)(void))input_read, METH_FASTCALL,
+     "read(size=-1): up to size bytes of the body; all of what is left when size is omitted"},
+    {"readline", (PyCFunction)(void (*)(void))input_readline, METH_FASTCALL,
+     "readline(size=-1): one line of the body"},
+    {"readlines", (PyCFunction)(void (*)(void))input_readlines, METH_FASTCALL,
+     "readlines(hint=-1): the remaining lines of the body"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject InputType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gyre.Input",
+    .tp_basicsize = sizeof(Input),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = input_next,
+    .tp_methods = input_methods,
+    .tp_doc = "wsgi.input: the request body",
+};
+
+int input_init(void)
+{
+    return PyType_Ready(&InputType);
+}
+
+PyObject *input_new(struct gy_core *c)
+{
+    Input *in = PyObject_New(Input, &InputType);
+    if (!in)
+        return NULL;
+    in->core = c;
+    in->gen = c->gen;
+    return (PyObject *)in;
+}

@@ -1,0 +1,171 @@
+/*
+ * Listening sockets: bind them, accept from them while a core is free.
+ *
+ * When every core is busy gyre stops watching the listening sockets, so new connections wait in
+ * the kernel's backlog (--listen) instead of in gyre, and nothing spins; the first core to free
+ * up starts the watch again.
+ */
+#include "engine.h"
+#include "log.h"
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static int open_unix(struct gy_listener *l, const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof sa.sun_path) {
+        log_msg("socket path too long: %s", path);
+        return -1;
+    }
+    strcpy(sa.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        log_errno("socket(%s)", path);
+        return -1;
+    }
+    /* A socket file left behind by a previous run would make bind() fail; anything that is
+     * not a socket is left alone. */
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+        unlink(path);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        log_errno("bind(%s)", path);
+        close(fd);
+        return -1;
+    }
+    l->unlink_on_exit = true;
+    if (S.cfg->chmod_socket >= 0 && chmod(path, (mode_t)S.cfg->chmod_socket) < 0) {
+        log_errno("chmod(%s)", path);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int open_tcp(const char *addr)
+{
+    /* HOST:PORT, :PORT (every interface, as in uWSGI) or [V6]:PORT */
+    char host[256];
+    const char *colon = strrchr(addr, ':');
+    size_t hlen = (size_t)(colon - addr);
+    if (hlen >= sizeof host) {
+        log_msg("bad socket address: %s", addr);
+        return -1;
+    }
+    memcpy(host, addr, hlen);
+    host[hlen] = '\0';
+    if (hlen >= 2 && host[0] == '[' && host[hlen - 1] == ']') {
+        memmove(host, host + 1, hlen - 2);
+        host[hlen - 2] = '\0';
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res;
+    int rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &res);
+    if (rc != 0) {
+        log_msg("bad socket address %s: %s", addr, gai_strerror(rc));
+        return -1;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        log_errno("socket(%s)", addr);
+        freeaddrinfo(res);
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, res->ai_addr, res->ai_addrlen) < 0) {
+        log_errno("bind(%s)", addr);
+        close(fd);
+        freeaddrinfo(res);
+        return -1;
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+static bool is_tcp_address(const char *addr)
+{
+    /* uWSGI's rule: a path has a '/' or no ':' at all. */
+    return strchr(addr, ':') && !strchr(addr, '/');
+}
+
+int listen_open_all(void)
+{
+    for (int i = 0; i < S.cfg->nsockets; i++) {
+        const struct gy_socket_conf *sc = &S.cfg->sockets[i];
+        struct gy_listener *l = &S.listeners[S.nlisteners];
+        *l = (struct gy_listener){.fd = -1, .proto = sc->proto};
+        snprintf(l->name, sizeof l->name, "%s", sc->addr);
+        int fd = is_tcp_address(sc->addr) ? open_tcp(sc->addr) : open_unix(l, sc->addr);
+        if (fd < 0)
+            return -1;
+        l->fd = fd;
+        S.nlisteners++;
+        if (listen(fd, S.cfg->listen_backlog) < 0) {
+            log_errno("listen(%s)", sc->addr);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void on_acceptable(void *ctx, int fd, int events)
+{
+    (void)events;
+    struct gy_listener *l = ctx;
+    /* Take everything the backlog holds while there is room: one wakeup, many connections. */
+    while (S.accepting) {
+        int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                log_errno("accept(%s)", l->name);
+            /* EMFILE and friends: the listen watch is level-triggered, so back off by leaving
+             * the connection in the backlog until a core or descriptor frees up. */
+            return;
+        }
+        conn_accepted(cfd, l);
+    }
+}
+
+void listen_update(void)
+{
+    bool want = !S.stopping && S.busy < S.ncores && S.nconns < S.max_conns;
+    if (want == S.accepting)
+        return;
+    S.accepting = want;
+    for (int i = 0; i < S.nlisteners; i++) {
+        struct gy_listener *l = &S.listeners[i];
+        if (l->fd < 0)
+            continue;
+        if (engine_watch(l->fd, want ? EV_READ : 0, on_acceptable, l) < 0)
+            PyErr_Print();
+    }
+}
+
+void listen_close_all(void)
+{
+    S.accepting = false;
+    for (int i = 0; i < S.nlisteners; i++) {
+        struct gy_listener *l = &S.listeners[i];
+        if (l->fd >= 0) {
+            engine_forget(l->fd);
+            close(l->fd);
+            l->fd = -1;
+        }
+        if (l->unlink_on_exit) {
+            unlink(l->name);
+            l->unlink_on_exit = false;
+        }
+    }
+}

@@ -1,0 +1,278 @@
+/*
+ * The command line, uWSGI style: `--opt value` and `--opt=value`, every option long.
+ *
+ * One table describes every option (name, argument, setter, help); parsing, --help and the
+ * error messages all read it, so an option is added in exactly one place.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum arg_kind { ARG_NONE, ARG_REQUIRED, ARG_OPTIONAL };
+
+struct option_def {
+    const char *name;
+    enum arg_kind arg;
+    /* Returns NULL on success or a description of what is wrong with value. */
+    const char *(*set)(struct gy_config *cfg, const char *value);
+    const char *metavar;
+    const char *help;
+};
+
+static const char *parse_long(const char *s, long min, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || errno)
+        return "expected a whole number";
+    if (v < min || v > max)
+        return "number out of range";
+    *out = v;
+    return NULL;
+}
+
+static const char *parse_seconds(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (*s == '\0' || *end != '\0' || errno || !(v >= 0) || v > 1e6)
+        return "expected a number of seconds";
+    *out = v;
+    return NULL;
+}
+
+static const char *add_socket(struct gy_config *cfg, const char *v, enum gy_proto proto)
+{
+    if (*v == '\0')
+        return "empty socket address";
+    if (cfg->nsockets == GY_MAX_SOCKETS)
+        return "too many sockets";
+    cfg->sockets[cfg->nsockets].addr = v;
+    cfg->sockets[cfg->nsockets].proto = proto;
+    cfg->nsockets++;
+    return NULL;
+}
+
+static const char *add_list(const char **list, int *n, const char *v)
+{
+    if (*n == GY_MAX_LIST)
+        return "given too many times";
+    list[(*n)++] = v;
+    return NULL;
+}
+
+static const char *set_socket(struct gy_config *c, const char *v) { return add_socket(c, v, GY_PROTO_UWSGI); }
+static const char *set_wsgi_file(struct gy_config *c, const char *v) { c->wsgi_file = v; return NULL; }
+static const char *set_module(struct gy_config *c, const char *v) { c->module = v; return NULL; }
+static const char *set_callable(struct gy_config *c, const char *v) { c->callable = v; return NULL; }
+static const char *set_chdir(struct gy_config *c, const char *v) { c->chdir = v; return NULL; }
+static const char *set_pythonpath(struct gy_config *c, const char *v) { return add_list(c->pythonpath, &c->npythonpath, v); }
+static const char *set_greenlet(struct gy_config *c, const char *v) { (void)v; c->greenlet = true; return NULL; }
+static const char *set_disable_logging(struct gy_config *c, const char *v) { (void)v; c->disable_logging = true; return NULL; }
+static const char *set_ignored(struct gy_config *c, const char *v) { (void)c; (void)v; return NULL; }
+
+static const char *set_env(struct gy_config *c, const char *v)
+{
+    const char *eq = strchr(v, '=');
+    if (!eq || eq == v)
+        return "expected KEY=VALUE";
+    return add_list(c->env, &c->nenv, v);
+}
+
+static const char *set_cores(struct gy_config *c, const char *v)
+{
+    long n = 0;
+    const char *err = parse_long(v, 1, 100000, &n);
+    c->cores = (int)n;
+    return err;
+}
+
+static const char *set_chmod_socket(struct gy_config *c, const char *v)
+{
+    if (!v) {
+        c->chmod_socket = 0666;
+        return NULL;
+    }
+    char *end;
+    long mode = strtol(v, &end, 8);
+    if (*v == '\0' || *end != '\0' || mode < 0 || mode > 07777)
+        return "expected an octal file mode such as 660";
+    c->chmod_socket = (int)mode;
+    return NULL;
+}
+
+static const char *set_buffer_size(struct gy_config *c, const char *v)
+{
+    long n = 0;
+    const char *err = parse_long(v, 64, 65535, &n);
+    c->buffer_size = (unsigned)n;
+    return err;
+}
+
+static const char *set_listen(struct gy_config *c, const char *v)
+{
+    long n = 0;
+    const char *err = parse_long(v, 1, INT_MAX, &n);
+    c->listen_backlog = (int)n;
+    return err;
+}
+
+static const char *set_socket_timeout(struct gy_config *c, const char *v)
+{
+    const char *err = parse_seconds(v, &c->socket_timeout);
+    if (!err && c->socket_timeout <= 0)
+        return "must be more than 0";
+    return err;
+}
+
+static const char *set_stop_grace(struct gy_config *c, const char *v)
+{
+    return parse_seconds(v, &c->stop_grace);
+}
+
+static const struct option_def OPTIONS[] = {
+    {"socket", ARG_REQUIRED, set_socket, "ADDR", "serve the uwsgi protocol on a unix socket PATH or HOST:PORT (repeatable)"},
+    {"uwsgi-socket", ARG_REQUIRED, set_socket, "ADDR", "same as --socket"},
+    {"wsgi-file", ARG_REQUIRED, set_wsgi_file, "FILE", "load the WSGI app from a Python file"},
+    {"file", ARG_REQUIRED, set_wsgi_file, "FILE", "same as --wsgi-file"},
+    {"module", ARG_REQUIRED, set_module, "MOD[:CALLABLE]", "load the WSGI app from an importable module"},
+    {"wsgi", ARG_REQUIRED, set_module, "MOD[:CALLABLE]", "same as --module"},
+    {"callable", ARG_REQUIRED, set_callable, "NAME", "name of the WSGI callable (default: application)"},
+    {"tornado", ARG_REQUIRED, set_cores, "N", "number of async cores: requests served at once (default: 1)"},
+    {"async", ARG_REQUIRED, set_cores, "N", "same as --tornado"},
+    {"greenlet", ARG_NONE, set_greenlet, NULL, "use greenlet as the suspend engine (always on)"},
+    {"chmod-socket", ARG_OPTIONAL, set_chmod_socket, "MODE", "chmod unix sockets to MODE (666 when given bare)"},
+    {"buffer-size", ARG_REQUIRED, set_buffer_size, "N", "largest uwsgi vars block accepted, in bytes (default: 4096, max 65535)"},
+    {"listen", ARG_REQUIRED, set_listen, "N", "listen backlog of every socket (default: 1024)"},
+    {"socket-timeout", ARG_REQUIRED, set_socket_timeout, "SECONDS", "drop a client silent this long on a read or write (default: 30)"},
+    {"worker-reload-mercy", ARG_REQUIRED, set_stop_grace, "SECONDS", "time in-flight requests get to finish on SIGINT/SIGTERM (default: 5)"},
+    {"chdir", ARG_REQUIRED, set_chdir, "DIR", "chdir to DIR before loading the app"},
+    {"pythonpath", ARG_REQUIRED, set_pythonpath, "DIR", "add DIR to sys.path (repeatable)"},
+    {"python-path", ARG_REQUIRED, set_pythonpath, "DIR", "same as --pythonpath"},
+    {"pp", ARG_REQUIRED, set_pythonpath, "DIR", "same as --pythonpath"},
+    {"env", ARG_REQUIRED, set_env, "KEY=VALUE", "set an environment variable (repeatable)"},
+    {"disable-logging", ARG_NONE, set_disable_logging, NULL, "no log line per request"},
+    {"plugin", ARG_REQUIRED, set_ignored, "NAME", "accepted for uWSGI compatibility and ignored: the engine is built in"},
+    {"plugins", ARG_REQUIRED, set_ignored, "NAMES", "same as --plugin"},
+};
+#define NOPTIONS (sizeof(OPTIONS) / sizeof(OPTIONS[0]))
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: gyre [OPTIONS]\n"
+            "Serve a WSGI app behind nginx on greenlet cores scheduled by the Tornado IOLoop.\n\n"
+            "  e.g. gyre --socket /run/app.sock --wsgi-file app.py --tornado 100 --greenlet\n\n");
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        const struct option_def *o = &OPTIONS[i];
+        char left[64];
+        if (o->arg == ARG_NONE)
+            snprintf(left, sizeof left, "--%s", o->name);
+        else if (o->arg == ARG_OPTIONAL)
+            snprintf(left, sizeof left, "--%s[=%s]", o->name, o->metavar);
+        else
+            snprintf(left, sizeof left, "--%s %s", o->name, o->metavar);
+        fprintf(out, "  %-34s %s\n", left, o->help);
+    }
+    fprintf(out, "  %-34s %s\n  %-34s %s\n", "--help", "show this help", "--version",
+            "show the version");
+}
+
+static void die_usage(const char *opt, const char *what)
+{
+    fprintf(stderr, "gyre: %s%s%s (see gyre --help)\n", opt ? opt : "", opt ? ": " : "", what);
+    exit(2);
+}
+
+static const struct option_def *find_option(const char *name, size_t len)
+{
+    for (size_t i = 0; i < NOPTIONS; i++)
+        if (strlen(OPTIONS[i].name) == len && memcmp(OPTIONS[i].name, name, len) == 0)
+            return &OPTIONS[i];
+    return NULL;
+}
+
+static bool is_octal_word(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (*s < '0' || *s > '7')
+            return false;
+    return true;
+}
+
+static void set_defaults(struct gy_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->callable = "application";
+    cfg->cores = 1;
+    cfg->chmod_socket = -1;
+    cfg->buffer_size = 4096;
+    cfg->listen_backlog = 1024;
+    cfg->socket_timeout = 30;
+    cfg->stop_grace = 5;
+}
+
+void options_parse(struct gy_config *cfg, int argc, char **argv)
+{
+    set_defaults(cfg);
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            usage(stdout);
+            exit(0);
+        }
+        if (strcmp(arg, "--version") == 0) {
+            printf("gyre %s\n", GYRE_VERSION);
+            exit(0);
+        }
+        if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0')
+            die_usage(arg, "unexpected argument: options start with --");
+
+        const char *name = arg + 2;
+        const char *eq = strchr(name, '=');
+        size_t name_len = eq ? (size_t)(eq - name) : strlen(name);
+        const struct option_def *o = find_option(name, name_len);
+        if (!o)
+            die_usage(arg, "unknown option");
+
+        const char *value = eq ? eq + 1 : NULL;
+        switch (o->arg) {
+        case ARG_NONE:
+            if (value)
+                die_usage(arg, "this option takes no value");
+            break;
+        case ARG_REQUIRED:
+            if (!value) {
+                if (i + 1 >= argc)
+                    die_usage(arg, "missing value");
+                value = argv[++i];
+            }
+            break;
+        case ARG_OPTIONAL:
+            /* uWSGI users write both --chmod-socket=660 and --chmod-socket 660. */
+            if (!value && i + 1 < argc && is_octal_word(argv[i + 1]))
+                value = argv[++i];
+            break;
+        }
+        const char *err = o->set(cfg, value);
+        if (err) {
+            char what[256];
+            snprintf(what, sizeof what, "%s: %s", value ? value : "", err);
+            die_usage(arg, what);
+        }
+    }
+    if (cfg->nsockets == 0)
+        die_usage(NULL, "no socket to serve: give --socket PATH|HOST:PORT");
+    if (!cfg->wsgi_file && !cfg->module)
+        die_usage(NULL, "no app to serve: give --wsgi-file FILE or --module MOD");
+    if (cfg->wsgi_file && cfg->module)
+        die_usage(NULL, "give --wsgi-file or --module, not both");
+}

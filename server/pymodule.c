@@ -1,0 +1,252 @@
+/*
+ * The `gyre` Python module: what an app running in a core can ask of the server.
+ *
+ *   gyre.wait(future_or_awaitable, timeout=None)  suspend the core until it resolves
+ *   gyre.sleep(seconds)                           suspend the core for a while
+ *   gyre.core_id()                                the core running this code, or None
+ *
+ * Both waits park the core's greenlet and hand the loop a Resumer: a small callable that the
+ * Future (add_done_callback) or the IOLoop timer calls, and that switches back into the core.
+ */
+#include "engine.h"
+#include "log.h"
+#include "server.h"
+
+#include "boot_py.h"
+
+static PyObject *NotInCoreError;
+static PyObject *convert_yielded;
+
+typedef struct {
+    PyObject_HEAD
+    struct gy_core *core;  /* NULL once the wait is over: a late call does nothing */
+    uint64_t gen;
+    bool fired;
+} Resumer;
+
+static PyObject *resumer_call(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)args;
+    (void)kw;
+    Resumer *r = (Resumer *)self;
+    struct gy_core *c = r->core;
+    if (!c || r->fired)
+        Py_RETURN_NONE;
+    r->fired = true;
+    /* Futures and timers call back from the loop, never from a core; the core is still ours
+     * if it is serving the same request and still in this wait. */
+    if (c->busy && c->gen == r->gen && (c->wait == WAIT_FUTURE || c->wait == WAIT_TIMER))
+        core_enter(c);
+    Py_RETURN_NONE;
+}
+
+static PyTypeObject ResumerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gyre._Resumer",
+    .tp_basicsize = sizeof(Resumer),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_call = resumer_call,
+    .tp_doc = "switches back into a core suspended by gyre.wait or gyre.sleep",
+};
+
+static Resumer *resumer_new(struct gy_core *c)
+{
+    Resumer *r = PyObject_New(Resumer, &ResumerType);
+    if (r) {
+        r->core = c;
+        r->gen = c->gen;
+        r->fired = false;
+    }
+    return r;
+}
+
+static struct gy_core *require_core(const char *fn)
+{
+    struct gy_core *c = core_current();
+    if (!c)
+        PyErr_Format(NotInCoreError,
+                     "%s() suspends a request core: call it from the WSGI app while it serves a "
+                     "request, not from the loop or another greenlet",
+                     fn);
+    return c;
+}
+
+/* Park the core until `done` (or `timeout`, if given) fires. Returns 0, or -1 with an error. */
+static int park(struct gy_core *c, enum core_wait wait, Resumer *done, Resumer *timeout)
+{
+    int rc = 0;
+    while (!done->fired && !(timeout && timeout->fired)) {
+        /* The app may also switch into its own greenlet; only our resumers end the wait. */
+        if (core_suspend(c, wait) == IO_KILLED) {
+            rc = -1;
+            break;
+        }
+    }
+    done->core = NULL;
+    if (timeout)
+        timeout->core = NULL;
+    return rc;
+}
+
+static PyObject *gyre_sleep(PyObject *mod, PyObject *arg)
+{
+    (void)mod;
+    double seconds = PyFloat_AsDouble(arg);
+    if (seconds == -1.0 && PyErr_Occurred())
+        return NULL;
+    struct gy_core *c = require_core("gyre.sleep");
+    if (!c)
+        return NULL;
+    Resumer *done = resumer_new(c);
+    if (!done)
+        return NULL;
+    PyObject *delay = PyFloat_FromDouble(seconds > 0 ? seconds : 0);
+    PyObject *handle = delay ? PyObject_CallMethod(engine_ioloop(), "call_later", "OO", delay,
+                                                   (PyObject *)done)
+                             : NULL;
+    Py_XDECREF(delay);
+    int rc = handle ? park(c, WAIT_TIMER, done, NULL) : -1;
+    if (rc < 0 && handle)
+        engine_cancel(handle);
+    Py_XDECREF(handle);
+    Py_DECREF(done);
+    if (rc < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *gyre_wait(PyObject *mod, PyObject *args, PyObject *kw)
+{
+    (void)mod;
+    static char *kwlist[] = {"future", "timeout", NULL};
+    PyObject *aw, *timeout_obj = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|O:wait", kwlist, &aw, &timeout_obj))
+        return NULL;
+    double timeout = -1;
+    if (timeout_obj != Py_None) {
+        timeout = PyFloat_AsDouble(timeout_obj);
+        if (timeout == -1.0 && PyErr_Occurred())
+            return NULL;
+        if (timeout < 0)
+            timeout = 0;
+    }
+    struct gy_core *c = require_core("gyre.wait");
+    if (!c)
+        return NULL;
+    /* Futures, coroutines and other awaitables, as `await` in a Tornado coroutine takes them. */
+    PyObject *fut = PyObject_CallOneArg(convert_yielded, aw);
+    if (!fut)
+        return NULL;
+    PyObject *result = NULL, *handle = NULL;
+    Resumer *done = NULL, *expired = NULL;
+    PyObject *is_done = PyObject_CallMethod(fut, "done", NULL);
+    if (!is_done)
+        goto out;
+    int already = PyObject_IsTrue(is_done);
+    Py_DECREF(is_done);
+    if (!already) {
+        done = resumer_new(c);
+        if (!done)
+            goto out;
+        PyObject *r = PyObject_CallMethod(fut, "add_done_callback", "O", (PyObject *)done);
+        if (!r)
+            goto out;
+        Py_DECREF(r);
+        if (timeout >= 0) {
+            expired = resumer_new(c);
+            PyObject *delay = expired ? PyFloat_FromDouble(timeout) : NULL;
+            handle = delay ? PyObject_CallMethod(engine_ioloop(), "call_later", "OO", delay,
+                                                 (PyObject *)expired)
+                           : NULL;
+            Py_XDECREF(delay);
+            if (!handle)
+                goto out;
+        }
+        if (park(c, WAIT_FUTURE, done, expired) < 0)
+            goto out;
+        if (!done->fired) {
+            PyErr_Format(PyExc_TimeoutError, "gyre.wait() timed out after %g seconds", timeout);
+            goto out;
+        }
+    }
+    result = PyObject_CallMethod(fut, "result", NULL);
+out:
+    if (handle) {
+        PyObject *exc_type, *exc_value, *exc_tb;
+        PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+        engine_cancel(handle);
+        PyErr_Restore(exc_type, exc_value, exc_tb);
+    }
+    if (done)
+        done->core = NULL;
+    if (expired)
+        expired->core = NULL;
+    Py_XDECREF(handle);
+    Py_XDECREF((PyObject *)done);
+    Py_XDECREF((PyObject *)expired);
+    Py_DECREF(fut);
+    return result;
+}
+
+static PyObject *gyre_core_id(PyObject *mod, PyObject *unused)
+{
+    (void)mod;
+    (void)unused;
+    struct gy_core *c = core_current();
+    if (!c)
+        Py_RETURN_NONE;
+    return PyLong_FromLong(c->id);
+}
+
+static PyMethodDef gyre_methods[] = {
+    {"wait", (PyCFunction)(void (*)(void))gyre_wait, METH_VARARGS | METH_KEYWORDS,
+     "wait(future_or_awaitable, timeout=None)\n\n"
+     "Suspend this request's core until the Tornado/asyncio Future (or coroutine, or other\n"
+     "awaitable) finishes, without blocking the IOLoop; return its result or raise its\n"
+     "exception. With a timeout, raise TimeoutError when it passes first."},
+    {"sleep", gyre_sleep, METH_O,
+     "sleep(seconds)\n\nSuspend this request's core for `seconds`; the IOLoop runs meanwhile."},
+    {"core_id", gyre_core_id, METH_NOARGS, "core_id() -> the id of the running core, or None"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef gyre_module = {
+    PyModuleDef_HEAD_INIT, "gyre",
+    "The gyre application server's API for WSGI apps running in its greenlet cores.", -1,
+    gyre_methods, NULL, NULL, NULL, NULL,
+};
+
+PyObject *PyInit_gyre(void)
+{
+    if (PyType_Ready(&ResumerType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&gyre_module);
+    if (!m)
+        return NULL;
+    NotInCoreError = PyErr_NewExceptionWithDoc(
+        "gyre.NotInCoreError", "a suspending call was made outside a request core",
+        PyExc_RuntimeError, NULL);
+    if (!NotInCoreError || PyModule_AddObjectRef(m, "NotInCoreError", NotInCoreError) < 0 ||
+        PyModule_AddStringConstant(m, "version", GYRE_VERSION) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* Load boot.py (compiled into the binary) as the module _gyre_boot, and what gyre.wait needs. */
+int pymodule_init(void)
+{
+    PyObject *code = Py_CompileString(BOOT_PY, "<gyre boot.py>", Py_file_input);
+    PyObject *mod = code ? PyImport_ExecCodeModule("_gyre_boot", code) : NULL;
+    Py_XDECREF(code);
+    Py_XDECREF(mod);
+    PyObject *gen = mod ? PyImport_ImportModule("tornado.gen") : NULL;
+    convert_yielded = gen ? PyObject_GetAttrString(gen, "convert_yielded") : NULL;
+    Py_XDECREF(gen);
+    if (!convert_yielded) {
+        PyErr_Print();
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,881 @@
+/*
+ * PEP 3333: the environ, start_response, write(), the response and its log line.
+ *
+ * Runs inside a core's greenlet. Every write may suspend the core (conn_write_all); nothing here
+ * blocks the loop.
+ */
+#include "engine.h"
+#include "log.h"
+#include "server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+bool core_is_greenlet_exit(void);
+
+static const char RESPONSE_500[] =
+    "HTTP/1.1 500 Internal Server Error\r\n"
+    "Content-Type: text/plain\r\n"
+    "Content-Length: 22\r\n"
+    "\r\n"
+    "Internal Server Error\n";
+
+static struct {
+    PyObject *wsgi_version, *stderr_obj, *file_wrapper_type;
+    PyObject *s_http, *s_https, *s_empty, *s_get, *s_localhost, *s_80, *s_http11;
+    PyObject *k_wsgi_version, *k_url_scheme, *k_input, *k_errors, *k_multithread,
+        *k_multiprocess, *k_run_once, *k_file_wrapper, *k_input_terminated, *k_core;
+    PyObject *k_script_name, *k_path_info, *k_query_string, *k_request_method, *k_server_name,
+        *k_server_port, *k_server_protocol, *k_content_type;
+    PyObject *str_close, *str_fileno, *str_read;
+} W;
+
+/* ---- interned environ keys ---------------------------------------------------------------- */
+
+/* CGI names repeat on every request: keep each as one interned str, found by its bytes. The
+ * table only grows to a fixed size so that a client inventing header names cannot grow it. */
+#define KEY_SLOTS 512
+#define KEY_MAX_ENTRIES 384
+#define KEY_MAX_LEN 64
+
+static struct key_slot {
+    uint32_t hash;
+    uint32_t len;
+    char name[KEY_MAX_LEN];
+    PyObject *str;
+} key_table[KEY_SLOTS];
+static int key_entries;
+
+static uint32_t key_hash(const char *p, uint32_t len)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (uint32_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)p[i]) * 16777619u;
+    return h;
+}
+
+/* A new reference to the str for a CGI name. */
+static PyObject *environ_key(struct gy_slice name)
+{
+    if (name.len > KEY_MAX_LEN)
+        return PyUnicode_DecodeLatin1(name.ptr, name.len, NULL);
+    uint32_t h = key_hash(name.ptr, name.len);
+    for (uint32_t i = 0; i < KEY_SLOTS; i++) {
+        struct key_slot *s = &key_table[(h + i) % KEY_SLOTS];
+        if (!s->str) {
+            PyObject *k = PyUnicode_DecodeLatin1(name.ptr, name.len, NULL);
+            if (!k || key_entries >= KEY_MAX_ENTRIES)
+                return k;
+            PyUnicode_InternInPlace(&k);
+            s->hash = h;
+            s->len = name.len;
+            memcpy(s->name, name.ptr, name.len);
+            s->str = k;
+            key_entries++;
+            Py_INCREF(k);
+            return k;
+        }
+        if (s->hash == h && s->len == name.len && memcmp(s->name, name.ptr, name.len) == 0) {
+            Py_INCREF(s->str);
+            return s->str;
+        }
+    }
+    return PyUnicode_DecodeLatin1(name.ptr, name.len, NULL);
+}
+
+static PyObject *intern_cstr(const char *s)
+{
+    struct gy_slice sl = {s, (uint32_t)strlen(s)};
+    return environ_key(sl);
+}
+
+/* ---- the environ -------------------------------------------------------------------------- */
+
+/* What the log line and the response need to know of the request's vars. */
+struct req_facts {
+    int method, uri, path_info, addr, proto;    /* param indexes or -1 */
+    bool https;
+    struct gy_slice scheme;
+};
+
+static int set_item(PyObject *env, PyObject *key, PyObject *value)
+{
+    if (!key || !value) {
+        Py_XDECREF(key);
+        Py_XDECREF(value);
+        return -1;
+    }
+    int rc = PyDict_SetItem(env, key, value);
+    Py_DECREF(key);
+    Py_DECREF(value);
+    return rc;
+}
+
+static int set_default(PyObject *env, PyObject *key, PyObject *value)
+{
+    PyObject *r = PyDict_SetDefault(env, key, value);
+    return r ? 0 : -1;
+}
+
+static PyObject *build_environ(struct gy_core *c, struct req_facts *f)
+{
+    const struct uwsgi_request *req = &c->conn->req;
+    PyObject *env = PyDict_New();
+    if (!env)
+        return NULL;
+    *f = (struct req_facts){.method = -1, .uri = -1, .path_info = -1, .addr = -1, .proto = -1};
+    struct gy_slice http_content_type = {NULL, 0};
+    bool have_content_type = false;
+
+    for (uint32_t i = 0; i < req->nparams; i++) {
+        const struct gy_param *p = &req->params[i];
+        struct gy_slice n = p->name;
+        /* PEP 3333: the body's type and length are CONTENT_TYPE and CONTENT_LENGTH only. */
+        if (n.len > 5 && memcmp(n.ptr, "HTTP_CONTENT_", 13 < n.len ? 13 : n.len) == 0) {
+            if (GY_SLICE_EQ(n, "HTTP_CONTENT_TYPE")) {
+                http_content_type = p->value;
+                continue;
+            }
+            if (GY_SLICE_EQ(n, "HTTP_CONTENT_LENGTH"))
+                continue;
+        }
+        switch (n.ptr[0]) {
+        case 'R':
+            if (GY_SLICE_EQ(n, "REQUEST_METHOD"))
+                f->method = (int)i;
+            else if (GY_SLICE_EQ(n, "REQUEST_URI"))
+                f->uri = (int)i;
+            else if (GY_SLICE_EQ(n, "REMOTE_ADDR"))
+                f->addr = (int)i;
+            break;
+        case 'P':
+            if (GY_SLICE_EQ(n, "PATH_INFO"))
+                f->path_info = (int)i;
+            break;
+        case 'S':
+            if (GY_SLICE_EQ(n, "SERVER_PROTOCOL"))
+                f->proto = (int)i;
+            break;
+        case 'C':
+            if (GY_SLICE_EQ(n, "CONTENT_TYPE"))
+                have_content_type = true;
+            break;
+        case 'H':
+            if (GY_SLICE_EQ(n, "HTTPS"))
+                f->https = p->value.len > 0 && (p->value.ptr[0] == 'o' || p->value.ptr[0] == 'O' ||
+                                                p->value.ptr[0] == '1');
+            break;
+        case 'U':
+            if (GY_SLICE_EQ(n, "UWSGI_SCHEME"))
+                f->scheme = p->value;
+            break;
+        }
+        if (set_item(env, environ_key(n),
+                     PyUnicode_DecodeLatin1(p->value.ptr, p->value.len, NULL)) < 0)
+            goto fail;
+    }
+    if (!have_content_type && http_content_type.ptr &&
+        set_item(env, Py_NewRef(W.k_content_type),
+                 PyUnicode_DecodeLatin1(http_content_type.ptr, http_content_type.len, NULL)) < 0)
+        goto fail;
+
+    /* Keys PEP 3333 requires even when the front end did not send them. */
+    if (set_default(env, W.k_script_name, W.s_empty) < 0 ||
+        set_default(env, W.k_path_info, W.s_empty) < 0 ||
+        set_default(env, W.k_query_string, W.s_empty) < 0 ||
+        set_default(env, W.k_request_method, W.s_get) < 0 ||
+        set_default(env, W.k_server_name, W.s_localhost) < 0 ||
+        set_default(env, W.k_server_port, W.s_80) < 0 ||
+        set_default(env, W.k_server_protocol, W.s_http11) < 0)
+        goto fail;
+
+    PyObject *scheme;
+    if (f->scheme.len)
+        scheme = PyUnicode_DecodeLatin1(f->scheme.ptr, f->scheme.len, NULL);
+    else
+        scheme = Py_NewRef(f->https ? W.s_https : W.s_http);
+    if (set_item(env, Py_NewRef(W.k_url_scheme), scheme) < 0 ||
+        set_item(env, Py_NewRef(W.k_input), input_new(c)) < 0 ||
+        set_item(env, Py_NewRef(W.k_core), PyLong_FromLong(c->id)) < 0 ||
+        PyDict_SetItem(env, W.k_wsgi_version, W.wsgi_version) < 0 ||
+        PyDict_SetItem(env, W.k_errors, W.stderr_obj) < 0 ||
+        PyDict_SetItem(env, W.k_multithread, Py_False) < 0 ||
+        PyDict_SetItem(env, W.k_multiprocess, Py_False) < 0 ||
+        PyDict_SetItem(env, W.k_run_once, Py_False) < 0 ||
+        PyDict_SetItem(env, W.k_input_terminated, Py_True) < 0 ||
+        PyDict_SetItem(env, W.k_file_wrapper, W.file_wrapper_type) < 0)
+        goto fail;
+    return env;
+fail:
+    Py_DECREF(env);
+    return NULL;
+}
+
+static struct gy_slice param_value(const struct gy_conn *conn, int index, const char *dflt)
+{
+    if (index < 0)
+        return (struct gy_slice){dflt, (uint32_t)strlen(dflt)};
+    return conn->req.params[index].value;
+}
+
+/* ---- start_response and write() ----------------------------------------------------------- */
+
+static struct gy_core *callable_core(PyObject *self)
+{
+    struct gy_core *c = PyCapsule_GetPointer(self, NULL);
+    if (c && (!c->busy || !c->conn)) {
+        PyErr_SetString(PyExc_RuntimeError, "start_response/write used outside its request");
+        return NULL;
+    }
+    return c;
+}
+
+static int head_reserve(struct gy_response *r, size_t more)
+{
+    if (r->head_len + more <= r->head_cap)
+        return 0;
+    size_t cap = r->head_cap ? r->head_cap : 512;
+    while (cap < r->head_len + more)
+        cap *= 2;
+    char *p = realloc(r->head, cap);
+    if (!p) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    r->head = p;
+    r->head_cap = cap;
+    return 0;
+}
+
+static int head_append(struct gy_response *r, const char *p, size_t n)
+{
+    if (head_reserve(r, n) < 0)
+        return -1;
+    memcpy(r->head + r->head_len, p, n);
+    r->head_len += n;
+    return 0;
+}
+
+/* The latin-1 bytes of a str, without copying when it is stored as one byte per char. */
+static const char *latin1_of(PyObject *s, Py_ssize_t *len, const char *what)
+{
+    if (!PyUnicode_Check(s)) {
+        PyErr_Format(PyExc_TypeError, "%s must be str, not %.100s", what, Py_TYPE(s)->tp_name);
+        return NULL;
+    }
+    if (PyUnicode_KIND(s) != PyUnicode_1BYTE_KIND) {
+        PyErr_Format(PyExc_ValueError, "%s must be latin-1 (PEP 3333): %R", what, s);
+        return NULL;
+    }
+    *len = PyUnicode_GET_LENGTH(s);
+    return (const char *)PyUnicode_1BYTE_DATA(s);
+}
+
+static bool is_token_char(unsigned char ch)
+{
+    /* RFC 9110 tchar */
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+           (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+static int check_header(const char *name, Py_ssize_t nlen, const char *value, Py_ssize_t vlen)
+{
+    if (nlen == 0) {
+        PyErr_SetString(PyExc_ValueError, "empty header name");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < nlen; i++)
+        if (!is_token_char((unsigned char)name[i])) {
+            PyErr_Format(PyExc_ValueError, "invalid character in header name %.*s", (int)nlen, name);
+            return -1;
+        }
+    for (Py_ssize_t i = 0; i < vlen; i++) {
+        unsigned char ch = (unsigned char)value[i];
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+            PyErr_Format(PyExc_ValueError, "control character in the value of header %.*s",
+                         (int)nlen, name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static PyObject *start_response(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    struct gy_core *c = callable_core(self);
+    if (!c)
+        return NULL;
+    if (nargs < 2 || nargs > 3)
+        return PyErr_Format(PyExc_TypeError,
+                            "start_response() takes 2 or 3 arguments (%zd given)", nargs);
+    struct gy_response *r = &c->resp;
+    PyObject *exc_info = nargs == 3 ? args[2] : Py_None;
+    if (exc_info != Py_None) {
+        if (r->head_sent) {
+            /* PEP 3333: too late to change the response: re-raise the app's error. */
+            if (!PyTuple_Check(exc_info) || PyTuple_GET_SIZE(exc_info) != 3)
+                return PyErr_Format(PyExc_TypeError, "exc_info must be a 3-tuple");
+            PyObject *t = PyTuple_GET_ITEM(exc_info, 0), *v = PyTuple_GET_ITEM(exc_info, 1),
+                     *tb = PyTuple_GET_ITEM(exc_info, 2);
+            Py_INCREF(t);
+            Py_INCREF(v);
+            Py_INCREF(tb);
+            PyErr_Restore(t, v, tb == Py_None ? (Py_DECREF(tb), NULL) : tb);
+            return NULL;
+        }
+    } else if (r->started) {
+        return PyErr_Format(PyExc_RuntimeError,
+                            "start_response() called a second time without exc_info");
+    }
+
+    Py_ssize_t slen;
+    const char *status = latin1_of(args[0], &slen, "status");
+    if (!status)
+        return NULL;
+    if (slen < 3 || status[0] < '1' || status[0] > '9' || status[1] < '0' || status[1] > '9' ||
+        status[2] < '0' || status[2] > '9' || (slen > 3 && status[3] != ' ') ||
+        memchr(status, '\r', (size_t)slen) || memchr(status, '\n', (size_t)slen))
+        return PyErr_Format(PyExc_ValueError, "status must look like '200 OK', not %R", args[0]);
+
+    PyObject *seq = PySequence_Fast(args[1], "response headers must be a list of tuples");
+    if (!seq)
+        return NULL;
+    r->head_len = 0;
+    r->has_content_length = false;
+    r->nheaders = 0;
+    /* nginx reads the status from an HTTP/1.1 status line whatever the client spoke. */
+    if (head_append(r, "HTTP/1.1 ", 9) < 0 || head_append(r, status, (size_t)slen) < 0 ||
+        head_append(r, "\r\n", 2) < 0)
+        goto fail;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *h = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyTuple_Check(h) || PyTuple_GET_SIZE(h) != 2) {
+            PyErr_Format(PyExc_TypeError, "each response header must be a (name, value) tuple, "
+                                          "not %R", h);
+            goto fail;
+        }
+        Py_ssize_t nlen, vlen;
+        const char *name = latin1_of(PyTuple_GET_ITEM(h, 0), &nlen, "header name");
+        const char *value = name ? latin1_of(PyTuple_GET_ITEM(h, 1), &vlen, "header value") : NULL;
+        if (!value || check_header(name, nlen, value, vlen) < 0)
+            goto fail;
+        if (nlen == 14 && strncasecmp(name, "Content-Length", 14) == 0)
+            r->has_content_length = true;
+        if (head_reserve(r, (size_t)(nlen + vlen + 4)) < 0)
+            goto fail;
+        head_append(r, name, (size_t)nlen);
+        head_append(r, ": ", 2);
+        head_append(r, value, (size_t)vlen);
+        head_append(r, "\r\n", 2);
+        r->nheaders++;
+    }
+    Py_DECREF(seq);
+    r->status = (status[0] - '0') * 100 + (status[1] - '0') * 10 + (status[2] - '0');
+    r->started = true;
+    return Py_NewRef(c->write);
+fail:
+    Py_DECREF(seq);
+    r->head_len = 0;
+    return NULL;
+}
+
+static bool status_has_no_body(int status)
+{
+    return status < 200 || status == 204 || status == 304;
+}
+
+/* Send the head (once) followed by body bytes; content_length >= 0 adds that header when the
+ * app gave none. Returns an io_result; IO_OK once everything is written. */
+static enum io_result send_response(struct gy_core *c, const char *body, size_t blen,
+                                    int64_t content_length)
+{
+    struct gy_response *r = &c->resp;
+    struct iovec iov[2];
+    int n = 0;
+    char extra[48];
+    if (!r->head_sent) {
+        size_t elen = 0;
+        if (content_length >= 0 && !r->has_content_length && !status_has_no_body(r->status))
+            elen = (size_t)snprintf(extra, sizeof extra, "Content-Length: %lld\r\n",
+                                    (long long)content_length);
+        memcpy(extra + elen, "\r\n", 2);
+        elen += 2;
+        if (head_append(r, extra, elen) < 0)
+            return IO_KILLED;
+        iov[n++] = (struct iovec){r->head, r->head_len};
+        r->head_sent = true;
+    }
+    r->body_sent += blen;
+    if (blen && !r->head_only)
+        iov[n++] = (struct iovec){(void *)body, blen};
+    return conn_write_all(c->conn, iov, n);
+}
+
+static void raise_io(enum io_result rc)
+{
+    if (PyErr_Occurred())
+        return;
+    if (rc == IO_TIMEOUT)
+        PyErr_SetString(PyExc_TimeoutError, "socket timeout writing the response");
+    else if (rc == IO_CLOSED)
+        PyErr_SetString(PyExc_ConnectionResetError, "the client went away");
+    else
+        PyErr_SetFromErrno(PyExc_OSError);
+}
+
+static PyObject *write_callable(PyObject *self, PyObject *data)
+{
+    struct gy_core *c = callable_core(self);
+    if (!c)
+        return NULL;
+    if (!c->resp.started)
+        return PyErr_Format(PyExc_RuntimeError, "write() called before start_response()");
+    if (!PyBytes_Check(data))
+        return PyErr_Format(PyExc_TypeError, "write() takes bytes, not %.100s",
+                            Py_TYPE(data)->tp_name);
+    enum io_result rc = send_response(c, PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data), -1);
+    if (rc != IO_OK) {
+        raise_io(rc);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef start_response_def = {
+    "start_response", (PyCFunction)(void (*)(void))start_response, METH_FASTCALL,
+    "start_response(status, headers, exc_info=None) -> write"};
+static PyMethodDef write_def = {"write", write_callable, METH_O, "write(data): send body bytes now"};
+
+/* ---- wsgi.file_wrapper -------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *filelike;
+    Py_ssize_t blksize;
+} FileWrapper;
+
+static int filewrapper_init(PyObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"filelike", "blksize", NULL};
+    FileWrapper *fw = (FileWrapper *)self;
+    PyObject *filelike;
+    Py_ssize_t blksize = 65536;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|n:file_wrapper", kwlist, &filelike, &blksize))
+        return -1;
+    if (blksize <= 0)
+        blksize = 65536;
+    Py_XSETREF(fw->filelike, Py_NewRef(filelike));
+    fw->blksize = blksize;
+    return 0;
+}
+
+static PyObject *filewrapper_next(PyObject *self)
+{
+    FileWrapper *fw = (FileWrapper *)self;
+    PyObject *chunk = PyObject_CallMethod(fw->filelike, "read", "n", fw->blksize);
+    if (!chunk)
+        return NULL;
+    if (PyObject_Length(chunk) == 0) {
+        Py_DECREF(chunk);
+        return NULL; /* StopIteration */
+    }
+    return chunk;
+}
+
+static PyObject *filewrapper_close(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    FileWrapper *fw = (FileWrapper *)self;
+    if (PyObject_HasAttr(fw->filelike, W.str_close))
+        return PyObject_CallMethodNoArgs(fw->filelike, W.str_close);
+    Py_RETURN_NONE;
+}
+
+static void filewrapper_dealloc(PyObject *self)
+{
+    FileWrapper *fw = (FileWrapper *)self;
+    Py_XDECREF(fw->filelike);
+    Py_TYPE(self)->tp_free(self);
+}
+
+static PyMethodDef filewrapper_methods[] = {
+    {"close", filewrapper_close, METH_NOARGS, "close the file"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject FileWrapperType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gyre.FileWrapper",
+    .tp_basicsize = sizeof(FileWrapper),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = filewrapper_init,
+    .tp_dealloc = filewrapper_dealloc,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = filewrapper_next,
+    .tp_methods = filewrapper_methods,
+    .tp_doc = "wsgi.file_wrapper: a regular file's contents go out with sendfile(2)",
+};
+
+/* The file behind a file_wrapper as (fd, offset, size), when it is a regular file. */
+static bool sendfile_source(FileWrapper *fw, int *fd, off_t *offset, uint64_t *count)
+{
+    PyObject *r = PyObject_CallMethodNoArgs(fw->filelike, W.str_fileno);
+    if (!r) {
+        PyErr_Clear();
+        return false;
+    }
+    long v = PyLong_AsLong(r);
+    Py_DECREF(r);
+    if (v < 0 || v > INT_MAX) {
+        PyErr_Clear();
+        return false;
+    }
+    /* Python file objects buffer: flush pending writes, honour the position the app left. */
+    PyObject *t = PyObject_CallMethod(fw->filelike, "tell", NULL);
+    long long pos = t ? PyLong_AsLongLong(t) : -1;
+    Py_XDECREF(t);
+    if (pos < 0) {
+        PyErr_Clear();
+        return false;
+    }
+    struct stat st;
+    if (fstat((int)v, &st) < 0 || !S_ISREG(st.st_mode))
+        return false;
+    *fd = (int)v;
+    *offset = (off_t)pos;
+    *count = st.st_size > pos ? (uint64_t)(st.st_size - pos) : 0;
+    return true;
+}
+
+/* ---- serving one request ------------------------------------------------------------------ */
+
+enum outcome {
+    OUT_OK,            /* response complete */
+    OUT_APP_ERROR,     /* the app failed; a traceback was logged */
+    OUT_CLIENT_GONE,   /* the client went away or timed out */
+    OUT_ABANDONED,     /* the core was killed: its greenlet must end */
+    OUT_NOT_A_FILE,    /* send_file: no regular file behind the wrapper, iterate it instead */
+};
+
+static enum outcome io_outcome(struct gy_core *c, enum io_result rc)
+{
+    const struct gy_conn *conn = c->conn;
+    switch (rc) {
+    case IO_OK:
+        return OUT_OK;
+    case IO_KILLED:
+        return PyErr_Occurred() && core_is_greenlet_exit() ? OUT_ABANDONED : OUT_APP_ERROR;
+    case IO_TIMEOUT:
+        log_msg("core %d: socket timeout writing the response to %s, connection dropped", c->id,
+                conn->listener->name);
+        return OUT_CLIENT_GONE;
+    case IO_CLOSED:
+        log_msg("core %d: the client went away before the response was complete", c->id);
+        return OUT_CLIENT_GONE;
+    case IO_ERROR:
+        log_errno("core %d: writing the response", c->id);
+        return OUT_CLIENT_GONE;
+    }
+    return OUT_CLIENT_GONE;
+}
+
+static enum outcome app_failed(struct gy_core *c, const char *what)
+{
+    if (core_is_greenlet_exit())
+        return OUT_ABANDONED;
+    log_msg("core %d: %s:", c->id, what);
+    PyErr_PrintEx(0);
+    return OUT_APP_ERROR;
+}
+
+static enum outcome app_error(struct gy_core *c, const char *fmt, const char *arg)
+{
+    log_msg(fmt, c->id, arg);
+    return OUT_APP_ERROR;
+}
+
+static enum outcome send_item(struct gy_core *c, PyObject *item, int64_t content_length)
+{
+    if (!PyBytes_Check(item))
+        return app_error(c, "core %d: the app's response items must be bytes, not %s",
+                         Py_TYPE(item)->tp_name);
+    Py_ssize_t n = PyBytes_GET_SIZE(item);
+    if (n == 0 && content_length < 0)
+        return OUT_OK; /* PEP 3333: the head waits for the first non-empty item */
+    if (!c->resp.started)
+        return app_error(c, "core %d: the app %s without calling start_response()",
+                         "returned its body");
+    return io_outcome(c, send_response(c, PyBytes_AS_STRING(item), (size_t)n, content_length));
+}
+
+/* A list or tuple of bytes: its length is known, so the head gets a Content-Length, and the
+ * whole response usually leaves in one writev. */
+static enum outcome send_sequence(struct gy_core *c, PyObject *seq)
+{
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    int64_t total = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!PyBytes_Check(items[i]))
+            return app_error(c, "core %d: the app's response items must be bytes, not %s",
+                             Py_TYPE(items[i])->tp_name);
+        total += PyBytes_GET_SIZE(items[i]);
+    }
+    if (!c->resp.started)
+        return app_error(c, "core %d: the app %s without calling start_response()",
+                         "returned");
+    if (n == 1)
+        return send_item(c, items[0], total);
+    if (n == 0 || c->resp.head_only) {
+        c->resp.body_sent = (uint64_t)total;
+        return io_outcome(c, send_response(c, NULL, 0, total));
+    }
+    enum outcome o = io_outcome(c, send_response(c, NULL, 0, total));
+    struct iovec iov[64];
+    for (Py_ssize_t i = 0; i < n && o == OUT_OK;) {
+        int k = 0;
+        for (; i < n && k < 64; i++) {
+            Py_ssize_t len = PyBytes_GET_SIZE(items[i]);
+            if (len)
+                iov[k++] = (struct iovec){PyBytes_AS_STRING(items[i]), (size_t)len};
+            c->resp.body_sent += (uint64_t)len;
+        }
+        o = io_outcome(c, conn_write_all(c->conn, iov, k));
+    }
+    return o;
+}
+
+static enum outcome send_file(struct gy_core *c, FileWrapper *fw)
+{
+    int fd;
+    off_t offset;
+    uint64_t count;
+    if (!c->resp.started || !sendfile_source(fw, &fd, &offset, &count))
+        return OUT_NOT_A_FILE;
+    enum outcome o = io_outcome(c, send_response(c, NULL, 0, (int64_t)count));
+    if (o != OUT_OK || c->resp.head_only || count == 0) {
+        c->resp.body_sent = count;
+        return o;
+    }
+    uint64_t sent;
+    o = io_outcome(c, conn_sendfile(c->conn, fd, offset, count, &sent));
+    c->resp.body_sent += sent;
+    return o;
+}
+
+static enum outcome send_iterable(struct gy_core *c, PyObject *result)
+{
+    PyObject *it = PyObject_GetIter(result);
+    if (!it)
+        return app_failed(c, "the app's return value is not iterable");
+    enum outcome o = OUT_OK;
+    PyObject *item;
+    while (o == OUT_OK && (item = PyIter_Next(it))) {
+        o = send_item(c, item, -1);
+        Py_DECREF(item);
+    }
+    Py_DECREF(it);
+    if (o == OUT_OK && PyErr_Occurred())
+        return app_failed(c, "the app's response iterator raised");
+    if (o == OUT_OK && !c->resp.head_sent) {
+        if (!c->resp.started)
+            return app_error(c, "core %d: the app %s without calling start_response()",
+                             "returned");
+        o = io_outcome(c, send_response(c, NULL, 0, 0));
+    }
+    return o;
+}
+
+static enum outcome send_result(struct gy_core *c, PyObject *result)
+{
+    if (result == Py_None)
+        return app_error(c, "core %d: the app %s, not an iterable of bytes", "returned None");
+    if (PyList_CheckExact(result) || PyTuple_CheckExact(result))
+        return send_sequence(c, result);
+    if (Py_IS_TYPE(result, &FileWrapperType)) {
+        enum outcome o = send_file(c, (FileWrapper *)result);
+        if (o != OUT_NOT_A_FILE)
+            return o;
+    }
+    return send_iterable(c, result);
+}
+
+/* PEP 3333: close() is called whatever happened, also when the client went away. */
+static enum outcome close_result(struct gy_core *c, PyObject *result, enum outcome o)
+{
+    PyObject *saved_type, *saved_value, *saved_tb;
+    PyErr_Fetch(&saved_type, &saved_value, &saved_tb);
+    PyObject *close = PyObject_GetAttr(result, W.str_close);
+    if (!close) {
+        PyErr_Clear();
+    } else {
+        PyObject *r = PyObject_CallNoArgs(close);
+        Py_DECREF(close);
+        if (!r) {
+            enum outcome co = app_failed(c, "the response's close() raised");
+            if (o == OUT_OK || co == OUT_ABANDONED)
+                o = co;
+        }
+        Py_XDECREF(r);
+    }
+    PyErr_Restore(saved_type, saved_value, saved_tb);
+    return o;
+}
+
+void wsgi_answer_500_nowait(struct gy_conn *c)
+{
+    /* One attempt, no waiting: used where the core may not suspend. A fresh socket's buffer
+     * takes these few bytes. */
+    ssize_t n = write(c->fd, RESPONSE_500, sizeof RESPONSE_500 - 1);
+    (void)n;
+}
+
+static void log_request(struct gy_core *c, const struct req_facts *f, double started)
+{
+    const struct gy_conn *conn = c->conn;
+    struct gy_slice method = param_value(conn, f->method, "GET");
+    struct gy_slice uri = param_value(conn, f->uri >= 0 ? f->uri : f->path_info, "/");
+    struct gy_slice addr = param_value(conn, f->addr, "-");
+    struct gy_slice proto = param_value(conn, f->proto, "HTTP/1.1");
+    unsigned msecs = (unsigned)((engine_now() - started) * 1000.0);
+    char line[1536];
+    int n = snprintf(line, sizeof line,
+                     "[pid: %d|core: %d|req: %llu] %.*s () {%u vars in %u bytes} [%s] %.*s %.*s => "
+                     "generated %llu bytes in %u msecs (%.*s %d) %u headers in %zu bytes "
+                     "(%llu switches on core %d)\n",
+                     (int)S.pid, c->id, (unsigned long long)S.requests, (int)addr.len, addr.ptr,
+                     conn->req.nparams, (unsigned)conn->req.datasize, log_asctime(),
+                     (int)method.len, method.ptr, (int)(uri.len > 512 ? 512 : uri.len), uri.ptr,
+                     (unsigned long long)c->resp.body_sent, msecs, (int)proto.len, proto.ptr,
+                     c->resp.status, c->resp.nheaders, c->resp.head_len,
+                     (unsigned long long)c->switches, c->id);
+    if (n > (int)sizeof line - 1) {
+        n = (int)sizeof line - 1;
+        line[n - 1] = '\n';
+    }
+    if (n > 0)
+        log_raw(line, (size_t)n);
+}
+
+bool wsgi_serve(struct gy_core *c)
+{
+    struct gy_conn *conn = c->conn;
+    struct gy_response *r = &c->resp;
+    r->head_len = 0;
+    r->status = 0;
+    r->started = r->head_sent = r->has_content_length = false;
+    r->body_sent = 0;
+    r->nheaders = 0;
+    S.requests++;
+    if (!c->start_response) {
+        PyObject *self = PyCapsule_New(c, NULL, NULL);
+        c->start_response = self ? PyCFunction_New(&start_response_def, self) : NULL;
+        c->write = self ? PyCFunction_New(&write_def, self) : NULL;
+        Py_XDECREF(self);
+    }
+
+    struct req_facts facts;
+    enum outcome o;
+    PyObject *env = c->start_response && c->write ? build_environ(c, &facts) : NULL;
+    if (!env) {
+        o = app_failed(c, "cannot build the environ");
+        facts = (struct req_facts){-1, -1, -1, -1, -1, false, {NULL, 0}};
+    } else {
+        struct gy_slice m = param_value(conn, facts.method, "GET");
+        r->head_only = GY_SLICE_EQ(m, "HEAD");
+        PyObject *args[2] = {env, c->start_response};
+        PyObject *result = PyObject_Vectorcall(S.app, args, 2, NULL);
+        if (!result) {
+            o = app_failed(c, "the app raised");
+        } else {
+            o = send_result(c, result);
+            o = close_result(c, result, o);
+            Py_DECREF(result);
+        }
+    }
+
+    if (o == OUT_ABANDONED) {
+        PyErr_Clear();
+        struct gy_slice m = param_value(conn, facts.method, "GET");
+        struct gy_slice u = param_value(conn, facts.uri, "/");
+        log_msg("core %d: %.*s %.*s abandoned: the app suspended its greenlet and nothing can "
+                "resume it%s",
+                c->id, (int)m.len, m.ptr, (int)(u.len > 256 ? 256 : u.len), u.ptr,
+                r->head_sent ? "" : "; answered 500");
+        if (!r->head_sent) {
+            wsgi_answer_500_nowait(conn);
+            r->status = 500;
+        }
+    } else if (o == OUT_APP_ERROR) {
+        PyErr_Clear();
+        if (!r->head_sent) {
+            struct iovec iov = {(void *)RESPONSE_500, sizeof RESPONSE_500 - 1};
+            r->status = 500;
+            r->body_sent = 22;
+            if (conn_write_all(conn, &iov, 1) == IO_KILLED)
+                PyErr_Clear();
+        }
+    }
+    if (!S.cfg->disable_logging)
+        log_request(c, &facts, conn->started);
+    Py_XDECREF(env);
+    conn_close(conn);
+    c->conn = NULL;
+    return o != OUT_ABANDONED;
+}
+
+int wsgi_init(void)
+{
+    if (PyType_Ready(&FileWrapperType) < 0)
+        return -1;
+    PyObject *sys_stderr = PySys_GetObject("stderr");
+    W.stderr_obj = Py_XNewRef(sys_stderr);
+    W.file_wrapper_type = Py_NewRef((PyObject *)&FileWrapperType);
+    W.wsgi_version = Py_BuildValue("(ii)", 1, 0);
+    W.s_http = intern_cstr("http");
+    W.s_https = intern_cstr("https");
+    W.s_empty = PyUnicode_FromString("");
+    W.s_get = intern_cstr("GET");
+    W.s_localhost = intern_cstr("localhost");
+    W.s_80 = intern_cstr("80");
+    W.s_http11 = intern_cstr("HTTP/1.1");
+    W.k_wsgi_version = intern_cstr("wsgi.version");
+    W.k_url_scheme = intern_cstr("wsgi.url_scheme");
+    W.k_input = intern_cstr("wsgi.input");
+    W.k_errors = intern_cstr("wsgi.errors");
+    W.k_multithread = intern_cstr("wsgi.multithread");
+    W.k_multiprocess = intern_cstr("wsgi.multiprocess");
+    W.k_run_once = intern_cstr("wsgi.run_once");
+    W.k_file_wrapper = intern_cstr("wsgi.file_wrapper");
+    W.k_input_terminated = intern_cstr("wsgi.input_terminated");
+    W.k_core = intern_cstr("gyre.core");
+    W.k_script_name = intern_cstr("SCRIPT_NAME");
+    W.k_path_info = intern_cstr("PATH_INFO");
+    W.k_query_string = intern_cstr("QUERY_STRING");
+    W.k_request_method = intern_cstr("REQUEST_METHOD");
+    W.k_server_name = intern_cstr("SERVER_NAME");
+    W.k_server_port = intern_cstr("SERVER_PORT");
+    W.k_server_protocol = intern_cstr("SERVER_PROTOCOL");
+    W.k_content_type = intern_cstr("CONTENT_TYPE");
+    W.str_close = intern_cstr("close");
+    W.str_fileno = intern_cstr("fileno");
+    W.str_read = intern_cstr("read");
+    if (PyErr_Occurred() || !W.stderr_obj)
+        return -1;
+    return 0;
+}
+
+PyObject *wsgi_file_wrapper_type(void)
+{
+    return (PyObject *)&FileWrapperType;
+}
