@@ -1,0 +1,222 @@
+"""Fixtures for the integration tests: real gyre processes, real nginx, real sockets.
+
+    def test_x(stack):
+        s = stack("hello.py", "--tornado", "10")     # gyre + nginx in front of it
+        r = requests.get(s.url + "/")
+
+    def test_y(gyre):
+        g = gyre("hello.py")                          # gyre alone, on a unix socket
+        raw = uwsgi_request(g.socket, {"PATH_INFO": "/"})
+
+Apps live in tests/apps/. Every process started here is stopped at the end of its test.
+"""
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import time
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+GYRE = os.environ.get("GYRE_BIN", os.path.join(ROOT, "gyre"))
+APPS = os.path.join(ROOT, "tests", "apps")
+NGINX_TEMPLATE = os.path.join(ROOT, "nginx-conf", "uwsgi.conf")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout=10.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError("timed out waiting for " + what)
+
+
+class Gyre:
+    """One gyre process, its socket and its log."""
+
+    def __init__(self, tmp, app, *args, socket_name="app.sock", wait=True, env=None):
+        self.socket = os.path.join(tmp, socket_name)
+        self.log_path = os.path.join(tmp, "gyre-%d.log" % time.monotonic_ns())
+        app_args = []
+        if app is not None:
+            app_args = ["--wsgi-file", app if os.path.isabs(app) else os.path.join(APPS, app)]
+        self.argv = [GYRE, "--socket", self.socket, *app_args, *args]
+        self.logf = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(self.argv, stdout=self.logf, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=env)
+        if wait:
+            wait_for(lambda: os.path.exists(self.socket) and "gyre" in self.log()
+                     or self.proc.poll() is not None, what="gyre's socket")
+            if self.proc.poll() is not None:
+                raise AssertionError("gyre exited with %s:\n%s" % (self.proc.returncode, self.log()))
+            # The socket exists once bound; the app is loaded right after: wait for a connect
+            # to be served rather than guessing.
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def wait_log(self, text, timeout=10.0):
+        wait_for(lambda: text in self.log(), timeout, what=repr(text) + " in gyre's log")
+
+    def stop(self, sig=signal.SIGTERM, timeout=15.0):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("gyre did not stop within %ss:\n%s" % (timeout, self.log()))
+        self.logf.close()
+        return self.proc.returncode
+
+
+class Nginx:
+    """A private nginx in the foreground, in front of a unix socket."""
+
+    def __init__(self, tmp, socket_path, template=NGINX_TEMPLATE):
+        self.prefix = os.path.join(tmp, "nginx")
+        os.makedirs(self.prefix, exist_ok=True)
+        self.port = free_port()
+        conf = open(template).read()
+        conf = (conf.replace("@PORT@", str(self.port)).replace("@SOCKET@", socket_path)
+                .replace("@PREFIX@", self.prefix))
+        self.conf = os.path.join(self.prefix, "nginx.conf")
+        with open(self.conf, "w") as f:
+            f.write(conf)
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        self.proc = subprocess.Popen([nginx, "-p", self.prefix + "/", "-c", self.conf,
+                                      "-g", "daemon off;"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.url = "http://127.0.0.1:%d" % self.port
+
+        def listening():
+            if self.proc.poll() is not None:
+                raise AssertionError("nginx exited:\n" + self.error_log())
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return True
+            except OSError:
+                return False
+        wait_for(listening, what="nginx")
+
+    def error_log(self):
+        try:
+            return open(os.path.join(self.prefix, "error.log")).read()
+        except OSError:
+            return ""
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGQUIT)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Stack:
+    def __init__(self, gyre, nginx):
+        self.gyre, self.nginx, self.url = gyre, nginx, nginx.url
+
+
+@pytest.fixture
+def gyre(tmp_path):
+    started = []
+
+    def start(app, *args, **kw):
+        g = Gyre(str(tmp_path), app, *args, **kw)
+        started.append(g)
+        return g
+    yield start
+    for g in started:
+        g.stop()
+
+
+@pytest.fixture
+def stack(tmp_path):
+    started = []
+
+    def start(app, *args, **kw):
+        g = Gyre(str(tmp_path), app, *args, **kw)
+        started.append(g)
+        n = Nginx(str(tmp_path), g.socket)
+        started.append(n)
+        return Stack(g, n)
+    yield start
+    for p in reversed(started):
+        p.stop()
+
+
+# ---- the uwsgi protocol, spoken by hand ---------------------------------------------------------
+
+BASE_VARS = {
+    "REQUEST_METHOD": "GET", "REQUEST_URI": "/", "PATH_INFO": "/", "QUERY_STRING": "",
+    "SERVER_PROTOCOL": "HTTP/1.1", "SERVER_NAME": "localhost", "SERVER_PORT": "80",
+    "REMOTE_ADDR": "127.0.0.1",
+}
+
+
+def encode_vars(pairs):
+    items = pairs.items() if isinstance(pairs, dict) else pairs
+    out = b""
+    for k, v in items:
+        k = k.encode("latin-1") if isinstance(k, str) else k
+        v = v.encode("latin-1") if isinstance(v, str) else v
+        out += struct.pack("<H", len(k)) + k + struct.pack("<H", len(v)) + v
+    return out
+
+
+def uwsgi_packet(vars=None, body=b"", modifier1=0):
+    v = dict(BASE_VARS)
+    v.update(vars or {})
+    if body and "CONTENT_LENGTH" not in v:
+        v["CONTENT_LENGTH"] = str(len(body))
+    data = encode_vars(v)
+    return struct.pack("<BHB", modifier1, len(data), 0) + data + body
+
+
+def connect(path, timeout=10.0):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(path)
+    return s
+
+
+def recv_all(s):
+    out = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            return out
+        out += d
+
+
+def uwsgi_request(path, vars=None, body=b"", timeout=10.0):
+    """Send one uwsgi request, return the raw HTTP response bytes (read until close)."""
+    with connect(path, timeout) as s:
+        s.sendall(uwsgi_packet(vars, body))
+        return recv_all(s)
+
+
+def parse_response(raw):
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    return status, headers, body
