@@ -24,7 +24,7 @@ struct gy_param {
     struct gy_slice value;
 };
 
-/* Compare a slice with a NUL-terminated literal. */
+/* Compare a slice with lit_len bytes of lit (GY_SLICE_EQ: with a string literal). */
 static inline int gy_slice_eq(struct gy_slice s, const char *lit, size_t lit_len)
 {
     if (s.len != lit_len)
