@@ -231,15 +231,23 @@ static PyObject *core_run(PyObject *self, PyObject *unused)
         }
         release_core(c);
         own_greenlet(c);
-        PyObject *r = PyGreenlet_Switch((PyGreenlet *)S.main_greenlet, NULL, NULL);
-        if (!r) {
-            /* Killed while idle: only happens when the interpreter goes away. */
-            PyErr_Clear();
-            disown_greenlet(c);
-            c->gr = NULL;
-            Py_RETURN_NONE;
-        }
-        Py_DECREF(r);
+        /* Idle until core_start hands over a connection. An app may still switch in (a timer
+         * it forgot to cancel holds `me.switch`): ignore that and go back to sleep. */
+        do {
+            PyObject *r = PyGreenlet_Switch((PyGreenlet *)S.main_greenlet, NULL, NULL);
+            if (!r) {
+                /* Killed while idle: only happens when the interpreter goes away. */
+                PyErr_Clear();
+                disown_greenlet(c);
+                c->gr = NULL;
+                Py_RETURN_NONE;
+            }
+            Py_DECREF(r);
+            if (!c->busy)
+                log_msg("core %d: the app switched into it while it was idle (a stale "
+                        "greenlet.switch); ignored",
+                        c->id);
+        } while (!c->busy);
     }
 }
 

@@ -218,6 +218,17 @@ int input_init(void)
     return PyType_Ready(&InputType);
 }
 
+struct gy_core *input_owner(PyObject *input, const char *what)
+{
+    Input *in = (Input *)input;
+    struct gy_core *c = in->core;
+    if (!c->busy || c->gen != in->gen || !c->conn) {
+        PyErr_Format(PyExc_RuntimeError, "%s of a request that has ended", what);
+        return NULL;
+    }
+    return c;
+}
+
 PyObject *input_new(struct gy_core *c)
 {
     Input *in = PyObject_New(Input, &InputType);

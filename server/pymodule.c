@@ -15,6 +15,7 @@
 #include "boot_py.h"
 
 static PyObject *NotInCoreError;
+static unsigned long loop_thread; /* the thread that runs the loop and every core */
 static PyObject *convert_yielded;
 
 typedef struct {
@@ -32,6 +33,11 @@ static PyObject *resumer_call(PyObject *self, PyObject *args, PyObject *kw)
     struct gy_core *c = r->core;
     if (!c || r->fired)
         Py_RETURN_NONE;
+    if (PyThread_get_thread_ident() != loop_thread) {
+        /* A concurrent.futures.Future calls back from its worker thread: cores live on the
+         * loop's thread, so hand the call over to the loop (add_callback is thread-safe). */
+        return PyObject_CallMethod(engine_ioloop(), "add_callback", "O", self);
+    }
     r->fired = true;
     /* Futures and timers call back from the loop, never from a core; the core is still ours
      * if it is serving the same request and still in this wait. */
@@ -237,6 +243,7 @@ PyObject *PyInit_gyre(void)
 /* Load boot.py (compiled into the binary) as the module _gyre_boot, and what gyre.wait needs. */
 int pymodule_init(void)
 {
+    loop_thread = PyThread_get_thread_ident();
     PyObject *code = Py_CompileString(BOOT_PY, "<gyre boot.py>", Py_file_input);
     PyObject *mod = code ? PyImport_ExecCodeModule("_gyre_boot", code) : NULL;
     Py_XDECREF(code);

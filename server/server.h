@@ -105,7 +105,6 @@ struct gy_core {
     double suspended_since;
 
     struct gy_response resp;
-    PyObject *start_response, *write;   /* callables handed to the app, bound to this core */
     uint64_t switches;              /* switches into the core during this request */
     struct gy_core *next_free;
 };
@@ -190,6 +189,9 @@ void wsgi_answer_500_nowait(struct gy_conn *c);
 /* input.c */
 int input_init(void);
 PyObject *input_new(struct gy_core *c);
+/* The core still serving the request `input` (a wsgi.input) belongs to, or NULL with a
+ * RuntimeError naming `what`. The request's other callables carry their input as a ticket. */
+struct gy_core *input_owner(PyObject *input, const char *what);
 
 /* pymodule.c */
 PyObject *PyInit_gyre(void);

@@ -125,7 +125,7 @@ static int set_default(PyObject *env, PyObject *key, PyObject *value)
     return r ? 0 : -1;
 }
 
-static PyObject *build_environ(struct gy_core *c, struct req_facts *f)
+static PyObject *build_environ(struct gy_core *c, struct req_facts *f, PyObject *input)
 {
     const struct uwsgi_request *req = &c->conn->req;
     PyObject *env = PyDict_New();
@@ -203,7 +203,7 @@ static PyObject *build_environ(struct gy_core *c, struct req_facts *f)
     else
         scheme = Py_NewRef(f->https ? W.s_https : W.s_http);
     if (set_item(env, Py_NewRef(W.k_url_scheme), scheme) < 0 ||
-        set_item(env, Py_NewRef(W.k_input), input_new(c)) < 0 ||
+        PyDict_SetItem(env, W.k_input, input) < 0 ||
         set_item(env, Py_NewRef(W.k_core), PyLong_FromLong(c->id)) < 0 ||
         PyDict_SetItem(env, W.k_wsgi_version, W.wsgi_version) < 0 ||
         PyDict_SetItem(env, W.k_errors, W.stderr_obj) < 0 ||
@@ -228,15 +228,6 @@ static struct gy_slice param_value(const struct gy_conn *conn, int index, const 
 
 /* ---- start_response and write() ----------------------------------------------------------- */
 
-static struct gy_core *callable_core(PyObject *self)
-{
-    struct gy_core *c = PyCapsule_GetPointer(self, NULL);
-    if (c && (!c->busy || !c->conn)) {
-        PyErr_SetString(PyExc_RuntimeError, "start_response/write used outside its request");
-        return NULL;
-    }
-    return c;
-}
 
 static int head_reserve(struct gy_response *r, size_t more)
 {
@@ -308,9 +299,18 @@ static int check_header(const char *name, Py_ssize_t nlen, const char *value, Py
     return 0;
 }
 
+/* start_response and write are made per request, bound to the request's wsgi.input: an app
+ * that keeps them past their request gets an error, never another request's response. */
+static PyObject *start_response(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+static PyObject *write_callable(PyObject *self, PyObject *data);
+static PyMethodDef start_response_def = {
+    "start_response", (PyCFunction)(void (*)(void))start_response, METH_FASTCALL,
+    "start_response(status, headers, exc_info=None) -> write"};
+static PyMethodDef write_def = {"write", write_callable, METH_O, "write(data): send body bytes now"};
+
 static PyObject *start_response(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    struct gy_core *c = callable_core(self);
+    struct gy_core *c = input_owner(self, "start_response()");
     if (!c)
         return NULL;
     if (nargs < 2 || nargs > 3)
@@ -381,7 +381,7 @@ static PyObject *start_response(PyObject *self, PyObject *const *args, Py_ssize_
     Py_DECREF(seq);
     r->status = (status[0] - '0') * 100 + (status[1] - '0') * 10 + (status[2] - '0');
     r->started = true;
-    return Py_NewRef(c->write);
+    return PyCFunction_New(&write_def, self);
 fail:
     Py_DECREF(seq);
     r->head_len = 0;
@@ -434,7 +434,7 @@ static void raise_io(enum io_result rc)
 
 static PyObject *write_callable(PyObject *self, PyObject *data)
 {
-    struct gy_core *c = callable_core(self);
+    struct gy_core *c = input_owner(self, "write()");
     if (!c)
         return NULL;
     if (!c->resp.started)
@@ -450,10 +450,6 @@ static PyObject *write_callable(PyObject *self, PyObject *data)
     Py_RETURN_NONE;
 }
 
-static PyMethodDef start_response_def = {
-    "start_response", (PyCFunction)(void (*)(void))start_response, METH_FASTCALL,
-    "start_response(status, headers, exc_info=None) -> write"};
-static PyMethodDef write_def = {"write", write_callable, METH_O, "write(data): send body bytes now"};
 
 /* ---- wsgi.file_wrapper -------------------------------------------------------------------- */
 
@@ -777,23 +773,18 @@ bool wsgi_serve(struct gy_core *c)
     r->body_sent = 0;
     r->nheaders = 0;
     S.requests++;
-    if (!c->start_response) {
-        PyObject *self = PyCapsule_New(c, NULL, NULL);
-        c->start_response = self ? PyCFunction_New(&start_response_def, self) : NULL;
-        c->write = self ? PyCFunction_New(&write_def, self) : NULL;
-        Py_XDECREF(self);
-    }
-
     struct req_facts facts;
     enum outcome o;
-    PyObject *env = c->start_response && c->write ? build_environ(c, &facts) : NULL;
+    PyObject *input = input_new(c);
+    PyObject *start_response_obj = input ? PyCFunction_New(&start_response_def, input) : NULL;
+    PyObject *env = start_response_obj ? build_environ(c, &facts, input) : NULL;
     if (!env) {
         o = app_failed(c, "cannot build the environ");
         facts = (struct req_facts){-1, -1, -1, -1, -1, false, {NULL, 0}};
     } else {
         struct gy_slice m = param_value(conn, facts.method, "GET");
         r->head_only = GY_SLICE_EQ(m, "HEAD");
-        PyObject *args[2] = {env, c->start_response};
+        PyObject *args[2] = {env, start_response_obj};
         PyObject *result = PyObject_Vectorcall(S.app, args, 2, NULL);
         if (!result) {
             o = app_failed(c, "the app raised");
@@ -829,6 +820,8 @@ bool wsgi_serve(struct gy_core *c)
     if (!S.cfg->disable_logging)
         log_request(c, &facts, conn->started);
     Py_XDECREF(env);
+    Py_XDECREF(start_response_obj);
+    Py_XDECREF(input);
     conn_close(conn);
     c->conn = NULL;
     return o != OUT_ABANDONED;
