@@ -1,0 +1,74 @@
+"""The benchmark app: one WSGI callable, served unchanged by gyre and by uWSGI.
+
+    ./gyre --socket S --wsgi-file bench/app.py --tornado 100 --greenlet
+    uwsgi --plugins python3,greenlet_python3,tornado_python3 --socket S \
+          --wsgi-file bench/app.py --tornado 100 --greenlet
+
+Routes:
+    /hello     b"Hello, World!"
+    /64k       a 64 KiB body
+    /post      reads the whole wsgi.input, answers its length as text
+    /suspend   suspends the core 20 ms on an IOLoop timer, exactly as the uWSGI Tornado loop
+               engine docs do it (greenlet switch to the loop, a timer switches back)
+"""
+
+import greenlet
+from tornado.ioloop import IOLoop
+
+HELLO = b"Hello, World!"
+BODY_64K = b"x" * (64 * 1024)
+READ_CHUNK = 64 * 1024
+SUSPEND_SECONDS = 0.02
+
+
+def _reply(start_response, body, status="200 OK"):
+    start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def hello(environ, start_response):
+    return _reply(start_response, HELLO)
+
+
+def body_64k(environ, start_response):
+    return _reply(start_response, BODY_64K)
+
+
+def post(environ, start_response):
+    try:
+        remaining = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return _reply(start_response, b"bad Content-Length\n", "400 Bad Request")
+    stream = environ["wsgi.input"]
+    total = 0
+    while remaining > 0:
+        chunk = stream.read(min(remaining, READ_CHUNK))
+        if not chunk:  # the client went away early
+            break
+        total += len(chunk)
+        remaining -= len(chunk)
+    return _reply(start_response, str(total).encode("ascii"))
+
+
+def suspend(environ, start_response):
+    # Exactly the seed's pattern: ask the IOLoop to switch back to this greenlet in 20 ms, then
+    # give control to the loop (our parent greenlet).
+    me = greenlet.getcurrent()
+    IOLoop.current().call_later(SUSPEND_SECONDS, me.switch)
+    me.parent.switch()
+    return _reply(start_response, b"suspended 20 ms\n")
+
+
+ROUTES = {
+    "/hello": hello,
+    "/64k": body_64k,
+    "/post": post,
+    "/suspend": suspend,
+}
+
+
+def application(environ, start_response):
+    handler = ROUTES.get(environ.get("PATH_INFO") or "/")
+    if handler is None:
+        return _reply(start_response, b"no such route\n", "404 Not Found")
+    return handler(environ, start_response)
