@@ -14,6 +14,8 @@
 
 enum gy_proto {
     GY_PROTO_UWSGI,
+    GY_PROTO_FASTCGI,
+    GY_PROTO_HTTP,
 };
 
 struct gy_socket_conf {

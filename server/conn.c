@@ -5,7 +5,9 @@
  * that trickles or stalls costs a buffer, never a core. Once the head is complete the
  * connection is handed to a core (or queued for one). From then on every read and write is done
  * by the core itself: it tries the syscall, and when the socket would block it registers an
- * IOLoop wait for the fd and suspends its greenlet until the loop switches back.
+ * IOLoop wait for the fd and suspends its greenlet until the loop switches back. When the
+ * response is done, a connection the protocol keeps alive goes back to reading a head, starting
+ * with any pipelined bytes already in its buffer.
  *
  * Every wait on a client is bounded by --socket-timeout: waiting connections sit in one list
  * ordered by deadline (all waits have the same length, so appending keeps it sorted) and a
@@ -15,7 +17,9 @@
 #include "log.h"
 #include "server.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/sendfile.h>
@@ -23,8 +27,16 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-/* Room for the largest vars block plus a first helping of body. */
+/* Room past the largest head for a first helping of body. */
 #define BODY_READAHEAD 16384
+
+size_t conn_max_head(void)
+{
+    /* --buffer-size bounds uwsgi vars and FastCGI params; an HTTP head, which carries the
+     * header names too, gets at least picohttpparser-sized room. */
+    size_t b = S.cfg->buffer_size;
+    return b > HTTP_DEFAULT_MAX_HEAD ? b : HTTP_DEFAULT_MAX_HEAD;
+}
 
 static void timeout_arm(struct gy_conn *c)
 {
@@ -49,7 +61,7 @@ static struct gy_conn *conn_alloc(void)
     struct gy_conn *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
-    c->cap = UWSGI_HEADER_SIZE + S.cfg->buffer_size + BODY_READAHEAD;
+    c->cap = UWSGI_HEADER_SIZE + conn_max_head() + BODY_READAHEAD;
     c->buf = malloc(c->cap);
     if (!c->buf) {
         free(c);
@@ -62,10 +74,12 @@ static struct gy_conn *conn_alloc(void)
 
 void conn_close(struct gy_conn *c)
 {
-    engine_forget(c->fd);
+    engine_unpoll(c->fd);
     close(c->fd);
     c->fd = -1;
     timeout_disarm(c);
+    if (c->phase == CONN_QUEUED && !link_empty(&c->queue_link))
+        S.npending--;
     link_remove(&c->queue_link);
     c->core = NULL;
     link_append(&S.free_conns, &c->queue_link);
@@ -73,58 +87,162 @@ void conn_close(struct gy_conn *c)
     listen_update();
 }
 
-/* Drop a connection whose request never reached the app, saying why. */
-static void conn_reject(struct gy_conn *c, const char *why)
+void conn_reject(struct gy_conn *c, const char *why)
 {
     log_msg("%s: %s after %zu bytes, connection closed", c->listener->name, why, c->len);
     conn_close(c);
 }
 
-static void head_complete(struct gy_conn *c, int head_len)
+int conn_write_now(struct gy_conn *c, const void *p, size_t n)
 {
-    c->head_len = (size_t)head_len;
-    c->body_pos = c->head_len;
-    c->body_left = (uint64_t)c->req.content_length;
-    /* Bytes past the announced body belong to nobody: uwsgi has no pipelining. */
-    if (c->len - c->body_pos > c->body_left)
-        c->len = c->body_pos + (size_t)c->body_left;
+    while (n > 0) {
+        ssize_t w = write(c->fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p = (const char *)p + w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Per-request state back to "nothing read yet", keeping buffered bytes from pos on. */
+static void reset_request(struct gy_conn *c, size_t keep_from)
+{
+    size_t keep = c->len - keep_from;
+    if (keep && keep_from)
+        memmove(c->buf, c->buf + keep_from, keep);
+    c->len = keep;
+    c->head_len = c->body_pos = c->body_end = c->raw_pos = 0;
+    c->body_left = 0;
+    c->body_done = false;
+    c->keep_alive = false;
+    c->nowait = false;
+    c->params = NULL;
+    c->nparams = 0;
+    c->content_length = 0;
+    c->phase = CONN_READING;
+    c->core = NULL;
+    if (c->proto->reset)
+        c->proto->reset(c);
+}
+
+void conn_body_length(struct gy_conn *c, size_t head_len, int64_t content_length)
+{
+    size_t avail = c->len - head_len;
+    uint64_t cl = content_length > 0 ? (uint64_t)content_length : 0;
+    size_t take = avail < cl ? avail : (size_t)cl;
+    c->head_len = head_len;
+    c->body_pos = head_len;
+    c->body_end = head_len + take;
+    c->raw_pos = c->body_end;     /* what follows the body: a pipelined request */
+    c->body_left = cl - take;
+    c->body_done = c->body_left == 0;
+    c->content_length = content_length;
+}
+
+/* Decode the raw bytes in the buffer onto the end of the ready body bytes. */
+static int decode_raw(struct gy_conn *c)
+{
+    if (c->body_done || c->raw_pos == c->len)
+        return 0;
+    size_t n = c->len - c->raw_pos;
+    ptrdiff_t r = c->proto->decode_body(c, c->buf + c->raw_pos, &n);
+    if (c->body_end != c->raw_pos)
+        memmove(c->buf + c->body_end, c->buf + c->raw_pos, n);
+    c->body_end += n;
+    if (r < 0)
+        return (int)r;
+    if (r > 0) {
+        c->raw_pos += (size_t)r;  /* the next request starts there */
+        c->body_done = true;
+    } else {
+        c->raw_pos = c->len;
+    }
+    return 0;
+}
+
+void conn_body_decoded(struct gy_conn *c, size_t head_len)
+{
+    c->head_len = head_len;
+    c->body_pos = c->body_end = c->raw_pos = head_len;
+    c->body_left = 0;
+    c->body_done = false;
+    c->content_length = -1;
+}
+
+static void head_complete(struct gy_conn *c, bool in_core)
+{
     c->started = engine_now();
     /* The core re-registers the fd if it has to wait; until then no event may wake us. */
-    engine_forget(c->fd);
+    engine_unpoll(c->fd);
     timeout_disarm(c);
     c->phase = CONN_QUEUED;
-    if (!core_start(c))
+    if (c->proto->decode_body && decode_raw(c) < 0) {
+        /* The body's framing is broken in what came with the head: the app still runs, and
+         * its first read of the body fails. */
+    }
+    /* Only the loop may switch into a core: from a core, queue it; the core takes it next. */
+    if (in_core || !core_start(c)) {
         link_append(&S.pending, &c->queue_link);
+        S.npending++;
+        listen_update();
+    }
+}
+
+struct gy_conn *conn_pending_pop(void)
+{
+    if (link_empty(&S.pending))
+        return NULL;
+    struct gy_conn *c = link_entry(S.pending.next, struct gy_conn, queue_link);
+    link_remove(&c->queue_link);
+    S.npending--;
+    listen_update();
+    return c;
 }
 
 static void on_head_readable(void *ctx, int fd, int events);
 
-/* Read and parse until the head is complete, the socket runs dry, or the input is bad. */
-static void read_head(struct gy_conn *c)
+/* Parse what is buffered, read more while the socket has it, until the head is complete, the
+ * socket runs dry (then wait for it on the loop) or the input is bad. */
+static void read_head(struct gy_conn *c, bool in_core)
 {
+    if (c->len > 0) {
+        int rc = c->proto->parse_head(c);
+        if (rc != 0) {
+            if (rc > 0)
+                head_complete(c, in_core);
+            return;
+        }
+    }
     for (;;) {
+        if (c->len == c->cap) {
+            conn_reject(c, "request head larger than the buffer");
+            return;
+        }
         ssize_t n = read(c->fd, c->buf + c->len, c->cap - c->len);
         if (n > 0) {
             c->len += (size_t)n;
-            int rc = proto_uwsgi_parse(c->buf, c->len, S.cfg->buffer_size, &c->req);
-            if (rc > 0) {
-                head_complete(c, rc);
+            int rc = c->proto->parse_head(c);
+            if (rc > 0)
+                head_complete(c, in_core);
+            if (rc != 0)
                 return;
-            }
-            if (rc < 0) {
-                conn_reject(c, proto_uwsgi_strerror(rc));
-                return;
-            }
             continue;
         }
         if (n == 0) {
-            conn_reject(c, c->len ? "client closed mid-request" : "client closed without a request");
+            if (c->len == 0 && c->requests > 0)
+                conn_close(c); /* a kept-alive connection closed between requests: normal */
+            else
+                conn_reject(c, c->len ? "client closed mid-request" : "client closed without a request");
             return;
         }
         if (errno == EINTR)
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            if (engine_watch(c->fd, EV_READ, on_head_readable, c) < 0) {
+            if (engine_poll(c->fd, EV_READ, on_head_readable, c) < 0) {
                 PyErr_Print();
                 conn_close(c);
                 return;
@@ -132,8 +250,12 @@ static void read_head(struct gy_conn *c)
             timeout_arm(c);
             return;
         }
-        log_errno("%s: read", c->listener->name);
-        conn_close(c);
+        if (errno == ECONNRESET && c->len == 0 && c->requests > 0)
+            conn_close(c);
+        else {
+            log_errno("%s: read", c->listener->name);
+            conn_close(c);
+        }
         return;
     }
 }
@@ -142,7 +264,7 @@ static void on_head_readable(void *ctx, int fd, int events)
 {
     (void)fd;
     (void)events;
-    read_head(ctx);
+    read_head(ctx, false);
 }
 
 void conn_accepted(int fd, struct gy_listener *l)
@@ -155,23 +277,55 @@ void conn_accepted(int fd, struct gy_listener *l)
     }
     c->fd = fd;
     c->listener = l;
-    c->phase = CONN_READING;
-    c->core = NULL;
-    c->len = c->head_len = c->body_pos = 0;
-    c->body_left = 0;
+    c->proto = l->proto;
+    c->requests = 0;
+    c->peer[0] = '\0';
+    c->peer_port = 0;
+    if (c->proto == &proto_http) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+            if (ss.ss_family == AF_INET) {
+                struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+                inet_ntop(AF_INET, &a->sin_addr, c->peer, sizeof c->peer);
+                c->peer_port = ntohs(a->sin_port);
+            } else if (ss.ss_family == AF_INET6) {
+                struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+                inet_ntop(AF_INET6, &a->sin6_addr, c->peer, sizeof c->peer);
+                c->peer_port = ntohs(a->sin6_port);
+            }
+        }
+    }
+    reset_request(c, 0);
+    c->len = 0;
     S.nconns++;
     listen_update();
     /* nginx writes the request right after connecting: it is usually here already. */
-    read_head(c);
+    read_head(c, false);
+}
+
+void conn_request_done(struct gy_conn *c, bool response_complete)
+{
+    c->requests++;
+    /* Another request on this connection only if this one left nothing half-read behind. */
+    bool body_consumed = c->body_done && c->body_pos == c->body_end;
+    if (!response_complete || !c->keep_alive || !body_consumed || S.stopping) {
+        conn_close(c);
+        return;
+    }
+    reset_request(c, c->raw_pos);
+    read_head(c, true);
 }
 
 void conn_dispatch_pending(void)
 {
-    while (!link_empty(&S.pending) && S.busy < S.ncores) {
-        struct gy_conn *c = link_entry(S.pending.next, struct gy_conn, queue_link);
-        link_remove(&c->queue_link);
+    while (S.busy < S.ncores) {
+        struct gy_conn *c = conn_pending_pop();
+        if (!c)
+            return;
         if (!core_start(c)) {
-            link_append(&S.pending, &c->queue_link);
+            link_append(&S.pending, &c->queue_link); /* back at the front: it was the oldest */
+            S.npending++;
             return;
         }
     }
@@ -187,7 +341,7 @@ static void on_core_fd(void *ctx, int fd, int events)
     struct gy_core *core = c->core;
     if (!core || core->wait != WAIT_FD)
         return;
-    engine_watch(c->fd, 0, on_core_fd, c);
+    engine_poll(c->fd, 0, on_core_fd, c);
     core->wake = IO_OK;
     core_enter(core);
 }
@@ -195,13 +349,15 @@ static void on_core_fd(void *ctx, int fd, int events)
 /* Suspend the core until the client socket is ready for `events` or the timeout passes. */
 static enum io_result wait_client(struct gy_conn *c, int events)
 {
-    if (engine_watch(c->fd, events, on_core_fd, c) < 0)
+    if (c->nowait)
+        return IO_TIMEOUT;
+    if (engine_poll(c->fd, events, on_core_fd, c) < 0)
         return IO_KILLED;
     timeout_arm(c);
     int wake = core_suspend(c->core, WAIT_FD);
     timeout_disarm(c);
     if (wake != IO_OK && c->fd >= 0)
-        engine_watch(c->fd, 0, on_core_fd, c);
+        engine_poll(c->fd, 0, on_core_fd, c);
     return (enum io_result)wake;
 }
 
@@ -212,31 +368,17 @@ static enum io_result io_error(void)
     return IO_ERROR;
 }
 
-enum io_result conn_read_some(struct gy_conn *c, char *dst, size_t n, size_t *got)
+/* Read into buf+len up to max bytes, waiting for the socket as needed. */
+static enum io_result read_more(struct gy_conn *c, size_t max, size_t *got)
 {
-    *got = 0;
-    if (n == 0 || c->body_left == 0)
-        return IO_OK;
-    size_t buffered = c->len - c->body_pos;
-    if (buffered) {
-        size_t take = buffered < n ? buffered : n;
-        memcpy(dst, c->buf + c->body_pos, take);
-        c->body_pos += take;
-        c->body_left -= take;
-        *got = take;
-        return IO_OK;
-    }
-    if (n > c->body_left)
-        n = (size_t)c->body_left;
     for (;;) {
-        ssize_t r = read(c->fd, dst, n);
+        ssize_t r = read(c->fd, c->buf + c->len, max);
         if (r > 0) {
-            c->body_left -= (uint64_t)r;
             *got = (size_t)r;
             return IO_OK;
         }
         if (r == 0)
-            return IO_CLOSED; /* the body was announced longer than what the client sent */
+            return IO_CLOSED;
         if (errno == EINTR)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
@@ -247,6 +389,86 @@ enum io_result conn_read_some(struct gy_conn *c, char *dst, size_t n, size_t *go
     }
 }
 
+static enum io_result body_start(struct gy_conn *c)
+{
+    if (c->proto->before_body && !c->body_done)
+        return c->proto->before_body(c);
+    return IO_OK;
+}
+
+enum io_result conn_fill(struct gy_conn *c)
+{
+    while (c->body_pos == c->body_end && !c->body_done) {
+        enum io_result rc = body_start(c);
+        if (rc != IO_OK)
+            return rc;
+        /* The ready bytes are drained and nothing raw waits (no pipelined bytes exist before
+         * the body is done): reuse the space after the head, kept for the log line. */
+        if (c->raw_pos == c->len)
+            c->body_pos = c->body_end = c->raw_pos = c->len = c->head_len;
+        size_t room = c->cap - c->len;
+        if (!c->proto->decode_body && room > c->body_left)
+            room = (size_t)c->body_left;
+        size_t got;
+        rc = read_more(c, room, &got);
+        if (rc != IO_OK)
+            return rc;
+        c->len += got;
+        if (c->proto->decode_body) {
+            if (decode_raw(c) < 0)
+                return IO_BAD_BODY;
+        } else {
+            c->body_end = c->raw_pos = c->len;
+            c->body_left -= got;
+            c->body_done = c->body_left == 0;
+        }
+    }
+    return IO_OK;
+}
+
+enum io_result conn_read_some(struct gy_conn *c, char *dst, size_t n, size_t *got)
+{
+    *got = 0;
+    if (n == 0)
+        return IO_OK;
+    if (c->body_pos == c->body_end && !c->body_done && !c->proto->decode_body &&
+        c->raw_pos == c->len) {
+        /* Length framing and nothing buffered: straight from the socket into dst. */
+        enum io_result rc = body_start(c);
+        if (rc != IO_OK)
+            return rc;
+        if (n > c->body_left)
+            n = (size_t)c->body_left;
+        for (;;) {
+            ssize_t r = read(c->fd, dst, n);
+            if (r > 0) {
+                c->body_left -= (uint64_t)r;
+                c->body_done = c->body_left == 0;
+                *got = (size_t)r;
+                return IO_OK;
+            }
+            if (r == 0)
+                return IO_CLOSED; /* the body was announced longer than what the client sent */
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                return io_error();
+            enum io_result w = wait_client(c, EV_READ);
+            if (w != IO_OK)
+                return w;
+        }
+    }
+    enum io_result rc = conn_fill(c);
+    if (rc != IO_OK)
+        return rc;
+    size_t ready = c->body_end - c->body_pos;
+    size_t take = ready < n ? ready : n;
+    memcpy(dst, c->buf + c->body_pos, take);
+    c->body_pos += take;
+    *got = take;
+    return IO_OK;
+}
+
 enum io_result conn_write_all(struct gy_conn *c, struct iovec *iov, int iovcnt)
 {
     while (iovcnt > 0) {
@@ -255,7 +477,7 @@ enum io_result conn_write_all(struct gy_conn *c, struct iovec *iov, int iovcnt)
             iovcnt--;
             continue;
         }
-        ssize_t n = writev(c->fd, iov, iovcnt);
+        ssize_t n = writev(c->fd, iov, iovcnt > IOV_MAX ? IOV_MAX : iovcnt);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -319,9 +541,12 @@ static void sweep(void *ctx)
             break;
         link_remove(&c->timeout_link);
         if (c->phase == CONN_READING) {
-            conn_reject(c, "socket timeout reading the request head");
+            if (c->len == 0 && c->requests > 0)
+                conn_close(c); /* an idle kept-alive connection */
+            else
+                conn_reject(c, "socket timeout reading the request head");
         } else if (c->core && c->core->wait == WAIT_FD) {
-            engine_watch(c->fd, 0, on_core_fd, c);
+            engine_poll(c->fd, 0, on_core_fd, c);
             c->core->wake = IO_TIMEOUT;
             core_enter(c->core);
         }
@@ -331,6 +556,18 @@ static void sweep(void *ctx)
         conn_sweep_start();
 }
 
+void conn_drop_idle(void)
+{
+    /* Every connection waiting for a request is in the timeout list. */
+    struct gy_link *l = S.timeouts.next;
+    while (l != &S.timeouts) {
+        struct gy_conn *c = link_entry(l, struct gy_conn, timeout_link);
+        l = l->next;
+        if (c->phase == CONN_READING && c->len == 0)
+            conn_close(c);
+    }
+}
+
 void conn_sweep_start(void)
 {
     if (S.sweep_timer)
@@ -338,31 +575,4 @@ void conn_sweep_start(void)
     S.sweep_timer = engine_call_later(1.0, sweep, NULL);
     if (!S.sweep_timer)
         PyErr_Print();
-}
-
-enum io_result conn_fill(struct gy_conn *c)
-{
-    if (c->len > c->body_pos || c->body_left == 0)
-        return IO_OK;
-    /* The buffer is drained: reuse the space after the head (kept for the log line). */
-    c->body_pos = c->len = c->head_len;
-    size_t room = c->cap - c->len;
-    if (room > c->body_left)
-        room = (size_t)c->body_left;
-    for (;;) {
-        ssize_t r = read(c->fd, c->buf + c->len, room);
-        if (r > 0) {
-            c->len += (size_t)r;
-            return IO_OK;
-        }
-        if (r == 0)
-            return IO_CLOSED;
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return io_error();
-        enum io_result w = wait_client(c, EV_READ);
-        if (w != IO_OK)
-            return w;
-    }
 }

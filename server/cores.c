@@ -223,9 +223,8 @@ static PyObject *core_run(PyObject *self, PyObject *unused)
             Py_RETURN_NONE;
         }
         /* Take the next queued request in this same greenlet: no round trip through the loop. */
-        if (!link_empty(&S.pending)) {
-            struct gy_conn *next = link_entry(S.pending.next, struct gy_conn, queue_link);
-            link_remove(&next->queue_link);
+        struct gy_conn *next = conn_pending_pop();
+        if (next) {
             take_core(c, next);
             continue;
         }

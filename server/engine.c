@@ -1,17 +1,21 @@
 #include "engine.h"
 #include "log.h"
 
+#include <errno.h>
 #include <stdlib.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 /* What is known of one file descriptor. Indexed by fd, like redis's ae and nginx's event
  * arrays: the kernel hands out the lowest free numbers, so the table stays dense. */
 struct fd_slot {
     engine_fd_fn fn;
     void *ctx;
-    int events;       /* what the IOLoop is watching now */
-    bool registered;  /* add_handler done, remove_handler not yet */
+    int events;       /* what the IOLoop (or gyre's epoll set) is watching now */
+    bool registered;  /* add_handler (or EPOLL_CTL_ADD) done, not removed yet */
+    bool polled;      /* in gyre's epoll set rather than registered with the IOLoop */
 };
 
 static struct {
@@ -21,6 +25,7 @@ static struct {
     PyObject *on_fd_event;   /* the one Python callable every fd handler is */
     struct fd_slot *slots;
     int nslots;
+    int epfd;                /* gyre's epoll set of client connections */
 } E;
 
 /* ---- C callbacks as Python callables ------------------------------------------------------ */
@@ -155,6 +160,77 @@ void engine_forget(int fd)
     *s = (struct fd_slot){0};
 }
 
+/* ---- client connections: gyre's epoll set ------------------------------------------------- */
+
+static uint32_t to_epoll(int events)
+{
+    return (events & EV_READ ? EPOLLIN : 0) | (events & EV_WRITE ? EPOLLOUT : 0);
+}
+
+int engine_poll(int fd, int events, engine_fd_fn fn, void *ctx)
+{
+    struct fd_slot *s = slot_for(fd);
+    if (!s) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    s->fn = fn;
+    s->ctx = ctx;
+    s->polled = true;
+    if (s->registered && s->events == events)
+        return 0;
+    struct epoll_event ev = {.events = to_epoll(events), .data.fd = fd};
+    int rc = 0;
+    if (!events) {
+        if (s->registered)
+            rc = epoll_ctl(E.epfd, EPOLL_CTL_DEL, fd, NULL);
+        s->registered = false;
+    } else {
+        rc = epoll_ctl(E.epfd, s->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev);
+        s->registered = rc == 0;
+    }
+    if (rc < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    s->events = events;
+    return 0;
+}
+
+void engine_unpoll(int fd)
+{
+    if (fd < 0 || fd >= E.nslots)
+        return;
+    struct fd_slot *s = &E.slots[fd];
+    if (s->registered)
+        epoll_ctl(E.epfd, EPOLL_CTL_DEL, fd, NULL);
+    *s = (struct fd_slot){0};
+}
+
+/* The IOLoop says gyre's epoll set has ready fds: dispatch them. A handler may close or
+ * re-register any fd, so each event is looked up again in the table before it is delivered. */
+static void on_epoll_ready(void *ctx, int fd, int events)
+{
+    (void)ctx;
+    (void)fd;
+    (void)events;
+    struct epoll_event evs[256];
+    int n = epoll_wait(E.epfd, evs, 256, 0);
+    for (int i = 0; i < n; i++) {
+        int cfd = evs[i].data.fd;
+        uint32_t e = evs[i].events;
+        if (cfd < 0 || cfd >= E.nslots || !E.slots[cfd].fn || !E.slots[cfd].registered)
+            continue;
+        int mapped = (e & EPOLLIN ? EV_READ : 0) | (e & EPOLLOUT ? EV_WRITE : 0);
+        /* An error or hang-up wakes whoever waits, who then meets it in read/write. */
+        if (e & (EPOLLERR | EPOLLHUP))
+            mapped |= E.slots[cfd].events | EV_ERROR;
+        E.slots[cfd].fn(E.slots[cfd].ctx, cfd, mapped);
+        if (PyErr_Occurred())
+            PyErr_Print();
+    }
+}
+
 /* ---- timers ------------------------------------------------------------------------------- */
 
 PyObject *engine_call_later(double delay, void (*fn)(void *ctx), void *ctx)
@@ -254,6 +330,15 @@ int engine_init(void)
     if (!E.add_handler || !E.update_handler || !E.remove_handler || !E.call_later ||
         !E.remove_timeout || !E.on_fd_event)
         return -1;
+    E.epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (E.epfd < 0) {
+        log_errno("epoll_create1");
+        return -1;
+    }
+    if (engine_watch(E.epfd, EV_READ, on_epoll_ready, NULL) < 0) {
+        PyErr_Print();
+        return -1;
+    }
     return 0;
 }
 

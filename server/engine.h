@@ -3,8 +3,9 @@
  *
  * engine.c owns the one IOLoop (Tornado's asyncio-backed loop, also IOLoop.current() and
  * IOLoop.instance() for the app) and turns its Python callbacks into C calls: a file descriptor
- * is watched with IOLoop.add_handler/update_handler/remove_handler and its events are routed to
- * the C handler registered for it; timers are IOLoop.call_later.
+ * is watched with IOLoop.add_handler/update_handler/remove_handler (or, for client connections,
+ * through gyre's epoll set, itself one IOLoop handler) and its events are routed to the C
+ * handler registered for it; timers are IOLoop.call_later.
  */
 #ifndef GYRE_ENGINE_H
 #define GYRE_ENGINE_H
@@ -25,12 +26,23 @@ int engine_init(void);
 /* The IOLoop object (borrowed). */
 PyObject *engine_ioloop(void);
 
-/* Route fd's events to fn(ctx, ...) and watch it for `events` (0 stops watching, the handler
- * stays registered). Changing events of a watched fd is cheap: one update_handler. Returns -1
- * with a Python error set if the IOLoop refused. */
+/* Route fd's events to fn(ctx, ...) and watch it for `events` with the IOLoop's own
+ * add_handler/update_handler (0 stops watching, the handler stays registered). For the few
+ * long-lived fds: listening sockets, the signal pipe. Returns -1 with a Python error set if the
+ * IOLoop refused. */
 int engine_watch(int fd, int events, engine_fd_fn fn, void *ctx);
 /* Stop watching fd and forget its handler; call before closing fd. */
 void engine_forget(int fd);
+
+/*
+ * The same for client connections, which come and go thousands of times a second: they are
+ * kept in gyre's own epoll set, and that set's fd is one IOLoop handler. Registering a client
+ * fd is then one epoll_ctl from C instead of two trips through Tornado's and asyncio's Python
+ * (add_handler, selector.register), and readiness still arrives only through the IOLoop: no
+ * second loop, nothing blocks it. events 0 stops watching.
+ */
+int engine_poll(int fd, int events, engine_fd_fn fn, void *ctx);
+void engine_unpoll(int fd);
 
 /* Call fn(ctx) after `delay` seconds, once, from the loop. Returns the IOLoop's timeout handle
  * (a new reference) for engine_cancel, or NULL with a Python error set. */

@@ -38,6 +38,10 @@ static PyObject *raise_read_error(enum io_result rc)
         PyErr_SetString(PyExc_ConnectionResetError,
                         "the client closed the connection before sending the whole body");
         break;
+    case IO_BAD_BODY:
+        PyErr_SetString(PyExc_ValueError,
+                        "the request body's framing is broken (chunked coding or FastCGI records)");
+        break;
     default:
         PyErr_SetFromErrno(PyExc_OSError);
     }
@@ -66,7 +70,10 @@ static PyObject *input_read(PyObject *self, PyObject *const *args, Py_ssize_t na
     struct gy_conn *c = input_conn((Input *)self);
     if (!c || size_arg(args, nargs, &size) < 0)
         return NULL;
-    uint64_t want = c->body_left;
+    /* What is left of the body, when its length is known (a chunked or FastCGI body ends
+     * when its framing says so). */
+    uint64_t want = c->proto->decode_body ? UINT64_MAX
+                                          : (uint64_t)(c->body_end - c->body_pos) + c->body_left;
     if (size >= 0 && (uint64_t)size < want)
         want = (uint64_t)size;
     /* Never trust a length from the wire with an allocation: grow as the bytes arrive. */
@@ -114,7 +121,7 @@ static PyObject *read_line(Input *in, Py_ssize_t limit)
             raise_read_error(rc);
             goto fail;
         }
-        size_t buffered = c->len - c->body_pos;
+        size_t buffered = c->body_end - c->body_pos;
         if (buffered == 0)
             break; /* end of the body */
         Py_ssize_t have = out ? PyBytes_GET_SIZE(out) : 0;
@@ -126,16 +133,18 @@ static PyObject *read_line(Input *in, Py_ssize_t limit)
         if (nl)
             take = (size_t)(nl - start) + 1;
         if (!out) {
-            out = PyBytes_FromStringAndSize(start, (Py_ssize_t)take);
+            /* Not PyBytes_FromStringAndSize(start, 1): that is a shared one-byte singleton,
+             * which a later _PyBytes_Resize must not touch. */
+            out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)take);
             if (!out)
                 goto fail;
+            memcpy(PyBytes_AS_STRING(out), start, take);
         } else {
             if (_PyBytes_Resize(&out, have + (Py_ssize_t)take) < 0)
                 goto fail;
             memcpy(PyBytes_AS_STRING(out) + have, start, take);
         }
         c->body_pos += take;
-        c->body_left -= take;
         if (nl || (limit >= 0 && PyBytes_GET_SIZE(out) >= limit))
             break;
     }

@@ -1,9 +1,9 @@
 /*
  * Listening sockets: bind them, accept from them while a core is free.
  *
- * When every core is busy gyre stops watching the listening sockets, so new connections wait in
- * the kernel's backlog (--listen) instead of in gyre, and nothing spins; the first core to free
- * up starts the watch again.
+ * When every core is busy and as many parsed requests wait for one, gyre stops watching the
+ * listening sockets, so further connections wait in the kernel's backlog (--listen) instead of
+ * in gyre, and nothing spins; the first request to leave the queue starts the watch again.
  */
 #include "engine.h"
 #include "log.h"
@@ -52,7 +52,7 @@ static int open_unix(struct gy_listener *l, const char *path)
 
 static int open_tcp(const char *addr)
 {
-    /* HOST:PORT, :PORT (every interface, as in uWSGI) or [V6]:PORT */
+    /* HOST:PORT, :PORT (every interface, as in uWSGI) or [V6]:PORT; options.c checked PORT */
     char host[256];
     const char *colon = strrchr(addr, ':');
     size_t hlen = (size_t)(colon - addr);
@@ -103,7 +103,12 @@ int listen_open_all(void)
     for (int i = 0; i < S.cfg->nsockets; i++) {
         const struct gy_socket_conf *sc = &S.cfg->sockets[i];
         struct gy_listener *l = &S.listeners[S.nlisteners];
-        *l = (struct gy_listener){.fd = -1, .proto = sc->proto};
+        static const struct gy_protocol *const by_conf[] = {
+            [GY_PROTO_UWSGI] = &proto_uwsgi,
+            [GY_PROTO_FASTCGI] = &proto_fastcgi,
+            [GY_PROTO_HTTP] = &proto_http,
+        };
+        *l = (struct gy_listener){.fd = -1, .proto = by_conf[sc->proto]};
         snprintf(l->name, sizeof l->name, "%s", sc->addr);
         int fd = is_tcp_address(sc->addr) ? open_tcp(sc->addr) : open_unix(l, sc->addr);
         if (fd < 0)
@@ -140,7 +145,11 @@ static void on_acceptable(void *ctx, int fd, int events)
 
 void listen_update(void)
 {
-    bool want = !S.stopping && S.busy < S.ncores && S.nconns < S.max_conns;
+    /* Accept while a core is free, and also while the queue of parsed requests is shorter than
+     * the cores: a core that finishes takes the next request straight from the queue, in its
+     * own greenlet, without a trip through the loop. Past that, the kernel's backlog holds them. */
+    bool want = !S.stopping && S.nconns < S.max_conns &&
+                (S.busy < S.ncores || S.npending < S.ncores);
     if (want == S.accepting)
         return;
     S.accepting = want;

@@ -40,7 +40,7 @@ static void stop_check(void *ctx)
         return;
     }
     if (engine_now() >= stop_deadline) {
-        log_msg("stopping with %d connection(s) still open after %.0f s of grace", S.nconns,
+        log_msg("stopping with %d connection(s) still open after %g s of grace", S.nconns,
                 S.cfg->stop_grace);
         engine_stop();
         return;
@@ -64,9 +64,10 @@ static void on_signal_pipe(void *ctx, int fd, int events)
             return;
         }
         S.stopping = true;
-        log_msg("%s: graceful stop, %d connection(s) in flight, up to %.0f s", strsignal(sigs[i]),
-                S.nconns, S.cfg->stop_grace);
         listen_close_all();
+        conn_drop_idle();
+        log_msg("%s: graceful stop, %d connection(s) in flight, up to %g s", strsignal(sigs[i]),
+                S.nconns, S.cfg->stop_grace);
         stop_deadline = engine_now() + S.cfg->stop_grace;
         stop_check(NULL);
     }
@@ -137,8 +138,8 @@ static void log_banner(void)
     size_t len = 0;
     socks[0] = '\0';
     for (int i = 0; i < S.nlisteners && len < sizeof socks; i++)
-        len += (size_t)snprintf(socks + len, sizeof socks - len, "%suwsgi://%s", i ? ", " : "",
-                                S.listeners[i].name);
+        len += (size_t)snprintf(socks + len, sizeof socks - len, "%s%s://%s", i ? ", " : "",
+                                S.listeners[i].proto->name, S.listeners[i].name);
     log_msg("gyre %s (Python %s, Tornado %s, greenlet %s) pid %d: %d core%s on %s", GYRE_VERSION,
             py, version_of("tornado", "version", tornado, sizeof tornado),
             version_of("greenlet", "__version__", greenlet, sizeof greenlet), (int)S.pid,

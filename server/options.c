@@ -53,6 +53,14 @@ static const char *add_socket(struct gy_config *cfg, const char *v, enum gy_prot
         return "empty socket address";
     if (cfg->nsockets == GY_MAX_SOCKETS)
         return "too many sockets";
+    /* HOST:PORT (or :PORT); a path has a '/' or no ':' (uWSGI's rule, also listen.c's). */
+    const char *colon = strrchr(v, ':');
+    if (colon && !strchr(v, '/')) {
+        char *end;
+        long port = strtol(colon + 1, &end, 10);
+        if (colon[1] == '\0' || *end != '\0' || port < 1 || port > 65535)
+            return "the port must be a number from 1 to 65535";
+    }
     cfg->sockets[cfg->nsockets].addr = v;
     cfg->sockets[cfg->nsockets].proto = proto;
     cfg->nsockets++;
@@ -68,6 +76,8 @@ static const char *add_list(const char **list, int *n, const char *v)
 }
 
 static const char *set_socket(struct gy_config *c, const char *v) { return add_socket(c, v, GY_PROTO_UWSGI); }
+static const char *set_fastcgi_socket(struct gy_config *c, const char *v) { return add_socket(c, v, GY_PROTO_FASTCGI); }
+static const char *set_http_socket(struct gy_config *c, const char *v) { return add_socket(c, v, GY_PROTO_HTTP); }
 static const char *set_wsgi_file(struct gy_config *c, const char *v) { c->wsgi_file = v; return NULL; }
 static const char *set_module(struct gy_config *c, const char *v) { c->module = v; return NULL; }
 static const char *set_callable(struct gy_config *c, const char *v) { c->callable = v; return NULL; }
@@ -139,6 +149,8 @@ static const char *set_stop_grace(struct gy_config *c, const char *v)
 static const struct option_def OPTIONS[] = {
     {"socket", ARG_REQUIRED, set_socket, "ADDR", "serve the uwsgi protocol on a unix socket PATH or HOST:PORT (repeatable)"},
     {"uwsgi-socket", ARG_REQUIRED, set_socket, "ADDR", "same as --socket"},
+    {"fastcgi-socket", ARG_REQUIRED, set_fastcgi_socket, "ADDR", "serve FastCGI on a unix socket PATH or HOST:PORT (repeatable)"},
+    {"http-socket", ARG_REQUIRED, set_http_socket, "ADDR", "serve HTTP/1.1 on [HOST]:PORT or a unix socket PATH (repeatable)"},
     {"wsgi-file", ARG_REQUIRED, set_wsgi_file, "FILE", "load the WSGI app from a Python file"},
     {"file", ARG_REQUIRED, set_wsgi_file, "FILE", "same as --wsgi-file"},
     {"module", ARG_REQUIRED, set_module, "MOD[:CALLABLE]", "load the WSGI app from an importable module"},
@@ -148,7 +160,7 @@ static const struct option_def OPTIONS[] = {
     {"async", ARG_REQUIRED, set_cores, "N", "same as --tornado"},
     {"greenlet", ARG_NONE, set_greenlet, NULL, "use greenlet as the suspend engine (always on)"},
     {"chmod-socket", ARG_OPTIONAL, set_chmod_socket, "MODE", "chmod unix sockets to MODE (666 when given bare)"},
-    {"buffer-size", ARG_REQUIRED, set_buffer_size, "N", "largest uwsgi vars block accepted, in bytes (default: 4096, max 65535)"},
+    {"buffer-size", ARG_REQUIRED, set_buffer_size, "N", "largest request head (uwsgi vars, FastCGI params) accepted, in bytes (default: 4096, max 65535)"},
     {"listen", ARG_REQUIRED, set_listen, "N", "listen backlog of every socket (default: 1024)"},
     {"socket-timeout", ARG_REQUIRED, set_socket_timeout, "SECONDS", "drop a client silent this long on a read or write (default: 30)"},
     {"worker-reload-mercy", ARG_REQUIRED, set_stop_grace, "SECONDS", "time in-flight requests get to finish on SIGINT/SIGTERM (default: 5)"},
@@ -270,7 +282,7 @@ void options_parse(struct gy_config *cfg, int argc, char **argv)
         }
     }
     if (cfg->nsockets == 0)
-        die_usage(NULL, "no socket to serve: give --socket PATH|HOST:PORT");
+        die_usage(NULL, "no socket to serve: give --socket, --fastcgi-socket or --http-socket");
     if (!cfg->wsgi_file && !cfg->module)
         die_usage(NULL, "no app to serve: give --wsgi-file FILE or --module MOD");
     if (cfg->wsgi_file && cfg->module)

@@ -3,7 +3,10 @@
  *
  *   listen.c   bind, accept, and stop watching the listening sockets while no core is free
  *   conn.c     a client connection: read and parse the request head in C (no core held),
- *              then queue it for a core; reads and writes for the app, with timeouts
+ *              then queue it for a core; reads and writes for the app, with timeouts;
+ *              keep-alive
+ *   proto_*.c  what differs between uwsgi, FastCGI and HTTP: the head, the body's framing,
+ *              the response's framing (struct gy_protocol)
  *   cores.c    greenlet cores: run a request, suspend on a wait, resume; abandoned cores
  *   wsgi.c     PEP 3333: environ, start_response, the response, the request log line
  *   input.c    wsgi.input
@@ -19,9 +22,48 @@
 #include <sys/uio.h>
 
 #include "config.h"
+#include "fastcgi.h"
+#include "http.h"
 #include "uwsgi.h"
 
 struct gy_core;
+struct gy_conn;
+
+/*
+ * One wire protocol, seen from the server. The request model is shared: every protocol turns
+ * its head into CGI params (conn->params) and a body framing; the WSGI layer, the cores and the
+ * connection handling are the same for all.
+ */
+struct gy_protocol {
+    const char *name;
+    /* A new connection, or the next request on one: forget the last request's state. */
+    void (*reset)(struct gy_conn *c);
+    /* Loop side: c->buf[0..len) grew. 1: the head is complete (params, body framing set);
+     * 0: need more bytes; -1: the connection was answered and/or closed. */
+    int (*parse_head)(struct gy_conn *c);
+    /* Body framing other than a plain length: decode buf[0..*len) in place, the data moved to
+     * the front and *len set to its size; > 0 when the body ended (bytes of buf it used), 0
+     * when every byte was consumed, < 0 on bad input. NULL for length-framed bodies. */
+    ptrdiff_t (*decode_body)(struct gy_conn *c, char *buf, size_t *len);
+    /* Core side, before the app first reads the body (HTTP's 100 Continue). May be NULL. */
+    enum io_result (*before_body)(struct gy_conn *c);
+    /* Response: the head starts with this, then the status ("200 OK"). */
+    const char *status_prefix;
+    /* Append the framing headers and the blank line to the head. content_length < 0: unknown. */
+    int (*head_finish)(struct gy_core *core, int64_t content_length);
+    /* Write the head (when not NULL: the first time) and then body[0..n), framed. */
+    enum io_result (*send)(struct gy_core *core, struct iovec *head, struct iovec *body, int n);
+    /* Write count bytes of fd from offset as response body, framed. */
+    enum io_result (*send_file)(struct gy_core *core, int fd, off_t offset, uint64_t count,
+                                uint64_t *sent);
+    /* Between the items of a streamed response: has the client called the request off
+     * (FastCGI's ABORT_REQUEST)? May be NULL. */
+    bool (*poll_abort)(struct gy_conn *c);
+    /* After the response (complete or not): the protocol's end of request. */
+    enum io_result (*finish)(struct gy_core *core, bool complete);
+};
+
+extern const struct gy_protocol proto_uwsgi, proto_fastcgi, proto_http;
 
 /* An intrusive doubly linked list, as in nginx's ngx_queue_t. */
 struct gy_link {
@@ -30,7 +72,7 @@ struct gy_link {
 
 struct gy_listener {
     int fd;
-    enum gy_proto proto;
+    const struct gy_protocol *proto;
     bool watched;
     bool unlink_on_exit;       /* a unix socket file this process created */
     char name[112];            /* for log lines: the address as given, or the path */
@@ -48,21 +90,67 @@ enum io_result {
     IO_TIMEOUT = -2,   /* --socket-timeout passed with nothing moving */
     IO_ERROR = -3,     /* any other error; errno says which */
     IO_KILLED = -4,    /* the core was killed while it waited (a Python error is set) */
+    IO_BAD_BODY = -5,  /* the body's framing (chunked, FastCGI records) is broken */
+};
+
+/* FastCGI state of a connection (one request at a time: FCGI_MPXS_CONNS=0). */
+struct fcgi_conn {
+    struct fcgi_parser parser;      /* per connection: records run across requests */
+    uint16_t request_id;            /* the request being served, 0 between requests */
+    uint8_t flags;                  /* its BEGIN_REQUEST flags (FCGI_KEEP_CONN) */
+    bool aborted;                   /* ABORT_REQUEST seen */
+    bool params_done;
+    size_t plen;                    /* PARAMS bytes gathered in conn->scratch */
+    struct fcgi_params params;
+};
+
+/* HTTP state of a connection. */
+struct http_conn {
+    struct http_request req;
+    struct http_chunked_decoder dec;
+    size_t last_len;                /* picohttpparser's hint: buffer length of the last try */
+    bool continue_sent;
+    bool chunked_response;
+    struct gy_param params[GY_MAX_PARAMS];
 };
 
 struct gy_conn {
     int fd;
     enum conn_phase phase;
     struct gy_listener *listener;
+    const struct gy_protocol *proto;
     struct gy_core *core;           /* while CONN_IN_CORE */
 
-    /* Input: the request head, then whatever part of the body came with it. */
+    /*
+     * Input buffer:  [0, head_len)          the head (kept for the log line)
+     *                [body_pos, body_end)   body bytes ready for the app
+     *                [raw_pos, len)         bytes not parsed yet: body to decode, or the next
+     *                                       request once the body is done
+     */
     char *buf;
     size_t cap, len;
-    size_t head_len;                /* header + vars block, once parsed */
-    size_t body_pos;                /* next unread body byte in buf */
-    uint64_t body_left;             /* body bytes the app has not read yet */
-    struct uwsgi_request req;       /* params point into buf */
+    size_t head_len;
+    size_t body_pos, body_end, raw_pos;
+    uint64_t body_left;             /* length framing: body bytes not yet in the buffer or read */
+    bool body_done;                 /* every body byte is in [body_pos, body_end) or was read */
+    bool keep_alive;                /* the protocol allows another request on this connection */
+    bool nowait;                    /* writes must not suspend the core (it is being killed) */
+
+    /* The request, as CGI params: slices into buf (or into protocol state). */
+    struct gy_param *params;
+    uint32_t nparams;
+    int64_t content_length;         /* the CONTENT_LENGTH param; -1 for a chunked body */
+
+    union {
+        struct uwsgi_request uwsgi;
+        struct fcgi_conn fcgi;
+        struct http_conn http;
+    } u;
+    char *scratch;                  /* protocol's own bytes: FastCGI PARAMS, HTTP CGI names */
+    size_t scratch_cap, scratch_len;
+    char peer[64];                  /* REMOTE_ADDR of a TCP client, for HTTP */
+    uint16_t peer_port;
+    uint64_t requests;              /* served on this connection */
 
     /* The wait the connection is in, for --socket-timeout. */
     double deadline;
@@ -122,6 +210,7 @@ struct gy_server {
     PyObject *main_greenlet;
 
     struct gy_link pending;         /* parsed requests waiting for a core, oldest first */
+    int npending;
     struct gy_link timeouts;        /* connections waiting on a client, oldest deadline first */
     struct gy_link free_conns;
     int nconns;                     /* open client connections */
@@ -161,16 +250,31 @@ void listen_close_all(void);
 /* conn.c */
 void conn_accepted(int fd, struct gy_listener *l);
 void conn_close(struct gy_conn *c);
+/* The app is done with the request: keep the connection for the next one, or close it. */
+void conn_request_done(struct gy_conn *c, bool response_complete);
+/* Log why a connection's request never reached the app, then close it. */
+void conn_reject(struct gy_conn *c, const char *why);
+/* Head parsed: set up the body for length framing (content_length bytes follow head_len). */
+void conn_body_length(struct gy_conn *c, size_t head_len, int64_t content_length);
+/* Head parsed: the body follows head_len, framed as proto->decode_body says. */
+void conn_body_decoded(struct gy_conn *c, size_t head_len);
+/* Write from the loop, where nothing may wait: all of it, or -1 (the peer is not reading). */
+int conn_write_now(struct gy_conn *c, const void *p, size_t n);
 /* Up to n body bytes, from the buffer if it holds any, else straight from the socket; *got == 0
  * means the body is complete. */
 enum io_result conn_read_some(struct gy_conn *c, char *dst, size_t n, size_t *got);
 /* Make the buffer hold body bytes (buf[body_pos..len)) unless the body is complete. */
 enum io_result conn_fill(struct gy_conn *c);
 enum io_result conn_write_all(struct gy_conn *c, struct iovec *iov, int iovcnt);
+size_t conn_max_head(void);             /* the largest request head a buffer must hold */
 enum io_result conn_sendfile(struct gy_conn *c, int fd, off_t offset, uint64_t count,
                              uint64_t *sent);
 void conn_sweep_start(void);
+/* Stopping: close the connections that wait for a request and have sent nothing of it. */
+void conn_drop_idle(void);
 void conn_dispatch_pending(void);
+/* The oldest parsed request waiting for a core, taken off the queue; NULL if none. */
+struct gy_conn *conn_pending_pop(void);
 
 /* cores.c */
 int cores_init(int n);
@@ -184,7 +288,10 @@ void cores_check_abandoned(double now);
 /* wsgi.c */
 int wsgi_init(void);
 bool wsgi_serve(struct gy_core *c);      /* false when the core's greenlet must end */
-void wsgi_answer_500_nowait(struct gy_conn *c);
+/* For the protocols' head_finish: */
+int wsgi_head_append(struct gy_response *r, const char *p, size_t n);
+int wsgi_head_content_length(struct gy_response *r, int64_t content_length);
+bool wsgi_response_has_body(const struct gy_response *r);
 
 /* input.c */
 int input_init(void);

@@ -21,12 +21,7 @@
 
 bool core_is_greenlet_exit(void);
 
-static const char RESPONSE_500[] =
-    "HTTP/1.1 500 Internal Server Error\r\n"
-    "Content-Type: text/plain\r\n"
-    "Content-Length: 22\r\n"
-    "\r\n"
-    "Internal Server Error\n";
+static const char BODY_500[] = "Internal Server Error\n";
 
 static struct {
     PyObject *wsgi_version, *stderr_obj, *file_wrapper_type;
@@ -127,7 +122,7 @@ static int set_default(PyObject *env, PyObject *key, PyObject *value)
 
 static PyObject *build_environ(struct gy_core *c, struct req_facts *f, PyObject *input)
 {
-    const struct uwsgi_request *req = &c->conn->req;
+    const struct gy_conn *conn = c->conn;
     PyObject *env = PyDict_New();
     if (!env)
         return NULL;
@@ -135,8 +130,8 @@ static PyObject *build_environ(struct gy_core *c, struct req_facts *f, PyObject 
     struct gy_slice http_content_type = {NULL, 0};
     bool have_content_type = false;
 
-    for (uint32_t i = 0; i < req->nparams; i++) {
-        const struct gy_param *p = &req->params[i];
+    for (uint32_t i = 0; i < conn->nparams; i++) {
+        const struct gy_param *p = &conn->params[i];
         struct gy_slice n = p->name;
         /* PEP 3333: the body's type and length are CONTENT_TYPE and CONTENT_LENGTH only. */
         if (n.len > 5 && memcmp(n.ptr, "HTTP_CONTENT_", 13 < n.len ? 13 : n.len) == 0) {
@@ -169,9 +164,11 @@ static PyObject *build_environ(struct gy_core *c, struct req_facts *f, PyObject 
                 have_content_type = true;
             break;
         case 'H':
+            /* "on" as nginx sends it, or "1"; "off" and "" are plain http, as CGI has it. */
             if (GY_SLICE_EQ(n, "HTTPS"))
-                f->https = p->value.len > 0 && (p->value.ptr[0] == 'o' || p->value.ptr[0] == 'O' ||
-                                                p->value.ptr[0] == '1');
+                f->https = (p->value.len == 2 && (p->value.ptr[0] | 0x20) == 'o' &&
+                            (p->value.ptr[1] | 0x20) == 'n') ||
+                           GY_SLICE_EQ(p->value, "1");
             break;
         case 'U':
             if (GY_SLICE_EQ(n, "UWSGI_SCHEME"))
@@ -223,7 +220,7 @@ static struct gy_slice param_value(const struct gy_conn *conn, int index, const 
 {
     if (index < 0)
         return (struct gy_slice){dflt, (uint32_t)strlen(dflt)};
-    return conn->req.params[index].value;
+    return conn->params[index].value;
 }
 
 /* ---- start_response and write() ----------------------------------------------------------- */
@@ -253,6 +250,45 @@ static int head_append(struct gy_response *r, const char *p, size_t n)
     memcpy(r->head + r->head_len, p, n);
     r->head_len += n;
     return 0;
+}
+
+int wsgi_head_append(struct gy_response *r, const char *p, size_t n)
+{
+    return head_append(r, p, n);
+}
+
+static bool status_has_no_body(int status)
+{
+    return status < 200 || status == 204 || status == 304;
+}
+
+bool wsgi_response_has_body(const struct gy_response *r)
+{
+    return !status_has_no_body(r->status);
+}
+
+int wsgi_head_content_length(struct gy_response *r, int64_t content_length)
+{
+    if (content_length < 0 || r->has_content_length || status_has_no_body(r->status))
+        return 0;
+    char line[48];
+    int n = snprintf(line, sizeof line, "Content-Length: %lld\r\n", (long long)content_length);
+    r->has_content_length = true;
+    return head_append(r, line, (size_t)n);
+}
+
+/* The status line (or CGI Status header) opening a response head. */
+static int head_start(struct gy_core *c, const char *status, size_t slen)
+{
+    struct gy_response *r = &c->resp;
+    const char *prefix = c->conn->proto->status_prefix;
+    r->head_len = 0;
+    r->has_content_length = false;
+    r->nheaders = 0;
+    return head_append(r, prefix, strlen(prefix)) < 0 || head_append(r, status, slen) < 0 ||
+                   head_append(r, "\r\n", 2) < 0
+               ? -1
+               : 0;
 }
 
 /* The latin-1 bytes of a str, without copying when it is stored as one byte per char. */
@@ -348,12 +384,7 @@ static PyObject *start_response(PyObject *self, PyObject *const *args, Py_ssize_
     PyObject *seq = PySequence_Fast(args[1], "response headers must be a list of tuples");
     if (!seq)
         return NULL;
-    r->head_len = 0;
-    r->has_content_length = false;
-    r->nheaders = 0;
-    /* nginx reads the status from an HTTP/1.1 status line whatever the client spoke. */
-    if (head_append(r, "HTTP/1.1 ", 9) < 0 || head_append(r, status, (size_t)slen) < 0 ||
-        head_append(r, "\r\n", 2) < 0)
+    if (head_start(c, status, (size_t)slen) < 0)
         goto fail;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -388,9 +419,24 @@ fail:
     return NULL;
 }
 
-static bool status_has_no_body(int status)
+static void r_account(struct gy_core *c, size_t n)
 {
-    return status < 200 || status == 204 || status == 304;
+    c->resp.body_sent += n;
+}
+
+/* Hand body iovecs to the protocol, preceded by the head the first time. */
+static enum io_result send_framed(struct gy_core *c, struct iovec *body, int nbody,
+                                  int64_t content_length)
+{
+    struct gy_response *r = &c->resp;
+    struct iovec head = {NULL, 0};
+    if (!r->head_sent) {
+        if (c->conn->proto->head_finish(c, content_length) < 0)
+            return IO_KILLED;
+        head = (struct iovec){r->head, r->head_len};
+        r->head_sent = true;
+    }
+    return c->conn->proto->send(c, head.iov_len ? &head : NULL, body, nbody);
 }
 
 /* Send the head (once) followed by body bytes; content_length >= 0 adds that header when the
@@ -398,26 +444,9 @@ static bool status_has_no_body(int status)
 static enum io_result send_response(struct gy_core *c, const char *body, size_t blen,
                                     int64_t content_length)
 {
-    struct gy_response *r = &c->resp;
-    struct iovec iov[2];
-    int n = 0;
-    char extra[48];
-    if (!r->head_sent) {
-        size_t elen = 0;
-        if (content_length >= 0 && !r->has_content_length && !status_has_no_body(r->status))
-            elen = (size_t)snprintf(extra, sizeof extra, "Content-Length: %lld\r\n",
-                                    (long long)content_length);
-        memcpy(extra + elen, "\r\n", 2);
-        elen += 2;
-        if (head_append(r, extra, elen) < 0)
-            return IO_KILLED;
-        iov[n++] = (struct iovec){r->head, r->head_len};
-        r->head_sent = true;
-    }
-    r->body_sent += blen;
-    if (blen && !r->head_only)
-        iov[n++] = (struct iovec){(void *)body, blen};
-    return conn_write_all(c->conn, iov, n);
+    struct iovec biov = {(void *)body, blen};
+    r_account(c, blen);
+    return send_framed(c, &biov, blen && !c->resp.head_only ? 1 : 0, content_length);
 }
 
 static void raise_io(enum io_result rc)
@@ -581,6 +610,8 @@ static enum outcome io_outcome(struct gy_core *c, enum io_result rc)
     case IO_ERROR:
         log_errno("core %d: writing the response", c->id);
         return OUT_CLIENT_GONE;
+    case IO_BAD_BODY:
+        return OUT_CLIENT_GONE;
     }
     return OUT_CLIENT_GONE;
 }
@@ -636,7 +667,7 @@ static enum outcome send_sequence(struct gy_core *c, PyObject *seq)
         c->resp.body_sent = (uint64_t)total;
         return io_outcome(c, send_response(c, NULL, 0, total));
     }
-    enum outcome o = io_outcome(c, send_response(c, NULL, 0, total));
+    enum outcome o = OUT_OK;
     struct iovec iov[64];
     for (Py_ssize_t i = 0; i < n && o == OUT_OK;) {
         int k = 0;
@@ -646,7 +677,7 @@ static enum outcome send_sequence(struct gy_core *c, PyObject *seq)
                 iov[k++] = (struct iovec){PyBytes_AS_STRING(items[i]), (size_t)len};
             c->resp.body_sent += (uint64_t)len;
         }
-        o = io_outcome(c, conn_write_all(c->conn, iov, k));
+        o = io_outcome(c, send_framed(c, iov, k, total));
     }
     return o;
 }
@@ -664,7 +695,7 @@ static enum outcome send_file(struct gy_core *c, FileWrapper *fw)
         return o;
     }
     uint64_t sent;
-    o = io_outcome(c, conn_sendfile(c->conn, fd, offset, count, &sent));
+    o = io_outcome(c, c->conn->proto->send_file(c, fd, offset, count, &sent));
     c->resp.body_sent += sent;
     return o;
 }
@@ -676,9 +707,14 @@ static enum outcome send_iterable(struct gy_core *c, PyObject *result)
         return app_failed(c, "the app's return value is not iterable");
     enum outcome o = OUT_OK;
     PyObject *item;
+    bool (*poll_abort)(struct gy_conn *) = c->conn->proto->poll_abort;
     while (o == OUT_OK && (item = PyIter_Next(it))) {
         o = send_item(c, item, -1);
         Py_DECREF(item);
+        if (o == OUT_OK && poll_abort && poll_abort(c->conn)) {
+            log_msg("core %d: the client aborted the request; closing the response", c->id);
+            o = OUT_CLIENT_GONE;
+        }
     }
     Py_DECREF(it);
     if (o == OUT_OK && PyErr_Occurred())
@@ -728,12 +764,25 @@ static enum outcome close_result(struct gy_core *c, PyObject *result, enum outco
     return o;
 }
 
-void wsgi_answer_500_nowait(struct gy_conn *c)
+/* A 500 in the request's protocol, if nothing of the response went out yet. */
+static bool answer_500(struct gy_core *c)
 {
-    /* One attempt, no waiting: used where the core may not suspend. A fresh socket's buffer
-     * takes these few bytes. */
-    ssize_t n = write(c->fd, RESPONSE_500, sizeof RESPONSE_500 - 1);
-    (void)n;
+    struct gy_response *r = &c->resp;
+    if (r->head_sent)
+        return false;
+    static const char status[] = "500 Internal Server Error";
+    static const char ctype[] = "Content-Type: text/plain\r\n";
+    r->status = 500;
+    r->started = true;
+    r->body_sent = 0;
+    if (head_start(c, status, sizeof status - 1) < 0 || head_append(r, ctype, sizeof ctype - 1) < 0) {
+        PyErr_Clear();
+        return false;
+    }
+    r->nheaders = 1;
+    enum io_result rc = send_response(c, BODY_500, sizeof BODY_500 - 1, sizeof BODY_500 - 1);
+    PyErr_Clear();
+    return rc == IO_OK;
 }
 
 static void log_request(struct gy_core *c, const struct req_facts *f, double started)
@@ -750,7 +799,7 @@ static void log_request(struct gy_core *c, const struct req_facts *f, double sta
                      "generated %llu bytes in %u msecs (%.*s %d) %u headers in %zu bytes "
                      "(%llu switches on core %d)\n",
                      (int)S.pid, c->id, (unsigned long long)S.requests, (int)addr.len, addr.ptr,
-                     conn->req.nparams, (unsigned)conn->req.datasize, log_asctime(),
+                     conn->nparams, (unsigned)conn->head_len, log_asctime(),
                      (int)method.len, method.ptr, (int)(uri.len > 512 ? 512 : uri.len), uri.ptr,
                      (unsigned long long)c->resp.body_sent, msecs, (int)proto.len, proto.ptr,
                      c->resp.status, c->resp.nheaders, c->resp.head_len,
@@ -795,6 +844,7 @@ bool wsgi_serve(struct gy_core *c)
         }
     }
 
+    bool complete = o == OUT_OK;
     if (o == OUT_ABANDONED) {
         PyErr_Clear();
         struct gy_slice m = param_value(conn, facts.method, "GET");
@@ -803,27 +853,23 @@ bool wsgi_serve(struct gy_core *c)
                 "resume it%s",
                 c->id, (int)m.len, m.ptr, (int)(u.len > 256 ? 256 : u.len), u.ptr,
                 r->head_sent ? "" : "; answered 500");
-        if (!r->head_sent) {
-            wsgi_answer_500_nowait(conn);
-            r->status = 500;
-        }
+        /* This greenlet is being killed and may not suspend: write what fits, drop the rest. */
+        conn->nowait = true;
+        answer_500(c);
     } else if (o == OUT_APP_ERROR) {
         PyErr_Clear();
-        if (!r->head_sent) {
-            struct iovec iov = {(void *)RESPONSE_500, sizeof RESPONSE_500 - 1};
-            r->status = 500;
-            r->body_sent = 22;
-            if (conn_write_all(conn, &iov, 1) == IO_KILLED)
-                PyErr_Clear();
-        }
+        complete = answer_500(c);
     }
+    if (conn->proto->finish(c, complete) != IO_OK)
+        complete = false;
+    PyErr_Clear();
     if (!S.cfg->disable_logging)
         log_request(c, &facts, conn->started);
     Py_XDECREF(env);
     Py_XDECREF(start_response_obj);
     Py_XDECREF(input);
-    conn_close(conn);
     c->conn = NULL;
+    conn_request_done(conn, complete && o != OUT_ABANDONED);
     return o != OUT_ABANDONED;
 }
 

@@ -1,0 +1,365 @@
+/*
+ * HTTP/1.1, server side: --http-socket, for development and direct clients.
+ *
+ * The head is parsed by proto/http.c, which also decides the body's framing and keep-alive;
+ * here it becomes CGI params (HTTP_* names made in the connection's scratch buffer, repeated
+ * headers joined as CGI says), and the response gets HTTP/1.1 framing: Content-Length when the
+ * length is known, chunked when it is not, Date and Server, Connection as needed. Keep-alive
+ * and pipelining come from conn.c: the next request starts where this one's body ended.
+ */
+#include "engine.h"
+#include "log.h"
+#include "server.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 400: return "Bad Request";
+    case 414: return "URI Too Long";
+    case 431: return "Request Header Fields Too Large";
+    case 501: return "Not Implemented";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Internal Server Error";
+    }
+}
+
+/* Answer a request that never reaches the app, then close: the error closes the stream. */
+static void http_reject(struct gy_conn *c, int rc, int status)
+{
+    const char *why = rc ? proto_http_strerror(rc) : "request head does not fit gyre's buffers";
+    char resp[512];
+    int n = snprintf(resp, sizeof resp,
+                     "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\nServer: gyre\r\n\r\n%s\n",
+                     status, reason_phrase(status), strlen(why) + 1, why);
+    conn_write_now(c, resp, (size_t)n);
+    conn_reject(c, why);
+}
+
+static char *scratch_take(struct gy_conn *c, size_t n)
+{
+    if (c->scratch_cap - c->scratch_len < n)
+        return NULL;
+    char *p = c->scratch + c->scratch_len;
+    c->scratch_len += n;
+    return p;
+}
+
+static struct gy_slice scratch_copy(struct gy_conn *c, const char *p, size_t n)
+{
+    char *d = scratch_take(c, n);
+    if (d)
+        memcpy(d, p, n);
+    return (struct gy_slice){d, d ? (uint32_t)n : 0};
+}
+
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* PATH_INFO is the path percent-decoded (CGI, PEP 3333); a '%' not followed by two hex digits
+ * stays as it is. */
+static struct gy_slice decode_path(struct gy_conn *c, struct gy_slice path)
+{
+    char *d = scratch_take(c, path.len);
+    if (!d)
+        return (struct gy_slice){NULL, 0};
+    size_t n = 0;
+    for (uint32_t i = 0; i < path.len; i++) {
+        int hi, lo;
+        if (path.ptr[i] == '%' && i + 2 < path.len && (hi = hexval(path.ptr[i + 1])) >= 0 &&
+            (lo = hexval(path.ptr[i + 2])) >= 0) {
+            d[n++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            d[n++] = path.ptr[i];
+        }
+    }
+    return (struct gy_slice){d, (uint32_t)n};
+}
+
+struct params_builder {
+    struct gy_conn *c;
+    struct gy_param *p;
+    uint32_t n;
+    bool overflow;
+};
+
+static void add(struct params_builder *b, const char *name, size_t nlen, struct gy_slice value)
+{
+    if (b->n == GY_MAX_PARAMS || (value.len && !value.ptr)) {
+        b->overflow = true;
+        return;
+    }
+    b->p[b->n].name = (struct gy_slice){name, (uint32_t)nlen};
+    b->p[b->n].value = value;
+    b->n++;
+}
+#define ADD(b, lit, value) add((b), (lit), sizeof(lit) - 1, (value))
+
+static struct gy_slice cstr(const char *s)
+{
+    return (struct gy_slice){s, (uint32_t)strlen(s)};
+}
+
+/* A header, under its CGI name; a repeat is joined to the first (", ", or "; " for cookies). */
+static void add_header(struct params_builder *b, uint32_t first_header, const struct gy_param *h)
+{
+    char name[256];
+    size_t nlen = proto_http_cgi_name(h->name, name, sizeof name);
+    if (nlen == 0)
+        return; /* a name with '_' (it would pass for a '-' one), or one too long */
+    for (uint32_t i = first_header; i < b->n; i++) {
+        struct gy_param *p = &b->p[i];
+        if (p->name.len != nlen || memcmp(p->name.ptr, name, nlen) != 0)
+            continue;
+        const char *sep = strcmp(name, "HTTP_COOKIE") == 0 ? "; " : ", ";
+        char *d = scratch_take(b->c, p->value.len + 2 + h->value.len);
+        if (!d) {
+            b->overflow = true;
+            return;
+        }
+        memcpy(d, p->value.ptr, p->value.len);
+        memcpy(d + p->value.len, sep, 2);
+        memcpy(d + p->value.len + 2, h->value.ptr, h->value.len);
+        p->value = (struct gy_slice){d, p->value.len + 2 + h->value.len};
+        return;
+    }
+    struct gy_slice n = scratch_copy(b->c, name, nlen);
+    if (!n.ptr) {
+        b->overflow = true;
+        return;
+    }
+    add(b, n.ptr, n.len, h->value);
+}
+
+/* SERVER_NAME and SERVER_PORT: from the Host (or absolute target), else the socket's address. */
+static void add_server(struct params_builder *b, struct gy_slice host)
+{
+    struct gy_slice name = host, port = {NULL, 0};
+    if (host.len == 0) {
+        name = cstr(b->c->listener->name);
+        const char *colon = strrchr(name.ptr, ':');
+        if (colon && !strchr(name.ptr, '/')) {
+            port = cstr(colon + 1);
+            name.len = (uint32_t)(colon - name.ptr);
+        } else {
+            port = (struct gy_slice){NULL, 0};
+        }
+        if (name.len == 0)
+            name = cstr("localhost");
+    } else {
+        /* host [ ":" port ], where host may be "[v6]" */
+        const char *end = host.ptr + host.len;
+        const char *p = end;
+        while (p > host.ptr && p[-1] >= '0' && p[-1] <= '9')
+            p--;
+        if (p > host.ptr && p[-1] == ':' && (host.ptr[0] != '[' || p[-2] == ']')) {
+            port = (struct gy_slice){p, (uint32_t)(end - p)};
+            name.len = (uint32_t)(p - 1 - host.ptr);
+        }
+    }
+    ADD(b, "SERVER_NAME", name);
+    ADD(b, "SERVER_PORT", port.len ? port : cstr("80"));
+}
+
+static int build_params(struct gy_conn *c, struct http_request *req)
+{
+    size_t need = 2 * conn_max_head() + 1024;
+    if (c->scratch_cap < need) {
+        char *s = realloc(c->scratch, need);
+        if (!s)
+            return -1;
+        c->scratch = s;
+        c->scratch_cap = need;
+    }
+    c->scratch_len = 0;
+    struct params_builder b = {.c = c, .p = c->u.http.params};
+    ADD(&b, "REQUEST_METHOD", req->method);
+    ADD(&b, "REQUEST_URI", req->target);
+    ADD(&b, "PATH_INFO", decode_path(c, req->path));
+    ADD(&b, "QUERY_STRING", req->query);
+    ADD(&b, "SERVER_PROTOCOL", cstr(req->minor_version ? "HTTP/1.1" : "HTTP/1.0"));
+    ADD(&b, "SCRIPT_NAME", cstr(""));
+    ADD(&b, "REMOTE_ADDR", cstr(c->peer[0] ? c->peer : "127.0.0.1"));
+    char port[8];
+    int pl = snprintf(port, sizeof port, "%u", (unsigned)c->peer_port);
+    ADD(&b, "REMOTE_PORT", scratch_copy(c, port, (size_t)pl));
+    add_server(&b, req->host);
+    uint32_t first_header = b.n;
+    for (uint32_t i = 0; i < req->nheaders; i++)
+        add_header(&b, first_header, &req->headers[i]);
+    if (b.overflow)
+        return -1;
+    c->params = b.p;
+    c->nparams = b.n;
+    return 0;
+}
+
+static void http_reset(struct gy_conn *c)
+{
+    struct http_conn *h = &c->u.http;
+    h->last_len = 0;
+    h->continue_sent = false;
+    h->chunked_response = false;
+    memset(&h->dec, 0, sizeof h->dec);
+}
+
+static int http_parse_head(struct gy_conn *c)
+{
+    struct http_conn *h = &c->u.http;
+    struct http_limits lim = {.max_head = conn_max_head()};
+    int rc = proto_http_parse_request(c->buf, c->len, h->last_len, &lim, &h->req);
+    if (rc == HTTP_INCOMPLETE) {
+        h->last_len = c->len;
+        return 0;
+    }
+    if (rc < 0) {
+        http_reject(c, rc, proto_http_error_status(rc));
+        return -1;
+    }
+    if (build_params(c, &h->req) < 0) {
+        http_reject(c, 0, 431);
+        return -1;
+    }
+    c->keep_alive = h->req.keep_alive;
+    if (h->req.body == HTTP_BODY_CHUNKED)
+        conn_body_decoded(c, (size_t)rc);
+    else
+        conn_body_length(c, (size_t)rc, h->req.body == HTTP_BODY_LENGTH ? h->req.content_length : 0);
+    return 1;
+}
+
+static ptrdiff_t http_decode_body(struct gy_conn *c, char *buf, size_t *len)
+{
+    return proto_http_decode_chunked(&c->u.http.dec, buf, len);
+}
+
+static enum io_result http_before_body(struct gy_conn *c)
+{
+    struct http_conn *h = &c->u.http;
+    if (!h->req.expect_continue || h->continue_sent)
+        return IO_OK;
+    /* The client waits for this before sending the body: only now, when the app reads it. */
+    h->continue_sent = true;
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    struct iovec iov = {(void *)cont, sizeof cont - 1};
+    return conn_write_all(c, &iov, 1);
+}
+
+/* "Date: Wed, 25 Nov 2026 18:35:07 GMT\r\n", made once a second. */
+static const char *date_header(size_t *len)
+{
+    static time_t cached_at;
+    static char buf[64];
+    static size_t buf_len;
+    time_t now = time(NULL);
+    if (now != cached_at) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        buf_len = strftime(buf, sizeof buf, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+        cached_at = now;
+    }
+    *len = buf_len;
+    return buf;
+}
+
+static int http_head_finish(struct gy_core *core, int64_t content_length)
+{
+    struct gy_conn *c = core->conn;
+    struct http_conn *h = &c->u.http;
+    struct gy_response *r = &core->resp;
+    if (S.stopping)
+        c->keep_alive = false;
+    h->chunked_response = false;
+    if (wsgi_response_has_body(r) && !r->has_content_length && !r->head_only) {
+        if (content_length >= 0) {
+            if (wsgi_head_content_length(r, content_length) < 0)
+                return -1;
+        } else if (h->req.minor_version >= 1) {
+            h->chunked_response = true;
+            if (wsgi_head_append(r, "Transfer-Encoding: chunked\r\n", 28) < 0)
+                return -1;
+        } else {
+            c->keep_alive = false; /* HTTP/1.0: the close ends the body */
+        }
+    }
+    size_t dlen;
+    const char *date = date_header(&dlen);
+    if (wsgi_head_append(r, date, dlen) < 0 || wsgi_head_append(r, "Server: gyre\r\n", 14) < 0)
+        return -1;
+    if (!c->keep_alive && wsgi_head_append(r, "Connection: close\r\n", 19) < 0)
+        return -1;
+    if (c->keep_alive && h->req.minor_version == 0 &&
+        wsgi_head_append(r, "Connection: keep-alive\r\n", 24) < 0)
+        return -1;
+    return wsgi_head_append(r, "\r\n", 2);
+}
+
+static enum io_result http_send(struct gy_core *core, struct iovec *head, struct iovec *body,
+                                int n)
+{
+    struct http_conn *h = &core->conn->u.http;
+    struct iovec iov[68];
+    int k = 0;
+    if (head)
+        iov[k++] = *head;
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += body[i].iov_len;
+    char size_line[24];
+    if (h->chunked_response && total) {
+        int sl = snprintf(size_line, sizeof size_line, "%zx\r\n", total);
+        iov[k++] = (struct iovec){size_line, (size_t)sl};
+    }
+    for (int i = 0; i < n && k < 67; i++)
+        iov[k++] = body[i];
+    if (h->chunked_response && total)
+        iov[k++] = (struct iovec){(void *)"\r\n", 2};
+    return conn_write_all(core->conn, iov, k);
+}
+
+static enum io_result http_send_file(struct gy_core *core, int fd, off_t offset, uint64_t count,
+                                     uint64_t *sent)
+{
+    /* The length is known, so the head carries Content-Length: no chunk framing here. */
+    return conn_sendfile(core->conn, fd, offset, count, sent);
+}
+
+static enum io_result http_finish(struct gy_core *core, bool complete)
+{
+    struct gy_conn *c = core->conn;
+    if (!complete) {
+        c->keep_alive = false;
+        return IO_OK;
+    }
+    if (!c->u.http.chunked_response)
+        return IO_OK;
+    struct iovec last = {(void *)"0\r\n\r\n", 5};
+    return conn_write_all(c, &last, 1);
+}
+
+const struct gy_protocol proto_http = {
+    .name = "http",
+    .reset = http_reset,
+    .parse_head = http_parse_head,
+    .decode_body = http_decode_body,
+    .before_body = http_before_body,
+    .status_prefix = "HTTP/1.1 ",
+    .head_finish = http_head_finish,
+    .send = http_send,
+    .send_file = http_send_file,
+    .finish = http_finish,
+};
