@@ -24,6 +24,10 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 GYRE = os.environ.get("GYRE_BIN", os.path.join(ROOT, "gyre"))
 APPS = os.path.join(ROOT, "tests", "apps")
 NGINX_TEMPLATE = os.path.join(ROOT, "nginx-conf", "uwsgi.conf")
+NGINX_TEMPLATES = {"uwsgi": NGINX_TEMPLATE,
+                   "fastcgi": os.path.join(ROOT, "nginx-conf", "fastcgi.conf")}
+PROTO_FLAG = {"uwsgi": "--socket", "fastcgi": "--fastcgi-socket"}
+PROTOS = ("uwsgi", "fastcgi", "http")
 
 
 def free_port():
@@ -44,23 +48,44 @@ def wait_for(predicate, timeout=10.0, what="condition"):
 class Gyre:
     """One gyre process, its socket and its log."""
 
-    def __init__(self, tmp, app, *args, socket_name="app.sock", wait=True, env=None):
+    def __init__(self, tmp, app, *args, socket_name="app.sock", wait=True, env=None,
+                 proto="uwsgi"):
+        """proto: "uwsgi" (--socket), "fastcgi" (--fastcgi-socket) on the unix socket
+        self.socket, or "http" (--http-socket) on 127.0.0.1:self.port."""
+        self.proto = proto
         self.socket = os.path.join(tmp, socket_name)
+        self.port = None
         self.log_path = os.path.join(tmp, "gyre-%d.log" % time.monotonic_ns())
         app_args = []
         if app is not None:
             app_args = ["--wsgi-file", app if os.path.isabs(app) else os.path.join(APPS, app)]
-        self.argv = [GYRE, "--socket", self.socket, *app_args, *args]
+        if proto == "http":
+            self.port = free_port()
+            sock_args = ["--http-socket", "127.0.0.1:%d" % self.port]
+        else:
+            sock_args = [PROTO_FLAG[proto], self.socket]
+        self.argv = [GYRE, *sock_args, *app_args, *args]
         self.logf = open(self.log_path, "wb")
         self.proc = subprocess.Popen(self.argv, stdout=self.logf, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=env)
         if wait:
-            wait_for(lambda: os.path.exists(self.socket) and "gyre" in self.log()
-                     or self.proc.poll() is not None, what="gyre's socket")
+            wait_for(lambda: self.listening() or self.proc.poll() is not None,
+                     what="gyre's socket")
             if self.proc.poll() is not None:
                 raise AssertionError("gyre exited with %s:\n%s" % (self.proc.returncode, self.log()))
             # The socket exists once bound; the app is loaded right after: wait for a connect
             # to be served rather than guessing.
+
+    def listening(self):
+        if "gyre" not in self.log():
+            return False
+        if self.port is None:
+            return os.path.exists(self.socket)
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+            return True
+        except OSError:
+            return False
 
     def log(self):
         with open(self.log_path, "rb") as f:
@@ -129,7 +154,8 @@ class Nginx:
 
 class Stack:
     def __init__(self, gyre, nginx):
-        self.gyre, self.nginx, self.url = gyre, nginx, nginx.url
+        self.gyre, self.nginx = gyre, nginx
+        self.url = nginx.url if nginx else "http://127.0.0.1:%d" % gyre.port
 
 
 @pytest.fixture
@@ -147,13 +173,17 @@ def gyre(tmp_path):
 
 @pytest.fixture
 def stack(tmp_path):
+    """stack(app, *gyre_args, proto="uwsgi"): gyre behind nginx (uwsgi_pass or fastcgi_pass,
+    with keep-alive upstream connections for FastCGI), or gyre alone for proto="http"."""
     started = []
 
-    def start(app, *args, **kw):
-        g = Gyre(str(tmp_path), app, *args, **kw)
+    def start(app, *args, proto="uwsgi", **kw):
+        g = Gyre(str(tmp_path), app, *args, proto=proto, **kw)
         started.append(g)
-        n = Nginx(str(tmp_path), g.socket)
-        started.append(n)
+        n = None
+        if proto != "http":
+            n = Nginx(str(tmp_path), g.socket, template=NGINX_TEMPLATES[proto])
+            started.append(n)
         return Stack(g, n)
     yield start
     for p in reversed(started):

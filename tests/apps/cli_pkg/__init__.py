@@ -1,0 +1,1 @@
+"""Package for test_cli.py's --module tests."""
