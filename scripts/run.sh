@@ -3,9 +3,9 @@
 # foreground of this terminal until Ctrl-C.
 #
 #   PORT   nginx's port on 127.0.0.1 (default 8080)
-#   PROTO  protocol between nginx and gyre (default uwsgi; the only one so far)
+#   PROTO  protocol between nginx and gyre: uwsgi (default) or fastcgi
 #
-# Layout: run/$PORT/ holds nginx.conf (from nginx-conf/uwsgi.conf), app.sock (gyre's socket),
+# Layout: run/$PORT/ holds nginx.conf (from nginx-conf/$PROTO.conf), app.sock (gyre's socket),
 # nginx's error.log, pid file and temp directories. gyre logs to this terminal.
 # Exit status: 0 after Ctrl-C/SIGTERM with both stopped; 1 if either fails or dies; 2 on bad
 # settings (PORT, PROTO) or a busy port.
@@ -24,8 +24,9 @@ die() { echo "run: $*" >&2; exit "${2:-1}"; }
 fail2() { echo "run: $*" >&2; exit 2; }
 
 case "$PROTO" in
-    uwsgi) TEMPLATE=nginx-conf/uwsgi.conf ;;
-    *) fail2 "PROTO=$PROTO is not supported (supported: uwsgi)" ;;
+    uwsgi) TEMPLATE=nginx-conf/uwsgi.conf; SOCKET_FLAG=--socket ;;
+    fastcgi) TEMPLATE=nginx-conf/fastcgi.conf; SOCKET_FLAG=--fastcgi-socket ;;
+    *) fail2 "PROTO=$PROTO is not supported (supported: uwsgi, fastcgi)" ;;
 esac
 case "$PORT" in
     ''|*[!0-9]*) fail2 "PORT must be a number, got '$PORT'" ;;
@@ -104,7 +105,7 @@ trap 'if [ -z "$STOPPING" ]; then stop_all; fi' EXIT
 # so setsid execs in place and $! is the server's pid): Ctrl-C at the terminal then reaches this
 # script alone, which sends each server exactly one stop signal, instead of gyre and nginx
 # also getting SIGINT from the terminal (a second signal makes gyre stop without grace).
-setsid ./gyre --socket "$SOCK" --wsgi-file examples/app.py --tornado 100 --greenlet --chmod-socket &
+setsid ./gyre "$SOCKET_FLAG" "$SOCK" --wsgi-file examples/app.py --tornado 100 --greenlet --chmod-socket &
 GYRE_PID=$!
 
 # The socket appears once gyre is ready to accept (bounded wait: 15 s).
