@@ -121,6 +121,8 @@ static void add_header(struct params_builder *b, uint32_t first_header, const st
     size_t nlen = proto_http_cgi_name(h->name, name, sizeof name);
     if (nlen == 0)
         return; /* a name with '_' (it would pass for a '-' one), or one too long */
+    if (strcmp(name, "HTTP_PROXY") == 0)
+        return; /* httpoxy: HTTP_PROXY is the proxy setting of every HTTP client library */
     for (uint32_t i = first_header; i < b->n; i++) {
         struct gy_param *p = &b->p[i];
         if (p->name.len != nlen || memcmp(p->name.ptr, name, nlen) != 0)
