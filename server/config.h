@@ -44,7 +44,31 @@ struct gy_config {
     double socket_timeout;    /* seconds a client may stay silent on a read or write */
     double stop_grace;        /* seconds in-flight requests get on SIGINT/SIGTERM */
     bool disable_logging;     /* the per-request log line */
+    const char *log_format;   /* --log-format: the request line with %(name) variables */
+    const char *logto;        /* --logto FILE: the log goes there instead of stderr */
+    const char *pidfile;
+
+    /* process manager */
+    bool master;
+    int processes;            /* workers the master forks */
+    const char *touch_reload[GY_MAX_LIST];
+    int ntouch_reload;
+    double reload_mercy;      /* seconds an old worker gets to finish on a reload */
+    unsigned long max_requests;   /* a worker retires after serving this many (0: never) */
+    unsigned long reload_on_rss;  /* ... or once its RSS passes this many MiB (0: never) */
+    double harakiri;          /* seconds a request may run (0: forever) */
+    const char *uid, *gid;    /* the workers' identity, dropped to after binding */
 };
+
+/* Set one option by name, as the command line, an .ini file or the environment give it: value
+ * is NULL for a flag given bare. Returns NULL, or what is wrong (a static string). */
+const char *options_set(struct gy_config *cfg, const char *name, const char *value);
+
+/* ini.c: apply the [uwsgi] and [gyre] sections of an .ini file (uWSGI's format, with %(name)
+ * references and the %d %n %p %s magic variables); UWSGI_<OPTION> and GYRE_<OPTION>
+ * environment variables. Return NULL or an error message. */
+const char *ini_load(struct gy_config *cfg, const char *path);
+void env_load(struct gy_config *cfg);
 
 /* Fill cfg from argv. Prints usage and exits 0 for --help/--version; prints one line to stderr
  * and exits 2 for an unknown or malformed option. */

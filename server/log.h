@@ -17,4 +17,26 @@ void log_raw(const char *buf, size_t len);
 /* "Wed Nov 25 18:35:07 2026", cached for the current second. */
 const char *log_asctime(void);
 
+/* What a request log line can say. */
+struct log_fields {
+    const char *method, *uri, *addr, *proto;   /* with their lengths: */
+    int method_len, uri_len, addr_len, proto_len;
+    int status;
+    unsigned long long size;      /* body bytes the app produced */
+    unsigned msecs;
+    int pid;
+    int core;
+    unsigned long long req;       /* the worker's request counter */
+    unsigned vars;                /* CGI params of the request */
+    unsigned head_size;           /* bytes of its head */
+    unsigned headers;             /* response headers */
+    size_t headers_size;
+    unsigned long long switches;
+};
+
+/* logformat.c: --log-format. Compile the format once at start-up (NULL or an error message);
+ * render one line (with its newline) into out, returning its length. */
+const char *logformat_compile(const char *fmt);
+size_t logformat_render(const struct log_fields *f, char *out, size_t cap);
+
 #endif

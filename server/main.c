@@ -164,6 +164,13 @@ int main(int argc, char **argv)
 {
     static struct gy_config cfg;
     options_parse(&cfg, argc, argv);
+    if (cfg.log_format) {
+        const char *err = logformat_compile(cfg.log_format);
+        if (err) {
+            fprintf(stderr, "gyre: --log-format: %s\n", err);
+            return 2;
+        }
+    }
     S.cfg = &cfg;
     S.pid = getpid();
     S.max_conns = cfg.cores + 1024;

@@ -146,6 +146,41 @@ static const char *set_stop_grace(struct gy_config *c, const char *v)
     return parse_seconds(v, &c->stop_grace);
 }
 
+static const char *set_string(const char **field, const char *v)
+{
+    *field = v;
+    return NULL;
+}
+
+static const char *parse_ulong(const char *v, unsigned long *out)
+{
+    long n = 0;
+    const char *err = parse_long(v, 0, LONG_MAX, &n);
+    *out = (unsigned long)n;
+    return err;
+}
+
+static const char *set_log_format(struct gy_config *c, const char *v) { return set_string(&c->log_format, v); }
+static const char *set_logto(struct gy_config *c, const char *v) { return set_string(&c->logto, v); }
+static const char *set_pidfile(struct gy_config *c, const char *v) { return set_string(&c->pidfile, v); }
+static const char *set_uid(struct gy_config *c, const char *v) { return set_string(&c->uid, v); }
+static const char *set_gid(struct gy_config *c, const char *v) { return set_string(&c->gid, v); }
+static const char *set_master(struct gy_config *c, const char *v) { (void)v; c->master = true; return NULL; }
+static const char *set_touch_reload(struct gy_config *c, const char *v) { return add_list(c->touch_reload, &c->ntouch_reload, v); }
+static const char *set_reload_mercy(struct gy_config *c, const char *v) { return parse_seconds(v, &c->reload_mercy); }
+static const char *set_harakiri(struct gy_config *c, const char *v) { return parse_seconds(v, &c->harakiri); }
+static const char *set_max_requests(struct gy_config *c, const char *v) { return parse_ulong(v, &c->max_requests); }
+static const char *set_reload_on_rss(struct gy_config *c, const char *v) { return parse_ulong(v, &c->reload_on_rss); }
+static const char *set_ini(struct gy_config *c, const char *v) { return ini_load(c, v); }
+
+static const char *set_processes(struct gy_config *c, const char *v)
+{
+    long n = 0;
+    const char *err = parse_long(v, 1, 1024, &n);
+    c->processes = (int)n;
+    return err;
+}
+
 static const struct option_def OPTIONS[] = {
     {"socket", ARG_REQUIRED, set_socket, "ADDR", "serve the uwsgi protocol on a unix socket PATH or HOST:PORT (repeatable)"},
     {"uwsgi-socket", ARG_REQUIRED, set_socket, "ADDR", "same as --socket"},
@@ -170,6 +205,22 @@ static const struct option_def OPTIONS[] = {
     {"pp", ARG_REQUIRED, set_pythonpath, "DIR", "same as --pythonpath"},
     {"env", ARG_REQUIRED, set_env, "KEY=VALUE", "set an environment variable (repeatable)"},
     {"disable-logging", ARG_NONE, set_disable_logging, NULL, "no log line per request"},
+    {"log-format", ARG_REQUIRED, set_log_format, "FORMAT", "request log line with %(method) %(uri) %(status) %(size) %(msecs) %(pid) %(core) ..."},
+    {"logformat", ARG_REQUIRED, set_log_format, "FORMAT", "same as --log-format"},
+    {"logto", ARG_REQUIRED, set_logto, "FILE", "append the log to FILE instead of stderr"},
+    {"pidfile", ARG_REQUIRED, set_pidfile, "FILE", "write the (master) pid to FILE"},
+    {"master", ARG_NONE, set_master, NULL, "run a master that binds the sockets and manages worker processes"},
+    {"processes", ARG_REQUIRED, set_processes, "N", "number of worker processes (with --master; default: 1)"},
+    {"workers", ARG_REQUIRED, set_processes, "N", "same as --processes"},
+    {"lazy-apps", ARG_NONE, set_ignored, NULL, "accepted: every worker loads the app after the fork, always"},
+    {"touch-reload", ARG_REQUIRED, set_touch_reload, "FILE", "gracefully reload the workers when FILE's mtime changes (repeatable)"},
+    {"reload-mercy", ARG_REQUIRED, set_reload_mercy, "SECONDS", "time an old worker gets to finish its requests on a reload (default: 30)"},
+    {"max-requests", ARG_REQUIRED, set_max_requests, "N", "gracefully recycle a worker after N requests"},
+    {"reload-on-rss", ARG_REQUIRED, set_reload_on_rss, "MIB", "gracefully recycle a worker whose RSS passes MIB megabytes"},
+    {"harakiri", ARG_REQUIRED, set_harakiri, "SECONDS", "cancel a request running longer than SECONDS; kill a worker whose loop is stuck that long"},
+    {"uid", ARG_REQUIRED, set_uid, "USER", "workers run as USER (name or number), dropped to after binding"},
+    {"gid", ARG_REQUIRED, set_gid, "GROUP", "workers run as GROUP (name or number)"},
+    {"ini", ARG_REQUIRED, set_ini, "FILE", "read options from the [uwsgi] and [gyre] sections of an .ini file"},
     {"plugin", ARG_REQUIRED, set_ignored, "NAME", "accepted for uWSGI compatibility and ignored: the engine is built in"},
     {"plugins", ARG_REQUIRED, set_ignored, "NAMES", "same as --plugin"},
 };
@@ -220,6 +271,26 @@ static bool is_octal_word(const char *s)
     return true;
 }
 
+const char *options_set(struct gy_config *cfg, const char *name, const char *value)
+{
+    const struct option_def *o = find_option(name, strlen(name));
+    if (!o)
+        return "unknown option";
+    if (o->arg == ARG_REQUIRED && !value)
+        return "missing value";
+    if (o->arg == ARG_NONE && value) {
+        /* From an .ini file or the environment: "true" sets a flag, "false" leaves it. */
+        if (!strcmp(value, "false") || !strcmp(value, "0") || !strcmp(value, "no") ||
+            !strcmp(value, "off"))
+            return NULL;
+        if (*value && strcmp(value, "true") && strcmp(value, "1") && strcmp(value, "yes") &&
+            strcmp(value, "on"))
+            return "this option takes no value (or true/false)";
+        value = NULL;
+    }
+    return o->set(cfg, value);
+}
+
 static void set_defaults(struct gy_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -230,11 +301,15 @@ static void set_defaults(struct gy_config *cfg)
     cfg->listen_backlog = 1024;
     cfg->socket_timeout = 30;
     cfg->stop_grace = 5;
+    cfg->processes = 1;
+    cfg->reload_mercy = 30;
 }
 
 void options_parse(struct gy_config *cfg, int argc, char **argv)
 {
     set_defaults(cfg);
+    /* UWSGI_<OPTION>/GYRE_<OPTION> first: the command line adds to them or overrides them. */
+    env_load(cfg);
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {

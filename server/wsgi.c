@@ -792,24 +792,45 @@ static void log_request(struct gy_core *c, const struct req_facts *f, double sta
     struct gy_slice uri = param_value(conn, f->uri >= 0 ? f->uri : f->path_info, "/");
     struct gy_slice addr = param_value(conn, f->addr, "-");
     struct gy_slice proto = param_value(conn, f->proto, "HTTP/1.1");
-    unsigned msecs = (unsigned)((engine_now() - started) * 1000.0);
+    struct log_fields lf = {
+        .method = method.ptr, .method_len = (int)method.len,
+        .uri = uri.ptr, .uri_len = (int)(uri.len > 512 ? 512 : uri.len),
+        .addr = addr.ptr, .addr_len = (int)addr.len,
+        .proto = proto.ptr, .proto_len = (int)proto.len,
+        .status = c->resp.status,
+        .size = (unsigned long long)c->resp.body_sent,
+        .msecs = (unsigned)((engine_now() - started) * 1000.0),
+        .pid = (int)S.pid,
+        .core = c->id,
+        .req = (unsigned long long)S.requests,
+        .vars = conn->nparams,
+        .head_size = (unsigned)conn->head_len,
+        .headers = c->resp.nheaders,
+        .headers_size = c->resp.head_len,
+        .switches = (unsigned long long)c->switches,
+    };
     char line[1536];
-    int n = snprintf(line, sizeof line,
-                     "[pid: %d|core: %d|req: %llu] %.*s () {%u vars in %u bytes} [%s] %.*s %.*s => "
-                     "generated %llu bytes in %u msecs (%.*s %d) %u headers in %zu bytes "
-                     "(%llu switches on core %d)\n",
-                     (int)S.pid, c->id, (unsigned long long)S.requests, (int)addr.len, addr.ptr,
-                     conn->nparams, (unsigned)conn->head_len, log_asctime(),
-                     (int)method.len, method.ptr, (int)(uri.len > 512 ? 512 : uri.len), uri.ptr,
-                     (unsigned long long)c->resp.body_sent, msecs, (int)proto.len, proto.ptr,
-                     c->resp.status, c->resp.nheaders, c->resp.head_len,
-                     (unsigned long long)c->switches, c->id);
-    if (n > (int)sizeof line - 1) {
-        n = (int)sizeof line - 1;
-        line[n - 1] = '\n';
+    size_t n;
+    if (S.cfg->log_format) {
+        n = logformat_render(&lf, line, sizeof line);
+    } else {
+        /* uWSGI's default line, field for field, so that log tooling keeps working. */
+        int k = snprintf(line, sizeof line,
+                         "[pid: %d|core: %d|req: %llu] %.*s () {%u vars in %u bytes} [%s] %.*s %.*s "
+                         "=> generated %llu bytes in %u msecs (%.*s %d) %u headers in %zu bytes "
+                         "(%llu switches on core %d)\n",
+                         lf.pid, lf.core, lf.req, lf.addr_len, lf.addr, lf.vars, lf.head_size,
+                         log_asctime(), lf.method_len, lf.method, lf.uri_len, lf.uri, lf.size,
+                         lf.msecs, lf.proto_len, lf.proto, lf.status, lf.headers, lf.headers_size,
+                         lf.switches, lf.core);
+        n = k < 0 ? 0 : (size_t)k;
+        if (n > sizeof line - 1) {
+            n = sizeof line - 1;
+            line[n - 1] = '\n';
+        }
     }
     if (n > 0)
-        log_raw(line, (size_t)n);
+        log_raw(line, n);
 }
 
 bool wsgi_serve(struct gy_core *c)
