@@ -59,3 +59,12 @@ def greenlet_internal_refs(gr):
         frame = frame.f_back
     del frame
     return n
+
+
+def greenlet_stack(gr):
+    """The Python stack of a suspended greenlet, most recent call last, for a log line."""
+    import traceback
+    frame = gr.gr_frame
+    if frame is None:
+        return "  (no Python frames)\n"
+    return "".join(traceback.format_stack(frame)).rstrip("\n") + "\n"

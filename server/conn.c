@@ -552,6 +552,7 @@ static void sweep(void *ctx)
         }
     }
     cores_check_abandoned(now);
+    cores_check_harakiri(now);
     if (S.nconns > 0 || S.busy > 0)
         conn_sweep_start();
 }

@@ -30,6 +30,7 @@
 #define ABANDON_CHECK_AFTER 1.0
 
 static PyObject *internal_refs_fn; /* boot.py's greenlet_internal_refs */
+static PyObject *stack_fn;         /* boot.py's greenlet_stack */
 
 static PyObject *core_run(PyObject *self, PyObject *unused);
 static PyMethodDef core_run_def = {"_core_run", core_run, METH_NOARGS, NULL};
@@ -76,8 +77,9 @@ int cores_init(int n)
     }
     PyObject *boot = PyImport_ImportModule("_gyre_boot");
     internal_refs_fn = boot ? PyObject_GetAttrString(boot, "greenlet_internal_refs") : NULL;
+    stack_fn = boot ? PyObject_GetAttrString(boot, "greenlet_stack") : NULL;
     Py_XDECREF(boot);
-    if (!internal_refs_fn) {
+    if (!internal_refs_fn || !stack_fn) {
         PyErr_Print();
         return -1;
     }
@@ -102,6 +104,7 @@ static PyObject *core_greenlet(struct gy_core *c)
 static void take_core(struct gy_core *c, struct gy_conn *conn)
 {
     c->conn = conn;
+    c->harakiri = false;
     c->gen++;
     c->switches = 0;
     c->app_suspended = false;
@@ -280,4 +283,36 @@ void cores_check_abandoned(double now)
 {
     for (int i = 0; i < S.ncores; i++)
         check_one(&S.cores[i], now);
+}
+
+/* --harakiri for one request: every request runs in its own core, so only that core is
+ * cancelled (GreenletExit thrown where it is suspended); the worker's other requests go on. A
+ * core can only be found running too long while it is suspended: the sweep runs on the loop.
+ * A loop that never gets back control is the master's to kill. */
+void cores_check_harakiri(double now)
+{
+    double limit = S.cfg->harakiri;
+    if (limit <= 0)
+        return;
+    for (int i = 0; i < S.ncores; i++) {
+        struct gy_core *c = &S.cores[i];
+        if (!c->busy || !c->conn || !c->gr || c->harakiri || now - c->conn->started < limit)
+            continue;
+        c->harakiri = true;
+        PyObject *gr = c->gr;
+        Py_INCREF(gr);
+        PyObject *stack = PyObject_CallOneArg(stack_fn, gr);
+        const char *text = stack ? PyUnicode_AsUTF8(stack) : NULL;
+        if (!text)
+            PyErr_Clear();
+        log_msg("core %d: harakiri: the request has run for %.1f s (--harakiri %g): "
+                "cancelling it. Its stack, most recent call last:\n%s",
+                c->id, now - c->conn->started, limit, text ? text : "  (unavailable)\n");
+        Py_XDECREF(stack);
+        PyObject *r = PyGreenlet_Throw((PyGreenlet *)gr, PyExc_GreenletExit, NULL, NULL);
+        if (!r)
+            PyErr_Clear();
+        Py_XDECREF(r);
+        Py_DECREF(gr);
+    }
 }

@@ -255,10 +255,14 @@ void engine_cancel(PyObject *handle)
 {
     if (!handle)
         return;
+    /* Often called on an error path: keep the caller's exception across the call. */
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
     PyObject *r = PyObject_CallOneArg(E.remove_timeout, handle);
     if (!r)
         PyErr_Print();
     Py_XDECREF(r);
+    PyErr_Restore(type, value, tb);
 }
 
 double engine_now(void)

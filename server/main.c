@@ -1,163 +1,41 @@
 /*
- * gyre: start-up, the run, and the stop.
- *
- * One process in the foreground: parse the options, embed CPython, create the IOLoop (before the
- * app is imported, so that the app's module-level IOLoop.current()/instance() is the loop gyre
- * runs), bind the sockets, load the app, run the loop. SIGINT/SIGTERM stop accepting and give
- * in-flight requests --worker-reload-mercy seconds; a second signal stops at once.
+ * gyre's entry: the options, the log's destination, the pid file, then either one worker in the
+ * foreground or a master managing --processes workers.
  */
-#include "engine.h"
 #include "log.h"
 #include "server.h"
 
-#include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
-struct gy_server S;
-
-static int signal_pipe[2] = {-1, -1};
-static double stop_deadline;
-
-static void on_signal(int signo)
+static int open_logto(const char *path)
 {
-    int saved = errno;
-    unsigned char b = (unsigned char)signo;
-    ssize_t n = write(signal_pipe[1], &b, 1);
-    (void)n;
-    errno = saved;
-}
-
-static void stop_check(void *ctx)
-{
-    (void)ctx;
-    if (S.nconns == 0) {
-        engine_stop();
-        return;
-    }
-    if (engine_now() >= stop_deadline) {
-        log_msg("stopping with %d connection(s) still open after %g s of grace", S.nconns,
-                S.cfg->stop_grace);
-        engine_stop();
-        return;
-    }
-    PyObject *t = engine_call_later(0.05, stop_check, NULL);
-    if (!t)
-        PyErr_Print();
-    Py_XDECREF(t);
-}
-
-static void on_signal_pipe(void *ctx, int fd, int events)
-{
-    (void)ctx;
-    (void)events;
-    unsigned char sigs[16];
-    ssize_t n = read(fd, sigs, sizeof sigs);
-    for (ssize_t i = 0; i < n; i++) {
-        if (S.stopping) {
-            log_msg("%s again: stopping now", strsignal(sigs[i]));
-            engine_stop();
-            return;
-        }
-        S.stopping = true;
-        listen_close_all();
-        conn_drop_idle();
-        log_msg("%s: graceful stop, %d connection(s) in flight, up to %g s", strsignal(sigs[i]),
-                S.nconns, S.cfg->stop_grace);
-        stop_deadline = engine_now() + S.cfg->stop_grace;
-        stop_check(NULL);
-    }
-}
-
-static int install_signals(void)
-{
-    if (pipe2(signal_pipe, O_NONBLOCK | O_CLOEXEC) < 0)
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        fprintf(stderr, "gyre: --logto %s: %m\n", path);
         return -1;
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN); /* a client gone mid-write is an EPIPE, not a death */
+    }
+    /* stdout and stderr both: Python's tracebacks and print() go where gyre's lines go. */
+    if (dup2(fd, 1) < 0 || dup2(fd, 2) < 0) {
+        fprintf(stderr, "gyre: --logto %s: %m\n", path);
+        return -1;
+    }
+    close(fd);
     return 0;
 }
 
-static int init_python(const struct gy_config *cfg, const char *argv0)
+static int write_pidfile(const char *path)
 {
-    (void)argv0;
-    if (PyImport_AppendInittab("gyre", PyInit_gyre) < 0)
-        return -1;
-    PyConfig pc;
-    PyConfig_InitPythonConfig(&pc);
-    pc.install_signal_handlers = 0; /* signals are gyre's: see install_signals */
-    pc.parse_argv = 0;
-    /* Debian's interpreter: sys.executable, and the stdlib and dist-packages it finds. */
-    PyStatus st = PyConfig_SetString(&pc, &pc.program_name, L"/usr/bin/python3");
-    if (!PyStatus_Exception(st))
-        st = Py_InitializeFromConfig(&pc);
-    PyConfig_Clear(&pc);
-    if (PyStatus_Exception(st)) {
-        log_msg("cannot start Python: %s", st.err_msg ? st.err_msg : "unknown error");
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        log_errno("--pidfile %s", path);
         return -1;
     }
-    PyObject *path = PySys_GetObject("path");
-    for (int i = cfg->npythonpath - 1; i >= -1; i--) {
-        PyObject *dir = PyUnicode_DecodeFSDefault(i >= 0 ? cfg->pythonpath[i] : ".");
-        if (!dir || PyList_Insert(path, 0, dir) < 0) {
-            PyErr_Print();
-            return -1;
-        }
-        Py_DECREF(dir);
-    }
+    fprintf(f, "%d\n", (int)getpid());
+    fclose(f);
     return 0;
-}
-
-static const char *version_of(const char *module, const char *attr, char *buf, size_t n)
-{
-    PyObject *m = PyImport_ImportModule(module);
-    PyObject *v = m ? PyObject_GetAttrString(m, attr) : NULL;
-    PyObject *s = v ? PyObject_Str(v) : NULL;
-    const char *u = s ? PyUnicode_AsUTF8(s) : NULL;
-    snprintf(buf, n, "%s", u ? u : "?");
-    PyErr_Clear();
-    Py_XDECREF(s);
-    Py_XDECREF(v);
-    Py_XDECREF(m);
-    return buf;
-}
-
-static void log_banner(void)
-{
-    char tornado[32], greenlet[32], py[32], socks[512];
-    snprintf(py, sizeof py, "%s", Py_GetVersion());
-    py[strcspn(py, " ")] = '\0';
-    size_t len = 0;
-    socks[0] = '\0';
-    for (int i = 0; i < S.nlisteners && len < sizeof socks; i++)
-        len += (size_t)snprintf(socks + len, sizeof socks - len, "%s%s://%s", i ? ", " : "",
-                                S.listeners[i].proto->name, S.listeners[i].name);
-    log_msg("gyre %s (Python %s, Tornado %s, greenlet %s) pid %d: %d core%s on %s", GYRE_VERSION,
-            py, version_of("tornado", "version", tornado, sizeof tornado),
-            version_of("greenlet", "__version__", greenlet, sizeof greenlet), (int)S.pid,
-            S.ncores, S.ncores == 1 ? "" : "s", socks);
-}
-
-static PyObject *load_app(const struct gy_config *cfg)
-{
-    PyObject *boot = PyImport_ImportModule("_gyre_boot");
-    PyObject *app = boot ? PyObject_CallMethod(boot, "load_app", "zzs", cfg->wsgi_file,
-                                               cfg->module, cfg->callable)
-                         : NULL;
-    Py_XDECREF(boot);
-    if (!app) {
-        log_msg("cannot load the app from %s:", cfg->wsgi_file ? cfg->wsgi_file : cfg->module);
-        PyErr_Print();
-    }
-    return app;
 }
 
 int main(int argc, char **argv)
@@ -171,63 +49,22 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    S.cfg = &cfg;
-    S.pid = getpid();
-    S.max_conns = cfg.cores + 1024;
-    link_init(&S.pending);
-    link_init(&S.timeouts);
-    link_init(&S.free_conns);
+    if (cfg.logto && open_logto(cfg.logto) < 0)
+        return 1;
     log_init();
-
-    if (cfg.chdir && chdir(cfg.chdir) < 0) {
-        log_errno("chdir(%s)", cfg.chdir);
+    if (geteuid() == 0 && !cfg.uid)
+        log_msg("*** WARNING: running as root without --uid: the app can do anything root "
+                "can. Give --uid/--gid (e.g. --uid www-data) to drop privileges. ***");
+    if (cfg.processes > 1 && !cfg.master) {
+        log_msg("--processes %d needs a master to manage the workers: implying --master",
+                cfg.processes);
+        cfg.master = true;
+    }
+    if (cfg.pidfile && write_pidfile(cfg.pidfile) < 0)
         return 1;
-    }
-    for (int i = 0; i < cfg.nenv; i++) {
-        char *kv = strdup(cfg.env[i]);
-        char *eq = strchr(kv, '=');
-        *eq = '\0';
-        setenv(kv, eq + 1, 1);
-        free(kv);
-    }
-    if (install_signals() < 0) {
-        log_errno("signal pipe");
-        return 1;
-    }
-    if (init_python(&cfg, argv[0]) < 0 || pymodule_init() < 0 || engine_init() < 0 ||
-        cores_init(cfg.cores) < 0 || wsgi_init() < 0 || input_init() < 0) {
-        log_msg("start-up failed");
-        return 1;
-    }
-    if (listen_open_all() < 0) {
-        listen_close_all();
-        return 1;
-    }
-    log_banner();
-    S.app = load_app(&cfg);
-    if (!S.app) {
-        listen_close_all();
-        return 1;
-    }
-    if (engine_watch(signal_pipe[0], EV_READ, on_signal_pipe, NULL) < 0) {
-        PyErr_Print();
-        listen_close_all();
-        return 1;
-    }
-    listen_update();
-    int rc = engine_run();
-    listen_close_all();
-    log_msg("stopped after %llu request%s", (unsigned long long)S.requests,
-            S.requests == 1 ? "" : "s");
-    /* No Py_Finalize: suspended cores may hold app frames that would run again while the
-     * interpreter is torn down. Flush what Python buffered and leave. */
-    const char *streams[] = {"stdout", "stderr"};
-    for (int i = 0; i < 2; i++) {
-        PyObject *f = PySys_GetObject(streams[i]);
-        PyObject *r = f ? PyObject_CallMethod(f, "flush", NULL) : NULL;
-        Py_XDECREF(r);
-        PyErr_Clear();
-    }
+    int rc = cfg.master ? master_run(&cfg) : worker_run(&cfg, NULL);
+    if (cfg.pidfile)
+        unlink(cfg.pidfile);
     fflush(NULL);
-    _exit(rc < 0 ? 1 : 0);
+    _exit(rc);
 }

@@ -177,12 +177,8 @@ static PyObject *gyre_wait(PyObject *mod, PyObject *args, PyObject *kw)
     }
     result = PyObject_CallMethod(fut, "result", NULL);
 out:
-    if (handle) {
-        PyObject *exc_type, *exc_value, *exc_tb;
-        PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+    if (handle)
         engine_cancel(handle);
-        PyErr_Restore(exc_type, exc_value, exc_tb);
-    }
     if (done)
         done->core = NULL;
     if (expired)

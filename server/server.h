@@ -192,6 +192,7 @@ struct gy_core {
     bool app_suspended;             /* the app switched to the loop on its own */
     double suspended_since;
 
+    bool harakiri;                  /* cancelled by --harakiri */
     struct gy_response resp;
     uint64_t switches;              /* switches into the core during this request */
     struct gy_core *next_free;
@@ -220,9 +221,50 @@ struct gy_server {
     PyObject *app;
     uint64_t requests;
     pid_t pid;
+    const struct gy_worker_link *link;  /* NULL without a master */
 };
 
 extern struct gy_server S;
+
+/*
+ * Master and workers (master.c, worker.c).
+ *
+ * Each worker process has a slot of shared memory that it writes and the master reads: the
+ * heartbeat shows its loop is alive (--harakiri kills a worker whose loop stopped), the counters
+ * feed the logs. Workers tell the master about themselves over one pipe, in records of a few
+ * bytes (atomic below PIPE_BUF).
+ */
+struct gy_worker_shm {
+    volatile pid_t pid;
+    volatile double heartbeat;        /* engine_now() of the loop's last tick */
+    volatile unsigned long long requests;
+    volatile int busy;                /* cores serving a request */
+};
+
+enum gy_msg_type {
+    MSG_READY = 1,                    /* app loaded, accepting */
+    MSG_RETIRE = 2,                   /* --max-requests/--reload-on-rss reached: replace me */
+};
+
+struct gy_msg {
+    int type;
+    int rec;                          /* the master's record of the worker */
+    pid_t pid;
+};
+
+struct gy_worker_link {
+    int id;                           /* 1..--processes, as uWSGI numbers workers */
+    int rec;
+    int notify_fd;                    /* the pipe to the master */
+    struct gy_worker_shm *shm;
+};
+
+/* worker.c: serve until stopped; link is NULL without a master. Returns the exit status. */
+int worker_run(struct gy_config *cfg, const struct gy_worker_link *link);
+/* master.c: bind, fork and manage the workers. Returns the exit status. */
+int master_run(struct gy_config *cfg);
+/* Drop to --uid/--gid (no-op when not given). -1 with a log line on failure. */
+int drop_privileges(const struct gy_config *cfg);
 
 /* list.c-style helpers, inline: they are three lines each. */
 static inline void link_init(struct gy_link *l) { l->prev = l->next = l; }
@@ -284,6 +326,7 @@ int core_suspend(struct gy_core *c, enum core_wait wait);
 struct gy_core *core_current(void);      /* the core running now, or NULL */
 bool core_is_greenlet_exit(void);        /* the Python error set is GreenletExit */
 void cores_check_abandoned(double now);
+void cores_check_harakiri(double now);   /* --harakiri: cancel the requests running too long */
 
 /* wsgi.c */
 int wsgi_init(void);

@@ -870,10 +870,14 @@ bool wsgi_serve(struct gy_core *c)
         PyErr_Clear();
         struct gy_slice m = param_value(conn, facts.method, "GET");
         struct gy_slice u = param_value(conn, facts.uri, "/");
-        log_msg("core %d: %.*s %.*s abandoned: the app suspended its greenlet and nothing can "
-                "resume it%s",
-                c->id, (int)m.len, m.ptr, (int)(u.len > 256 ? 256 : u.len), u.ptr,
-                r->head_sent ? "" : "; answered 500");
+        if (c->harakiri)
+            log_msg("core %d: %.*s %.*s cancelled by harakiri%s", c->id, (int)m.len, m.ptr,
+                    (int)(u.len > 256 ? 256 : u.len), u.ptr, r->head_sent ? "" : "; answered 500");
+        else
+            log_msg("core %d: %.*s %.*s abandoned: the app suspended its greenlet and nothing "
+                    "can resume it%s",
+                    c->id, (int)m.len, m.ptr, (int)(u.len > 256 ? 256 : u.len), u.ptr,
+                    r->head_sent ? "" : "; answered 500");
         /* This greenlet is being killed and may not suspend: write what fits, drop the rest. */
         conn->nowait = true;
         answer_500(c);

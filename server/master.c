@@ -1,0 +1,413 @@
+/*
+ * The master: binds every socket, forks --processes workers, and keeps them running.
+ *
+ * It embeds no Python: each worker creates its own interpreter, IOLoop and app after the fork
+ * (uWSGI's --lazy-apps, the only safe choice when app modules touch the loop at import time).
+ *
+ *   a worker dies         log its status, respawn it (with a growing delay if it dies at once)
+ *   SIGHUP, --touch-reload  graceful reload: a new worker per id; once it is accepting, the old
+ *                         one stops accepting, finishes its requests (up to --reload-mercy) and
+ *                         exits. The sockets never close, so no request fails.
+ *   a worker retires      --max-requests / --reload-on-rss: the same, for that worker alone
+ *   SIGTERM, SIGINT       graceful stop of every worker (up to --worker-reload-mercy), exit 0
+ *   SIGQUIT               immediate stop
+ *   --harakiri            a worker whose loop has not ticked for that long is killed
+ *
+ * One poll() loop: the signal pipe, the workers' message pipe, and a 100 ms tick for the
+ * clocks (deadlines, heartbeats, file times).
+ */
+#include "log.h"
+#include "server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+enum rec_state { REC_FREE, REC_STARTING, REC_RUNNING, REC_STOPPING };
+
+/* One worker process, as the master tracks it. During a reload a worker id has two records:
+ * the old process (STOPPING) and its replacement. */
+struct worker_rec {
+    enum rec_state state;
+    int id;
+    pid_t pid;
+    unsigned gen;               /* reload generation it was started in */
+    double started;
+    double deadline;            /* STOPPING: SIGKILL after this */
+    bool replaced;              /* a newer process for this id has been asked for */
+};
+
+static struct {
+    struct gy_config *cfg;
+    struct worker_rec *recs;
+    struct gy_worker_shm *shm;  /* one slot per record, shared with the workers */
+    int nrecs;
+    unsigned gen;
+    int sigpipe[2], msgpipe[2];
+    bool stopping;
+    double stop_deadline;
+    double next_spawn[1 + 1024];  /* per worker id: not before (respawn backoff) */
+    double backoff[1 + 1024];
+    time_t touch_mtime[GY_MAX_LIST];
+} M;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void on_signal(int signo)
+{
+    int saved = errno;
+    unsigned char b = (unsigned char)signo;
+    ssize_t n = write(M.sigpipe[1], &b, 1);
+    (void)n;
+    errno = saved;
+}
+
+static int free_rec(void)
+{
+    for (int i = 0; i < M.nrecs; i++)
+        if (M.recs[i].state == REC_FREE)
+            return i;
+    return -1;
+}
+
+static void spawn(int id)
+{
+    int r = free_rec();
+    if (r < 0) {
+        log_msg("master: no room to start worker %d", id);
+        return;
+    }
+    struct worker_rec *w = &M.recs[r];
+    memset((void *)&M.shm[r], 0, sizeof M.shm[r]);
+    pid_t pid = fork();
+    if (pid < 0) {
+        log_errno("master: fork");
+        return;
+    }
+    if (pid == 0) {
+        /* The worker: the master's signal handling and pipes are not its business. */
+        signal(SIGHUP, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGQUIT, SIG_DFL);
+        signal(SIGCHLD, SIG_DFL);
+        close(M.sigpipe[0]);
+        close(M.sigpipe[1]);
+        close(M.msgpipe[0]);
+        struct gy_worker_link link = {.id = id, .rec = r, .notify_fd = M.msgpipe[1],
+                                      .shm = &M.shm[r]};
+        _exit(worker_run(M.cfg, &link));
+    }
+    *w = (struct worker_rec){.state = REC_STARTING, .id = id, .pid = pid, .gen = M.gen,
+                             .started = now()};
+    M.shm[r].heartbeat = now(); /* counts from the fork until the worker's own first tick */
+    log_msg("master: started worker %d (pid %d)", id, (int)pid);
+}
+
+/* Ask a worker to finish its requests and exit: SIGHUP gives it --reload-mercy, SIGTERM
+ * --worker-reload-mercy; the master kills it a second after that. */
+static void stop_worker(struct worker_rec *w, int sig)
+{
+    double grace = sig == SIGHUP ? M.cfg->reload_mercy : M.cfg->stop_grace;
+    kill(w->pid, sig);
+    w->state = REC_STOPPING;
+    w->deadline = now() + grace + 1.0;
+}
+
+/* A newer worker for id w->id is accepting: the older ones can go. */
+static void retire_older(const struct worker_rec *fresh)
+{
+    for (int i = 0; i < M.nrecs; i++) {
+        struct worker_rec *w = &M.recs[i];
+        if (w != fresh && w->id == fresh->id && w->pid != fresh->pid &&
+            (w->state == REC_RUNNING || w->state == REC_STARTING) && w->replaced) {
+            log_msg("master: worker %d (pid %d) replaced by pid %d: finishing its requests",
+                    w->id, (int)w->pid, (int)fresh->pid);
+            stop_worker(w, SIGHUP);
+        }
+    }
+}
+
+/* Start a replacement for every current worker (or one id), the old ones stop once it runs. */
+static void reload(int only_id, const char *why)
+{
+    M.gen++;
+    log_msg("master: graceful reload (%s)", why);
+    for (int i = 0; i < M.nrecs; i++) {
+        struct worker_rec *w = &M.recs[i];
+        /* w->gen < M.gen: not the replacements this very loop is starting */
+        if ((w->state == REC_RUNNING || w->state == REC_STARTING) && !w->replaced &&
+            w->gen < M.gen && (only_id == 0 || w->id == only_id)) {
+            w->replaced = true;
+            spawn(w->id);
+        }
+    }
+}
+
+static void log_exit(const struct worker_rec *w, int status)
+{
+    if (WIFEXITED(status))
+        log_msg("master: worker %d (pid %d) exited with status %d", w->id, (int)w->pid,
+                WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        log_msg("master: worker %d (pid %d) killed by signal %d (%s)", w->id, (int)w->pid,
+                WTERMSIG(status), strsignal(WTERMSIG(status)));
+}
+
+static bool id_has_live_successor(int id, const struct worker_rec *dead)
+{
+    for (int i = 0; i < M.nrecs; i++) {
+        const struct worker_rec *w = &M.recs[i];
+        if (w != dead && w->id == id && w->state != REC_FREE && w->state != REC_STOPPING)
+            return true;
+    }
+    return false;
+}
+
+static void reap(void)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        for (int i = 0; i < M.nrecs; i++) {
+            struct worker_rec *w = &M.recs[i];
+            if (w->state == REC_FREE || w->pid != pid)
+                continue;
+            log_exit(w, status);
+            bool expected = w->state == REC_STOPPING || M.stopping;
+            int id = w->id;
+            double lived = now() - w->started;
+            w->state = REC_FREE;
+            if (expected)
+                break;
+            if (id_has_live_successor(id, w)) {
+                /* A replacement died before taking over: the old worker stays in service. */
+                for (int j = 0; j < M.nrecs; j++)
+                    if (M.recs[j].id == id && M.recs[j].replaced &&
+                        M.recs[j].state != REC_STOPPING && M.recs[j].state != REC_FREE) {
+                        M.recs[j].replaced = false;
+                        log_msg("master: the replacement of worker %d failed: pid %d keeps "
+                                "serving",
+                                id, (int)M.recs[j].pid);
+                    }
+                break;
+            }
+            /* Died on its own: respawn, at once unless it keeps dying at start-up. */
+            if (lived < 1.0) {
+                M.backoff[id] = M.backoff[id] ? M.backoff[id] * 2 : 0.5;
+                if (M.backoff[id] > 30)
+                    M.backoff[id] = 30;
+                log_msg("master: worker %d died %.2f s after its start: respawning in %g s",
+                        id, lived, M.backoff[id]);
+            } else {
+                M.backoff[id] = 0;
+            }
+            M.next_spawn[id] = now() + M.backoff[id];
+            break;
+        }
+    }
+}
+
+/* Worker ids that should run and do not: spawn once their backoff has passed. */
+static void respawn_due(void)
+{
+    if (M.stopping)
+        return;
+    double t = now();
+    for (int id = 1; id <= M.cfg->processes; id++) {
+        bool running = false;
+        for (int i = 0; i < M.nrecs && !running; i++)
+            running = M.recs[i].id == id && M.recs[i].state != REC_FREE &&
+                      M.recs[i].state != REC_STOPPING;
+        if (!running && t >= M.next_spawn[id])
+            spawn(id);
+    }
+}
+
+static void on_message(const struct gy_msg *m)
+{
+    if (m->rec < 0 || m->rec >= M.nrecs)
+        return;
+    struct worker_rec *w = &M.recs[m->rec];
+    if (w->pid != m->pid || w->state == REC_FREE)
+        return;
+    switch (m->type) {
+    case MSG_READY:
+        if (w->state == REC_STARTING)
+            w->state = REC_RUNNING;
+        M.backoff[w->id] = 0;
+        retire_older(w);
+        break;
+    case MSG_RETIRE:
+        if (!w->replaced && !M.stopping) {
+            w->replaced = true;
+            spawn(w->id);
+        }
+        break;
+    }
+}
+
+static void check_clocks(void)
+{
+    double t = now();
+    for (int i = 0; i < M.nrecs; i++) {
+        struct worker_rec *w = &M.recs[i];
+        if (w->state == REC_STOPPING && t > w->deadline) {
+            log_msg("master: worker %d (pid %d) still running after its grace: killing it",
+                    w->id, (int)w->pid);
+            kill(w->pid, SIGKILL);
+            w->deadline = t + 3600;
+        }
+        /* --harakiri: a loop that stopped ticking (a C call or CPU loop that never yields). */
+        if (M.cfg->harakiri > 0 && w->state == REC_RUNNING &&
+            t - M.shm[i].heartbeat > M.cfg->harakiri + 0.5) {
+            log_msg("master: worker %d (pid %d): its loop has not run for %.1f s (--harakiri "
+                    "%g): killing it",
+                    w->id, (int)w->pid, t - M.shm[i].heartbeat, M.cfg->harakiri);
+            kill(w->pid, SIGKILL);
+            w->state = REC_STOPPING; /* respawned below, not as a crash loop */
+            w->deadline = t + 3600;
+            M.next_spawn[w->id] = t;
+        }
+    }
+    for (int i = 0; i < M.cfg->ntouch_reload && !M.stopping; i++) {
+        struct stat st;
+        if (stat(M.cfg->touch_reload[i], &st) == 0 && st.st_mtime != M.touch_mtime[i]) {
+            bool first = M.touch_mtime[i] == 0;
+            M.touch_mtime[i] = st.st_mtime;
+            if (!first)
+                reload(0, M.cfg->touch_reload[i]);
+        }
+    }
+}
+
+static int live_workers(void)
+{
+    int n = 0;
+    for (int i = 0; i < M.nrecs; i++)
+        n += M.recs[i].state != REC_FREE;
+    return n;
+}
+
+static void stop_all(int sig)
+{
+    M.stopping = true;
+    for (int i = 0; i < M.nrecs; i++) {
+        struct worker_rec *w = &M.recs[i];
+        if (w->state == REC_FREE)
+            continue;
+        if (sig == SIGQUIT) {
+            kill(w->pid, SIGQUIT);
+            w->deadline = now() + 1.0;
+            w->state = REC_STOPPING;
+        } else if (w->state != REC_STOPPING) {
+            stop_worker(w, SIGTERM);
+        } else {
+            kill(w->pid, SIGTERM); /* an old worker in a reload: the shorter grace now */
+        }
+    }
+}
+
+static void on_signals(void)
+{
+    unsigned char sigs[16];
+    ssize_t n = read(M.sigpipe[0], sigs, sizeof sigs);
+    for (ssize_t i = 0; i < n; i++) {
+        switch (sigs[i]) {
+        case SIGCHLD:
+            break; /* reaped below */
+        case SIGHUP:
+            if (!M.stopping)
+                reload(0, "SIGHUP");
+            break;
+        case SIGQUIT:
+            log_msg("master: SIGQUIT: stopping now");
+            stop_all(SIGQUIT);
+            break;
+        default:
+            if (M.stopping) {
+                log_msg("master: %s again: stopping now", strsignal(sigs[i]));
+                stop_all(SIGQUIT);
+            } else {
+                log_msg("master: %s: graceful stop of %d worker(s), up to %g s",
+                        strsignal(sigs[i]), live_workers(), M.cfg->stop_grace);
+                stop_all(SIGTERM);
+            }
+        }
+    }
+}
+
+int master_run(struct gy_config *cfg)
+{
+    M.cfg = cfg;
+    M.nrecs = 2 * cfg->processes + 2;
+    M.recs = calloc((size_t)M.nrecs, sizeof *M.recs);
+    M.shm = mmap(NULL, (size_t)M.nrecs * sizeof *M.shm, PROT_READ | PROT_WRITE,
+                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (!M.recs || M.shm == MAP_FAILED) {
+        log_errno("master: shared memory");
+        return 1;
+    }
+    if (pipe2(M.sigpipe, O_NONBLOCK | O_CLOEXEC) < 0 || pipe2(M.msgpipe, O_CLOEXEC) < 0) {
+        log_errno("master: pipe");
+        return 1;
+    }
+    fcntl(M.msgpipe[0], F_SETFL, O_NONBLOCK);
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    int sigs[] = {SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGCHLD};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        sigaction(sigs[i], &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    S.cfg = cfg;
+    if (listen_open_all() < 0) {
+        listen_close_all();
+        return 1;
+    }
+    log_msg("master %d: %d worker(s), %d core(s) each", (int)getpid(), cfg->processes,
+            cfg->cores);
+    for (int i = 0; i < cfg->ntouch_reload; i++) {
+        struct stat st;
+        if (stat(cfg->touch_reload[i], &st) == 0)
+            M.touch_mtime[i] = st.st_mtime;
+    }
+    for (int id = 1; id <= cfg->processes; id++)
+        spawn(id);
+
+    for (;;) {
+        struct pollfd pfd[2] = {{.fd = M.sigpipe[0], .events = POLLIN},
+                                {.fd = M.msgpipe[0], .events = POLLIN}};
+        poll(pfd, 2, 100);
+        if (pfd[0].revents & POLLIN)
+            on_signals();
+        if (pfd[1].revents & POLLIN) {
+            struct gy_msg m;
+            while (read(M.msgpipe[0], &m, sizeof m) == (ssize_t)sizeof m)
+                on_message(&m);
+        }
+        reap();
+        if (M.stopping && live_workers() == 0)
+            break;
+        check_clocks();
+        respawn_due();
+    }
+    listen_close_all();
+    log_msg("master: stopped");
+    return 0;
+}

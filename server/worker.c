@@ -1,0 +1,367 @@
+/*
+ * A worker: the process that serves requests, alone in the foreground or forked by a master.
+ *
+ * Bind the sockets (unless the master did), drop privileges, embed CPython, create the IOLoop
+ * (before the app is imported, so that the app's module-level IOLoop.current()/instance() is
+ * the loop gyre runs), load the app, run the loop. SIGINT/SIGTERM stop accepting and give
+ * in-flight requests --worker-reload-mercy seconds, SIGHUP (from a master reloading)
+ * --reload-mercy seconds; a second signal, or SIGQUIT, stops at once.
+ */
+#include "engine.h"
+#include "log.h"
+#include "server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct gy_server S;
+
+static int signal_pipe[2] = {-1, -1};
+static double stop_deadline, stop_grace;
+static bool retiring;
+
+static void on_signal(int signo)
+{
+    int saved = errno;
+    unsigned char b = (unsigned char)signo;
+    ssize_t n = write(signal_pipe[1], &b, 1);
+    (void)n;
+    errno = saved;
+}
+
+static void stop_check(void *ctx)
+{
+    (void)ctx;
+    if (S.nconns == 0) {
+        engine_stop();
+        return;
+    }
+    if (engine_now() >= stop_deadline) {
+        log_msg("stopping with %d connection(s) still open after %g s of grace", S.nconns,
+                stop_grace);
+        engine_stop();
+        return;
+    }
+    PyObject *t = engine_call_later(0.05, stop_check, NULL);
+    if (!t)
+        PyErr_Print();
+    Py_XDECREF(t);
+}
+
+static void graceful_stop(const char *why, double grace)
+{
+    S.stopping = true;
+    listen_close_all();
+    conn_drop_idle();
+    log_msg("%s: graceful stop, %d connection(s) in flight, up to %g s", why, S.nconns, grace);
+    stop_grace = grace;
+    stop_deadline = engine_now() + grace;
+    stop_check(NULL);
+}
+
+static void on_signal_pipe(void *ctx, int fd, int events)
+{
+    (void)ctx;
+    (void)events;
+    unsigned char sigs[16];
+    ssize_t n = read(fd, sigs, sizeof sigs);
+    for (ssize_t i = 0; i < n; i++) {
+        int sig = sigs[i];
+        if (sig == SIGQUIT || S.stopping) {
+            log_msg("%s%s: stopping now", strsignal(sig), S.stopping ? " again" : "");
+            engine_stop();
+            return;
+        }
+        if (sig == SIGHUP && !S.link) {
+            log_msg("SIGHUP: a graceful reload needs --master; ignored");
+            continue;
+        }
+        graceful_stop(strsignal(sig), sig == SIGHUP ? S.cfg->reload_mercy : S.cfg->stop_grace);
+    }
+}
+
+static int install_signals(void)
+{
+    if (pipe2(signal_pipe, O_NONBLOCK | O_CLOEXEC) < 0)
+        return -1;
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGQUIT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN); /* a client gone mid-write is an EPIPE, not a death */
+    return 0;
+}
+
+static int init_python(const struct gy_config *cfg)
+{
+    if (PyImport_AppendInittab("gyre", PyInit_gyre) < 0)
+        return -1;
+    PyConfig pc;
+    PyConfig_InitPythonConfig(&pc);
+    pc.install_signal_handlers = 0; /* signals are gyre's: see install_signals */
+    pc.parse_argv = 0;
+    /* Debian's interpreter: sys.executable, and the stdlib and dist-packages it finds. */
+    PyStatus st = PyConfig_SetString(&pc, &pc.program_name, L"/usr/bin/python3");
+    if (!PyStatus_Exception(st))
+        st = Py_InitializeFromConfig(&pc);
+    PyConfig_Clear(&pc);
+    if (PyStatus_Exception(st)) {
+        log_msg("cannot start Python: %s", st.err_msg ? st.err_msg : "unknown error");
+        return -1;
+    }
+    PyObject *path = PySys_GetObject("path");
+    for (int i = cfg->npythonpath - 1; i >= -1; i--) {
+        PyObject *dir = PyUnicode_DecodeFSDefault(i >= 0 ? cfg->pythonpath[i] : ".");
+        if (!dir || PyList_Insert(path, 0, dir) < 0) {
+            PyErr_Print();
+            return -1;
+        }
+        Py_DECREF(dir);
+    }
+    return 0;
+}
+
+static const char *version_of(const char *module, const char *attr, char *buf, size_t n)
+{
+    PyObject *m = PyImport_ImportModule(module);
+    PyObject *v = m ? PyObject_GetAttrString(m, attr) : NULL;
+    PyObject *s = v ? PyObject_Str(v) : NULL;
+    const char *u = s ? PyUnicode_AsUTF8(s) : NULL;
+    snprintf(buf, n, "%s", u ? u : "?");
+    PyErr_Clear();
+    Py_XDECREF(s);
+    Py_XDECREF(v);
+    Py_XDECREF(m);
+    return buf;
+}
+
+static void log_banner(void)
+{
+    char tornado[32], greenlet[32], py[32], socks[512];
+    snprintf(py, sizeof py, "%s", Py_GetVersion());
+    py[strcspn(py, " ")] = '\0';
+    size_t len = 0;
+    socks[0] = '\0';
+    for (int i = 0; i < S.nlisteners && len < sizeof socks; i++)
+        len += (size_t)snprintf(socks + len, sizeof socks - len, "%s%s://%s", i ? ", " : "",
+                                S.listeners[i].proto->name, S.listeners[i].name);
+    char who[32] = "";
+    if (S.link)
+        snprintf(who, sizeof who, " (worker %d)", S.link->id);
+    log_msg("gyre %s (Python %s, Tornado %s, greenlet %s) pid %d%s: %d core%s on %s",
+            GYRE_VERSION, py, version_of("tornado", "version", tornado, sizeof tornado),
+            version_of("greenlet", "__version__", greenlet, sizeof greenlet), (int)S.pid, who,
+            S.ncores, S.ncores == 1 ? "" : "s", socks);
+}
+
+static PyObject *load_app(const struct gy_config *cfg)
+{
+    PyObject *boot = PyImport_ImportModule("_gyre_boot");
+    PyObject *app = boot ? PyObject_CallMethod(boot, "load_app", "zzs", cfg->wsgi_file,
+                                               cfg->module, cfg->callable)
+                         : NULL;
+    Py_XDECREF(boot);
+    if (!app) {
+        log_msg("cannot load the app from %s:", cfg->wsgi_file ? cfg->wsgi_file : cfg->module);
+        PyErr_Print();
+    }
+    return app;
+}
+
+int drop_privileges(const struct gy_config *cfg)
+{
+    if (!cfg->uid && !cfg->gid)
+        return 0;
+    gid_t gid = (gid_t)-1;
+    uid_t uid = (uid_t)-1;
+    const char *user = NULL;
+    if (cfg->gid) {
+        struct group *g = getgrnam(cfg->gid);
+        char *end;
+        long n = strtol(cfg->gid, &end, 10);
+        if (g)
+            gid = g->gr_gid;
+        else if (*cfg->gid && !*end && n >= 0)
+            gid = (gid_t)n;
+        else {
+            log_msg("--gid %s: no such group", cfg->gid);
+            return -1;
+        }
+    }
+    if (cfg->uid) {
+        struct passwd *p = getpwnam(cfg->uid);
+        char *end;
+        long n = strtol(cfg->uid, &end, 10);
+        if (!p && *cfg->uid && !*end && n >= 0)
+            p = getpwuid((uid_t)n);
+        if (p) {
+            uid = p->pw_uid;
+            user = p->pw_name;
+            if (gid == (gid_t)-1)
+                gid = p->pw_gid;
+        } else if (*cfg->uid && !*end && n >= 0) {
+            uid = (uid_t)n;
+        } else {
+            log_msg("--uid %s: no such user", cfg->uid);
+            return -1;
+        }
+    }
+    /* Group first: once the uid is dropped, changing groups is no longer allowed. */
+    if (gid != (gid_t)-1) {
+        if ((user ? initgroups(user, gid) : setgroups(0, NULL)) < 0 || setgid(gid) < 0) {
+            log_errno("setgid(%d)", (int)gid);
+            return -1;
+        }
+    }
+    if (uid != (uid_t)-1 && setuid(uid) < 0) {
+        log_errno("setuid(%d)", (int)uid);
+        return -1;
+    }
+    return 0;
+}
+
+static void send_to_master(int type)
+{
+    if (!S.link)
+        return;
+    struct gy_msg m = {.type = type, .rec = S.link->rec, .pid = S.pid};
+    ssize_t n = write(S.link->notify_fd, &m, sizeof m);
+    (void)n;
+}
+
+static unsigned long rss_mib(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long size = 0, resident = 0;
+    if (f) {
+        if (fscanf(f, "%lu %lu", &size, &resident) != 2)
+            resident = 0;
+        fclose(f);
+    }
+    return resident * (unsigned long)sysconf(_SC_PAGESIZE) / (1024 * 1024);
+}
+
+/* Under a master: the heartbeat it watches (--harakiri), the counters, and retiring. */
+static void heartbeat(void *ctx)
+{
+    (void)ctx;
+    struct gy_worker_shm *shm = S.link->shm;
+    shm->heartbeat = engine_now();
+    shm->requests = S.requests;
+    shm->busy = S.busy;
+    if (!retiring && !S.stopping) {
+        const struct gy_config *cfg = S.cfg;
+        unsigned long rss = cfg->reload_on_rss ? rss_mib() : 0;
+        if (cfg->max_requests && S.requests >= cfg->max_requests) {
+            log_msg("worker %d: %llu requests served (--max-requests %lu): asking to be replaced",
+                    S.link->id, (unsigned long long)S.requests, cfg->max_requests);
+            retiring = true;
+        } else if (cfg->reload_on_rss && rss >= cfg->reload_on_rss) {
+            log_msg("worker %d: RSS %lu MiB (--reload-on-rss %lu): asking to be replaced",
+                    S.link->id, rss, cfg->reload_on_rss);
+            retiring = true;
+        }
+        if (retiring)
+            send_to_master(MSG_RETIRE);
+    }
+    PyObject *t = engine_call_later(0.5, heartbeat, NULL);
+    if (!t)
+        PyErr_Print();
+    Py_XDECREF(t);
+}
+
+static void flush_python(void)
+{
+    const char *streams[] = {"stdout", "stderr"};
+    for (int i = 0; i < 2; i++) {
+        PyObject *f = PySys_GetObject(streams[i]);
+        PyObject *r = f ? PyObject_CallMethod(f, "flush", NULL) : NULL;
+        Py_XDECREF(r);
+        PyErr_Clear();
+    }
+    fflush(NULL);
+}
+
+int worker_run(struct gy_config *cfg, const struct gy_worker_link *link)
+{
+    S.cfg = cfg;
+    S.pid = getpid();
+    S.link = link;
+    S.max_conns = cfg->cores + 1024;
+    link_init(&S.pending);
+    link_init(&S.timeouts);
+    link_init(&S.free_conns);
+    log_init();
+
+    if (link) {
+        /* The master bound the sockets and removes their files: a worker only closes its fds. */
+        for (int i = 0; i < S.nlisteners; i++)
+            S.listeners[i].unlink_on_exit = false;
+        link->shm->pid = S.pid;
+        link->shm->heartbeat = engine_now();
+    } else if (listen_open_all() < 0) {
+        listen_close_all();
+        return 1;
+    }
+    if (drop_privileges(cfg) < 0) {
+        listen_close_all();
+        return 1;
+    }
+    if (cfg->chdir && chdir(cfg->chdir) < 0) {
+        log_errno("chdir(%s)", cfg->chdir);
+        listen_close_all();
+        return 1;
+    }
+    for (int i = 0; i < cfg->nenv; i++) {
+        char *kv = strdup(cfg->env[i]);
+        char *eq = strchr(kv, '=');
+        *eq = '\0';
+        setenv(kv, eq + 1, 1);
+        free(kv);
+    }
+    if (install_signals() < 0) {
+        log_errno("signal pipe");
+        listen_close_all();
+        return 1;
+    }
+    if (init_python(cfg) < 0 || pymodule_init() < 0 || engine_init() < 0 ||
+        cores_init(cfg->cores) < 0 || wsgi_init() < 0 || input_init() < 0) {
+        log_msg("start-up failed");
+        listen_close_all();
+        return 1;
+    }
+    log_banner();
+    S.app = load_app(cfg);
+    if (!S.app) {
+        listen_close_all();
+        return 1;
+    }
+    if (engine_watch(signal_pipe[0], EV_READ, on_signal_pipe, NULL) < 0) {
+        PyErr_Print();
+        listen_close_all();
+        return 1;
+    }
+    listen_update();
+    if (link) {
+        heartbeat(NULL);
+        send_to_master(MSG_READY);
+    }
+    int rc = engine_run();
+    listen_close_all();
+    log_msg("stopped after %llu request%s", (unsigned long long)S.requests,
+            S.requests == 1 ? "" : "s");
+    /* No Py_Finalize: suspended cores may hold app frames that would run again while the
+     * interpreter is torn down. Flush what Python buffered and leave. */
+    flush_python();
+    return rc < 0 ? 1 : 0;
+}
