@@ -118,6 +118,8 @@ static void reset_request(struct gy_conn *c, size_t keep_from)
     c->head_len = c->body_pos = c->body_end = c->raw_pos = 0;
     c->body_left = 0;
     c->body_done = false;
+    c->body_error = false;
+    c->decoded = false;
     c->keep_alive = false;
     c->nowait = false;
     c->params = NULL;
@@ -140,6 +142,7 @@ void conn_body_length(struct gy_conn *c, size_t head_len, int64_t content_length
     c->raw_pos = c->body_end;     /* what follows the body: a pipelined request */
     c->body_left = cl - take;
     c->body_done = c->body_left == 0;
+    c->decoded = false;
     c->content_length = content_length;
 }
 
@@ -153,8 +156,11 @@ static int decode_raw(struct gy_conn *c)
     if (c->body_end != c->raw_pos)
         memmove(c->buf + c->body_end, c->buf + c->raw_pos, n);
     c->body_end += n;
-    if (r < 0)
+    if (r < 0) {
+        c->body_error = true; /* every later read fails: the framing cannot be resynchronised */
+        c->raw_pos = c->len;
         return (int)r;
+    }
     if (r > 0) {
         c->raw_pos += (size_t)r;  /* the next request starts there */
         c->body_done = true;
@@ -170,6 +176,7 @@ void conn_body_decoded(struct gy_conn *c, size_t head_len)
     c->body_pos = c->body_end = c->raw_pos = head_len;
     c->body_left = 0;
     c->body_done = false;
+    c->decoded = true;
     c->content_length = -1;
 }
 
@@ -180,7 +187,7 @@ static void head_complete(struct gy_conn *c, bool in_core)
     engine_unpoll(c->fd);
     timeout_disarm(c);
     c->phase = CONN_QUEUED;
-    if (c->proto->decode_body && decode_raw(c) < 0) {
+    if (c->decoded && decode_raw(c) < 0) {
         /* The body's framing is broken in what came with the head: the app still runs, and
          * its first read of the body fails. */
     }
@@ -304,12 +311,33 @@ void conn_accepted(int fd, struct gy_listener *l)
     read_head(c, false);
 }
 
+/* Read and drop what the app left of the body, so that the next request on a kept-alive
+ * connection starts where it should. Up to a bound: past it, closing is cheaper. */
+static bool drain_body(struct gy_conn *c)
+{
+    uint64_t budget = 4u << 20;
+    for (;;) {
+        size_t ready = c->body_end - c->body_pos;
+        c->body_pos = c->body_end;
+        if (c->body_done)
+            return true;
+        if (ready > budget)
+            return false;
+        budget -= ready;
+        if (!c->decoded && c->body_left > budget)
+            return false;
+        if (conn_fill(c) != IO_OK) {
+            PyErr_Clear(); /* a kill arriving here only ends the connection */
+            return false;
+        }
+    }
+}
+
 void conn_request_done(struct gy_conn *c, bool response_complete)
 {
     c->requests++;
-    /* Another request on this connection only if this one left nothing half-read behind. */
-    bool body_consumed = c->body_done && c->body_pos == c->body_end;
-    if (!response_complete || !c->keep_alive || !body_consumed || S.stopping) {
+    if (!response_complete || !c->keep_alive || S.stopping ||
+        !(c->body_done && c->body_pos == c->body_end ? true : drain_body(c))) {
         conn_close(c);
         return;
     }
@@ -399,6 +427,8 @@ static enum io_result body_start(struct gy_conn *c)
 enum io_result conn_fill(struct gy_conn *c)
 {
     while (c->body_pos == c->body_end && !c->body_done) {
+        if (c->body_error)
+            return IO_BAD_BODY;
         enum io_result rc = body_start(c);
         if (rc != IO_OK)
             return rc;
@@ -407,14 +437,14 @@ enum io_result conn_fill(struct gy_conn *c)
         if (c->raw_pos == c->len)
             c->body_pos = c->body_end = c->raw_pos = c->len = c->head_len;
         size_t room = c->cap - c->len;
-        if (!c->proto->decode_body && room > c->body_left)
+        if (!c->decoded && room > c->body_left)
             room = (size_t)c->body_left;
         size_t got;
         rc = read_more(c, room, &got);
         if (rc != IO_OK)
             return rc;
         c->len += got;
-        if (c->proto->decode_body) {
+        if (c->decoded) {
             if (decode_raw(c) < 0)
                 return IO_BAD_BODY;
         } else {
@@ -431,7 +461,7 @@ enum io_result conn_read_some(struct gy_conn *c, char *dst, size_t n, size_t *go
     *got = 0;
     if (n == 0)
         return IO_OK;
-    if (c->body_pos == c->body_end && !c->body_done && !c->proto->decode_body &&
+    if (c->body_pos == c->body_end && !c->body_done && !c->decoded &&
         c->raw_pos == c->len) {
         /* Length framing and nothing buffered: straight from the socket into dst. */
         enum io_result rc = body_start(c);

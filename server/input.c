@@ -72,7 +72,7 @@ static PyObject *input_read(PyObject *self, PyObject *const *args, Py_ssize_t na
         return NULL;
     /* What is left of the body, when its length is known (a chunked or FastCGI body ends
      * when its framing says so). */
-    uint64_t want = c->proto->decode_body ? UINT64_MAX
+    uint64_t want = c->decoded ? UINT64_MAX
                                           : (uint64_t)(c->body_end - c->body_pos) + c->body_left;
     if (size >= 0 && (uint64_t)size < want)
         want = (uint64_t)size;

@@ -52,9 +52,6 @@ int main(int argc, char **argv)
     if (cfg.logto && open_logto(cfg.logto) < 0)
         return 1;
     log_init();
-    if (geteuid() == 0 && !cfg.uid)
-        log_msg("*** WARNING: running as root without --uid: the app can do anything root "
-                "can. Give --uid/--gid (e.g. --uid www-data) to drop privileges. ***");
     if (cfg.processes > 1 && !cfg.master) {
         log_msg("--processes %d needs a master to manage the workers: implying --master",
                 cfg.processes);

@@ -43,7 +43,8 @@ struct worker_rec {
     unsigned gen;               /* reload generation it was started in */
     double started;
     double deadline;            /* STOPPING: SIGKILL after this */
-    bool replaced;              /* a newer process for this id has been asked for */
+    bool replaced;              /* a newer process for this id has been started */
+    bool want_replacement;      /* ... should be: retried while no record is free */
 };
 
 static struct {
@@ -84,19 +85,19 @@ static int free_rec(void)
     return -1;
 }
 
-static void spawn(int id)
+static bool spawn(int id)
 {
     int r = free_rec();
     if (r < 0) {
-        log_msg("master: no room to start worker %d", id);
-        return;
+        log_msg("master: no room to start worker %d yet", id);
+        return false;
     }
     struct worker_rec *w = &M.recs[r];
     memset((void *)&M.shm[r], 0, sizeof M.shm[r]);
     pid_t pid = fork();
     if (pid < 0) {
         log_errno("master: fork");
-        return;
+        return false;
     }
     if (pid == 0) {
         /* The worker: the master's signal handling and pipes are not its business. */
@@ -116,6 +117,7 @@ static void spawn(int id)
                              .started = now()};
     M.shm[r].heartbeat = now(); /* counts from the fork until the worker's own first tick */
     log_msg("master: started worker %d (pid %d)", id, (int)pid);
+    return true;
 }
 
 /* Ask a worker to finish its requests and exit: SIGHUP gives it --reload-mercy, SIGTERM
@@ -142,6 +144,19 @@ static void retire_older(const struct worker_rec *fresh)
     }
 }
 
+/* Start the replacements asked for; what finds no free record waits for the next turn. */
+static void replace_wanted(void)
+{
+    for (int i = 0; i < M.nrecs && free_rec() >= 0; i++) {
+        struct worker_rec *w = &M.recs[i];
+        if (w->want_replacement && !w->replaced && w->state != REC_FREE &&
+            w->state != REC_STOPPING && spawn(w->id)) {
+            w->replaced = true;
+            w->want_replacement = false;
+        }
+    }
+}
+
 /* Start a replacement for every current worker (or one id), the old ones stop once it runs. */
 static void reload(int only_id, const char *why)
 {
@@ -152,10 +167,10 @@ static void reload(int only_id, const char *why)
         /* w->gen < M.gen: not the replacements this very loop is starting */
         if ((w->state == REC_RUNNING || w->state == REC_STARTING) && !w->replaced &&
             w->gen < M.gen && (only_id == 0 || w->id == only_id)) {
-            w->replaced = true;
-            spawn(w->id);
+            w->want_replacement = true;
         }
     }
+    replace_wanted();
 }
 
 static void log_exit(const struct worker_rec *w, int status)
@@ -254,8 +269,8 @@ static void on_message(const struct gy_msg *m)
         break;
     case MSG_RETIRE:
         if (!w->replaced && !M.stopping) {
-            w->replaced = true;
-            spawn(w->id);
+            w->want_replacement = true;
+            replace_wanted();
         }
         break;
     }
@@ -354,7 +369,7 @@ static void on_signals(void)
 int master_run(struct gy_config *cfg)
 {
     M.cfg = cfg;
-    M.nrecs = 2 * cfg->processes + 2;
+    M.nrecs = 3 * cfg->processes + 2;
     M.recs = calloc((size_t)M.nrecs, sizeof *M.recs);
     M.shm = mmap(NULL, (size_t)M.nrecs * sizeof *M.shm, PROT_READ | PROT_WRITE,
                  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -380,8 +395,9 @@ int master_run(struct gy_config *cfg)
         listen_close_all();
         return 1;
     }
-    log_msg("master %d: %d worker(s), %d core(s) each", (int)getpid(), cfg->processes,
-            cfg->cores);
+    log_msg("gyre %s master %d: %d worker(s), %d core(s) each", GYRE_VERSION, (int)getpid(),
+            cfg->processes, cfg->cores);
+    log_root_warning(cfg);
     for (int i = 0; i < cfg->ntouch_reload; i++) {
         struct stat st;
         if (stat(cfg->touch_reload[i], &st) == 0)
@@ -406,6 +422,8 @@ int master_run(struct gy_config *cfg)
             break;
         check_clocks();
         respawn_due();
+        if (!M.stopping)
+            replace_wanted();
     }
     listen_close_all();
     log_msg("master: stopped");

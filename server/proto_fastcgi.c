@@ -158,8 +158,8 @@ static int fcgi_parse_head(struct gy_conn *c)
             break;
         }
     }
-    /* Everything buffered is consumed: start over at the front for the next read. */
-    c->raw_pos = c->len = 0;
+    /* Everything buffered is consumed; the bytes stay (for the log line) until the request
+     * is complete or the connection ends: a head is a few KiB and the buffer holds it. */
     return 0;
 }
 
@@ -343,20 +343,24 @@ static enum io_result fcgi_send_file(struct gy_core *core, int fd, off_t offset,
 }
 
 /* The empty STDOUT record closing the stream, then END_REQUEST. */
-static enum io_result fcgi_finish(struct gy_core *core, bool complete)
+static bool fcgi_finish(struct gy_core *core, bool complete)
 {
     struct gy_conn *c = core->conn;
     struct fcgi_conn *f = &c->u.fcgi;
+    /* Records that came while the request ran: a BEGIN_REQUEST among them was sent while this
+     * one was active, and gets CANT_MPX_CONN now, before our END_REQUEST. */
+    fcgi_poll_abort(c);
     if (!(f->flags & FCGI_KEEP_CONN))
         c->keep_alive = false;
     if (!complete && !f->aborted)
-        return IO_OK; /* the connection is broken or cut: closing it tells nginx */
+        return false; /* the connection is broken or cut: closing it tells nginx */
     char recs[FCGI_HEADER_LEN + FCGI_END_REQUEST_LEN];
     proto_fcgi_encode_stdout_header(recs, FCGI_HEADER_LEN, f->request_id, 0);
     proto_fcgi_encode_end_request(recs + FCGI_HEADER_LEN, FCGI_END_REQUEST_LEN, f->request_id, 0,
                                   FCGI_REQUEST_COMPLETE);
     struct iovec iov = {recs, sizeof recs};
-    return conn_write_all(c, &iov, 1);
+    /* An aborted request ends cleanly too: END_REQUEST closes it on the wire. */
+    return conn_write_all(c, &iov, 1) == IO_OK;
 }
 
 const struct gy_protocol proto_fastcgi = {

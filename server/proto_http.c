@@ -28,15 +28,34 @@ static const char *reason_phrase(int status)
     }
 }
 
+/* "Date: Wed, 25 Nov 2026 18:35:07 GMT\r\n", made once a second. */
+static const char *date_header(size_t *len)
+{
+    static time_t cached_at;
+    static char buf[64];
+    static size_t buf_len;
+    time_t now = time(NULL);
+    if (now != cached_at) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        buf_len = strftime(buf, sizeof buf, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+        cached_at = now;
+    }
+    *len = buf_len;
+    return buf;
+}
+
 /* Answer a request that never reaches the app, then close: the error closes the stream. */
 static void http_reject(struct gy_conn *c, int rc, int status)
 {
     const char *why = rc ? proto_http_strerror(rc) : "request head does not fit gyre's buffers";
     char resp[512];
+    size_t dlen;
+    const char *date = date_header(&dlen);
     int n = snprintf(resp, sizeof resp,
                      "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
-                     "Connection: close\r\nServer: gyre\r\n\r\n%s\n",
-                     status, reason_phrase(status), strlen(why) + 1, why);
+                     "Connection: close\r\n%.*sServer: gyre\r\n\r\n%s\n",
+                     status, reason_phrase(status), strlen(why) + 1, (int)dlen, date, why);
     conn_write_now(c, resp, (size_t)n);
     conn_reject(c, why);
 }
@@ -261,35 +280,23 @@ static enum io_result http_before_body(struct gy_conn *c)
     return conn_write_all(c, &iov, 1);
 }
 
-/* "Date: Wed, 25 Nov 2026 18:35:07 GMT\r\n", made once a second. */
-static const char *date_header(size_t *len)
-{
-    static time_t cached_at;
-    static char buf[64];
-    static size_t buf_len;
-    time_t now = time(NULL);
-    if (now != cached_at) {
-        struct tm tm;
-        gmtime_r(&now, &tm);
-        buf_len = strftime(buf, sizeof buf, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
-        cached_at = now;
-    }
-    *len = buf_len;
-    return buf;
-}
-
 static int http_head_finish(struct gy_core *core, int64_t content_length)
 {
     struct gy_conn *c = core->conn;
     struct http_conn *h = &c->u.http;
     struct gy_response *r = &core->resp;
-    if (S.stopping)
+    /* The client waits for a 100 Continue the app never asked for: it may still send the body
+     * or not, so the connection cannot carry another request. */
+    if (S.stopping || (h->req.expect_continue && !h->continue_sent && !c->body_done))
         c->keep_alive = false;
     h->chunked_response = false;
-    if (wsgi_response_has_body(r) && !r->has_content_length && !r->head_only) {
+    if (wsgi_response_has_body(r) && !r->has_content_length) {
+        /* A HEAD response says the length the GET would have; it just sends no body. */
         if (content_length >= 0) {
             if (wsgi_head_content_length(r, content_length) < 0)
                 return -1;
+        } else if (r->head_only) {
+            /* no length known, no body sent: nothing to frame */
         } else if (h->req.minor_version >= 1) {
             h->chunked_response = true;
             if (wsgi_head_append(r, "Transfer-Encoding: chunked\r\n", 28) < 0)
@@ -340,17 +347,15 @@ static enum io_result http_send_file(struct gy_core *core, int fd, off_t offset,
     return conn_sendfile(core->conn, fd, offset, count, sent);
 }
 
-static enum io_result http_finish(struct gy_core *core, bool complete)
+static bool http_finish(struct gy_core *core, bool complete)
 {
     struct gy_conn *c = core->conn;
-    if (!complete) {
-        c->keep_alive = false;
-        return IO_OK;
-    }
+    if (!complete)
+        return false; /* a cut response: only closing tells the client */
     if (!c->u.http.chunked_response)
-        return IO_OK;
+        return true;
     struct iovec last = {(void *)"0\r\n\r\n", 5};
-    return conn_write_all(c, &last, 1);
+    return conn_write_all(c, &last, 1) == IO_OK;
 }
 
 const struct gy_protocol proto_http = {

@@ -49,11 +49,10 @@ static enum io_result uwsgi_send_file(struct gy_core *core, int fd, off_t offset
     return conn_sendfile(core->conn, fd, offset, count, sent);
 }
 
-static enum io_result uwsgi_finish(struct gy_core *core, bool complete)
+static bool uwsgi_finish(struct gy_core *core, bool complete)
 {
     (void)core;
-    (void)complete;
-    return IO_OK;
+    return complete; /* the end of the response is the close */
 }
 
 const struct gy_protocol proto_uwsgi = {

@@ -59,8 +59,9 @@ struct gy_protocol {
     /* Between the items of a streamed response: has the client called the request off
      * (FastCGI's ABORT_REQUEST)? May be NULL. */
     bool (*poll_abort)(struct gy_conn *c);
-    /* After the response (complete or not): the protocol's end of request. */
-    enum io_result (*finish)(struct gy_core *core, bool complete);
+    /* After the response (complete or not): the protocol's end of request. True when the
+     * exchange ended cleanly on the wire, so the connection may carry another request. */
+    bool (*finish)(struct gy_core *core, bool complete);
 };
 
 extern const struct gy_protocol proto_uwsgi, proto_fastcgi, proto_http;
@@ -133,6 +134,8 @@ struct gy_conn {
     size_t body_pos, body_end, raw_pos;
     uint64_t body_left;             /* length framing: body bytes not yet in the buffer or read */
     bool body_done;                 /* every body byte is in [body_pos, body_end) or was read */
+    bool decoded;                   /* framed by proto->decode_body, not by a length */
+    bool body_error;                /* the framing broke: every read of the body fails */
     bool keep_alive;                /* the protocol allows another request on this connection */
     bool nowait;                    /* writes must not suspend the core (it is being killed) */
 
@@ -263,6 +266,8 @@ struct gy_worker_link {
 int worker_run(struct gy_config *cfg, const struct gy_worker_link *link);
 /* master.c: bind, fork and manage the workers. Returns the exit status. */
 int master_run(struct gy_config *cfg);
+/* The loud line uWSGI also logs when root runs the app without --uid. */
+void log_root_warning(const struct gy_config *cfg);
 /* Drop to --uid/--gid (no-op when not given). -1 with a log line on failure. */
 int drop_privileges(const struct gy_config *cfg);
 

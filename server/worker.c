@@ -74,6 +74,11 @@ static void on_signal_pipe(void *ctx, int fd, int events)
     ssize_t n = read(fd, sigs, sizeof sigs);
     for (ssize_t i = 0; i < n; i++) {
         int sig = sigs[i];
+        /* Under a master, a signal to the process group (Ctrl-C, systemd's stop) reaches the
+         * worker and then the master's own SIGTERM: both mean "graceful"; only SIGQUIT (which
+         * the master sends to escalate) is "now". */
+        if (S.link && S.stopping && sig != SIGQUIT)
+            continue;
         if (sig == SIGQUIT || S.stopping) {
             log_msg("%s%s: stopping now", strsignal(sig), S.stopping ? " again" : "");
             engine_stop();
@@ -176,6 +181,13 @@ static PyObject *load_app(const struct gy_config *cfg)
         PyErr_Print();
     }
     return app;
+}
+
+void log_root_warning(const struct gy_config *cfg)
+{
+    if (geteuid() == 0 && !cfg->uid)
+        log_msg("*** WARNING: running as root without --uid: the app can do anything root "
+                "can. Give --uid/--gid (e.g. --uid www-data) to drop privileges. ***");
 }
 
 int drop_privileges(const struct gy_config *cfg)
@@ -341,6 +353,8 @@ int worker_run(struct gy_config *cfg, const struct gy_worker_link *link)
         return 1;
     }
     log_banner();
+    if (!link)
+        log_root_warning(cfg);
     S.app = load_app(cfg);
     if (!S.app) {
         listen_close_all();

@@ -431,11 +431,16 @@ static enum io_result send_framed(struct gy_core *c, struct iovec *body, int nbo
     struct gy_response *r = &c->resp;
     struct iovec head = {NULL, 0};
     if (!r->head_sent) {
+        /* 1xx, 204 and 304 have no body, whatever the app returns, as HEAD responses. */
+        if (status_has_no_body(r->status))
+            r->head_only = true;
         if (c->conn->proto->head_finish(c, content_length) < 0)
             return IO_KILLED;
         head = (struct iovec){r->head, r->head_len};
         r->head_sent = true;
     }
+    if (r->head_only)
+        nbody = 0;
     return c->conn->proto->send(c, head.iov_len ? &head : NULL, body, nbody);
 }
 
@@ -885,8 +890,7 @@ bool wsgi_serve(struct gy_core *c)
         PyErr_Clear();
         complete = answer_500(c);
     }
-    if (conn->proto->finish(c, complete) != IO_OK)
-        complete = false;
+    bool reusable = conn->proto->finish(c, complete) && o != OUT_ABANDONED;
     PyErr_Clear();
     if (!S.cfg->disable_logging)
         log_request(c, &facts, conn->started);
@@ -894,7 +898,7 @@ bool wsgi_serve(struct gy_core *c)
     Py_XDECREF(start_response_obj);
     Py_XDECREF(input);
     c->conn = NULL;
-    conn_request_done(conn, complete && o != OUT_ABANDONED);
+    conn_request_done(conn, reusable);
     return o != OUT_ABANDONED;
 }
 

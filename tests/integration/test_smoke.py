@@ -8,7 +8,7 @@ def test_hello_through_nginx(stack):
     r = requests.get(s.url + "/", timeout=10)
     assert r.status_code == 200
     assert r.text == "Hello, World!"
-    assert "GET / => generated 13 bytes" in s.gyre.log()
+    s.gyre.wait_log("GET / => generated 13 bytes")  # logged after the response left
 
 
 def test_hello_raw_uwsgi(gyre):
