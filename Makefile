@@ -17,7 +17,7 @@ PROTO       ?= uwsgi
 FUZZ_SECONDS ?= 60
 
 PY_CFLAGS   := $(shell pkg-config --cflags python3-embed 2>/dev/null)
-PY_LIBS     := $(shell pkg-config --libs python3-embed 2>/dev/null) $(shell pkg-config --libs inih 2>/dev/null)
+PY_LIBS     := $(shell pkg-config --libs python3-embed inih libsystemd jansson 2>/dev/null)
 GREENLET_INC := /usr/lib/python3/dist-packages/greenlet
 
 OPT         ?= -O2 -g

@@ -58,6 +58,11 @@ struct gy_config {
     unsigned long reload_on_rss;  /* ... or once its RSS passes this many MiB (0: never) */
     double harakiri;          /* seconds a request may run (0: forever) */
     const char *uid, *gid;    /* the workers' identity, dropped to after binding */
+
+    /* observability */
+    const char *stats;        /* --stats ADDR: one JSON document per connection */
+    bool stats_http;          /* ... wrapped in an HTTP response */
+    const char *metrics_http; /* --metrics-http ADDR: Prometheus text format over HTTP */
 };
 
 /* Set one option by name, as the command line, an .ini file or the environment give it: value

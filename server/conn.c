@@ -381,6 +381,7 @@ static enum io_result wait_client(struct gy_conn *c, int events)
         return IO_TIMEOUT;
     if (engine_poll(c->fd, events, on_core_fd, c) < 0)
         return IO_KILLED;
+    core_set_activity(c->core, events & EV_READ ? CORE_WAIT_READ : CORE_WAIT_WRITE);
     timeout_arm(c);
     int wake = core_suspend(c->core, WAIT_FD);
     timeout_disarm(c);
@@ -594,7 +595,9 @@ void conn_drop_idle(void)
     while (l != &S.timeouts) {
         struct gy_conn *c = link_entry(l, struct gy_conn, timeout_link);
         l = l->next;
-        if (c->phase == CONN_READING && c->len == 0)
+        /* Only kept-alive connections between requests: a fresh one with nothing read yet
+         * is a request on its way (nginx connects, then writes), and gets the grace. */
+        if (c->phase == CONN_READING && c->len == 0 && c->requests > 0)
             conn_close(c);
     }
 }

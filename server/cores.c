@@ -101,8 +101,15 @@ static PyObject *core_greenlet(struct gy_core *c)
     return c->gr;
 }
 
+void core_set_activity(struct gy_core *c, enum core_activity a)
+{
+    S.slot->cores[c->id].activity = (uint8_t)a;
+}
+
 static void take_core(struct gy_core *c, struct gy_conn *conn)
 {
+    core_set_activity(c, CORE_RUNNING);
+    S.slot->busy = S.busy;
     c->conn = conn;
     c->harakiri = false;
     c->gen++;
@@ -122,6 +129,9 @@ static void release_core(struct gy_core *c)
     c->next_free = S.free_cores;
     S.free_cores = c;
     S.busy--;
+    S.slot->busy = S.busy;
+    S.slot->cores[c->id].requests++;
+    core_set_activity(c, CORE_IDLE);
     listen_update();
 }
 
@@ -163,6 +173,7 @@ void core_enter(struct gy_core *c)
          * to keeps it alive. */
         c->app_suspended = true;
         c->suspended_since = engine_now();
+        core_set_activity(c, CORE_APP_SUSPENDED);
         disown_greenlet(c);
     }
     Py_DECREF(gr); /* may kill an unreachable greenlet right here, which answers 500 */
@@ -173,9 +184,12 @@ int core_suspend(struct gy_core *c, enum core_wait wait)
     c->wait = wait;
     c->wake = IO_OK;
     c->app_suspended = false;
+    if (wait != WAIT_FD) /* wait_client says which way the fd is awaited */
+        core_set_activity(c, wait == WAIT_TIMER ? CORE_WAIT_TIMER : CORE_WAIT_FUTURE);
     own_greenlet(c);
     PyObject *r = PyGreenlet_Switch((PyGreenlet *)S.main_greenlet, NULL, NULL);
     c->wait = WAIT_NONE;
+    core_set_activity(c, CORE_RUNNING);
     if (!r)
         return IO_KILLED;
     Py_DECREF(r);

@@ -10,6 +10,9 @@
 #include "server.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <systemd/sd-daemon.h>
 #include <errno.h>
 #include <netdb.h>
 #include <string.h>
@@ -98,28 +101,97 @@ static bool is_tcp_address(const char *addr)
     return strchr(addr, ':') && !strchr(addr, '/');
 }
 
+int listen_open_one(struct gy_listener *l, const char *addr)
+{
+    snprintf(l->name, sizeof l->name, "%s", addr);
+    l->unlink_on_exit = false;
+    int fd = is_tcp_address(addr) ? open_tcp(addr) : open_unix(l, addr);
+    if (fd < 0)
+        return -1;
+    l->fd = fd;
+    if (listen(fd, S.cfg->listen_backlog) < 0) {
+        log_errno("listen(%s)", addr);
+        return -1;
+    }
+    return 0;
+}
+
+/* systemd socket activation: the inherited socket for addr, by path (unix) or port (TCP). */
+static int inherited_match(const char *addr, int nfds, const bool *used)
+{
+    for (int j = 0; j < nfds; j++) {
+        int fd = SD_LISTEN_FDS_START + j;
+        if (used[j])
+            continue;
+        if (!is_tcp_address(addr)) {
+            if (sd_is_socket_unix(fd, SOCK_STREAM, 1, addr, 0) > 0)
+                return j;
+        } else {
+            const char *colon = strrchr(addr, ':');
+            if (sd_is_socket_inet(fd, AF_UNSPEC, SOCK_STREAM, 1, (uint16_t)atoi(colon + 1)) > 0)
+                return j;
+        }
+    }
+    return -1;
+}
+
 int listen_open_all(void)
 {
+    static const struct gy_protocol *const by_conf[] = {
+        [GY_PROTO_UWSGI] = &proto_uwsgi,
+        [GY_PROTO_FASTCGI] = &proto_fastcgi,
+        [GY_PROTO_HTTP] = &proto_http,
+    };
+    /* LISTEN_FDS/LISTEN_PID: sockets systemd bound for us. Each configured socket takes the
+     * inherited one with its path (or port), else the next unused one in order; sockets
+     * nothing inherited stands for are bound here. */
+    int nfds = sd_listen_fds(1);
+    if (nfds < 0)
+        nfds = 0;
+    bool used[64] = {false};
+    if (nfds > 64)
+        nfds = 64;
+    int matched[GY_MAX_SOCKETS];
+    for (int i = 0; i < S.cfg->nsockets; i++) {
+        matched[i] = inherited_match(S.cfg->sockets[i].addr, nfds, used);
+        if (matched[i] >= 0)
+            used[matched[i]] = true;
+    }
+    for (int i = 0, next = 0; i < S.cfg->nsockets; i++) {
+        while (matched[i] < 0 && next < nfds) {
+            int fd = SD_LISTEN_FDS_START + next;
+            if (!used[next] && sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) > 0) {
+                matched[i] = next;
+                used[next] = true;
+            }
+            next++;
+        }
+    }
     for (int i = 0; i < S.cfg->nsockets; i++) {
         const struct gy_socket_conf *sc = &S.cfg->sockets[i];
         struct gy_listener *l = &S.listeners[S.nlisteners];
-        static const struct gy_protocol *const by_conf[] = {
-            [GY_PROTO_UWSGI] = &proto_uwsgi,
-            [GY_PROTO_FASTCGI] = &proto_fastcgi,
-            [GY_PROTO_HTTP] = &proto_http,
-        };
         *l = (struct gy_listener){.fd = -1, .proto = by_conf[sc->proto]};
-        snprintf(l->name, sizeof l->name, "%s", sc->addr);
-        int fd = is_tcp_address(sc->addr) ? open_tcp(sc->addr) : open_unix(l, sc->addr);
-        if (fd < 0)
-            return -1;
-        l->fd = fd;
-        S.nlisteners++;
-        if (listen(fd, S.cfg->listen_backlog) < 0) {
-            log_errno("listen(%s)", sc->addr);
-            return -1;
+        if (matched[i] >= 0) {
+            int fd = SD_LISTEN_FDS_START + matched[i];
+            fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+            fcntl(fd, F_SETFD, FD_CLOEXEC);
+            snprintf(l->name, sizeof l->name, "%s", sc->addr);
+            l->fd = fd;
+            l->unlink_on_exit = false; /* systemd's socket: it stays when gyre restarts */
+            l->inherited = true;       /* the banner says so */
+            S.nlisteners++;
+            continue;
         }
+        if (listen_open_one(l, sc->addr) < 0)
+            return -1;
+        S.nlisteners++;
     }
+    for (int j = 0; j < nfds; j++)
+        if (!used[j]) {
+            log_msg("fd %d from systemd matches no configured socket: closed",
+                    SD_LISTEN_FDS_START + j);
+            close(SD_LISTEN_FDS_START + j);
+        }
     return 0;
 }
 
@@ -153,6 +225,8 @@ void listen_update(void)
     if (want == S.accepting)
         return;
     S.accepting = want;
+    if (S.slot)
+        S.slot->accepting = want;
     for (int i = 0; i < S.nlisteners; i++) {
         struct gy_listener *l = &S.listeners[i];
         if (l->fd < 0)

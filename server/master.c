@@ -26,10 +26,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 enum rec_state { REC_FREE, REC_STARTING, REC_RUNNING, REC_STOPPING };
@@ -50,14 +50,15 @@ struct worker_rec {
 static struct {
     struct gy_config *cfg;
     struct worker_rec *recs;
-    struct gy_worker_shm *shm;  /* one slot per record, shared with the workers */
     int nrecs;
     unsigned gen;
     int sigpipe[2], msgpipe[2];
     bool stopping;
+    bool notify_ready;         /* tell systemd READY=1 once every worker runs */
     double stop_deadline;
     double next_spawn[1 + 1024];  /* per worker id: not before (respawn backoff) */
     double backoff[1 + 1024];
+    uint64_t respawns[1 + 1024];  /* per worker id, for stats */
     time_t touch_mtime[GY_MAX_LIST];
 } M;
 
@@ -93,7 +94,13 @@ static bool spawn(int id)
         return false;
     }
     struct worker_rec *w = &M.recs[r];
-    memset((void *)&M.shm[r], 0, sizeof M.shm[r]);
+    struct sb_worker *slot = scoreboard_slot(&S.board, r);
+    uint64_t respawns = M.respawns[id];
+    memset((void *)slot, 0, S.board.stride);
+    slot->id = id;
+    slot->respawns = respawns;
+    slot->heartbeat = now(); /* counts from the fork until the worker's own first tick */
+    slot->started = (double)time(NULL);
     pid_t pid = fork();
     if (pid < 0) {
         log_errno("master: fork");
@@ -109,13 +116,15 @@ static bool spawn(int id)
         close(M.sigpipe[0]);
         close(M.sigpipe[1]);
         close(M.msgpipe[0]);
-        struct gy_worker_link link = {.id = id, .rec = r, .notify_fd = M.msgpipe[1],
-                                      .shm = &M.shm[r]};
+        stats_close(false);
+        unsetenv("NOTIFY_SOCKET"); /* the master speaks to systemd */
+        struct gy_worker_link link = {.id = id, .rec = r, .notify_fd = M.msgpipe[1]};
+        S.slot = slot;
         _exit(worker_run(M.cfg, &link));
     }
     *w = (struct worker_rec){.state = REC_STARTING, .id = id, .pid = pid, .gen = M.gen,
                              .started = now()};
-    M.shm[r].heartbeat = now(); /* counts from the fork until the worker's own first tick */
+    slot->pid = pid;
     log_msg("master: started worker %d (pid %d)", id, (int)pid);
     return true;
 }
@@ -162,6 +171,8 @@ static void reload(int only_id, const char *why)
 {
     M.gen++;
     log_msg("master: graceful reload (%s)", why);
+    sd_notify(0, "RELOADING=1\nSTATUS=reloading");
+    M.notify_ready = true;
     for (int i = 0; i < M.nrecs; i++) {
         struct worker_rec *w = &M.recs[i];
         /* w->gen < M.gen: not the replacements this very loop is starting */
@@ -232,6 +243,7 @@ static void reap(void)
                 M.backoff[id] = 0;
             }
             M.next_spawn[id] = now() + M.backoff[id];
+            M.respawns[id]++;
             break;
         }
     }
@@ -253,6 +265,26 @@ static void respawn_due(void)
     }
 }
 
+/* systemd (Type=notify): READY once every worker id has a running process with nothing left
+ * to replace, at start and after each reload. */
+static void notify_if_ready(void)
+{
+    if (!M.notify_ready || M.stopping)
+        return;
+    int running = 0;
+    for (int i = 0; i < M.nrecs; i++) {
+        const struct worker_rec *w = &M.recs[i];
+        if (w->state == REC_STARTING || w->want_replacement ||
+            (w->replaced && w->state == REC_RUNNING))
+            return;
+        running += w->state == REC_RUNNING;
+    }
+    if (running < M.cfg->processes)
+        return;
+    M.notify_ready = false;
+    sd_notifyf(0, "READY=1\nSTATUS=%d workers serving\nMAINPID=%d", running, (int)getpid());
+}
+
 static void on_message(const struct gy_msg *m)
 {
     if (m->rec < 0 || m->rec >= M.nrecs)
@@ -266,6 +298,7 @@ static void on_message(const struct gy_msg *m)
             w->state = REC_RUNNING;
         M.backoff[w->id] = 0;
         retire_older(w);
+        notify_if_ready();
         break;
     case MSG_RETIRE:
         if (!w->replaced && !M.stopping) {
@@ -289,14 +322,17 @@ static void check_clocks(void)
         }
         /* --harakiri: a loop that stopped ticking (a C call or CPU loop that never yields). */
         if (M.cfg->harakiri > 0 && w->state == REC_RUNNING &&
-            t - M.shm[i].heartbeat > M.cfg->harakiri + 0.5) {
+            t - scoreboard_slot(&S.board, i)->heartbeat > M.cfg->harakiri + 0.5) {
             log_msg("master: worker %d (pid %d): its loop has not run for %.1f s (--harakiri "
                     "%g): killing it",
-                    w->id, (int)w->pid, t - M.shm[i].heartbeat, M.cfg->harakiri);
+                    w->id, (int)w->pid, t - scoreboard_slot(&S.board, i)->heartbeat,
+                    M.cfg->harakiri);
             kill(w->pid, SIGKILL);
             w->state = REC_STOPPING; /* respawned below, not as a crash loop */
             w->deadline = t + 3600;
             M.next_spawn[w->id] = t;
+            M.respawns[w->id]++;
+            scoreboard_slot(&S.board, i)->harakiri++;
         }
     }
     for (int i = 0; i < M.cfg->ntouch_reload && !M.stopping; i++) {
@@ -321,6 +357,7 @@ static int live_workers(void)
 static void stop_all(int sig)
 {
     M.stopping = true;
+    sd_notify(0, "STOPPING=1");
     for (int i = 0; i < M.nrecs; i++) {
         struct worker_rec *w = &M.recs[i];
         if (w->state == REC_FREE)
@@ -371,9 +408,7 @@ int master_run(struct gy_config *cfg)
     M.cfg = cfg;
     M.nrecs = 3 * cfg->processes + 2;
     M.recs = calloc((size_t)M.nrecs, sizeof *M.recs);
-    M.shm = mmap(NULL, (size_t)M.nrecs * sizeof *M.shm, PROT_READ | PROT_WRITE,
-                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (!M.recs || M.shm == MAP_FAILED) {
+    if (!M.recs || scoreboard_create(&S.board, M.nrecs, cfg->cores) < 0) {
         log_errno("master: shared memory");
         return 1;
     }
@@ -391,8 +426,9 @@ int master_run(struct gy_config *cfg)
     signal(SIGPIPE, SIG_IGN);
 
     S.cfg = cfg;
-    if (listen_open_all() < 0) {
+    if (listen_open_all() < 0 || stats_open() < 0) {
         listen_close_all();
+        stats_close(true);
         return 1;
     }
     log_msg("gyre %s master %d: %d worker(s), %d core(s) each", GYRE_VERSION, (int)getpid(),
@@ -403,13 +439,20 @@ int master_run(struct gy_config *cfg)
         if (stat(cfg->touch_reload[i], &st) == 0)
             M.touch_mtime[i] = st.st_mtime;
     }
+    M.notify_ready = true;
     for (int id = 1; id <= cfg->processes; id++)
         spawn(id);
 
     for (;;) {
-        struct pollfd pfd[2] = {{.fd = M.sigpipe[0], .events = POLLIN},
+        struct pollfd pfd[4] = {{.fd = M.sigpipe[0], .events = POLLIN},
                                 {.fd = M.msgpipe[0], .events = POLLIN}};
-        poll(pfd, 2, 100);
+        int sfds[2], nstats = stats_fds(sfds);
+        for (int i = 0; i < nstats; i++)
+            pfd[2 + i] = (struct pollfd){.fd = sfds[i], .events = POLLIN};
+        poll(pfd, (nfds_t)(2 + nstats), 100);
+        for (int i = 0; i < nstats; i++)
+            if (pfd[2 + i].revents & POLLIN)
+                stats_ready(pfd[2 + i].fd);
         if (pfd[0].revents & POLLIN)
             on_signals();
         if (pfd[1].revents & POLLIN) {
@@ -426,6 +469,7 @@ int master_run(struct gy_config *cfg)
             replace_wanted();
     }
     listen_close_all();
+    stats_close(true);
     log_msg("master: stopped");
     return 0;
 }

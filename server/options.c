@@ -172,6 +172,9 @@ static const char *set_harakiri(struct gy_config *c, const char *v) { return par
 static const char *set_max_requests(struct gy_config *c, const char *v) { return parse_ulong(v, &c->max_requests); }
 static const char *set_reload_on_rss(struct gy_config *c, const char *v) { return parse_ulong(v, &c->reload_on_rss); }
 static const char *set_ini(struct gy_config *c, const char *v) { return ini_load(c, v); }
+static const char *set_stats(struct gy_config *c, const char *v) { return set_string(&c->stats, v); }
+static const char *set_stats_http(struct gy_config *c, const char *v) { (void)v; c->stats_http = true; return NULL; }
+static const char *set_metrics_http(struct gy_config *c, const char *v) { return set_string(&c->metrics_http, v); }
 
 static const char *set_processes(struct gy_config *c, const char *v)
 {
@@ -221,6 +224,10 @@ static const struct option_def OPTIONS[] = {
     {"uid", ARG_REQUIRED, set_uid, "USER", "workers run as USER (name or number), dropped to after binding"},
     {"gid", ARG_REQUIRED, set_gid, "GROUP", "workers run as GROUP (name or number)"},
     {"ini", ARG_REQUIRED, set_ini, "FILE", "read options from the [uwsgi] and [gyre] sections of an .ini file"},
+    {"stats", ARG_REQUIRED, set_stats, "ADDR", "serve uWSGI-style stats JSON on a unix socket PATH or HOST:PORT"},
+    {"stats-server", ARG_REQUIRED, set_stats, "ADDR", "same as --stats"},
+    {"stats-http", ARG_NONE, set_stats_http, NULL, "serve the --stats JSON as an HTTP response"},
+    {"metrics-http", ARG_REQUIRED, set_metrics_http, "ADDR", "serve Prometheus metrics over HTTP on HOST:PORT or a unix socket PATH"},
     {"plugin", ARG_REQUIRED, set_ignored, "NAME", "accepted for uWSGI compatibility and ignored: the engine is built in"},
     {"plugins", ARG_REQUIRED, set_ignored, "NAMES", "same as --plugin"},
 };

@@ -23,6 +23,7 @@
 
 #include "config.h"
 #include "fastcgi.h"
+#include "scoreboard.h"
 #include "http.h"
 #include "uwsgi.h"
 
@@ -76,6 +77,7 @@ struct gy_listener {
     const struct gy_protocol *proto;
     bool watched;
     bool unlink_on_exit;       /* a unix socket file this process created */
+    bool inherited;            /* from systemd (socket activation) */
     char name[112];            /* for log lines: the address as given, or the path */
 };
 
@@ -225,6 +227,8 @@ struct gy_server {
     uint64_t requests;
     pid_t pid;
     const struct gy_worker_link *link;  /* NULL without a master */
+    struct scoreboard board;          /* every worker's slot (made before any fork) */
+    struct sb_worker *slot;           /* this process's */
 };
 
 extern struct gy_server S;
@@ -232,18 +236,11 @@ extern struct gy_server S;
 /*
  * Master and workers (master.c, worker.c).
  *
- * Each worker process has a slot of shared memory that it writes and the master reads: the
- * heartbeat shows its loop is alive (--harakiri kills a worker whose loop stopped), the counters
- * feed the logs. Workers tell the master about themselves over one pipe, in records of a few
- * bytes (atomic below PIPE_BUF).
+ * Each worker process has a slot of the scoreboard (scoreboard.h) that it writes and the master
+ * reads: the heartbeat shows its loop is alive (--harakiri kills a worker whose loop stopped),
+ * the counters feed stats and metrics. Workers tell the master about themselves over one pipe,
+ * in records of a few bytes (atomic below PIPE_BUF).
  */
-struct gy_worker_shm {
-    volatile pid_t pid;
-    volatile double heartbeat;        /* engine_now() of the loop's last tick */
-    volatile unsigned long long requests;
-    volatile int busy;                /* cores serving a request */
-};
-
 enum gy_msg_type {
     MSG_READY = 1,                    /* app loaded, accepting */
     MSG_RETIRE = 2,                   /* --max-requests/--reload-on-rss reached: replace me */
@@ -259,7 +256,6 @@ struct gy_worker_link {
     int id;                           /* 1..--processes, as uWSGI numbers workers */
     int rec;
     int notify_fd;                    /* the pipe to the master */
-    struct gy_worker_shm *shm;
 };
 
 /* worker.c: serve until stopped; link is NULL without a master. Returns the exit status. */
@@ -291,8 +287,16 @@ static inline void link_append(struct gy_link *head, struct gy_link *n)
 
 /* listen.c */
 int listen_open_all(void);
+/* Bind and listen on one address (unix path or HOST:PORT) into l; -1 with a log line. */
+int listen_open_one(struct gy_listener *l, const char *addr);
 void listen_update(void);            /* watch the sockets iff a core is free and not stopping */
 void listen_close_all(void);
+
+/* stats.c: --stats and --metrics-http, served by the master or the only process */
+int stats_open(void);
+int stats_fds(int fds[2]);             /* the listening fds to watch */
+void stats_ready(int fd);              /* one of them is readable */
+void stats_close(bool unlink_files);
 
 /* conn.c */
 void conn_accepted(int fd, struct gy_listener *l);
@@ -317,7 +321,7 @@ size_t conn_max_head(void);             /* the largest request head a buffer mus
 enum io_result conn_sendfile(struct gy_conn *c, int fd, off_t offset, uint64_t count,
                              uint64_t *sent);
 void conn_sweep_start(void);
-/* Stopping: close the connections that wait for a request and have sent nothing of it. */
+/* Stopping: close the kept-alive connections that wait for their next request. */
 void conn_drop_idle(void);
 void conn_dispatch_pending(void);
 /* The oldest parsed request waiting for a core, taken off the queue; NULL if none. */
@@ -330,6 +334,7 @@ void core_enter(struct gy_core *c);      /* switch into a core from the loop */
 int core_suspend(struct gy_core *c, enum core_wait wait);
 struct gy_core *core_current(void);      /* the core running now, or NULL */
 bool core_is_greenlet_exit(void);        /* the Python error set is GreenletExit */
+void core_set_activity(struct gy_core *c, enum core_activity a);   /* for stats */
 void cores_check_abandoned(double now);
 void cores_check_harakiri(double now);   /* --harakiri: cancel the requests running too long */
 

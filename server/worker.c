@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
 #include <unistd.h>
 
 struct gy_server S;
@@ -58,6 +60,8 @@ static void stop_check(void *ctx)
 static void graceful_stop(const char *why, double grace)
 {
     S.stopping = true;
+    if (!S.link)
+        sd_notify(0, "STOPPING=1");
     listen_close_all();
     conn_drop_idle();
     log_msg("%s: graceful stop, %d connection(s) in flight, up to %g s", why, S.nconns, grace);
@@ -158,8 +162,9 @@ static void log_banner(void)
     size_t len = 0;
     socks[0] = '\0';
     for (int i = 0; i < S.nlisteners && len < sizeof socks; i++)
-        len += (size_t)snprintf(socks + len, sizeof socks - len, "%s%s://%s", i ? ", " : "",
-                                S.listeners[i].proto->name, S.listeners[i].name);
+        len += (size_t)snprintf(socks + len, sizeof socks - len, "%s%s://%s%s", i ? ", " : "",
+                                S.listeners[i].proto->name, S.listeners[i].name,
+                                S.listeners[i].inherited ? " (from systemd)" : "");
     char who[32] = "";
     if (S.link)
         snprintf(who, sizeof who, " (worker %d)", S.link->id);
@@ -267,10 +272,8 @@ static unsigned long rss_mib(void)
 static void heartbeat(void *ctx)
 {
     (void)ctx;
-    struct gy_worker_shm *shm = S.link->shm;
-    shm->heartbeat = engine_now();
-    shm->requests = S.requests;
-    shm->busy = S.busy;
+    S.slot->heartbeat = engine_now();
+    S.slot->busy = S.busy;
     if (!retiring && !S.stopping) {
         const struct gy_config *cfg = S.cfg;
         unsigned long rss = cfg->reload_on_rss ? rss_mib() : 0;
@@ -290,6 +293,13 @@ static void heartbeat(void *ctx)
     if (!t)
         PyErr_Print();
     Py_XDECREF(t);
+}
+
+static void on_stats_ready(void *ctx, int fd, int events)
+{
+    (void)ctx;
+    (void)events;
+    stats_ready(fd);
 }
 
 static void flush_python(void)
@@ -319,11 +329,22 @@ int worker_run(struct gy_config *cfg, const struct gy_worker_link *link)
         /* The master bound the sockets and removes their files: a worker only closes its fds. */
         for (int i = 0; i < S.nlisteners; i++)
             S.listeners[i].unlink_on_exit = false;
-        link->shm->pid = S.pid;
-        link->shm->heartbeat = engine_now();
-    } else if (listen_open_all() < 0) {
-        listen_close_all();
-        return 1;
+        S.slot->pid = S.pid;
+        S.slot->heartbeat = engine_now();
+    } else {
+        if (scoreboard_create(&S.board, 1, cfg->cores) < 0) {
+            log_errno("scoreboard");
+            return 1;
+        }
+        S.slot = scoreboard_slot(&S.board, 0);
+        S.slot->id = 1;
+        S.slot->pid = S.pid;
+        S.slot->started = (double)time(NULL);
+        if (listen_open_all() < 0 || stats_open() < 0) {
+            listen_close_all();
+            stats_close(true);
+            return 1;
+        }
     }
     if (drop_privileges(cfg) < 0) {
         listen_close_all();
@@ -365,13 +386,21 @@ int worker_run(struct gy_config *cfg, const struct gy_worker_link *link)
         listen_close_all();
         return 1;
     }
+    int sfds[2], nstats = link ? 0 : stats_fds(sfds);
+    for (int i = 0; i < nstats; i++)
+        if (engine_watch(sfds[i], EV_READ, on_stats_ready, NULL) < 0)
+            PyErr_Print();
     listen_update();
     if (link) {
         heartbeat(NULL);
         send_to_master(MSG_READY);
+    } else {
+        sd_notifyf(0, "READY=1\nSTATUS=serving with %d cores\nMAINPID=%d", S.ncores, (int)S.pid);
     }
     int rc = engine_run();
     listen_close_all();
+    if (!link)
+        stats_close(true);
     log_msg("stopped after %llu request%s", (unsigned long long)S.requests,
             S.requests == 1 ? "" : "s");
     /* No Py_Finalize: suspended cores may hold app frames that would run again while the

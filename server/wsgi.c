@@ -892,6 +892,10 @@ bool wsgi_serve(struct gy_core *c)
     }
     bool reusable = conn->proto->finish(c, complete) && o != OUT_ABANDONED;
     PyErr_Clear();
+    scoreboard_record_request(S.slot, r->status, r->body_sent, engine_now() - conn->started,
+                              o == OUT_APP_ERROR || o == OUT_ABANDONED);
+    if (c->harakiri)
+        S.slot->harakiri++;
     if (!S.cfg->disable_logging)
         log_request(c, &facts, conn->started);
     Py_XDECREF(env);
