@@ -397,11 +397,12 @@ static enum io_result io_error(void)
     return IO_ERROR;
 }
 
-/* Read into buf+len up to max bytes, waiting for the socket as needed. */
-static enum io_result read_more(struct gy_conn *c, size_t max, size_t *got)
+/* Read up to n bytes into dst, waiting for the socket as needed; EOF is IO_CLOSED (a body
+ * announced longer than what the client sent). */
+static enum io_result recv_waiting(struct gy_conn *c, char *dst, size_t n, size_t *got)
 {
     for (;;) {
-        ssize_t r = read(c->fd, c->buf + c->len, max);
+        ssize_t r = read(c->fd, dst, n);
         if (r > 0) {
             *got = (size_t)r;
             return IO_OK;
@@ -441,7 +442,7 @@ enum io_result conn_fill(struct gy_conn *c)
         if (!c->decoded && room > c->body_left)
             room = (size_t)c->body_left;
         size_t got;
-        rc = read_more(c, room, &got);
+        rc = recv_waiting(c, c->buf + c->len, room, &got);
         if (rc != IO_OK)
             return rc;
         c->len += got;
@@ -470,24 +471,12 @@ enum io_result conn_read_some(struct gy_conn *c, char *dst, size_t n, size_t *go
             return rc;
         if (n > c->body_left)
             n = (size_t)c->body_left;
-        for (;;) {
-            ssize_t r = read(c->fd, dst, n);
-            if (r > 0) {
-                c->body_left -= (uint64_t)r;
-                c->body_done = c->body_left == 0;
-                *got = (size_t)r;
-                return IO_OK;
-            }
-            if (r == 0)
-                return IO_CLOSED; /* the body was announced longer than what the client sent */
-            if (errno == EINTR)
-                continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                return io_error();
-            enum io_result w = wait_client(c, EV_READ);
-            if (w != IO_OK)
-                return w;
+        rc = recv_waiting(c, dst, n, got);
+        if (rc == IO_OK) {
+            c->body_left -= *got;
+            c->body_done = c->body_left == 0;
         }
+        return rc;
     }
     enum io_result rc = conn_fill(c);
     if (rc != IO_OK)
