@@ -429,7 +429,10 @@ void env_load(struct gy_config *cfg)
             exit(2);
         }
     }
+    /* The UWSGI_/GYRE_ strings stay: options and placeholders point into them. */
+    for (size_t i = 0; i < n; i++)
+        if (!names[i])
+            free(snap[i]);
     free(names);
-    /* The strings stay: options and placeholders point into them. */
     free(snap);
 }
