@@ -24,8 +24,11 @@ PKGS=(
     libfcgi-bin
     # uWSGI with its Tornado loop engine: the reference gyre is benchmarked against
     uwsgi-core uwsgi-plugin-python3 uwsgi-plugin-tornado-python3 uwsgi-plugin-greenlet-python3
+    # deployment checks: docker-compose config (and PyYAML with it), systemd-socket-activate,
+    # systemd-analyze
+    docker-compose systemd python3-yaml
     # misc
-    docker-compose curl
+    curl
 )
 
 is_installed() {
