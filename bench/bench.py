@@ -1,25 +1,41 @@
 #!/usr/bin/python3
-"""gyre side by side with uWSGI's Tornado loop engine, both behind nginx, loaded with wrk.
+"""gyre side by side with uWSGI's Tornado loop engine over uwsgi, FastCGI and HTTP, loaded with wrk.
 
     make bench                        # = /usr/bin/python3 bench/bench.py
     /usr/bin/python3 bench/bench.py --duration 3 --warmup 1 --rounds 1 --no-write   # a smoke run
 
-What runs (everything in a private temp dir, removed at the end):
+What runs (everything in a private temp dir, removed at the end). Each protocol gets its own pair
+of backend processes (gyre and uWSGI, both `--tornado 100 --greenlet`, one process each, no
+master, serving bench/app.py), started before that protocol's cases and stopped after them:
 
-    wrk -> nginx A (127.0.0.1, worker_processes 1) -> unix socket -> gyre  --tornado 100 --greenlet
-    wrk -> nginx B (same template, same shape)     -> unix socket -> uWSGI --tornado 100 --greenlet
+    uwsgi         wrk -> nginx (nginx-conf/uwsgi.conf)   -> unix socket -> backend --socket
+    fcgi-keep     wrk -> nginx (nginx-conf/fastcgi.conf) -> unix socket -> backend --fastcgi-socket
+                  (the template as is: fastcgi_keep_conn on, upstream keepalive 32)
+    fcgi-nokeep   wrk -> nginx (the same template, with its `fastcgi_keep_conn on;` and
+                  `keepalive 32;` lines commented out by this script: one connection per request)
+                                                          -> unix socket -> backend --fastcgi-socket
+    http          wrk -> backend --http-socket 127.0.0.1:PORT, straight, no nginx
 
-Both nginx instances are rendered from the project template nginx-conf/uwsgi.conf, unchanged
-(only the @PORT@ @SOCKET@ @PREFIX@ placeholders filled), exactly as tests/integration does. Both
-backends serve bench/app.py, one process each, no master.
+Every nginx (worker_processes 1) is rendered from a project template with only the @PORT@
+@SOCKET@ @PREFIX@ placeholders filled, exactly as tests/integration does (plus, for
+fcgi-nokeep, the two directives removed).
 
-Cases (wrk -t2, --latency): hello world at 50 connections, a 64 KiB response at 50, a 1 MiB
-POST at 10, a 20 ms core suspension (greenlet + IOLoop.call_later) at 200.
+Cases (wrk -t2, --latency): over uwsgi, hello world at 50 connections, a 64 KiB response at 50, a
+1 MiB POST at 10, a 20 ms core suspension (greenlet + IOLoop.call_later) at 200; then hello world
+at 50 connections over FastCGI with keep-conn, FastCGI without keep-conn, and direct HTTP.
+
+Checks: each backend must answer /hello over its own protocol straight on its socket before it
+counts as up; before each case, the case's route is requested once per backend through the very
+path wrk will use (nginx or direct) and the body must be exactly what the app sends. For
+FastCGI and HTTP, a raw probe also sends two requests on one connection (FCGI_KEEP_CONN set, or
+an HTTP/1.1 request without `Connection: close`) and reports whether the backend kept the
+connection: that is what decides how the backend behaves under nginx's upstream pool or wrk's
+persistent connections.
 
 Order: for each case, ROUNDS rounds of gyre then uWSGI (gyre/uWSGI/gyre/uWSGI), each measured
 run preceded by a short warm-up with the same parameters. The summary keeps, per backend, the
-round with the BEST req/s (its p99 with it); errors are the SUM over all measured rounds. Every
-round is listed in the detail table, with the CPU the backend used and the CPU used by
+round with the BEST req/s (its p99 and CPU with it); errors are the SUM over all measured rounds.
+Every round is listed in the detail table, with the CPU the backend used and the CPU used by
 everything else on the machine (other people's work: the noise).
 
 Writes bench/RESULTS.md (overwritten) and prints the same Markdown.
@@ -29,6 +45,7 @@ import argparse
 import atexit
 import collections
 import datetime
+import hashlib
 import os
 import platform
 import re
@@ -36,6 +53,7 @@ import resource
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -46,31 +64,67 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 BENCH = os.path.join(ROOT, "bench")
 APP = os.path.join(BENCH, "app.py")
 GYRE = os.environ.get("GYRE_BIN", os.path.join(ROOT, "gyre"))
-NGINX_TEMPLATE = os.path.join(ROOT, "nginx-conf", "uwsgi.conf")
+UWSGI_TEMPLATE = os.path.join(ROOT, "nginx-conf", "uwsgi.conf")
+FASTCGI_TEMPLATE = os.path.join(ROOT, "nginx-conf", "fastcgi.conf")
 RESULTS = os.path.join(BENCH, "RESULTS.md")
 UWSGI_PLUGINS_DIR = "/usr/lib/uwsgi/plugins"
 
 POST_BYTES = 1024 * 1024
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+HELLO = b"Hello, World!"
 
-# name, path, connections, method, what the response body must be (checked once before load)
+
+def without_keep_conn(conf):
+    """fastcgi.conf with its `fastcgi_keep_conn on;` and upstream `keepalive N;` directives
+    commented out: nginx then opens one FastCGI connection per request and the backend closes it
+    after FCGI_END_REQUEST. Each directive must be found exactly once, or the template changed
+    under us and the variant would silently be wrong."""
+    for pattern in (r"^([ \t]*)(fastcgi_keep_conn[ \t]+on;)", r"^([ \t]*)(keepalive[ \t]+\d+;)"):
+        conf, n = re.subn(pattern, r"\1# \2  # removed by bench/bench.py (no-keep-conn variant)",
+                          conf, flags=re.M)
+        if n != 1:
+            raise SystemExit("nginx-conf/fastcgi.conf: expected exactly one line matching %r, "
+                             "found %d; fix without_keep_conn() in bench/bench.py" % (pattern, n))
+    return conf
+
+
+# How each protocol is set up. wire: what the backend socket speaks (raw probes); flag: the
+# command-line option, the same for gyre and uWSGI; template/transform: the nginx in front (None:
+# wrk talks to the backend directly).
+PROTOS = collections.OrderedDict([
+    ("uwsgi", dict(wire="uwsgi", flag="--socket", template=UWSGI_TEMPLATE, transform=None,
+                   label="uwsgi via nginx")),
+    ("fcgi-keep", dict(wire="fastcgi", flag="--fastcgi-socket", template=FASTCGI_TEMPLATE,
+                       transform=None, label="FastCGI via nginx, keep-conn")),
+    ("fcgi-nokeep", dict(wire="fastcgi", flag="--fastcgi-socket", template=FASTCGI_TEMPLATE,
+                         transform=without_keep_conn, label="FastCGI via nginx, no keep-conn")),
+    ("http", dict(wire="http", flag="--http-socket", template=None, transform=None,
+                  label="HTTP/1.1 direct, no nginx")),
+])
+
+Case = collections.namedtuple("Case", "key proto path conns method expect label")
+
+# What the response body must be is checked before each case, through the path wrk uses.
 CASES = [
-    ("hello", "/hello", 50, "GET", b"Hello, World!"),
-    ("64k", "/64k", 50, "GET", b"x" * 65536),
-    ("post 1 MiB", "/post", 10, "POST", str(POST_BYTES).encode()),
-    ("suspend 20 ms", "/suspend", 200, "GET", b"suspended 20 ms\n"),
+    Case("hello", "uwsgi", "/hello", 50, "GET", HELLO, "hello world, c=50"),
+    Case("64k", "uwsgi", "/64k", 50, "GET", b"x" * 65536, "64 KiB response, c=50"),
+    Case("post 1 MiB", "uwsgi", "/post", 10, "POST", str(POST_BYTES).encode(), "1 MiB POST, c=10"),
+    Case("suspend 20 ms", "uwsgi", "/suspend", 200, "GET", b"suspended 20 ms\n",
+         "suspend 20 ms, c=200"),
+    Case("fcgi-keep hello", "fcgi-keep", "/hello", 50, "GET", HELLO, "hello world, c=50"),
+    Case("fcgi-nokeep hello", "fcgi-nokeep", "/hello", 50, "GET", HELLO, "hello world, c=50"),
+    Case("http hello", "http", "/hello", 50, "GET", HELLO, "hello world, c=50"),
 ]
-CASE_LABEL = {
-    "hello": "hello world, c=50",
-    "64k": "64 KiB response, c=50",
-    "post 1 MiB": "1 MiB POST, c=10",
-    "suspend 20 ms": "suspend 20 ms, c=200",
-}
+SERVERS = ("gyre", "uWSGI")
+
+
+def case_title(case):
+    """Unique, for logs and the detail table: the label and the protocol."""
+    return "%s, %s" % (case.label, PROTOS[case.proto]["label"])
+
 
 # Every process we start, so that they can be stopped whatever happens.
 _PROCS = []
-
-
 def log(msg):
     print("[bench %s] %s" % (time.strftime("%H:%M:%S"), msg), file=sys.stderr, flush=True)
 
@@ -171,7 +225,7 @@ def children_of(pid):
 
 
 def background_cpu(seconds):
-    """% of one CPU the machine is busy while we generate no load (our servers idle)."""
+    """% of one CPU the machine is busy while we run nothing (the noise floor)."""
     b0 = machine_busy_seconds()
     time.sleep(seconds)
     return 100.0 * (machine_busy_seconds() - b0) / seconds
@@ -185,17 +239,156 @@ def machine_busy_seconds():
     return (sum(vals[:8]) - idle) / CLK_TCK
 
 
+def unix_conns(path):
+    """How many connections are established on the unix socket `path` (its accepted side), e.g.
+    the idle upstream connections nginx keeps open to a FastCGI backend."""
+    try:
+        out = subprocess.run(["ss", "-xnH"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             timeout=10).stdout.decode("utf-8", "replace")
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    n = 0
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) >= 5 and f[1] == "ESTAB" and f[4] == path:
+            n += 1
+    return n
+
+
+# ---- raw protocol clients (readiness and keep-alive probes, straight to a backend) -----------
+
+CGI_ENV = {"REQUEST_METHOD": "GET", "QUERY_STRING": "", "SCRIPT_NAME": "",
+           "SERVER_PROTOCOL": "HTTP/1.1", "SERVER_NAME": "localhost", "SERVER_PORT": "80",
+           "REMOTE_ADDR": "127.0.0.1", "REMOTE_PORT": "40000"}
+
+
+class Reader:
+    """A socket with a read buffer; EOFError when the peer closed before `n` bytes came."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+    def _more(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise EOFError("connection closed by the backend")
+        self.buf += chunk
+
+    def exact(self, n):
+        while len(self.buf) < n:
+            self._more()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def until(self, sep):
+        while sep not in self.buf:
+            self._more()
+        i = self.buf.index(sep) + len(sep)
+        out, self.buf = self.buf[:i], self.buf[i:]
+        return out
+
+    def rest(self):
+        try:
+            while True:
+                self._more()
+        except EOFError:
+            pass
+        out, self.buf = self.buf, b""
+        return out
+
+
+def split_cgi_response(data, status_from_header):
+    """(status code, body) of an HTTP response, or of a CGI-style one (a `Status:` header,
+    200 without it) when status_from_header."""
+    head, sep, body = data.partition(b"\r\n\r\n")
+    if not sep:
+        raise ValueError("no end of headers in %r" % data[:200])
+    lines = head.decode("latin-1").split("\r\n")
+    if not status_from_header:
+        return int(lines[0].split()[1]), body
+    status = 200
+    for line in lines:
+        k, _, v = line.partition(":")
+        if k.strip().lower() == "status":
+            status = int(v.split()[0])
+    return status, body
+
+
+def uwsgi_exchange(sock, path):
+    env = dict(CGI_ENV, PATH_INFO=path, REQUEST_URI=path)
+    data = b"".join(len(k).to_bytes(2, "little") + k.encode() + len(v).to_bytes(2, "little")
+                    + v.encode() for k, v in env.items())
+    sock.sendall(b"\0" + len(data).to_bytes(2, "little") + b"\0" + data)
+    return split_cgi_response(Reader(sock).rest(), status_from_header=False)
+
+
+def fcgi_record(rtype, rid, content=b""):
+    return struct.pack(">BBHHBB", 1, rtype, rid, len(content), 0, 0) + content
+
+
+def fcgi_pair(k, v):
+    k, v = k.encode(), v.encode()
+    return b"".join((bytes([n]) if n < 128 else struct.pack(">I", n | 0x80000000))
+                    for n in (len(k), len(v))) + k + v
+
+
+def fcgi_exchange(reader, path, keep, rid=1):
+    """One FastCGI RESPONDER request (FCGI_KEEP_CONN if `keep`): (status, body)."""
+    params = b"".join(fcgi_pair(k, v) for k, v in dict(CGI_ENV, PATH_INFO=path,
+                                                       REQUEST_URI=path).items())
+    reader.sock.sendall(fcgi_record(1, rid, struct.pack(">HB5x", 1, 1 if keep else 0))
+                        + fcgi_record(4, rid, params) + fcgi_record(4, rid)
+                        + fcgi_record(5, rid))
+    out = b""
+    while True:
+        _, rtype, r, clen, plen, _ = struct.unpack(">BBHHBB", reader.exact(8))
+        content = reader.exact(clen)
+        reader.exact(plen)
+        if r != rid:
+            continue
+        if rtype == 6:  # FCGI_STDOUT
+            out += content
+        elif rtype == 3:  # FCGI_END_REQUEST
+            return split_cgi_response(out, status_from_header=True)
+
+
+def http_exchange(reader, path):
+    """One HTTP/1.1 GET, persistent (no Connection: close): (status, body)."""
+    reader.sock.sendall(b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % path.encode())
+    head = reader.until(b"\r\n\r\n")
+    m = re.search(rb"\r\ncontent-length:\s*(\d+)", head, re.I)
+    if not m:
+        raise ValueError("no Content-Length in %r" % head[:200])
+    status, _ = split_cgi_response(head, status_from_header=False)
+    return status, reader.exact(int(m.group(1)))
+
+
+def describe_exc(e):
+    return "%s: %s" % (type(e).__name__, e)
+
+
 # ---- the servers --------------------------------------------------------------------------------
 
 class Backend:
-    """One app server process (gyre or uWSGI) on a unix socket."""
+    """One app server process (gyre or uWSGI) on one protocol: a unix socket, or for HTTP a
+    127.0.0.1 port."""
 
-    def __init__(self, name, argv_fn, tmp, stop_signal, ok_exit=(0,)):
+    def __init__(self, name, proto, argv_fn, tmp, stop_signal, ok_exit=(0,)):
         self.name = name
+        self.proto = proto
+        self.wire = PROTOS[proto]["wire"]
         self.ok_exit = ok_exit
         self.tmp = tmp
-        self.socket = os.path.join(tmp, name.lower() + ".sock")
-        self.argv = argv_fn(self.socket)
+        self.tag = "%s-%s" % (name.lower(), proto)
+        if self.wire == "http":
+            self.socket = None
+            self.port = free_port()
+            self.addr = "127.0.0.1:%d" % self.port
+        else:
+            self.socket = os.path.join(tmp, self.tag + ".sock")
+            self.addr = self.socket
+        self.argv = argv_fn(PROTOS[proto]["flag"], self.addr)
         self.stop_signal = stop_signal
         self.starts = 0
         self.events = []  # crashes, restarts: reported verbatim
@@ -204,40 +397,79 @@ class Backend:
 
     def start(self):
         self.starts += 1
-        self.log_path = os.path.join(self.tmp, "%s-%d.log" % (self.name.lower(), self.starts))
-        if os.path.exists(self.socket):
+        self.log_path = os.path.join(self.tmp, "%s-%d.log" % (self.tag, self.starts))
+        if self.socket and os.path.exists(self.socket):
             os.unlink(self.socket)
         self.logf = open(self.log_path, "wb")
         self.proc = popen(self.argv, self.logf, cwd=ROOT)
         wait_for(lambda: self.proc.poll() is not None or self._serves(), 20,
-                 "%s to serve on %s" % (self.name, self.socket))
+                 "%s to serve %s on %s" % (self.name, self.wire, self.addr))
         if self.proc.poll() is not None:
             raise RuntimeError("%s exited at start with %s:\n%s"
                                % (self.name, self.proc.returncode, read_tail(self.log_path)))
 
-    def _serves(self):
-        """One raw uwsgi-protocol request for /hello, straight to the socket."""
-        if not os.path.exists(self.socket):
-            return False
-        env = {"REQUEST_METHOD": "GET", "PATH_INFO": "/hello", "REQUEST_URI": "/hello",
-               "QUERY_STRING": "", "SERVER_PROTOCOL": "HTTP/1.1", "SERVER_NAME": "localhost",
-               "SERVER_PORT": "80", "REMOTE_ADDR": "127.0.0.1"}
-        data = b"".join(len(k).to_bytes(2, "little") + k.encode() + len(v).to_bytes(2, "little")
-                        + v.encode() for k, v in env.items())
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-                s.settimeout(2)
+    def connect(self, timeout=2):
+        if self.socket:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(timeout)
+            try:
                 s.connect(self.socket)
-                s.sendall(b"\0" + len(data).to_bytes(2, "little") + b"\0" + data)
-                out = b""
-                while True:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    out += chunk
-            return out.endswith(b"Hello, World!")
-        except OSError:
+            except OSError:
+                s.close()
+                raise
+            return s
+        return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+
+    def request(self, path):
+        """One raw request in the backend's own protocol, straight to its socket."""
+        with self.connect() as s:
+            if self.wire == "uwsgi":
+                return uwsgi_exchange(s, path)
+            if self.wire == "fastcgi":
+                return fcgi_exchange(Reader(s), path, keep=False)
+            return http_exchange(Reader(s), path)
+
+    def _serves(self):
+        if self.socket and not os.path.exists(self.socket):
             return False
+        try:
+            return self.request("/hello") == (200, HELLO)
+        except (OSError, EOFError, ValueError, struct.error):
+            return False
+
+    def keepalive_probe(self):
+        """Two /hello requests on one connection (FastCGI: FCGI_KEEP_CONN set; HTTP: no
+        Connection: close). ("kept" | "closed" | "failed", a sentence saying what happened)."""
+        what = ("%s, FCGI_KEEP_CONN set" % self.name if self.wire == "fastcgi"
+                else "%s, HTTP/1.1 without `Connection: close`" % self.name)
+
+        def exchange(r):
+            if self.wire == "fastcgi":
+                return fcgi_exchange(r, "/hello", keep=True)
+            return http_exchange(r, "/hello")
+        try:
+            with self.connect() as s:
+                r = Reader(s)
+                try:
+                    first = exchange(r)
+                except Exception as e:
+                    return "failed", "%s: the first request failed: %s" % (what, describe_exc(e))
+                if first != (200, HELLO):
+                    return "failed", "%s: the first request got %r" % (what, first)
+                try:
+                    second = exchange(r)
+                except (OSError, EOFError) as e:
+                    return "closed", ("%s: answered the first request, then closed the "
+                                      "connection; the second request on it got no answer (%s)"
+                                      % (what, describe_exc(e)))
+                except Exception as e:
+                    return "failed", "%s: the second request failed: %s" % (what, describe_exc(e))
+                if second != (200, HELLO):
+                    return "failed", "%s: the second request on the connection got %r" % (
+                        what, second)
+                return "kept", "%s: kept the connection, answered both requests on it" % what
+        except OSError as e:
+            return "failed", "%s: could not connect: %s" % (what, describe_exc(e))
 
     def log_offset(self):
         try:
@@ -264,9 +496,9 @@ class Backend:
         rc = self.proc.returncode
         how = ("killed by signal %d (%s)" % (-rc, signal.Signals(-rc).name) if rc < 0
                else "exited with status %d" % rc)
-        self.events.append("%s %s during %s. Log tail:\n%s"
-                           % (self.name, how, when, read_tail(self.log_path, 40)))
-        log("!! %s %s during %s; restarting it" % (self.name, how, when))
+        self.events.append("%s (%s) %s during %s. Log tail:\n%s"
+                           % (self.name, self.proto, how, when, read_tail(self.log_path, 40)))
+        log("!! %s (%s) %s during %s; restarting it" % (self.name, self.proto, how, when))
         self.logf.close()
         self.start()
         return False
@@ -277,21 +509,24 @@ class Backend:
         rc = kill_proc(self.proc, self.stop_signal, 10)
         self.logf.close()
         if rc is not None and rc not in self.ok_exit and not (rc < 0 and -rc == self.stop_signal):
-            self.events.append("%s exited with status %s on %s at the end of the benchmark"
-                               % (self.name, rc, signal.Signals(self.stop_signal).name))
+            self.events.append("%s (%s) exited with status %s on %s when stopped after its cases"
+                               % (self.name, self.proto, rc, signal.Signals(self.stop_signal).name))
 
 
 class Nginx:
-    """A private nginx in the foreground, rendered from the project template."""
+    """A private nginx in the foreground, rendered from a project template."""
 
-    def __init__(self, tmp, name, socket_path):
-        self.name = name
-        self.prefix = os.path.join(tmp, "nginx-" + name.lower())
+    def __init__(self, tmp, backend):
+        self.name = backend.tag
+        self.prefix = os.path.join(tmp, "nginx-" + backend.tag)
         os.makedirs(self.prefix)
         self.port = free_port()
-        with open(NGINX_TEMPLATE) as f:
+        spec = PROTOS[backend.proto]
+        with open(spec["template"]) as f:
             conf = f.read()
-        conf = (conf.replace("@PORT@", str(self.port)).replace("@SOCKET@", socket_path)
+        if spec["transform"]:
+            conf = spec["transform"](conf)
+        conf = (conf.replace("@PORT@", str(self.port)).replace("@SOCKET@", backend.socket)
                 .replace("@PREFIX@", self.prefix))
         self.conf = os.path.join(self.prefix, "nginx.conf")
         with open(self.conf, "w") as f:
@@ -325,6 +560,15 @@ class Nginx:
     def stop(self):
         kill_proc(self.proc, signal.SIGQUIT, 10)
         self.logf.close()
+
+
+class Target:
+    """Where wrk sends a case's load for one backend: its nginx, or the backend itself."""
+
+    def __init__(self, backend, nginx):
+        self.backend = backend
+        self.nginx = nginx
+        self.url = nginx.url if nginx else "http://" + backend.addr
 
 
 # ---- wrk ----------------------------------------------------------------------------------------
@@ -388,18 +632,18 @@ def children_cpu_seconds():
     return ru.ru_utime + ru.ru_stime
 
 
-def measure(backend, nginx, case, duration, post_script, tmp):
-    name, path, conns, method, _ = case
-    script = post_script if method == "POST" else None
-    pids_ng = nginx.pids()
-    err_before = nginx.error_log().count("\n")
+def measure(target, case, duration, post_script, tmp):
+    backend, nginx = target.backend, target.nginx
+    script = post_script if case.method == "POST" else None
+    pids_ng = nginx.pids() if nginx else []
+    err_before = nginx.error_log().count("\n") if nginx else 0
     log_before = backend.log_offset()
     t0 = time.monotonic()
     busy0 = machine_busy_seconds()
     be0 = proc_cpu_seconds(backend.proc.pid)
     ng0 = sum(proc_cpu_seconds(p) for p in pids_ng)
     wrk0 = children_cpu_seconds()
-    out = run_wrk(nginx.url + path, conns, duration, script, tmp)
+    out = run_wrk(target.url + case.path, case.conns, duration, script, tmp)
     wall = time.monotonic() - t0
     wrk_cpu = children_cpu_seconds() - wrk0
     be_cpu = proc_cpu_seconds(backend.proc.pid) - be0 if backend.alive() else float("nan")
@@ -408,7 +652,7 @@ def measure(backend, nginx, case, duration, post_script, tmp):
     r = parse_wrk(out)
     r["raw"] = out
     r["backend_cpu"] = 100.0 * be_cpu / wall
-    r["nginx_cpu"] = 100.0 * ng_cpu / wall
+    r["nginx_cpu"] = 100.0 * ng_cpu / wall if nginx else float("nan")
     r["wrk_cpu"] = 100.0 * wrk_cpu / wall
     # Everything else on the machine, in % of one CPU: other people's tests, the noise.
     r["other_cpu"] = max(0.0, 100.0 * (busy - be_cpu - ng_cpu - wrk_cpu) / wall) \
@@ -417,15 +661,29 @@ def measure(backend, nginx, case, duration, post_script, tmp):
     r["load1"] = os.getloadavg()[0]
     # nginx warns about every 1 MiB request body it buffers to a temp file (the template keeps
     # request buffering on, by design): that is expected, not an error.
-    new_errors = [x for x in nginx.error_log().splitlines()[err_before:]
+    new_errors = [x for x in (nginx.error_log().splitlines()[err_before:] if nginx else [])
                   if "a client request body is buffered to a temporary file" not in x]
-    r["nginx_errors"] = len(new_errors)
+    r["nginx_errors"] = len(new_errors) if nginx else None
     r["nginx_error_msgs"] = normalize_counts(
         re.sub(r"^\S+ \S+ (\[\w+\]) \d+#\d+: \*\d+ ", r"\1 ", x) for x in new_errors)
     time.sleep(0.3)  # late lines, e.g. cores noticing that nginx dropped them at wrk's end
+    # Upstream connections still open once the run has settled: the idle ones nginx's keepalive
+    # pool holds (only FastCGI with keep-conn, and only if the backend keeps them).
+    r["upstream_conns"] = unix_conns(backend.socket) if nginx else None
     new_log = backend.log_since(log_before)
     r["log_lines"] = len(new_log)
     r["log_msgs"] = normalize_counts(re.sub(r"^\[gyre \d+\] ", "", x) for x in new_log)
+    return r
+
+
+def failed_run(message):
+    """A measured run without numbers (wrk could not run, e.g. the backend was gone)."""
+    r = parse_wrk("")
+    nan = float("nan")
+    r.update(raw=message, failed=True, backend_cpu=nan, nginx_cpu=nan, wrk_cpu=nan,
+             other_cpu=nan, rss=nan, load1=os.getloadavg()[0], upstream_conns=None,
+             nginx_errors=None, nginx_error_msgs=collections.Counter(), log_lines=0,
+             log_msgs=collections.Counter())
     return r
 
 
@@ -459,20 +717,23 @@ def normalize_counts(lines):
     return c
 
 
-def check_routes(nginx, backend_name):
-    """One request per route through nginx; the body must be exactly what the app sends."""
+def check_case(case, targets):
+    """The case's route, once per backend, through the path wrk will use (nginx or direct):
+    status 200 and exactly the body the app sends. Problems are returned (and measured anyway)."""
     problems = []
-    for name, path, _, method, expect in CASES:
-        data = b"a" * POST_BYTES if method == "POST" else None
-        req = urllib.request.Request(nginx.url + path, data=data, method=method)
+    for t in targets:
+        data = b"a" * POST_BYTES if case.method == "POST" else None
+        req = urllib.request.Request(t.url + case.path, data=data, method=case.method)
         try:
             with urllib.request.urlopen(req, timeout=10) as resp:
                 body = resp.read()
-                if resp.status != 200 or body != expect:
-                    problems.append("%s %s: status %s, %d-byte body %r..."
-                                    % (backend_name, path, resp.status, len(body), body[:60]))
+                if resp.status != 200 or body != case.expect:
+                    problems.append("%s %s over %s: status %s, %d-byte body %r..."
+                                    % (t.backend.name, case.path, PROTOS[case.proto]["label"],
+                                       resp.status, len(body), body[:60]))
         except Exception as e:  # report, and still measure
-            problems.append("%s %s: %s" % (backend_name, path, e))
+            problems.append("%s %s over %s: %s" % (t.backend.name, case.path,
+                                                   PROTOS[case.proto]["label"], describe_exc(e)))
     return problems
 
 
@@ -486,7 +747,24 @@ def cmd_out(argv):
         return "unavailable (%s)" % e
 
 
-def machine_info():
+def gyre_provenance(path):
+    """What exactly we benchmark: the binary's hash and build time, and the source tree state
+    (other people edit and rebuild in this tree: the lead should know what was measured)."""
+    with open(path, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:16]
+    built = datetime.datetime.fromtimestamp(os.path.getmtime(path), datetime.timezone.utc)
+    head = cmd_out(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"])
+    dirty = [line for line in cmd_out(["git", "-C", ROOT, "status", "--porcelain", "--",
+                                       "proto", "server", "Makefile"]).splitlines() if line]
+    return ("%s, sha256 %s..., built %s UTC, source: commit %s%s. Copied into the run's temp "
+            "dir before the first case, so every case runs this same binary even if ./gyre "
+            "is rebuilt meanwhile." % (cmd_out([path, "--version"]), digest,
+                                       built.strftime("%Y-%m-%d %H:%M:%S"), head,
+                                       " + uncommitted changes in %d file(s) under proto/, "
+                                       "server/ or Makefile" % len(dirty) if dirty else ""))
+
+
+def machine_info(gyre_info):
     import greenlet
     import tornado
     cpu = "?"
@@ -505,7 +783,7 @@ def machine_info():
         ("nginx", cmd_out(["nginx", "-v"]).replace("nginx version: ", "")),
         ("uwsgi", cmd_out(["uwsgi", "--version"])
          + " (Debian uwsgi-core + python3, greenlet_python3, tornado_python3 plugins)"),
-        ("gyre", cmd_out([GYRE, "--version"])),
+        ("gyre", gyre_info),
         ("python", platform.python_version()),
         ("tornado", tornado.version),
         ("greenlet", greenlet.__version__),
@@ -536,14 +814,20 @@ def best(runs):
 
 def fmt_errors(runs):
     crashes = sum(1 for r in runs if r.get("crashed"))
-    return "%d%s" % (sum(r["errors"] for r in runs),
-                     " (%d crash%s)" % (crashes, "es" if crashes > 1 else "") if crashes else "")
+    failed = sum(1 for r in runs if r.get("failed"))
+    extra = []
+    if crashes:
+        extra.append("%d crash%s" % (crashes, "es" if crashes > 1 else ""))
+    if failed:
+        extra.append("%d run%s without numbers: wrk failed" % (failed, "s" if failed > 1 else ""))
+    return "%d%s" % (sum(r["errors"] for r in runs), " (%s)" % ", ".join(extra) if extra else "")
 
 
-def render(args, info, results, started, finished, load_start, load_end, background, notes,
-           backends):
+def render(args, info, results, checks, probes, started, finished, load_start, load_end,
+           background, notes, backends):
     L = []
-    L.append("# gyre vs uWSGI (Tornado loop engine + greenlet), behind nginx")
+    L.append("# gyre vs uWSGI (Tornado loop engine + greenlet): uwsgi and FastCGI behind nginx, "
+             "HTTP direct")
     L.append("")
     L.append("Produced by `make bench` (`/usr/bin/python3 bench/bench.py`), %s UTC; took %.0f s."
              % (started.strftime("%Y-%m-%d %H:%M"), (finished - started).total_seconds()))
@@ -554,43 +838,74 @@ def render(args, info, results, started, finished, load_start, load_end, backgro
         L.append("- %s: %s" % (k, v))
     L.append("- load average (1/5/15 min) at start: %s; at end: %s"
              % (" ".join("%.2f" % x for x in load_start), " ".join("%.2f" % x for x in load_end)))
-    L.append("- background CPU (the machine busy while the servers sat idle, 3 s, in %% of one CPU,"
-             " out of %d%%): %s before the runs, %s after. Other engineers share this machine."
-             % (100 * (os.cpu_count() or 1), fmt_pct(background[0]), fmt_pct(background[1])))
+    L.append("- background CPU (the machine busy while none of our processes ran, 3 s, in %% of "
+             "one CPU, out of %d%%): %s before the runs, %s after. Other engineers share this "
+             "machine." % (100 * (os.cpu_count() or 1), fmt_pct(background[0]),
+                           fmt_pct(background[1])))
     L.append("")
     L.append("## Setup")
     L.append("")
-    L.append("- wrk (`-t2 --latency --timeout 5s`) -> nginx (one instance per backend, both "
-             "rendered from `nginx-conf/uwsgi.conf`: worker_processes 1, uwsgi_pass to a unix "
-             "socket, request and response buffering on) -> the backend serving `bench/app.py`.")
+    L.append("- wrk `-t2 --latency --timeout 5s`; every nginx has `worker_processes 1`, a unix "
+             "socket to its backend, request and response buffering on (the defaults). "
+             "Protocols:")
+    L.append("  - **uwsgi via nginx**: `nginx-conf/uwsgi.conf` as is (`uwsgi_pass`, one "
+             "connection per request).")
+    L.append("  - **FastCGI via nginx, keep-conn**: `nginx-conf/fastcgi.conf` as is "
+             "(`fastcgi_pass`, `fastcgi_keep_conn on`, upstream `keepalive 32`).")
+    L.append("  - **FastCGI via nginx, no keep-conn**: the same template with its "
+             "`fastcgi_keep_conn on;` and `keepalive 32;` lines commented out by bench.py (one "
+             "connection per request).")
+    L.append("  - **HTTP/1.1 direct, no nginx**: wrk straight at the backend's `--http-socket` "
+             "on 127.0.0.1 (wrk keeps its 50 connections open; it reconnects whenever the server "
+             "closes one).")
+    L.append("- Each protocol has its own gyre and uWSGI processes (one process each, no "
+             "master, `bench/app.py`), started before that protocol's cases and stopped after "
+             "them (`gyre` below is the run's private copy of ./gyre, see Machine):")
     for b in backends:
-        L.append("- %s: `%s`" % (b.name, " ".join(os.path.basename(a) if a.startswith(b.tmp)
-                                                   else a for a in b.argv)))
+        L.append("  - %s, %s: `%s`" % (b.name, b.proto, " ".join(
+            os.path.basename(a) if a.startswith(b.tmp) else a for a in b.argv)))
     L.append("- Interleaved: for each case, %d round(s) of gyre then uWSGI; each measured run "
              "(%d s) follows a %d s warm-up with the same parameters."
              % (args.rounds, args.duration, args.warmup))
-    L.append("- req/s and p99 are from each backend's **best** round (highest req/s, a round "
-             "the backend survived if there is one); errors are the **sum over all measured "
-             "rounds**: non-2xx/3xx responses + socket errors (connect/read/write/timeout) as wrk "
-             "reports them (wrk's req/s counts error responses too). Every round is in the "
-             "detail table.")
+    L.append("- Before each case, its route is requested once per backend through the path wrk "
+             "uses (nginx, or the backend directly for HTTP); status 200 and the exact body "
+             "are required. A failure is flagged in the table and listed in the notes.")
+    L.append("- req/s, p99 and CPU are from each backend's **best** round (highest req/s, a "
+             "round the backend survived if there is one); errors are the **sum over all "
+             "measured rounds**: non-2xx/3xx responses + socket errors (connect/read/write/"
+             "timeout) as wrk reports them (wrk's req/s counts error responses too). CPU is "
+             "the backend process's own CPU (user+system, /proc) over the run, in % of one CPU. "
+             "Every round is in the detail table.")
     L.append("")
     L.append("## Results")
     L.append("")
-    L.append("| case | gyre req/s | gyre p99 | gyre errors | uWSGI req/s | uWSGI p99 | "
-             "uWSGI errors | ratio gyre/uWSGI (req/s) |")
-    L.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+    L.append("| case | protocol | gyre req/s | gyre p99 | gyre errors | gyre CPU | uWSGI req/s | "
+             "uWSGI p99 | uWSGI errors | uWSGI CPU | ratio gyre/uWSGI (req/s) |")
+    L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for case in CASES:
-        g, u = results[case[0]]["gyre"], results[case[0]]["uWSGI"]
-        bg, bu = best(g), best(u)
-        ratio = ("%.2fx" % (bg["rps"] / bu["rps"])
-                 if bg and bu and bu["rps"] else "—")
-        L.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
-            CASE_LABEL[case[0]],
-            fmt_rps(bg and bg["rps"]), fmt_ms(bg and bg["p99"]), fmt_errors(g),
-            fmt_rps(bu and bu["rps"]), fmt_ms(bu and bu["p99"]), fmt_errors(u),
-            ratio))
+        cells = []
+        bests = []
+        for bname in SERVERS:
+            runs = results[case.key][bname]
+            b = best(runs)
+            bests.append(b)
+            failed = any(p.startswith(bname + " ") for p in checks[case.key])
+            cells += [fmt_rps(b and b["rps"]), fmt_ms(b and b["p99"]),
+                      fmt_errors(runs) + (" (route check FAILED)" if failed else ""),
+                      fmt_pct(b["backend_cpu"]) if b else "—"]
+        bg, bu = bests
+        ratio = "%.2fx" % (bg["rps"] / bu["rps"]) if bg and bu and bu["rps"] else "—"
+        L.append("| %s | %s | %s | %s |" % (case.label, PROTOS[case.proto]["label"],
+                                            " | ".join(cells), ratio))
     L.append("")
+    if probes:
+        L.append("## Connection reuse (raw probes, straight to each backend's socket)")
+        L.append("")
+        L.append("Two /hello requests on one connection, before the protocol's cases:")
+        L.append("")
+        for p in probes:
+            L.append("- " + p)
+        L.append("")
     L.append("## Every round")
     L.append("")
     L.append("CPU columns are in %% of one CPU over the run (%d CPUs = %d%%). *other* is the "
@@ -599,29 +914,34 @@ def render(args, info, results, started, finished, load_start, load_end, backgro
              "time charged to no process; i.e. the noise. *log* is how many lines the backend "
              "wrote to its own log during the run (request logging is off: these are warnings "
              "and errors); *nginx err* the lines nginx added to its error.log (the expected "
-             "\"request body is buffered to a temporary file\" warnings left out). RSS is the "
-             "backend's resident memory after the run."
+             "\"request body is buffered to a temporary file\" warnings left out). *upstream "
+             "conns* is how many connections to the backend's socket were still established "
+             "0.3 s after the run, i.e. idle in nginx's keepalive pool (— for direct HTTP). "
+             "RSS is the backend's resident memory after the run."
              % (os.cpu_count() or 1, 100 * (os.cpu_count() or 1)))
     L.append("")
-    L.append("| case | round | backend | req/s | p50 | p99 | errors (non2xx/conn/read/write/timeout)"
-             " | log | nginx err | backend CPU | nginx CPU | wrk CPU | other CPU | RSS |")
-    L.append("|---|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    L.append("| case | protocol | round | backend | req/s | p50 | p99 | errors (non2xx/conn/read/"
+             "write/timeout) | log | nginx err | upstream conns | backend CPU | nginx CPU | "
+             "wrk CPU | other CPU | RSS |")
+    L.append("|---|---|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for case in CASES:
         for i in range(args.rounds):
-            for bname in ("gyre", "uWSGI"):
-                runs = results[case[0]][bname]
+            for bname in SERVERS:
+                runs = results[case.key][bname]
                 if i >= len(runs):
                     continue
                 r = runs[i]
-                L.append("| %s | %d | %s | %s | %s | %s | %d (%d/%d/%d/%d/%d) | %d | %d | %s | %s |"
-                         " %s | %s | %s |" % (
-                             CASE_LABEL[case[0]], i + 1,
-                             bname + (" **crashed**" if r.get("crashed") else ""), fmt_rps(r["rps"]),
+                L.append("| %s | %s | %d | %s | %s | %s | %s | %d (%d/%d/%d/%d/%d) | %d | %s | %s "
+                         "| %s | %s | %s | %s | %s |" % (
+                             case.label, PROTOS[case.proto]["label"], i + 1,
+                             bname + (" **crashed**" if r.get("crashed") else "")
+                             + (" **wrk failed**" if r.get("failed") else ""), fmt_rps(r["rps"]),
                              fmt_ms(r["p50"]), fmt_ms(r["p99"]), r["errors"], r["non2xx"],
-                             r["connect"], r["read"], r["write"], r["timeout"],
-                             r["log_lines"], r["nginx_errors"], fmt_pct(r["backend_cpu"]),
-                             fmt_pct(r["nginx_cpu"]), fmt_pct(r["wrk_cpu"]),
-                             fmt_pct(r["other_cpu"]),
+                             r["connect"], r["read"], r["write"], r["timeout"], r["log_lines"],
+                             "—" if r["nginx_errors"] is None else r["nginx_errors"],
+                             "—" if r["upstream_conns"] is None else r["upstream_conns"],
+                             fmt_pct(r["backend_cpu"]), fmt_pct(r["nginx_cpu"]),
+                             fmt_pct(r["wrk_cpu"]), fmt_pct(r["other_cpu"]),
                              "—" if r["rss"] != r["rss"] else "%.0f MiB" % r["rss"]))
     L.append("")
     L.append("## Notes")
@@ -665,8 +985,9 @@ def uwsgi_plugins():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--duration", type=int, default=8, help="seconds per measured run (8)")
-    ap.add_argument("--warmup", type=int, default=2, help="seconds of warm-up before each run (2)")
+    ap.add_argument("--duration", type=int, default=6, help="seconds per measured run (6)")
+    ap.add_argument("--warmup", type=int, default=2,
+                    help="seconds of warm-up before each run (2; wrk takes whole seconds)")
     ap.add_argument("--rounds", type=int, default=2, help="measured rounds per backend per case (2)")
     ap.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md alone")
     args = ap.parse_args()
@@ -677,108 +998,187 @@ def main():
 
     if not os.access(GYRE, os.X_OK):
         raise SystemExit("no gyre binary at %s: run `make gyre` first" % GYRE)
-    for tool in ("nginx", "uwsgi", "wrk"):
+    for tool in ("nginx", "uwsgi", "wrk", "ss"):
         if not shutil.which(tool) and not os.path.exists("/usr/sbin/" + tool):
             raise SystemExit("%s not found: run `make deps`" % tool)
     plugins = uwsgi_plugins()
+    # Fail now, not halfway through, if the FastCGI template no longer has what we remove.
+    with open(FASTCGI_TEMPLATE) as f:
+        without_keep_conn(f.read())
 
     started = datetime.datetime.now(datetime.timezone.utc)
     load_start = os.getloadavg()
     log("load average now: %.2f %.2f %.2f on %d CPUs" % (load_start + (os.cpu_count(),)))
     tmp = tempfile.mkdtemp(prefix="gyre-bench-")
+    # Our own copy: other people rebuild ./gyre in this shared tree, and a run must not mix
+    # binaries (a process started after a rebuild would run the new one).
+    gyre_bin = os.path.join(tmp, "gyre")
+    shutil.copy2(GYRE, gyre_bin)
+    gyre_info = gyre_provenance(gyre_bin)
+    log("gyre: " + gyre_info)
     post_script = os.path.join(tmp, "post.lua")
     with open(post_script, "w") as f:
         f.write('wrk.method = "POST"\n'
                 'wrk.body = string.rep("a", %d)\n'
                 'wrk.headers["Content-Type"] = "application/octet-stream"\n' % POST_BYTES)
 
-    backends, nginxes, notes = [], {}, []
+    def gyre_argv(flag, addr):
+        return [gyre_bin, flag, addr, "--wsgi-file", APP, "--tornado", "100", "--greenlet",
+                "--disable-logging"]
+
+    def uwsgi_argv(flag, addr):
+        return ["uwsgi", "--plugins", plugins, flag, addr, "--wsgi-file", APP, "--tornado", "100",
+                "--greenlet", "--disable-logging", "--listen", "1024"]
+
+    all_backends, notes, probes = [], [], []
     bg_start = bg_end = float("nan")
-    results = {c[0]: {"gyre": [], "uWSGI": []} for c in CASES}
+    results = {c.key: {s: [] for s in SERVERS} for c in CASES}
+    checks = {c.key: [] for c in CASES}
     try:
-        gyre = Backend("gyre", lambda s: [GYRE, "--socket", s, "--wsgi-file", APP,
-                                          "--tornado", "100", "--greenlet", "--disable-logging"],
-                       tmp, signal.SIGTERM)
-        uwsgi = Backend("uWSGI", lambda s: ["uwsgi", "--plugins", plugins, "--socket", s,
-                                            "--wsgi-file", APP, "--tornado", "100", "--greenlet",
-                                            "--disable-logging", "--listen", "1024"],
-                        # Without a master, SIGINT is uWSGI's plain exit, with status 30.
-                        tmp, signal.SIGINT, ok_exit=(0, 30))
-        backends = [gyre, uwsgi]
-        for b in backends:
-            b.start()
-            nginxes[b.name] = Nginx(tmp, b.name, b.socket)
-            log("%s up (pid %d) behind nginx %s" % (b.name, b.proc.pid, nginxes[b.name].url))
-            notes.extend(check_routes(nginxes[b.name], b.name))
-        for n in notes:
-            log("!! route check: " + n)
-        log("measuring the background load (3 s, servers up, no load from us)")
+        log("measuring the background load (3 s, none of our processes running)")
         bg_start = background_cpu(3)
         log("background: %.0f%% of one CPU" % bg_start)
 
-        total = len(CASES) * args.rounds * 2
+        total = len(CASES) * args.rounds * len(SERVERS)
         k = 0
-        for case in CASES:
-            for rnd in range(args.rounds):
-                for b in backends:
-                    k += 1
-                    ng = nginxes[b.name]
-                    label = "%s round %d" % (CASE_LABEL[case[0]], rnd + 1)
-                    if args.warmup > 0:
-                        w = parse_wrk(run_wrk(ng.url + case[1], case[2], args.warmup,
-                                              post_script if case[3] == "POST" else None, tmp))
-                        if w["errors"]:
-                            notes.append("%s, warm-up of %s: %d errors (not counted in the table)"
-                                         % (b.name, label, w["errors"]))
-                        b.check_alive("the warm-up of " + label)
-                        time.sleep(0.3)
-                    r = measure(b, ng, case, args.duration, post_script, tmp)
-                    results[case[0]][b.name].append(r)
-                    log("[%2d/%d] %-24s %-5s %9s req/s  p99 %-10s errors %d  cpu %s other %s"
-                        % (k, total, label, b.name, fmt_rps(r["rps"]), fmt_ms(r["p99"]),
-                           r["errors"], fmt_pct(r["backend_cpu"]), fmt_pct(r["other_cpu"])))
-                    if r["errors"] or r["rps"] is None:
-                        notes.append("%s, %s: %d errors (non-2xx %d, connect %d, read %d, write %d,"
-                                     " timeout %d) out of %d responses; wrk said:\n%s"
-                                     % (b.name, label, r["errors"], r["non2xx"], r["connect"],
-                                        r["read"], r["write"], r["timeout"], r["requests"],
-                                        r["raw"].strip()))
-                    r["crashed"] = not b.check_alive(label)
-                    time.sleep(0.5)
+        for proto, spec in PROTOS.items():
+            cases = [c for c in CASES if c.proto == proto]
+            if not cases:
+                continue
+            group_backends, group_nginxes = [], []
+            try:
+                targets = []
+                for name, argv_fn, stop_sig, ok_exit in (
+                        ("gyre", gyre_argv, signal.SIGTERM, (0,)),
+                        # Without a master, SIGINT is uWSGI's plain exit, with status 30.
+                        ("uWSGI", uwsgi_argv, signal.SIGINT, (0, 30))):
+                    b = Backend(name, proto, argv_fn, tmp, stop_sig, ok_exit)
+                    all_backends.append(b)
+                    group_backends.append(b)
+                    b.start()
+                    ng = None
+                    if spec["template"]:
+                        ng = Nginx(tmp, b)
+                        group_nginxes.append(ng)
+                    targets.append(Target(b, ng))
+                    log("%s up for %s (pid %d): %s%s" % (name, spec["label"], b.proc.pid,
+                                                         spec["wire"], " on " + b.addr if not ng
+                                                         else " behind nginx " + ng.url))
+                probe_state = {}
+                if proto in ("fcgi-keep", "http"):
+                    for t in targets:
+                        kept, text = t.backend.keepalive_probe()
+                        probe_state[t.backend.name] = kept
+                        probes.append(text)
+                        log("probe: " + probes[-1])
+                        if proto == "http" and kept == "closed":
+                            notes.append(
+                                "%s over direct HTTP closes the connection after every response "
+                                "(its --http-socket does not do HTTP/1.1 keep-alive), without a "
+                                "`Connection: close` header. wrk therefore sends its next request "
+                                "on a connection the server has closed, counts a socket read "
+                                "error, and reconnects: expect about one read error per "
+                                "response. Each such error is a request that got no answer "
+                                "(written to a closed connection); the responses wrk did count "
+                                "are complete (non-2xx listed separately)." % t.backend.name)
 
-        for case in CASES:
-            for b in backends:
-                runs = results[case[0]][b.name]
-                for key, what in (("log_msgs", "%s's own log"), ("nginx_error_msgs",
-                                                                 "nginx's error.log (%s)")):
-                    msgs = sum((r[key] for r in runs), collections.Counter())
-                    if msgs:
-                        notes.append("%s, %s: %d line(s) in %s during the measured runs, "
-                                     "by message (count, message):\n%s"
-                                     % (b.name, CASE_LABEL[case[0]], sum(msgs.values()),
-                                        what % b.name, "\n".join("%6d  %s" % (n, m) for m, n in
-                                                                 msgs.most_common(8))))
-        log("measuring the background load again (3 s, no load from us)")
+                for case in cases:
+                    # A backend that died since its last run (or was stopped by someone else on
+                    # this shared machine) is recorded and restarted before its route is checked.
+                    for t in targets:
+                        t.backend.check_alive("the idle time before \"%s\"" % case_title(case))
+                    problems = check_case(case, targets)
+                    checks[case.key] = problems
+                    for p in problems:
+                        log("!! route check failed: " + p)
+                        notes.append("route check before \"%s\" FAILED: %s" % (case_title(case), p))
+                    for rnd in range(args.rounds):
+                        for t in targets:
+                            b = t.backend
+                            k += 1
+                            label = "%s round %d" % (case_title(case), rnd + 1)
+                            # Died while idle (since its last run)? Recorded, and restarted.
+                            b.check_alive("the idle time before " + label)
+                            if args.warmup > 0:
+                                try:
+                                    w = parse_wrk(run_wrk(t.url + case.path, case.conns,
+                                                          args.warmup, post_script
+                                                          if case.method == "POST" else None,
+                                                          tmp))
+                                    if w["errors"]:
+                                        notes.append("%s, warm-up of %s: %d errors (not counted "
+                                                     "in the table)" % (b.name, label,
+                                                                        w["errors"]))
+                                except RuntimeError as e:
+                                    notes.append("%s, warm-up of %s failed (the measured run "
+                                                 "still follows):\n%s" % (b.name, label, e))
+                                b.check_alive("the warm-up of " + label)
+                                time.sleep(0.3)
+                            try:
+                                r = measure(t, case, args.duration, post_script, tmp)
+                            except RuntimeError as e:  # wrk itself failed: no numbers
+                                r = failed_run(str(e))
+                            results[case.key][b.name].append(r)
+                            log("[%2d/%d] %-52s %-5s %9s req/s  p99 %-10s errors %d  cpu %s "
+                                "other %s" % (k, total, label, b.name, fmt_rps(r["rps"]),
+                                              fmt_ms(r["p99"]), r["errors"],
+                                              fmt_pct(r["backend_cpu"]), fmt_pct(r["other_cpu"])))
+                            if r["errors"] or r["rps"] is None:
+                                notes.append("%s, %s: %d errors (non-2xx %d, connect %d, read %d, "
+                                             "write %d, timeout %d) out of %d responses; wrk "
+                                             "said:\n%s"
+                                             % (b.name, label, r["errors"], r["non2xx"],
+                                                r["connect"], r["read"], r["write"], r["timeout"],
+                                                r["requests"], r["raw"].strip()))
+                            r["crashed"] = not b.check_alive(label)
+                            time.sleep(0.5)
+
+                    for b in group_backends:
+                        runs = results[case.key][b.name]
+                        if proto == "fcgi-keep" and probe_state.get(b.name) == "closed":
+                            notes.append(
+                                "%s ignores FCGI_KEEP_CONN and closes each FastCGI connection "
+                                "(probe above), so nginx's keepalive pool keeps handing out "
+                                "connections it has closed: over the measured rounds of \"%s\" "
+                                "nginx logged %d error line(s) about its upstream (details "
+                                "below, if any) while wrk saw %d error(s); nginx retries a "
+                                "request that fails on a pooled connection on a new one, at the "
+                                "cost of the failed attempt."
+                                % (b.name, case_title(case),
+                                   sum(r["nginx_errors"] or 0 for r in runs),
+                                   sum(r["errors"] for r in runs)))
+                        for key, what in (("log_msgs", "%s's own log"),
+                                          ("nginx_error_msgs", "nginx's error.log (%s)")):
+                            msgs = sum((r[key] for r in runs), collections.Counter())
+                            if msgs:
+                                notes.append("%s, %s: %d line(s) in %s during the measured runs, "
+                                             "by message (count, message):\n%s"
+                                             % (b.name, case_title(case), sum(msgs.values()),
+                                                what % b.name, "\n".join(
+                                                    "%6d  %s" % (n, m)
+                                                    for m, n in msgs.most_common(8))))
+            finally:
+                for b in group_backends:
+                    try:
+                        b.stop()
+                    except Exception as e:
+                        notes.append("%s (%s): trouble stopping it: %s" % (b.name, proto, e))
+                for n in group_nginxes:
+                    try:
+                        n.stop()
+                    except Exception:
+                        pass
+        log("measuring the background load again (3 s, none of our processes running)")
         bg_end = background_cpu(3)
     finally:
-        for b in backends:
-            try:
-                b.stop()
-            except Exception as e:
-                notes.append("%s: trouble stopping it: %s" % (b.name, e))
-        for n in nginxes.values():
-            try:
-                n.stop()
-            except Exception:
-                pass
         _cleanup_all()
-        for b in backends:
+        for b in all_backends:
             notes.extend(b.events)
         shutil.rmtree(tmp, ignore_errors=True)
 
     finished = datetime.datetime.now(datetime.timezone.utc)
-    report = render(args, machine_info(), results, started, finished, load_start,
-                    os.getloadavg(), (bg_start, bg_end), notes, backends)
+    report = render(args, machine_info(gyre_info), results, checks, probes, started, finished, load_start,
+                    os.getloadavg(), (bg_start, bg_end), notes, all_backends)
     print(report)
     if not args.no_write:
         with open(RESULTS, "w") as f:
