@@ -40,7 +40,7 @@ HEADERS     := $(wildcard proto/*.h server/*.h)
 all: gyre
 
 gyre: $(PROTO_OBJ) $(SERVER_OBJ)
-	$(CC) $(OPT) -o $@ $^ $(PY_LIBS) -lm
+	$(CC) $(OPT) -o $@ $^ $(PY_LIBS) -lpthread -lm
 
 build/proto/%.o: proto/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -63,7 +63,7 @@ ubsan: build/gyre-ubsan
 build/gyre-ubsan: $(PROTO_SRC) $(SERVER_SRC) $(HEADERS) build/boot_py.h
 	@mkdir -p build
 	$(CC) -O1 -g $(BASE_CFLAGS) $(SERVER_INC) -fsanitize=undefined -fno-sanitize-recover=all \
-	    -fno-omit-frame-pointer -o $@ $(PROTO_SRC) $(SERVER_SRC) $(PY_LIBS) -lm
+	    -fno-omit-frame-pointer -o $@ $(PROTO_SRC) $(SERVER_SRC) $(PY_LIBS) -lpthread -lm
 
 # C unit tests of the wire parsers: pure C, built with sanitizers, no Python.
 build/tests/%: tests/proto/%.c $(PROTO_SRC) $(HEADERS) tests/proto/testlib.h

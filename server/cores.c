@@ -130,7 +130,6 @@ static void release_core(struct gy_core *c)
     S.free_cores = c;
     S.busy--;
     S.slot->busy = S.busy;
-    S.slot->cores[c->id].requests++;
     core_set_activity(c, CORE_IDLE);
     listen_update();
 }

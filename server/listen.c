@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <systemd/sd-daemon.h>
 #include <errno.h>
@@ -176,6 +177,12 @@ int listen_open_all(void)
             fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
             fcntl(fd, F_SETFD, FD_CLOEXEC);
             snprintf(l->name, sizeof l->name, "%s", sc->addr);
+            /* Matched by order, the inherited socket may live elsewhere: name it as it is. */
+            struct sockaddr_un sa;
+            socklen_t sl = sizeof sa;
+            if (getsockname(fd, (struct sockaddr *)&sa, &sl) == 0 && sa.sun_family == AF_UNIX &&
+                sl > offsetof(struct sockaddr_un, sun_path) && sa.sun_path[0])
+                snprintf(l->name, sizeof l->name, "%s", sa.sun_path);
             l->fd = fd;
             l->unlink_on_exit = false; /* systemd's socket: it stays when gyre restarts */
             l->inherited = true;       /* the banner says so */
@@ -239,6 +246,8 @@ void listen_update(void)
 void listen_close_all(void)
 {
     S.accepting = false;
+    if (S.slot)
+        S.slot->accepting = 0;
     for (int i = 0; i < S.nlisteners; i++) {
         struct gy_listener *l = &S.listeners[i];
         if (l->fd >= 0) {

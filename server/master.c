@@ -442,17 +442,14 @@ int master_run(struct gy_config *cfg)
     M.notify_ready = true;
     for (int id = 1; id <= cfg->processes; id++)
         spawn(id);
+    /* After the first forks: a worker forked later gets only the forking thread anyway. */
+    if (stats_start() < 0)
+        return 1;
 
     for (;;) {
-        struct pollfd pfd[4] = {{.fd = M.sigpipe[0], .events = POLLIN},
+        struct pollfd pfd[2] = {{.fd = M.sigpipe[0], .events = POLLIN},
                                 {.fd = M.msgpipe[0], .events = POLLIN}};
-        int sfds[2], nstats = stats_fds(sfds);
-        for (int i = 0; i < nstats; i++)
-            pfd[2 + i] = (struct pollfd){.fd = sfds[i], .events = POLLIN};
-        poll(pfd, (nfds_t)(2 + nstats), 100);
-        for (int i = 0; i < nstats; i++)
-            if (pfd[2 + i].revents & POLLIN)
-                stats_ready(pfd[2 + i].fd);
+        poll(pfd, 2, 100);
         if (pfd[0].revents & POLLIN)
             on_signals();
         if (pfd[1].revents & POLLIN) {

@@ -293,9 +293,8 @@ void listen_update(void);            /* watch the sockets iff a core is free and
 void listen_close_all(void);
 
 /* stats.c: --stats and --metrics-http, served by the master or the only process */
-int stats_open(void);
-int stats_fds(int fds[2]);             /* the listening fds to watch */
-void stats_ready(int fd);              /* one of them is readable */
+int stats_open(void);                  /* bind (before the first fork) */
+int stats_start(void);                 /* serve, from a thread of its own */
 void stats_close(bool unlink_files);
 
 /* conn.c */

@@ -14,6 +14,8 @@
 #include <stdarg.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <poll.h>
+#include <pthread.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
@@ -243,15 +245,16 @@ static char *metrics_text(void)
         if (!slot_live(w))
             continue;
         for (int c = 0; c < 6; c++)
-            add(&t, "gyre_requests_total{worker=\"%d\",class=\"%s\"} %llu\n", w->id, classes[c],
-                (unsigned long long)w->status[c]);
+            add(&t, "gyre_requests_total{worker=\"%d\",pid=\"%d\",class=\"%s\"} %llu\n", w->id,
+                (int)w->pid, classes[c], (unsigned long long)w->status[c]);
     }
 #define PER_WORKER(name, type, help, expr)                                                      \
     add(&t, "# HELP " name " " help "\n# TYPE " name " " type "\n");                            \
     for (int i = 0; i < S.board.nslots; i++) {                                                  \
         const struct sb_worker *w = scoreboard_slot(&S.board, i);                               \
         if (slot_live(w))                                                                       \
-            add(&t, name "{worker=\"%d\"} %llu\n", w->id, (unsigned long long)(expr));          \
+            add(&t, name "{worker=\"%d\",pid=\"%d\"} %llu\n", w->id, (int)w->pid,              \
+                (unsigned long long)(expr));                                                    \
     }
     PER_WORKER("gyre_exceptions_total", "counter", "Requests the app failed (answered 500).",
                w->exceptions)
@@ -271,8 +274,8 @@ static char *metrics_text(void)
             if (w->cores[c].activity <= CORE_APP_SUSPENDED)
                 count[w->cores[c].activity]++;
         for (int a = CORE_WAIT_READ; a <= CORE_APP_SUSPENDED; a++)
-            add(&t, "gyre_cores_suspended{worker=\"%d\",waiting=\"%s\"} %d\n", w->id,
-                core_activity_name((enum core_activity)a), count[a]);
+            add(&t, "gyre_cores_suspended{worker=\"%d\",pid=\"%d\",waiting=\"%s\"} %d\n", w->id,
+                (int)w->pid, core_activity_name((enum core_activity)a), count[a]);
     }
     add(&t, "# HELP gyre_request_duration_seconds Time from a complete request head to the end "
             "of its response.\n# TYPE gyre_request_duration_seconds histogram\n");
@@ -283,15 +286,16 @@ static char *metrics_text(void)
         unsigned long long cum = 0;
         for (int b = 0; b < SB_BUCKETS; b++) {
             cum += w->hist[b];
-            add(&t, "gyre_request_duration_seconds_bucket{worker=\"%d\",le=\"%g\"} %llu\n", w->id,
-                sb_bucket_bounds[b], cum);
+            add(&t, "gyre_request_duration_seconds_bucket{worker=\"%d\",pid=\"%d\",le=\"%g\"} %llu\n",
+                w->id, (int)w->pid, sb_bucket_bounds[b], cum);
         }
         cum += w->hist[SB_BUCKETS];
-        add(&t, "gyre_request_duration_seconds_bucket{worker=\"%d\",le=\"+Inf\"} %llu\n", w->id,
-            cum);
-        add(&t, "gyre_request_duration_seconds_sum{worker=\"%d\"} %.6f\n", w->id,
-            (double)w->rt_us / 1e6);
-        add(&t, "gyre_request_duration_seconds_count{worker=\"%d\"} %llu\n", w->id, cum);
+        add(&t, "gyre_request_duration_seconds_bucket{worker=\"%d\",pid=\"%d\",le=\"+Inf\"} %llu\n",
+            w->id, (int)w->pid, cum);
+        add(&t, "gyre_request_duration_seconds_sum{worker=\"%d\",pid=\"%d\"} %.6f\n", w->id,
+            (int)w->pid, (double)w->rt_us / 1e6);
+        add(&t, "gyre_request_duration_seconds_count{worker=\"%d\",pid=\"%d\"} %llu\n", w->id,
+            (int)w->pid, cum);
     }
     add(&t, "# HELP gyre_listen_queue Connections waiting in a socket's backlog.\n"
             "# TYPE gyre_listen_queue gauge\n");
@@ -304,50 +308,90 @@ static char *metrics_text(void)
 
 /* ---- serving ------------------------------------------------------------------------------ */
 
+/*
+ * A thread of its own, blocking, one connection at a time, every socket operation bounded by a
+ * timeout: a scraper that stalls or never reads only delays other scrapers, never the IOLoop or
+ * the master's loop. It touches no Python, only the scoreboard and the listeners.
+ */
 static struct gy_listener stats_l = {.fd = -1}, metrics_l = {.fd = -1};
+
+static void send_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w <= 0)
+            return;
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Read what the client sends until the end of an HTTP head (http) or until it stops, so that
+ * closing leaves nothing unread: unread input turns the close into a reset that can cut the
+ * document short. */
+static void swallow(int fd, bool until_head)
+{
+    char buf[4096];
+    size_t have = 0;
+    for (;;) {
+        ssize_t n = recv(fd, buf + (have < 4 ? have : 0), sizeof buf - 4, 0);
+        if (n <= 0)
+            return;
+        if (until_head) {
+            have += (size_t)n;
+            if (memmem(buf, have < sizeof buf ? have : sizeof buf, "\r\n\r\n", 4))
+                return;
+            if (have >= 4)
+                have = 0;
+        }
+    }
+}
 
 static void answer(int fd, bool http, const char *ctype, char *body)
 {
-    if (!body)
-        return;
-    /* The request (if any) is not read: like uWSGI's stats server, any connection gets the
-     * document. A short send timeout keeps a client that does not read from blocking us. */
-    struct timeval tv = {.tv_sec = 1};
+    struct timeval tv = {.tv_sec = 2};
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    int flags = fcntl(fd, F_GETFL);
-    fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
-    char head[256];
-    size_t blen = strlen(body);
-    int hlen = http ? snprintf(head, sizeof head,
-                               "HTTP/1.0 200 OK\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                               "Connection: close\r\n\r\n",
-                               ctype, blen)
-                    : 0;
-    if (hlen > 0 && send(fd, head, (size_t)hlen, MSG_NOSIGNAL) != hlen) {
+    struct timeval rtv = {.tv_usec = 500000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &rtv, sizeof rtv);
+    if (http)
+        swallow(fd, true);
+    if (body) {
+        size_t blen = strlen(body);
+        if (http) {
+            char head[256];
+            int hlen = snprintf(head, sizeof head,
+                                "HTTP/1.0 200 OK\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                                "Connection: close\r\n\r\n",
+                                ctype, blen);
+            send_all(fd, head, (size_t)hlen);
+        }
+        send_all(fd, body, blen);
         free(body);
-        return;
     }
-    for (size_t off = 0; off < blen;) {
-        ssize_t n = send(fd, body + off, blen - off, MSG_NOSIGNAL);
-        if (n <= 0)
-            break;
-        off += (size_t)n;
-    }
-    free(body);
+    shutdown(fd, SHUT_WR);
+    swallow(fd, false); /* until the client closes, or half a second */
 }
 
-static void serve_pending(int lfd, bool metrics)
+static void *serve(void *unused)
 {
+    (void)unused;
     for (;;) {
-        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0)
-            return;
-        if (metrics)
-            answer(fd, true, "text/plain; version=0.0.4", metrics_text());
-        else
-            answer(fd, S.cfg->stats_http, "application/json", stats_json());
-        shutdown(fd, SHUT_WR);
-        close(fd);
+        struct pollfd pfd[2] = {{.fd = stats_l.fd, .events = POLLIN},
+                                {.fd = metrics_l.fd, .events = POLLIN}};
+        if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+            return NULL;
+        for (int i = 0; i < 2; i++) {
+            if (!(pfd[i].revents & POLLIN))
+                continue;
+            int fd = accept4(pfd[i].fd, NULL, NULL, SOCK_CLOEXEC);
+            if (fd < 0)
+                continue;
+            if (i == 1)
+                answer(fd, true, "text/plain; version=0.0.4", metrics_text());
+            else
+                answer(fd, S.cfg->stats_http, "application/json", stats_json());
+            close(fd);
+        }
     }
 }
 
@@ -359,7 +403,8 @@ static int open_one(struct gy_listener *l, const char *addr, const char *what)
         log_msg("cannot serve %s on %s", what, addr);
         return -1;
     }
-    fcntl(l->fd, F_SETFL, fcntl(l->fd, F_GETFL) | O_NONBLOCK);
+    /* blocking: the thread waits in poll() and accept() only after it */
+    fcntl(l->fd, F_SETFL, fcntl(l->fd, F_GETFL) & ~O_NONBLOCK);
     return 0;
 }
 
@@ -371,22 +416,22 @@ int stats_open(void)
     return 0;
 }
 
-int stats_fds(int fds[2])
+int stats_start(void)
 {
-    int n = 0;
-    if (stats_l.fd >= 0)
-        fds[n++] = stats_l.fd;
-    if (metrics_l.fd >= 0)
-        fds[n++] = metrics_l.fd;
-    return n;
-}
-
-void stats_ready(int fd)
-{
-    if (fd == stats_l.fd)
-        serve_pending(fd, false);
-    else if (fd == metrics_l.fd)
-        serve_pending(fd, true);
+    if (stats_l.fd < 0 && metrics_l.fd < 0)
+        return 0;
+    pthread_t t;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* signals are the main thread's */
+    int rc = pthread_create(&t, NULL, serve, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        log_msg("cannot start the stats thread: %s", strerror(rc));
+        return -1;
+    }
+    pthread_detach(t);
+    return 0;
 }
 
 void stats_close(bool unlink_files)

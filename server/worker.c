@@ -295,13 +295,6 @@ static void heartbeat(void *ctx)
     Py_XDECREF(t);
 }
 
-static void on_stats_ready(void *ctx, int fd, int events)
-{
-    (void)ctx;
-    (void)events;
-    stats_ready(fd);
-}
-
 static void flush_python(void)
 {
     const char *streams[] = {"stdout", "stderr"};
@@ -386,10 +379,10 @@ int worker_run(struct gy_config *cfg, const struct gy_worker_link *link)
         listen_close_all();
         return 1;
     }
-    int sfds[2], nstats = link ? 0 : stats_fds(sfds);
-    for (int i = 0; i < nstats; i++)
-        if (engine_watch(sfds[i], EV_READ, on_stats_ready, NULL) < 0)
-            PyErr_Print();
+    if (!link && stats_start() < 0) {
+        listen_close_all();
+        return 1;
+    }
     listen_update();
     if (link) {
         heartbeat(NULL);

@@ -894,6 +894,7 @@ bool wsgi_serve(struct gy_core *c)
     PyErr_Clear();
     scoreboard_record_request(S.slot, r->status, r->body_sent, engine_now() - conn->started,
                               o == OUT_APP_ERROR || o == OUT_ABANDONED);
+    S.slot->cores[c->id].requests++;
     if (c->harakiri)
         S.slot->harakiri++;
     if (!S.cfg->disable_logging)
