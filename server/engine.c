@@ -303,8 +303,8 @@ int engine_init(void)
      * even at import time, before the loop runs (the seed's example calls IOLoop.instance()
      * at import). */
     PyObject *r = PyRun_String(
-        "import asyncio\n"
-        "_loop = asyncio.new_event_loop()\n"
+        "import asyncio, _gyre_boot\n"
+        "_loop = asyncio.SelectorEventLoop(_gyre_boot.PreciseEpollSelector())\n"
         "asyncio.set_event_loop(_loop)\n"
         "from tornado.platform.asyncio import AsyncIOMainLoop\n"
         "ioloop = AsyncIOMainLoop()\n",
@@ -322,6 +322,7 @@ int engine_init(void)
     PyDict_DelItemString(main_dict, "_loop");
     PyDict_DelItemString(main_dict, "AsyncIOMainLoop");
     PyDict_DelItemString(main_dict, "asyncio");
+    PyDict_DelItemString(main_dict, "_gyre_boot");
     if (!E.ioloop)
         return -1;
 

@@ -9,6 +9,9 @@
 
 #include <string.h>
 
+/* The most read() allocates before the bytes are there. */
+#define INPUT_PREALLOC (1u << 20)
+
 typedef struct {
     PyObject_HEAD
     struct gy_core *core;
@@ -76,8 +79,12 @@ static PyObject *input_read(PyObject *self, PyObject *const *args, Py_ssize_t na
                                           : (uint64_t)(c->body_end - c->body_pos) + c->body_left;
     if (size >= 0 && (uint64_t)size < want)
         want = (uint64_t)size;
-    /* Never trust a length from the wire with an allocation: grow as the bytes arrive. */
-    size_t cap = want < 65536 ? (size_t)want : 65536;
+    /* A length from the wire sizes the allocation only up to a bound (a lying Content-Length
+     * costs at most that); past it the buffer grows as the bytes arrive. Most bodies fit the
+     * bound and are read with no copy at all. */
+    size_t cap = c->decoded ? 65536 : want < INPUT_PREALLOC ? (size_t)want : INPUT_PREALLOC;
+    if (cap > want)
+        cap = (size_t)want;
     PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)cap);
     if (!out)
         return NULL;

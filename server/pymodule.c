@@ -14,6 +14,10 @@
 
 #include "boot_py.h"
 
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
 static PyObject *NotInCoreError;
 static unsigned long loop_thread; /* the thread that runs the loop and every core */
 static PyObject *convert_yielded;
@@ -200,6 +204,50 @@ static PyObject *gyre_core_id(PyObject *mod, PyObject *unused)
     return PyLong_FromLong(c->id);
 }
 
+/* ---- a precise clock for the loop's waits (boot.py's PreciseEpollSelector) ---------------- */
+
+static PyObject *timerfd_create_(PyObject *mod, PyObject *unused)
+{
+    (void)mod;
+    (void)unused;
+    int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (fd < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    return PyLong_FromLong(fd);
+}
+
+static PyObject *timerfd_arm(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)mod;
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "_timerfd_arm(fd, seconds)");
+    long fd = PyLong_AsLong(args[0]);
+    double t = PyFloat_AsDouble(args[1]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (t < 1e-9)
+        t = 1e-9; /* 0 would disarm */
+    struct itimerspec its = {.it_value = {.tv_sec = (time_t)t,
+                                          .tv_nsec = (long)((t - (double)(time_t)t) * 1e9)}};
+    if (timerfd_settime((int)fd, 0, &its, NULL) < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
+static PyObject *timerfd_disarm(PyObject *mod, PyObject *arg)
+{
+    (void)mod;
+    long fd = PyLong_AsLong(arg);
+    if (fd == -1 && PyErr_Occurred())
+        return NULL;
+    struct itimerspec off = {0};
+    timerfd_settime((int)fd, 0, &off, NULL);
+    uint64_t expirations;
+    ssize_t n = read((int)fd, &expirations, sizeof expirations); /* clear a fired timer */
+    (void)n;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef gyre_methods[] = {
     {"wait", (PyCFunction)(void (*)(void))gyre_wait, METH_VARARGS | METH_KEYWORDS,
      "wait(future_or_awaitable, timeout=None)\n\n"
@@ -209,6 +257,9 @@ static PyMethodDef gyre_methods[] = {
     {"sleep", gyre_sleep, METH_O,
      "sleep(seconds)\n\nSuspend this request's core for `seconds`; the IOLoop runs meanwhile."},
     {"core_id", gyre_core_id, METH_NOARGS, "core_id() -> the id of the running core, or None"},
+    {"_timerfd_create", timerfd_create_, METH_NOARGS, NULL},
+    {"_timerfd_arm", (PyCFunction)(void (*)(void))timerfd_arm, METH_FASTCALL, NULL},
+    {"_timerfd_disarm", timerfd_disarm, METH_O, NULL},
     {NULL, NULL, 0, NULL},
 };
 

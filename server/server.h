@@ -1,16 +1,23 @@
 /*
  * The server's moving parts: listening sockets, client connections and greenlet cores.
  *
- *   listen.c   bind, accept, and stop watching the listening sockets while no core is free
- *   conn.c     a client connection: read and parse the request head in C (no core held),
- *              then queue it for a core; reads and writes for the app, with timeouts;
- *              keep-alive
- *   proto_*.c  what differs between uwsgi, FastCGI and HTTP: the head, the body's framing,
- *              the response's framing (struct gy_protocol)
- *   cores.c    greenlet cores: run a request, suspend on a wait, resume; abandoned cores
- *   wsgi.c     PEP 3333: environ, start_response, the response, the request log line
- *   input.c    wsgi.input
- *   pymodule.c the `gyre` Python module (wait, sleep)
+ *   main.c      options, log destination, pid file; then master_run or worker_run
+ *   master.c    the master: binds, forks and manages workers (no Python in it)
+ *   worker.c    a worker: Python, the IOLoop, the app, signals, heartbeat
+ *   engine.c    the Tornado loop engine: every wait is an IOLoop callback
+ *   listen.c    bind (or inherit from systemd), accept while a core or queue slot is free
+ *   conn.c      a client connection: read and parse the request head in C (no core held),
+ *               then queue it for a core; reads and writes for the app, with timeouts;
+ *               keep-alive
+ *   proto_*.c   what differs between uwsgi, FastCGI and HTTP: the head, the body's framing,
+ *               the response's framing (struct gy_protocol)
+ *   cores.c     greenlet cores: run a request, suspend on a wait, resume; abandoned cores;
+ *               harakiri
+ *   wsgi.c      PEP 3333: environ, start_response, the response, the request log line
+ *   input.c     wsgi.input
+ *   pymodule.c  the `gyre` Python module (wait, sleep)
+ *   scoreboard.c, stats.c   shared counters; --stats and --metrics-http
+ *   options.c, ini.c, logformat.c, log.c   configuration and logging
  */
 #ifndef GYRE_SERVER_H
 #define GYRE_SERVER_H
