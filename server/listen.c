@@ -202,12 +202,15 @@ int listen_open_all(void)
     return 0;
 }
 
+#define ACCEPT_BATCH 16
+
 static void on_acceptable(void *ctx, int fd, int events)
 {
     (void)events;
     struct gy_listener *l = ctx;
-    /* Take everything the backlog holds while there is room: one wakeup, many connections. */
-    while (S.accepting) {
+    /* Take what the backlog holds while there is room, a batch at a time: one wakeup, many
+     * connections, but timers due meanwhile get their turn before the next batch. */
+    for (int batch = 0; S.accepting && batch < ACCEPT_BATCH; batch++) {
         int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
@@ -226,9 +229,12 @@ void listen_update(void)
 {
     /* Accept while a core is free, and also while the queue of parsed requests is shorter than
      * the cores: a core that finishes takes the next request straight from the queue, in its
-     * own greenlet, without a trip through the loop. Past that, the kernel's backlog holds them. */
+     * own greenlet, without a trip through the loop. Past that, the kernel's backlog holds them.
+     * Once stopped, accepting resumes when the queue is half empty (or a core is free): each
+     * start and stop is a trip through the IOLoop's Python, not to be paid per request. */
+    int queue_room = S.accepting ? S.ncores : S.ncores / 2 + 1;
     bool want = !S.stopping && S.nconns < S.max_conns &&
-                (S.busy < S.ncores || S.npending < S.ncores);
+                (S.busy < S.ncores || S.npending < queue_room);
     if (want == S.accepting)
         return;
     S.accepting = want;
