@@ -107,6 +107,48 @@ class Gyre:
         return self.proc.returncode
 
 
+class Session:
+    """A process (gyre, or a wrapper exec'ing it) in a session of its own, so that it and its
+    children can be signalled and killed as a group; its stdout+stderr go to a log file."""
+
+    def __init__(self, tmp, argv, env=None, cwd=None, stdout=None, stderr=None):
+        self.argv = argv
+        self.log_path = os.path.join(tmp, "gyre-%d.log" % time.monotonic_ns())
+        self.logf = open(self.log_path, "wb")
+        if stdout is None:
+            stdout, stderr = self.logf, subprocess.STDOUT
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+                                     start_new_session=True, cwd=cwd, env=env)
+        self.pid = self.proc.pid
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def signal(self, sig):
+        os.kill(self.pid, sig)
+
+    def wait_exit(self, timeout=10.0):
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("gyre did not exit within %ss:\n%s" % (timeout, self.log()))
+
+    def kill_group(self):
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        self.logf.close()
+
+
 class Nginx:
     """A private nginx in the foreground, in front of a unix socket."""
 

@@ -35,7 +35,7 @@ import time
 
 import pytest
 
-from conftest import (APPS, GYRE, connect, free_port, parse_response, recv_all,
+from conftest import (APPS, GYRE, Session, connect, free_port, parse_response, recv_all,
                       uwsgi_packet, uwsgi_request, wait_for)
 
 APP = os.path.join(APPS, "obs_app.py")
@@ -48,25 +48,12 @@ WAITING = {"idle", "running", "fd-read", "fd-write", "timer", "future", "app-sus
 
 # ---- processes ---------------------------------------------------------------------------------
 
-class Proc:
+class Proc(Session):
     """gyre (or systemd-socket-activate exec'ing gyre) in a session of its own."""
 
     def __init__(self, tmp, argv, env=None):
+        super().__init__(tmp, argv, env=env, cwd=tmp)
         self.tmp = tmp
-        self.argv = argv
-        self.log_path = os.path.join(tmp, "gyre-%d.log" % time.monotonic_ns())
-        self.logf = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.logf,
-                                     stderr=subprocess.STDOUT, start_new_session=True,
-                                     cwd=tmp, env=env)
-        self.pid = self.proc.pid
-
-    def log(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-
-    def alive(self):
-        return self.proc.poll() is None
 
     def wait_log(self, pattern, timeout=10.0, count=1):
         def seen():
@@ -80,26 +67,6 @@ class Proc:
     def banners(self):
         """[(pid, worker id or None, sockets text)]"""
         return [(int(p), int(w) if w else None, s) for p, w, s in BANNER.findall(self.log())]
-
-    def signal(self, sig):
-        os.kill(self.pid, sig)
-
-    def wait_exit(self, timeout=10.0):
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError("gyre did not exit within %ss:\n%s" % (timeout, self.log()))
-
-    def kill_group(self):
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
-        self.logf.close()
 
 
 @pytest.fixture

@@ -23,13 +23,12 @@ import pwd
 import random
 import re
 import signal
-import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import APPS, GYRE, Nginx, parse_response, uwsgi_request, wait_for
+from conftest import APPS, GYRE, Nginx, Session, parse_response, uwsgi_request, wait_for
 
 APP = os.path.join(APPS, "proc_app.py")
 BROKEN = os.path.join(APPS, "proc_broken.py")
@@ -51,29 +50,16 @@ def app_line(marker):
 
 # ---- processes ---------------------------------------------------------------------------------
 
-class Master:
+class Master(Session):
     """gyre started in a session of its own; its log is stdout+stderr in a file."""
 
     def __init__(self, tmp, *args, app=APP, socket_name="app.sock", wait=True, stdout=None,
                  stderr=None):
         self.socket = os.path.join(tmp, socket_name)
-        self.log_path = os.path.join(tmp, "gyre-%d.log" % time.monotonic_ns())
-        self.argv = [GYRE, "--socket", self.socket, "--wsgi-file", app, *args]
-        self.logf = open(self.log_path, "wb")
-        if stdout is None:
-            stdout, stderr = self.logf, subprocess.STDOUT
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=stdout,
-                                     stderr=stderr, start_new_session=True)
-        self.pid = self.proc.pid
+        super().__init__(tmp, [GYRE, "--socket", self.socket, "--wsgi-file", app, *args],
+                         stdout=stdout, stderr=stderr)
         if wait:
             self.wait_ready()
-
-    def log(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-
-    def alive(self):
-        return self.proc.poll() is None
 
     def wait_log(self, text, timeout=10.0):
         def seen():
@@ -114,25 +100,6 @@ class Master:
         status, _ = raw(self, "/pid")
         assert status == 200, self.log()
 
-    def signal(self, sig):
-        os.kill(self.pid, sig)
-
-    def wait_exit(self, timeout):
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError("gyre did not exit within %ss:\n%s" % (timeout, self.log()))
-
-    def kill_group(self):
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
-        self.logf.close()
 
 
 @pytest.fixture
