@@ -630,23 +630,23 @@ static enum outcome app_failed(struct gy_core *c, const char *what)
     return OUT_APP_ERROR;
 }
 
-static enum outcome app_error(struct gy_core *c, const char *fmt, const char *arg)
+/* The app broke a PEP 3333 rule (no traceback to show): say which, on its core's behalf. */
+static enum outcome app_error(struct gy_core *c, const char *what, const char *type_name)
 {
-    log_msg(fmt, c->id, arg);
+    log_msg("core %d: %s%s", c->id, what, type_name ? type_name : "");
     return OUT_APP_ERROR;
 }
 
 static enum outcome send_item(struct gy_core *c, PyObject *item, int64_t content_length)
 {
     if (!PyBytes_Check(item))
-        return app_error(c, "core %d: the app's response items must be bytes, not %s",
+        return app_error(c, "the app's response items must be bytes, not ",
                          Py_TYPE(item)->tp_name);
     Py_ssize_t n = PyBytes_GET_SIZE(item);
     if (n == 0 && content_length < 0)
         return OUT_OK; /* PEP 3333: the head waits for the first non-empty item */
     if (!c->resp.started)
-        return app_error(c, "core %d: the app %s without calling start_response()",
-                         "returned its body");
+        return app_error(c, "the app returned its body without calling start_response()", NULL);
     return io_outcome(c, send_response(c, PyBytes_AS_STRING(item), (size_t)n, content_length));
 }
 
@@ -659,13 +659,12 @@ static enum outcome send_sequence(struct gy_core *c, PyObject *seq)
     int64_t total = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         if (!PyBytes_Check(items[i]))
-            return app_error(c, "core %d: the app's response items must be bytes, not %s",
+            return app_error(c, "the app's response items must be bytes, not ",
                              Py_TYPE(items[i])->tp_name);
         total += PyBytes_GET_SIZE(items[i]);
     }
     if (!c->resp.started)
-        return app_error(c, "core %d: the app %s without calling start_response()",
-                         "returned");
+        return app_error(c, "the app returned without calling start_response()", NULL);
     if (n == 1)
         return send_item(c, items[0], total);
     if (n == 0 || c->resp.head_only) {
@@ -726,8 +725,7 @@ static enum outcome send_iterable(struct gy_core *c, PyObject *result)
         return app_failed(c, "the app's response iterator raised");
     if (o == OUT_OK && !c->resp.head_sent) {
         if (!c->resp.started)
-            return app_error(c, "core %d: the app %s without calling start_response()",
-                             "returned");
+            return app_error(c, "the app returned without calling start_response()", NULL);
         o = io_outcome(c, send_response(c, NULL, 0, 0));
     }
     return o;
@@ -736,7 +734,7 @@ static enum outcome send_iterable(struct gy_core *c, PyObject *result)
 static enum outcome send_result(struct gy_core *c, PyObject *result)
 {
     if (result == Py_None)
-        return app_error(c, "core %d: the app %s, not an iterable of bytes", "returned None");
+        return app_error(c, "the app returned None, not an iterable of bytes", NULL);
     if (PyList_CheckExact(result) || PyTuple_CheckExact(result))
         return send_sequence(c, result);
     if (Py_IS_TYPE(result, &FileWrapperType)) {
