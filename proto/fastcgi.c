@@ -249,26 +249,6 @@ static int next_pair(const unsigned char **pp, const unsigned char *end, struct 
 }
 
 /*
- * CONTENT_LENGTH is read exactly as uwsgi.c reads it (a copy: each protocol file stands alone):
- * anything a lenient reader would take differently from nginx or the application -- a sign,
- * blanks, trailing junk, overflow -- is refused rather than guessed at. Empty means no body.
- */
-static int parse_content_length(const char *p, size_t len, int64_t *out)
-{
-    int64_t v = 0;
-
-    for (size_t i = 0; i < len; i++) {
-        unsigned d = (unsigned char)p[i] - (unsigned)'0'; /* wraps below '0': one test does */
-
-        if (d > 9 || v > (INT64_MAX - d) / 10)
-            return -1;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return 0;
-}
-
-/*
  * Each pair is framed completely before its contents are judged or counted, so TRUNCATED wins
  * over what a cut pair's name would say. Results reach out only on success.
  */
@@ -292,7 +272,7 @@ int proto_fcgi_parse_params(const char *buf, size_t len, struct fcgi_params *out
             return FCGI_E_TOO_MANY_PARAMS;
         /* Repeated: each must be valid and the last wins, as in the environ dict. */
         if (GY_SLICE_EQ(pair.name, "CONTENT_LENGTH") &&
-            parse_content_length(pair.value.ptr, pair.value.len, &content_length) < 0)
+            gy_parse_decimal(pair.value.ptr, pair.value.len, &content_length) < 0)
             return FCGI_E_CONTENT_LENGTH;
         out->params[n++] = pair;
     }

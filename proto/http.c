@@ -314,22 +314,12 @@ static int parse_request_line(const unsigned char **pp, const unsigned char *end
     return 1;
 }
 
-/* 1*DIGIT, at most INT64_MAX: no sign, no blanks, no other base (see uwsgi.c). */
+/* 1*DIGIT, at most INT64_MAX (request.h): HTTP wants at least one digit. */
 static int parse_decimal(const unsigned char *p, const unsigned char *end, int64_t *out)
 {
-    int64_t v = 0;
-
     if (p == end)
         return -1;
-    for (; p != end; p++) {
-        unsigned d = *p - (unsigned)'0'; /* wraps for bytes below '0', so one test does */
-
-        if (d > 9 || v > (INT64_MAX - d) / 10)
-            return -1;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return 0;
+    return gy_parse_decimal((const char *)p, (size_t)(end - p), out);
 }
 
 /*

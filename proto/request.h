@@ -36,4 +36,24 @@ static inline int gy_slice_eq(struct gy_slice s, const char *lit, size_t lit_len
 }
 #define GY_SLICE_EQ(s, lit) gy_slice_eq((s), (lit), sizeof(lit) - 1)
 
+/*
+ * A body length from the wire (uwsgi's and FastCGI's CONTENT_LENGTH, HTTP's Content-Length),
+ * read strictly: ASCII digits only, at most INT64_MAX. Anything a lenient reader would take
+ * differently from the front end or the app -- a sign, blanks, trailing junk, another base,
+ * overflow -- is refused (-1) rather than guessed at. An empty string is 0; a caller for whom
+ * that is an error (HTTP's 1*DIGIT) checks len first.
+ */
+static inline int gy_parse_decimal(const char *p, size_t len, int64_t *out)
+{
+    int64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned d = (unsigned char)p[i] - (unsigned)'0'; /* wraps below '0': one test does */
+        if (d > 9 || v > (INT64_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
 #endif

@@ -32,26 +32,6 @@ static inline int is_content_length(const unsigned char *key, size_t len)
 }
 
 /*
- * CONTENT_LENGTH frames the body, so it is read strictly: anything a lenient reader (strtoll)
- * would take differently from nginx or the application -- a sign, blanks, trailing junk,
- * overflow -- is refused rather than guessed at. Empty means no body, as nginx sends it.
- */
-static int parse_content_length(const unsigned char *p, size_t len, int64_t *out)
-{
-    int64_t v = 0;
-
-    for (size_t i = 0; i < len; i++) {
-        unsigned d = p[i] - (unsigned)'0'; /* wraps for bytes below '0', so one test does */
-
-        if (d > 9 || v > (INT64_MAX - d) / 10)
-            return -1;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return 0;
-}
-
-/*
  * Walk the vars block p[0..end). Each var is framed completely (both lengths checked against
  * the block) before its contents are judged or counted: bytes that do not fit are no var at all,
  * so TRUNCATED wins over what their name or number would say. The results reach req only on
@@ -84,7 +64,8 @@ static int parse_vars(const unsigned char *p, const unsigned char *end, struct u
             return UWSGI_E_TOO_MANY_VARS;
         /* A repeated CONTENT_LENGTH: each must be valid and the last wins, as it does when the
          * params are stored into the environ dict in order, so body framing and app agree. */
-        if (is_content_length(key, klen) && parse_content_length(val, vlen, &content_length) < 0)
+        if (is_content_length(key, klen) &&
+            gy_parse_decimal((const char *)val, vlen, &content_length) < 0)
             return UWSGI_E_CONTENT_LENGTH;
         req->params[n].name = slice(key, klen);
         req->params[n].value = slice(val, vlen);

@@ -397,6 +397,17 @@ static enum io_result io_error(void)
     return IO_ERROR;
 }
 
+/* A read or write on the client failed with errno: IO_OK means try it again (interrupted, or
+ * the socket became ready while the core waited); anything else ends the transfer. */
+static enum io_result retry_or_wait(struct gy_conn *c, int events)
+{
+    if (errno == EINTR)
+        return IO_OK;
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+        return io_error();
+    return wait_client(c, events);
+}
+
 /* Read up to n bytes into dst, waiting for the socket as needed; EOF is IO_CLOSED (a body
  * announced longer than what the client sent). */
 static enum io_result recv_waiting(struct gy_conn *c, char *dst, size_t n, size_t *got)
@@ -409,11 +420,7 @@ static enum io_result recv_waiting(struct gy_conn *c, char *dst, size_t n, size_
         }
         if (r == 0)
             return IO_CLOSED;
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return io_error();
-        enum io_result w = wait_client(c, EV_READ);
+        enum io_result w = retry_or_wait(c, EV_READ);
         if (w != IO_OK)
             return w;
     }
@@ -499,11 +506,7 @@ enum io_result conn_write_all(struct gy_conn *c, struct iovec *iov, int iovcnt)
         }
         ssize_t n = writev(c->fd, iov, iovcnt > IOV_MAX ? IOV_MAX : iovcnt);
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                return io_error();
-            enum io_result w = wait_client(c, EV_WRITE);
+            enum io_result w = retry_or_wait(c, EV_WRITE);
             if (w != IO_OK)
                 return w;
             continue;
@@ -537,11 +540,7 @@ enum io_result conn_sendfile(struct gy_conn *c, int fd, off_t offset, uint64_t c
         }
         if (n == 0)
             return IO_OK; /* the file ended early */
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return io_error();
-        enum io_result w = wait_client(c, EV_WRITE);
+        enum io_result w = retry_or_wait(c, EV_WRITE);
         if (w != IO_OK)
             return w;
     }

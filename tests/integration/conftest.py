@@ -137,6 +137,18 @@ class Session:
         except subprocess.TimeoutExpired:
             raise AssertionError("gyre did not exit within %ss:\n%s" % (timeout, self.log()))
 
+    def stop(self, timeout=15.0):
+        """SIGTERM, then SIGKILL after timeout; the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.logf.close()
+        return self.proc.returncode
+
     def kill_group(self):
         try:
             os.killpg(self.pid, signal.SIGKILL)

@@ -19,7 +19,7 @@ import greenlet
 import pytest
 import tornado
 
-from conftest import (APPS, GYRE, connect, encode_vars, parse_response, recv_all, uwsgi_packet,
+from conftest import (Session, APPS, GYRE, connect, encode_vars, parse_response, recv_all, uwsgi_packet,
                       uwsgi_request, wait_for)
 
 APP = os.path.join(APPS, "cli_app.py")
@@ -37,18 +37,11 @@ def run(*args, timeout=TIMEOUT, **kw):
                           stdin=subprocess.DEVNULL, **kw)
 
 
-class Proc:
+class Proc(Session):
     """gyre started with exactly the given argv (no fixture-added --socket)."""
 
     def __init__(self, tmp, argv, env=None):
-        self.log_path = os.path.join(tmp, "gyre-%d.log" % time.monotonic_ns())
-        self.logf = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([GYRE, *argv], stdout=self.logf, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=env)
-
-    def log(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
+        super().__init__(tmp, [GYRE, *argv], env=env)
 
     def wait_banner(self):
         wait_for(lambda: " pid %d: " % self.proc.pid in self.log() or self.proc.poll() is not None,
@@ -56,15 +49,7 @@ class Proc:
         assert self.proc.poll() is None, self.log()
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.logf.close()
-        return self.proc.returncode
+        return super().stop(10)
 
 
 @pytest.fixture

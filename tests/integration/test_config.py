@@ -9,14 +9,13 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import time
 
 import pytest
 
-from conftest import (APPS, GYRE, parse_response, recv_all, uwsgi_packet, uwsgi_request,
+from conftest import (Session, APPS, GYRE, parse_response, recv_all, uwsgi_packet, uwsgi_request,
                       wait_for)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -45,27 +44,9 @@ def one_line_exit_2(r):
     return r.stderr
 
 
-class Proc:
+class Proc(Session):
     def __init__(self, tmp, argv, env, cwd):
-        self.log_path = os.path.join(tmp, "gyre-%d.log" % time.monotonic_ns())
-        self.logf = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([GYRE, *argv], stdout=self.logf, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=env, cwd=cwd)
-
-    def log(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.logf.close()
-        return self.proc.returncode
+        super().__init__(tmp, [GYRE, *argv], env=env, cwd=cwd)
 
 
 @pytest.fixture
