@@ -16,12 +16,18 @@ PORT        ?= 8080
 PROTO       ?= uwsgi
 FUZZ_SECONDS ?= 60
 
-PY_CFLAGS   := $(shell pkg-config --cflags python3-embed 2>/dev/null)
-PY_LIBS     := $(shell pkg-config --libs python3-embed inih libsystemd jansson 2>/dev/null)
+# The build flags of the Debian libraries, asked of pkg-config when a recipe first needs them
+# (then kept), never when the Makefile is read: on a fresh machine `make test` parses this file
+# before `make deps` has installed pkg-config and the -dev packages. A missing package is an
+# error that says what to do, not an empty flag and a page of undefined symbols.
+pkgconf = $(or $(shell pkg-config $(1) 2>/dev/null),$(error pkg-config $(1) failed: \
+    install the build dependencies with `make deps` (scripts/deps.sh)))
+PY_CFLAGS    = $(eval PY_CFLAGS := $(call pkgconf,--cflags python3-embed))$(PY_CFLAGS)
+PY_LIBS      = $(eval PY_LIBS := $(call pkgconf,--libs python3-embed inih libsystemd jansson))$(PY_LIBS)
 GREENLET_INC := /usr/lib/python3/dist-packages/greenlet
 
 OPT         ?= -O2 -g
-WARN        := -Wall -Wextra -Werror
+WARN        := -Wall -Wextra -Werror -Wmissing-prototypes
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -Iproto -fno-strict-aliasing
 CFLAGS      ?=
 SERVER_INC  = -Iserver -Ibuild $(PY_CFLAGS) -I$(GREENLET_INC)
@@ -72,16 +78,20 @@ build/tests/%: tests/proto/%.c $(PROTO_SRC) $(HEADERS) tests/proto/testlib.h
 
 build/fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)
-	clang -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iproto \
+	clang -O1 -g -std=c11 -D_GNU_SOURCE $(WARN) -Iproto \
 	    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $< $(PROTO_SRC)
 
 deps:
 	@scripts/deps.sh
 
-run: deps gyre
+# run and test install the dependencies first, then build in a make of their own: one that
+# reads this file again after the install.
+run: deps
+	@$(MAKE) --no-print-directory gyre
 	@PORT=$(PORT) PROTO=$(PROTO) scripts/run.sh
 
-test: deps gyre
+test: deps
+	@$(MAKE) --no-print-directory gyre
 	@$(MAKE) --no-print-directory test-proto test-fuzz test-integration
 
 test-proto: $(PROTO_TESTS)

@@ -27,8 +27,9 @@ PKGS=(
     # deployment checks: docker-compose config (and PyYAML with it), systemd-socket-activate,
     # systemd-analyze
     docker-compose systemd python3-yaml
-    # misc
-    curl
+    # misc; procps for /bin/kill, which deploy/gyre.service's ExecReload names (a minimal
+    # Debian has no procps, and systemd-analyze verify rejects a unit whose command is missing)
+    curl procps
 )
 
 is_installed() {

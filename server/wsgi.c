@@ -945,8 +945,3 @@ int wsgi_init(void)
         return -1;
     return 0;
 }
-
-PyObject *wsgi_file_wrapper_type(void)
-{
-    return (PyObject *)&FileWrapperType;
-}
