@@ -91,8 +91,21 @@ class Gyre:
         with open(self.log_path, "rb") as f:
             return f.read().decode("utf-8", "replace")
 
-    def wait_log(self, text, timeout=10.0):
-        wait_for(lambda: text in self.log(), timeout, what=repr(text) + " in gyre's log")
+    def mark(self):
+        """Where the log ends now: pass it as since= to look only at what comes after."""
+        return len(self.log())
+
+    def wait_log(self, text, timeout=10.0, since=0, count=1):
+        """Wait until text occurs count times in the log (from since on); returns that part.
+        gyre writes a request's log line after the response's last byte: a client that has its
+        response may look before the line is there, so tests wait for log lines, never read them
+        once."""
+        got = []
+        def enough():
+            got[:] = [self.log()[since:]]
+            return got[0].count(text) >= count
+        wait_for(enough, timeout, what="%r %d time(s) in gyre's log" % (text, count))
+        return got[0]
 
     def stop(self, sig=signal.SIGTERM, timeout=15.0):
         if self.proc.poll() is None:

@@ -207,7 +207,7 @@ def test_seed_suspension_resumes(stack):
     assert r.text.startswith("suspended ")
     assert 0.2 <= float(r.text.split()[1]) < 1.0
     assert took >= 0.2
-    assert "GET /suspend?s=0.2 => generated %d bytes" % len(r.content) in s.gyre.log()
+    s.gyre.wait_log("GET /suspend?s=0.2 => generated %d bytes" % len(r.content))
 
 
 def test_suspending_inside_the_response_iterable(gyre):
@@ -244,6 +244,7 @@ def test_100_concurrent_suspended_requests_under_a_second(stack):
     r = get(s.url + "/peak")
     peak = int(r.text.split()[1])
     assert peak > 50, "only %d requests were ever suspended at once" % peak
+    s.gyre.wait_log("GET /suspend?s=0.2 => generated", count=100)
     assert s.gyre.log().count("GET /suspend?s=0.2 => generated") == 100
 
 

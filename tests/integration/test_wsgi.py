@@ -580,7 +580,7 @@ def test_response_16mib(serve):
     assert r.status_code == 200
     assert len(r.content) == size
     assert sha(r.content) == sha(pattern(size, 3))
-    assert "GET /big?size=%d&seed=3 => generated %d bytes" % (size, size) in s.gyre.log()
+    s.gyre.wait_log("GET /big?size=%d&seed=3 => generated %d bytes" % (size, size))
 
 
 def test_generator_response_arrives_whole(serve, proto):
