@@ -6,6 +6,7 @@
 #   make test      deps + build + every test (C unit tests, fuzz smoke, integration)
 #   make fuzz      run each libFuzzer harness for FUZZ_SECONDS
 #   make bench     wrk through nginx: gyre side by side with uWSGI
+#   make valgrind  the request path's integration tests against gyre under memcheck
 #
 # Sources are picked up by wildcard: a new proto/*.c, server/*.c, tests/proto/test_*.c or
 # tests/fuzz/fuzz_*.c needs no edit here.
@@ -15,6 +16,7 @@ CC          ?= gcc
 PORT        ?= 8080
 PROTO       ?= uwsgi
 FUZZ_SECONDS ?= 60
+VALGRIND_TESTS ?= test_smoke.py test_wsgi.py
 
 # The build flags of the Debian libraries, asked of pkg-config when a recipe first needs them
 # (then kept), never when the Makefile is read: on a fresh machine `make test` parses this file
@@ -41,7 +43,7 @@ PROTO_TESTS := $(patsubst tests/proto/%.c,build/tests/%,$(sort $(wildcard tests/
 FUZZERS     := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
 HEADERS     := $(wildcard proto/*.h server/*.h)
 
-.PHONY: all deps run test test-proto test-fuzz test-integration fuzz bench clean ubsan
+.PHONY: all deps run test test-proto test-fuzz test-integration fuzz bench clean ubsan valgrind
 
 all: gyre
 
@@ -111,6 +113,15 @@ fuzz: $(FUZZERS)
 	@set -e; for f in $(FUZZERS); do n=$$(basename $$f); mkdir -p build/corpus/$$n; \
 	    echo "== $$n ($(FUZZ_SECONDS)s)"; $$f -max_total_time=$(FUZZ_SECONDS) \
 	    build/corpus/$$n tests/fuzz/corpus/$$n; done
+
+# The request path under valgrind's memcheck: the WSGI conformance tests (all three protocols)
+# and the smoke tests against gyre run by scripts/valgrind-gyre.sh, then a report of the errors
+# and definite leaks in gyre's own code (CPython's known import-time reports are counted apart).
+valgrind: gyre
+	rm -rf build/valgrind
+	-cd tests/integration && GYRE_BIN=$(CURDIR)/scripts/valgrind-gyre.sh $(PY) -m pytest -q \
+	    -p no:cacheprovider $(VALGRIND_TESTS)
+	$(PY) scripts/valgrind-report.py
 
 bench: deps gyre
 	$(PY) bench/bench.py
