@@ -40,6 +40,9 @@ SERVER_SRC  := $(sort $(wildcard server/*.c))
 PROTO_OBJ   := $(PROTO_SRC:%.c=build/%.o)
 SERVER_OBJ  := $(SERVER_SRC:%.c=build/%.o)
 PROTO_TESTS := $(patsubst tests/proto/%.c,build/tests/%,$(sort $(wildcard tests/proto/test_*.c)))
+# server/'s parts that need no Python (configuration, log rendering): unit-tested like proto/.
+SERVER_PURE := server/options.c server/ini.c
+SERVER_TESTS := $(patsubst tests/server/%.c,build/tests/server/%,$(sort $(wildcard tests/server/test_*.c)))
 FUZZERS     := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
 HEADERS     := $(wildcard proto/*.h server/*.h)
 
@@ -74,9 +77,14 @@ build/gyre-ubsan: $(PROTO_SRC) $(SERVER_SRC) $(HEADERS) build/boot_py.h
 	    -fno-omit-frame-pointer -o $@ $(PROTO_SRC) $(SERVER_SRC) $(PY_LIBS) -lpthread -lm
 
 # C unit tests of the wire parsers: pure C, built with sanitizers, no Python.
-build/tests/%: tests/proto/%.c $(PROTO_SRC) $(HEADERS) tests/proto/testlib.h
+build/tests/test_%: tests/proto/test_%.c $(PROTO_SRC) $(HEADERS) tests/testlib.h
 	@mkdir -p $(dir $@)
-	$(CC) -O1 -g $(BASE_CFLAGS) -Itests/proto $(SAN) -o $@ $< $(PROTO_SRC)
+	$(CC) -O1 -g $(BASE_CFLAGS) -Itests $(SAN) -o $@ $< $(PROTO_SRC)
+
+# C unit tests of server/'s pure parts: the same harness and sanitizers, no Python.
+build/tests/server/%: tests/server/%.c $(SERVER_PURE) $(HEADERS) tests/testlib.h
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -g $(BASE_CFLAGS) -Itests -Iserver $(SAN) -o $@ $< $(SERVER_PURE) -linih
 
 build/fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -96,8 +104,8 @@ test: deps
 	@$(MAKE) --no-print-directory gyre
 	@$(MAKE) --no-print-directory test-proto test-fuzz test-integration
 
-test-proto: $(PROTO_TESTS)
-	@set -e; for t in $(PROTO_TESTS); do echo "== $$t"; $$t; done
+test-proto: $(PROTO_TESTS) $(SERVER_TESTS)
+	@set -e; for t in $(PROTO_TESTS) $(SERVER_TESTS); do echo "== $$t"; $$t; done
 
 # A short libFuzzer run of every harness over its seed corpus: catches a harness or parser that
 # crashes at once. The long runs are `make fuzz`.
