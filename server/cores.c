@@ -209,6 +209,13 @@ struct gy_core *core_current(void)
     return found;
 }
 
+bool core_in_loop_greenlet(void)
+{
+    PyObject *cur = (PyObject *)PyGreenlet_GetCurrent();
+    Py_XDECREF(cur); /* only its identity is compared: the greenlet itself lives on */
+    return cur == S.main_greenlet;
+}
+
 bool core_is_greenlet_exit(void)
 {
     return PyErr_ExceptionMatches(PyExc_GreenletExit);

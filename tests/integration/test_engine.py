@@ -351,6 +351,30 @@ def test_gyre_wait_on_a_thread_pool_future(gyre):
     assert raw(g, "/hello", timeout=3)[0] == 200
 
 
+def test_gyre_wait_on_a_future_resolved_by_another_requests_core(gyre):
+    # A concurrent.futures.Future calls its done callbacks where it is resolved: here, in the
+    # core of the request that publishes the value. The waiting core must be resumed by the
+    # loop, never from inside the publisher's core, which would strand the publisher (seen as
+    # suspended by the app: GreenletExit, or a response held back until the sweep).
+    g = gyre("core_app.py", "--tornado", "4")
+    for key in ("a", "b", "c"):
+        out = {}
+        waiter = threading.Thread(target=lambda: out.update(res=raw(g, "/cf-wait", "key=" + key)),
+                                  daemon=True)
+        waiter.start()
+        wait_for(lambda: raw(g, "/cf-ready", "key=" + key)[1] == b"yes", what="the waiter")
+        t0 = time.monotonic()
+        assert raw(g, "/cf-publish", "key=" + key) == (200, b"published " + key.encode())
+        published = time.monotonic() - t0
+        waiter.join(TIMEOUT)
+        assert out.get("res") == (200, b"got value-" + key.encode()), (out, g.log())
+        assert published < 0.5, (published, g.log())
+    log = g.log()
+    assert "GreenletExit" not in log and "suspended" not in log, log
+    assert "got GreenletExit" not in log, log
+    assert_alive(g)
+
+
 # ---- NotInCoreError ----------------------------------------------------------------------------
 
 NOT_IN_CORE = "NotInCoreError|True|True"
