@@ -166,7 +166,8 @@ def check_loop_facts(body):
         "current_is_instance": True,
         "current_is_import_loop": True,
         "import_current_is_import_instance": True,
-        "asyncio_loop_is_running": True,
+        "no_running_loop_in_core": True,
+        "asyncio_loop_is_the_ioloops": True,
         "running": True,
         "current_no_instance": True,
         "core": facts["environ_core"],
@@ -373,6 +374,25 @@ def test_gyre_wait_on_a_future_resolved_by_another_requests_core(gyre):
     assert "GreenletExit" not in log and "suspended" not in log, log
     assert "got GreenletExit" not in log, log
     assert_alive(g)
+
+
+@pytest.mark.parametrize("path", ["/asyncio", "/asyncio-resumed"])
+def test_a_core_sees_no_running_asyncio_loop(gyre, path):
+    # A WSGI app is synchronous code: libraries that ask asyncio whether they run in a
+    # coroutine (Django's async-safety check) must hear "no", also after the app suspended its
+    # greenlet itself and a timer resumed it. The loop is still the app's event loop, and
+    # still runs the coroutines gyre.wait hands it.
+    g = gyre("core_app.py", "--tornado", "2")
+    status, body = raw(g, path)
+    assert status == 200, g.log()
+    assert json.loads(body) == {
+        "running_loop": None,
+        "get_event_loop_is_ioloops": True,
+        "ioloop_current_is_import_ioloop": True,
+        "loop_is_running": True,
+        "coroutine_runs_on_the_loop": True,
+        "core": True,
+    }, body
 
 
 # ---- NotInCoreError ----------------------------------------------------------------------------
