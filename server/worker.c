@@ -195,55 +195,99 @@ void log_root_warning(const struct gy_config *cfg)
                 "can. Give --uid/--gid (e.g. --uid www-data) to drop privileges. ***");
 }
 
+/* --gid as a group name or number; -1 with a log line if it is neither. */
+static int parse_gid(const char *spec, gid_t *gid)
+{
+    struct group *g = getgrnam(spec);
+    char *end;
+    long n = strtol(spec, &end, 10);
+    if (g)
+        *gid = g->gr_gid;
+    else if (*spec && !*end && n >= 0)
+        *gid = (gid_t)n;
+    else {
+        log_msg("--gid %s: no such group", spec);
+        return -1;
+    }
+    return 0;
+}
+
+/* --uid as a user name or number: the uid, and the passwd entry when there is one (NULL for a
+ * bare number no user has). -1 with a log line if it is neither. */
+static int parse_uid(const char *spec, uid_t *uid, struct passwd **pw)
+{
+    char *end;
+    long n = strtol(spec, &end, 10);
+    bool numeric = *spec && !*end && n >= 0;
+    *pw = getpwnam(spec);
+    if (!*pw && numeric)
+        *pw = getpwuid((uid_t)n);
+    if (*pw)
+        *uid = (*pw)->pw_uid;
+    else if (numeric)
+        *uid = (uid_t)n;
+    else {
+        log_msg("--uid %s: no such user", spec);
+        return -1;
+    }
+    return 0;
+}
+
+/* After dropping root, no trace of group 0 may stay: not as the real, effective or saved gid,
+ * nor among the supplementary groups (root's, inherited, would give the app root's files). */
+static int check_no_root_group(void)
+{
+    gid_t rgid, egid, sgid;
+    int n = getgroups(0, NULL);
+    gid_t *groups = n > 0 ? calloc((size_t)n, sizeof *groups) : NULL;
+    if (getresgid(&rgid, &egid, &sgid) < 0 || n < 0 || (n > 0 && !groups) ||
+        (n = getgroups(n, groups)) < 0) {
+        log_errno("getresgid/getgroups");
+        free(groups);
+        return -1;
+    }
+    bool root_group = rgid == 0 || egid == 0 || sgid == 0;
+    for (int i = 0; i < n && !root_group; i++)
+        root_group = groups[i] == 0;
+    free(groups);
+    if (root_group) {
+        log_msg("refusing to run: asked to drop root, the worker still has group 0 (root) "
+                "among its groups; give --gid a group other than root");
+        return -1;
+    }
+    return 0;
+}
+
 int drop_privileges(const struct gy_config *cfg)
 {
     if (!cfg->uid && !cfg->gid)
         return 0;
     gid_t gid = (gid_t)-1;
     uid_t uid = (uid_t)-1;
-    const char *user = NULL;
-    if (cfg->gid) {
-        struct group *g = getgrnam(cfg->gid);
-        char *end;
-        long n = strtol(cfg->gid, &end, 10);
-        if (g)
-            gid = g->gr_gid;
-        else if (*cfg->gid && !*end && n >= 0)
-            gid = (gid_t)n;
-        else {
-            log_msg("--gid %s: no such group", cfg->gid);
-            return -1;
-        }
+    struct passwd *pw = NULL;
+    if (cfg->gid && parse_gid(cfg->gid, &gid) < 0)
+        return -1;
+    if (cfg->uid && parse_uid(cfg->uid, &uid, &pw) < 0)
+        return -1;
+    /* Every --uid drops the groups too: to --gid, else the user's group, else (a uid with no
+     * passwd entry) the group of the same number, as uWSGI's setgid follows setuid. Keeping
+     * root's gid 0 would leave the app every file root's group can touch. */
+    if (gid == (gid_t)-1 && cfg->uid)
+        gid = pw ? pw->pw_gid : (gid_t)uid;
+    bool was_root = geteuid() == 0;
+    /* Group first: once the uid is dropped, changing groups is no longer allowed. A named
+     * user gets its supplementary groups (initgroups); anyone else none. */
+    if ((pw ? initgroups(pw->pw_name, gid) : setgroups(0, NULL)) < 0 ||
+        setresgid(gid, gid, gid) < 0) {
+        log_errno("setgid(%d)", (int)gid);
+        return -1;
     }
-    if (cfg->uid) {
-        struct passwd *p = getpwnam(cfg->uid);
-        char *end;
-        long n = strtol(cfg->uid, &end, 10);
-        if (!p && *cfg->uid && !*end && n >= 0)
-            p = getpwuid((uid_t)n);
-        if (p) {
-            uid = p->pw_uid;
-            user = p->pw_name;
-            if (gid == (gid_t)-1)
-                gid = p->pw_gid;
-        } else if (*cfg->uid && !*end && n >= 0) {
-            uid = (uid_t)n;
-        } else {
-            log_msg("--uid %s: no such user", cfg->uid);
-            return -1;
-        }
-    }
-    /* Group first: once the uid is dropped, changing groups is no longer allowed. */
-    if (gid != (gid_t)-1) {
-        if ((user ? initgroups(user, gid) : setgroups(0, NULL)) < 0 || setgid(gid) < 0) {
-            log_errno("setgid(%d)", (int)gid);
-            return -1;
-        }
-    }
-    if (uid != (uid_t)-1 && setuid(uid) < 0) {
+    if (uid != (uid_t)-1 && setresuid(uid, uid, uid) < 0) {
         log_errno("setuid(%d)", (int)uid);
         return -1;
     }
+    if (was_root && uid != (uid_t)-1 && uid != 0)
+        return check_no_root_group();
     return 0;
 }
 

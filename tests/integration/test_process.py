@@ -660,6 +660,57 @@ def test_uid_gid_drop_behind_nginx(procs):
     assert not os.path.exists(g.socket), "the root master did not remove its socket"
 
 
+def proc_ids(pid):
+    """(real uid, real gid, effective gid, [supplementary groups]) of a process, from /proc."""
+    status = open("/proc/%d/status" % pid).read()
+    uid = int(re.search(r"^Uid:\s+(\d+)", status, re.M).group(1))
+    gids = [int(x) for x in re.search(r"^Gid:\s+(.*)$", status, re.M).group(1).split()]
+    groups = [int(x) for x in re.search(r"^Groups:[ \t]*(.*)$", status, re.M).group(1).split()]
+    return uid, gids, groups
+
+
+@pytest.mark.parametrize("args, uid, gid, groups", [
+    # A uid no passwd entry names: the group of the same number, no supplementary group.
+    (("--uid", "54321"), 54321, 54321, []),
+    # A user: its own group, and the supplementary groups /etc/group gives it.
+    (("--uid", "nobody"), 65534, 65534, None),
+    # --gid wins; a bare uid gets no supplementary group.
+    (("--uid", "54321", "--gid", "54322"), 54321, 54322, []),
+], ids=["bare-uid", "user-name", "uid-and-gid"])
+def test_uid_drops_every_root_group(procs, args, uid, gid, groups):
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    if args[1] == "nobody":
+        try:
+            nobody = pwd.getpwnam("nobody")
+        except KeyError:
+            pytest.skip("no nobody on this system")
+        uid = gid = nobody.pw_uid if nobody.pw_gid == 65534 else pytest.skip("nobody's gid")
+        groups = sorted({nobody.pw_gid} | {g.gr_gid for g in grp.getgrall()
+                                           if "nobody" in g.gr_mem})
+    g = procs.gyre("--master", "--processes", "1", *args)
+    g.wait_ready(n=1)
+    status, body = raw(g, "/ids")
+    assert status == 200 and b" uid=%d gid=%d euid=%d egid=%d" % (uid, gid, uid, gid) in body, \
+        (body, g.log())
+    worker = pid_of(body)
+    assert proc_ids(worker) == (uid, [gid] * 4, groups), (proc_ids(worker), g.log())
+    g.signal(signal.SIGTERM)
+    assert g.wait_exit(5) == 0, g.log()
+
+
+def test_uid_with_root_gid_is_refused(procs):
+    # Asked to drop root, a worker that would still be in group 0 does not run the app.
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    g = procs.gyre("--master", "--processes", "1", "--uid", "54321", "--gid", "0", wait=False)
+    g.wait_log("refusing to run: asked to drop root, the worker still has group 0")
+    g.wait_log("exited with status 1")
+    assert "(worker 1): 1 core" not in g.log(), g.log()
+    g.signal(signal.SIGTERM)
+    assert g.wait_exit(5) == 0, g.log()
+
+
 def test_root_without_uid_warns(procs):
     if os.geteuid() != 0:
         pytest.skip("needs root")
