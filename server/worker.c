@@ -3,9 +3,10 @@
  *
  * Bind the sockets (unless the master did), drop privileges, embed CPython, create the IOLoop
  * (before the app is imported, so that the app's module-level IOLoop.current()/instance() is
- * the loop gyre runs), load the app, run the loop. SIGINT/SIGTERM stop accepting and give
+ * the loop gyre runs), load the app, run the loop. SIGTERM stops accepting and gives
  * in-flight requests --worker-reload-mercy seconds, SIGHUP (from a master reloading)
- * --reload-mercy seconds; a second signal, or SIGQUIT, stops at once.
+ * --reload-mercy seconds; a second signal stops at once. SIGINT (Ctrl-C) and SIGQUIT stop at
+ * once, as in uWSGI and gunicorn: the requests in flight are cut, each one logged.
  */
 #include "engine.h"
 #include "log.h"
@@ -29,13 +30,85 @@ static int signal_pipe[2] = {-1, -1};
 static double stop_deadline, stop_grace;
 static bool retiring;
 
+/* SIGINT and SIGQUIT are carried out by the loop (stop_now), on its next turn. A loop that
+ * does not turn (an app spinning on the CPU, or stuck in a blocking call) cannot: the process
+ * then ends this many seconds after the signal (on_stop_now_overdue). */
+#define STOP_NOW_LIMIT 1
+
 static void on_signal(int signo)
 {
     int saved = errno;
     unsigned char b = (unsigned char)signo;
     ssize_t n = write(signal_pipe[1], &b, 1);
     (void)n;
+    if (signo == SIGINT || signo == SIGQUIT)
+        alarm(STOP_NOW_LIMIT);
     errno = saved;
+}
+
+/* A signal handler: only async-signal-safe calls (write, unlink, _exit). */
+static void on_stop_now_overdue(int signo)
+{
+    (void)signo;
+    static const char msg[] = "[gyre] the loop did not stop within 1 s of SIGINT/SIGQUIT "
+                              "(the app holds it): exiting\n";
+    ssize_t n = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)n;
+    /* What listen_close_all and main would have removed on the way out. */
+    for (int i = 0; i < S.nlisteners; i++)
+        if (S.listeners[i].unlink_on_exit)
+            unlink(S.listeners[i].name);
+    if (!S.link && S.cfg && S.cfg->pidfile)
+        unlink(S.cfg->pidfile);
+    _exit(1);
+}
+
+static struct gy_slice param(const struct gy_conn *c, const char *name, size_t len)
+{
+    for (uint32_t i = 0; i < c->nparams; i++)
+        if (gy_slice_eq(c->params[i].name, name, len))
+            return c->params[i].value;
+    return (struct gy_slice){"?", 1};
+}
+
+static void log_cut(const char *why, const struct gy_conn *c, const char *where, double now)
+{
+    struct gy_slice method = param(c, "REQUEST_METHOD", 14), uri = param(c, "REQUEST_URI", 11);
+    log_msg("%s: cutting %.*s %.*s (%s, %.1f s in flight)", why, (int)method.len, method.ptr,
+            (int)uri.len, uri.ptr, where, now - c->started);
+}
+
+/* Log every request that stopping now cuts: those in a core, and those queued for one. */
+static int log_cut_requests(const char *why)
+{
+    double now = engine_now();
+    int n = 0;
+    char where[32];
+    for (int i = 0; i < S.ncores; i++) {
+        const struct gy_core *core = &S.cores[i];
+        if (core->busy && core->conn) {
+            snprintf(where, sizeof where, "core %d", core->id);
+            log_cut(why, core->conn, where, now);
+            n++;
+        }
+    }
+    for (struct gy_link *l = S.pending.next; l != &S.pending; l = l->next, n++)
+        log_cut(why, link_entry(l, struct gy_conn, queue_link), "queued", now);
+    return n;
+}
+
+/* Stop now: what is in flight is cut (the connections close with the process). */
+static void stop_now(const char *why)
+{
+    bool again = S.stopping;
+    if (!again && !S.link)
+        sd_notify(0, "STOPPING=1");
+    S.stopping = true;
+    listen_close_all();
+    int n = log_cut_requests(why);
+    log_msg("%s%s: stopping now, %d request%s cut", why, again ? " again" : "", n,
+            n == 1 ? "" : "s");
+    engine_stop();
 }
 
 static void stop_check(void *ctx)
@@ -78,14 +151,16 @@ static void on_signal_pipe(void *ctx, int fd, int events)
     ssize_t n = read(fd, sigs, sizeof sigs);
     for (ssize_t i = 0; i < n; i++) {
         int sig = sigs[i];
-        /* Under a master, a signal to the process group (Ctrl-C, systemd's stop) reaches the
-         * worker and then the master's own SIGTERM: both mean "graceful"; only SIGQUIT (which
-         * the master sends to escalate) is "now". */
-        if (S.link && S.stopping && sig != SIGQUIT)
+        if (sig == SIGINT || sig == SIGQUIT) {
+            stop_now(sig == SIGINT ? "SIGINT" : "SIGQUIT");
+            return;
+        }
+        /* Under a master, a SIGTERM to the process group (systemd's stop) reaches the worker
+         * and then the master's own SIGTERM: both mean "graceful". */
+        if (S.link && S.stopping)
             continue;
-        if (sig == SIGQUIT || S.stopping) {
-            log_msg("%s%s: stopping now", strsignal(sig), S.stopping ? " again" : "");
-            engine_stop();
+        if (S.stopping) {
+            stop_now(sig == SIGTERM ? "SIGTERM" : "SIGHUP");
             return;
         }
         if (sig == SIGHUP && !S.link) {
@@ -107,6 +182,7 @@ static int install_signals(void)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     sigaction(SIGQUIT, &sa, NULL);
+    signal(SIGALRM, on_stop_now_overdue);
     signal(SIGPIPE, SIG_IGN); /* a client gone mid-write is an EPIPE, not a death */
     return 0;
 }
