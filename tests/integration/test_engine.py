@@ -208,7 +208,8 @@ def test_seed_suspension_resumes(stack):
     assert r.text.startswith("suspended ")
     assert 0.2 <= float(r.text.split()[1]) < 1.0
     assert took >= 0.2
-    assert "GET /suspend?s=0.2 => generated %d bytes" % len(r.content) in s.gyre.log()
+    # The log line is written once the response is out: wait for it rather than race it.
+    s.gyre.wait_log("GET /suspend?s=0.2 => generated %d bytes" % len(r.content))
 
 
 def test_suspending_inside_the_response_iterable(gyre):
