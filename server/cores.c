@@ -17,6 +17,16 @@
  *     reference to the greenlet comes from its own frames, nothing outside can ever switch to it,
  *     and gyre throws GreenletExit into it.
  * Either way the request gets a 500 and a log line, and the core is freed.
+ *
+ * A core runs synchronous code, so it must not look like a coroutine to the libraries that ask:
+ * while a core runs there is no *running* asyncio loop (asyncio.get_running_loop() raises, as
+ * in any WSGI server; Django's async-safety check passes), while asyncio.get_event_loop() and
+ * IOLoop.current() still return the loop gyre runs, which keeps running gyre.wait's coroutines.
+ * asyncio keeps the running loop in a per-thread slot: gyre's greenlet tracer empties it
+ * whenever the loop's greenlet switches away (into a core: gyre's own switches, a timer or
+ * callback of the app switching into its greenlet, a kill) and puts it back whenever a
+ * switch lands on the loop's greenlet again. The tracer sees every switch, so no path into a
+ * core can forget it.
  */
 #include "engine.h"
 #include "log.h"
@@ -31,6 +41,12 @@
 
 static PyObject *internal_refs_fn; /* boot.py's greenlet_internal_refs */
 static PyObject *stack_fn;         /* boot.py's greenlet_stack */
+
+/* The loop's running-loop slot while a core runs (see the top of the file). */
+static struct {
+    PyObject *get, *set; /* asyncio.events._get_running_loop, _set_running_loop */
+    PyObject *saved;     /* the loop greenlet's running loop, while a core runs */
+} running;
 
 static PyObject *core_run(PyObject *self, PyObject *unused);
 static PyMethodDef core_run_def = {"_core_run", core_run, METH_NOARGS, NULL};
@@ -54,6 +70,65 @@ static void disown_greenlet(struct gy_core *c)
         c->gr_owned = false;
         Py_DECREF(c->gr);
     }
+}
+
+static void set_running_loop(PyObject *loop)
+{
+    PyObject *r = PyObject_CallOneArg(running.set, loop);
+    if (!r)
+        PyErr_Print(); /* only on memory exhaustion; the switch itself must go on */
+    Py_XDECREF(r);
+}
+
+/* greenlet's tracer, called on every switch and throw of the loop's thread with
+ * (event, (origin, target)). It must not fail: greenlet would raise its error in the target. */
+static PyObject *on_switch(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 2 || !PyTuple_Check(args[1]) || PyTuple_GET_SIZE(args[1]) != 2)
+        Py_RETURN_NONE;
+    PyObject *origin = PyTuple_GET_ITEM(args[1], 0), *target = PyTuple_GET_ITEM(args[1], 1);
+    PyObject *exc_type, *exc_value, *exc_tb; /* a throw carries its exception across */
+    if (target == S.main_greenlet && origin != S.main_greenlet) {
+        PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+        set_running_loop(running.saved ? running.saved : Py_None);
+        Py_CLEAR(running.saved);
+        PyErr_Restore(exc_type, exc_value, exc_tb);
+    } else if (origin == S.main_greenlet && target != S.main_greenlet) {
+        PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+        PyObject *loop = PyObject_CallNoArgs(running.get);
+        if (!loop)
+            PyErr_Print();
+        Py_XSETREF(running.saved, loop);
+        set_running_loop(Py_None);
+        PyErr_Restore(exc_type, exc_value, exc_tb);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef on_switch_def = {"_on_switch", (PyCFunction)(void (*)(void))on_switch,
+                                    METH_FASTCALL, NULL};
+
+/* Install on_switch as the loop thread's greenlet tracer. */
+static int hide_running_loop_in_cores(void)
+{
+    PyObject *events = PyImport_ImportModule("asyncio.events");
+    running.get = events ? PyObject_GetAttrString(events, "_get_running_loop") : NULL;
+    running.set = events ? PyObject_GetAttrString(events, "_set_running_loop") : NULL;
+    Py_XDECREF(events);
+    PyObject *greenlet = PyImport_ImportModule("greenlet");
+    PyObject *tracer = PyCFunction_New(&on_switch_def, NULL);
+    PyObject *r = greenlet && tracer && running.get && running.set
+                      ? PyObject_CallMethod(greenlet, "settrace", "O", tracer)
+                      : NULL;
+    Py_XDECREF(greenlet);
+    Py_XDECREF(tracer);
+    if (!r) {
+        PyErr_Print();
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
 }
 
 int cores_init(int n)
@@ -83,7 +158,7 @@ int cores_init(int n)
         PyErr_Print();
         return -1;
     }
-    return 0;
+    return hide_running_loop_in_cores();
 }
 
 static PyObject *core_greenlet(struct gy_core *c)
@@ -207,6 +282,13 @@ struct gy_core *core_current(void)
             found = &S.cores[i];
     Py_DECREF(cur);
     return found;
+}
+
+bool core_in_loop_greenlet(void)
+{
+    PyObject *cur = (PyObject *)PyGreenlet_GetCurrent();
+    Py_XDECREF(cur); /* only its identity is compared: the greenlet itself lives on */
+    return cur == S.main_greenlet;
 }
 
 bool core_is_greenlet_exit(void)

@@ -9,8 +9,10 @@
  *                         one stops accepting, finishes its requests (up to --reload-mercy) and
  *                         exits. The sockets never close, so no request fails.
  *   a worker retires      --max-requests / --reload-on-rss: the same, for that worker alone
- *   SIGTERM, SIGINT       graceful stop of every worker (up to --worker-reload-mercy), exit 0
- *   SIGQUIT               immediate stop
+ *   SIGTERM               graceful stop of every worker (up to --worker-reload-mercy), exit 0
+ *   SIGINT, SIGQUIT       immediate stop (uWSGI's and gunicorn's Ctrl-C): every worker is told
+ *                         to stop now (SIGQUIT: in-flight requests cut and logged), and killed
+ *                         if still there a second later
  *   --harakiri            a worker whose loop has not ticked for that long is killed
  *
  * One poll() loop: the signal pipe, the workers' message pipe, and a 100 ms tick for the
@@ -386,11 +388,12 @@ static void on_signals(void)
             if (!M.stopping)
                 reload(0, "SIGHUP");
             break;
+        case SIGINT:
         case SIGQUIT:
-            log_msg("master: SIGQUIT: stopping now");
+            log_msg("master: %s: stopping now", sigs[i] == SIGINT ? "SIGINT" : "SIGQUIT");
             stop_all(SIGQUIT);
             break;
-        default:
+        default: /* SIGTERM */
             if (M.stopping) {
                 log_msg("master: %s again: stopping now", strsignal(sigs[i]));
                 stop_all(SIGQUIT);

@@ -201,7 +201,7 @@ static const struct option_def OPTIONS[] = {
     {"buffer-size", ARG_REQUIRED, set_buffer_size, "N", "largest request head (uwsgi vars, FastCGI params) accepted, in bytes (default: 4096, max 65535)"},
     {"listen", ARG_REQUIRED, set_listen, "N", "listen backlog of every socket (default: 1024)"},
     {"socket-timeout", ARG_REQUIRED, set_socket_timeout, "SECONDS", "drop a client silent this long on a read or write (default: 30)"},
-    {"worker-reload-mercy", ARG_REQUIRED, set_stop_grace, "SECONDS", "time in-flight requests get to finish on SIGINT/SIGTERM (default: 5)"},
+    {"worker-reload-mercy", ARG_REQUIRED, set_stop_grace, "SECONDS", "time in-flight requests get to finish on SIGTERM (default: 5)"},
     {"chdir", ARG_REQUIRED, set_chdir, "DIR", "chdir to DIR before loading the app"},
     {"pythonpath", ARG_REQUIRED, set_pythonpath, "DIR", "add DIR to sys.path (repeatable)"},
     {"python-path", ARG_REQUIRED, set_pythonpath, "DIR", "same as --pythonpath"},

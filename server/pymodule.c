@@ -29,6 +29,12 @@ typedef struct {
     bool fired;
 } Resumer;
 
+/* Running on the loop itself: its thread, and its own greenlet rather than a core's. */
+static bool on_the_loop(void)
+{
+    return PyThread_get_thread_ident() == loop_thread && core_in_loop_greenlet();
+}
+
 static PyObject *resumer_call(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)args;
@@ -37,14 +43,17 @@ static PyObject *resumer_call(PyObject *self, PyObject *args, PyObject *kw)
     struct gy_core *c = r->core;
     if (!c || r->fired)
         Py_RETURN_NONE;
-    if (PyThread_get_thread_ident() != loop_thread) {
-        /* A concurrent.futures.Future calls back from its worker thread: cores live on the
-         * loop's thread, so hand the call over to the loop (add_callback is thread-safe). */
+    if (!on_the_loop()) {
+        /* Only the loop may switch into a core (core_enter). A concurrent.futures.Future calls
+         * its callbacks right where it is resolved: in its worker thread, or in the core of the
+         * request that resolved it. Entering the waiting core from there would strand the
+         * publisher (its greenlet's parent is the loop, so the waiter would come back to the
+         * loop, not to it). Hand the call over to the loop instead: add_callback is
+         * thread-safe, and runs it on the loop's next turn. */
         return PyObject_CallMethod(engine_ioloop(), "add_callback", "O", self);
     }
     r->fired = true;
-    /* Futures and timers call back from the loop, never from a core; the core is still ours
-     * if it is serving the same request and still in this wait. */
+    /* The core is still ours if it is serving the same request and still in this wait. */
     if (c->busy && c->gen == r->gen && (c->wait == WAIT_FUTURE || c->wait == WAIT_TIMER))
         core_enter(c);
     Py_RETURN_NONE;

@@ -3,9 +3,10 @@
  *
  * Bind the sockets (unless the master did), drop privileges, embed CPython, create the IOLoop
  * (before the app is imported, so that the app's module-level IOLoop.current()/instance() is
- * the loop gyre runs), load the app, run the loop. SIGINT/SIGTERM stop accepting and give
+ * the loop gyre runs), load the app, run the loop. SIGTERM stops accepting and gives
  * in-flight requests --worker-reload-mercy seconds, SIGHUP (from a master reloading)
- * --reload-mercy seconds; a second signal, or SIGQUIT, stops at once.
+ * --reload-mercy seconds; a second signal stops at once. SIGINT (Ctrl-C) and SIGQUIT stop at
+ * once, as in uWSGI and gunicorn: the requests in flight are cut, each one logged.
  */
 #include "engine.h"
 #include "log.h"
@@ -29,13 +30,85 @@ static int signal_pipe[2] = {-1, -1};
 static double stop_deadline, stop_grace;
 static bool retiring;
 
+/* SIGINT and SIGQUIT are carried out by the loop (stop_now), on its next turn. A loop that
+ * does not turn (an app spinning on the CPU, or stuck in a blocking call) cannot: the process
+ * then ends this many seconds after the signal (on_stop_now_overdue). */
+#define STOP_NOW_LIMIT 1
+
 static void on_signal(int signo)
 {
     int saved = errno;
     unsigned char b = (unsigned char)signo;
     ssize_t n = write(signal_pipe[1], &b, 1);
     (void)n;
+    if (signo == SIGINT || signo == SIGQUIT)
+        alarm(STOP_NOW_LIMIT);
     errno = saved;
+}
+
+/* A signal handler: only async-signal-safe calls (write, unlink, _exit). */
+static void on_stop_now_overdue(int signo)
+{
+    (void)signo;
+    static const char msg[] = "[gyre] the loop did not stop within 1 s of SIGINT/SIGQUIT "
+                              "(the app holds it): exiting\n";
+    ssize_t n = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)n;
+    /* What listen_close_all and main would have removed on the way out. */
+    for (int i = 0; i < S.nlisteners; i++)
+        if (S.listeners[i].unlink_on_exit)
+            unlink(S.listeners[i].name);
+    if (!S.link && S.cfg && S.cfg->pidfile)
+        unlink(S.cfg->pidfile);
+    _exit(1);
+}
+
+static struct gy_slice param(const struct gy_conn *c, const char *name, size_t len)
+{
+    for (uint32_t i = 0; i < c->nparams; i++)
+        if (gy_slice_eq(c->params[i].name, name, len))
+            return c->params[i].value;
+    return (struct gy_slice){"?", 1};
+}
+
+static void log_cut(const char *why, const struct gy_conn *c, const char *where, double now)
+{
+    struct gy_slice method = param(c, "REQUEST_METHOD", 14), uri = param(c, "REQUEST_URI", 11);
+    log_msg("%s: cutting %.*s %.*s (%s, %.1f s in flight)", why, (int)method.len, method.ptr,
+            (int)uri.len, uri.ptr, where, now - c->started);
+}
+
+/* Log every request that stopping now cuts: those in a core, and those queued for one. */
+static int log_cut_requests(const char *why)
+{
+    double now = engine_now();
+    int n = 0;
+    char where[32];
+    for (int i = 0; i < S.ncores; i++) {
+        const struct gy_core *core = &S.cores[i];
+        if (core->busy && core->conn) {
+            snprintf(where, sizeof where, "core %d", core->id);
+            log_cut(why, core->conn, where, now);
+            n++;
+        }
+    }
+    for (struct gy_link *l = S.pending.next; l != &S.pending; l = l->next, n++)
+        log_cut(why, link_entry(l, struct gy_conn, queue_link), "queued", now);
+    return n;
+}
+
+/* Stop now: what is in flight is cut (the connections close with the process). */
+static void stop_now(const char *why)
+{
+    bool again = S.stopping;
+    if (!again && !S.link)
+        sd_notify(0, "STOPPING=1");
+    S.stopping = true;
+    listen_close_all();
+    int n = log_cut_requests(why);
+    log_msg("%s%s: stopping now, %d request%s cut", why, again ? " again" : "", n,
+            n == 1 ? "" : "s");
+    engine_stop();
 }
 
 static void stop_check(void *ctx)
@@ -78,14 +151,16 @@ static void on_signal_pipe(void *ctx, int fd, int events)
     ssize_t n = read(fd, sigs, sizeof sigs);
     for (ssize_t i = 0; i < n; i++) {
         int sig = sigs[i];
-        /* Under a master, a signal to the process group (Ctrl-C, systemd's stop) reaches the
-         * worker and then the master's own SIGTERM: both mean "graceful"; only SIGQUIT (which
-         * the master sends to escalate) is "now". */
-        if (S.link && S.stopping && sig != SIGQUIT)
+        if (sig == SIGINT || sig == SIGQUIT) {
+            stop_now(sig == SIGINT ? "SIGINT" : "SIGQUIT");
+            return;
+        }
+        /* Under a master, a SIGTERM to the process group (systemd's stop) reaches the worker
+         * and then the master's own SIGTERM: both mean "graceful". */
+        if (S.link && S.stopping)
             continue;
-        if (sig == SIGQUIT || S.stopping) {
-            log_msg("%s%s: stopping now", strsignal(sig), S.stopping ? " again" : "");
-            engine_stop();
+        if (S.stopping) {
+            stop_now(sig == SIGTERM ? "SIGTERM" : "SIGHUP");
             return;
         }
         if (sig == SIGHUP && !S.link) {
@@ -107,6 +182,7 @@ static int install_signals(void)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     sigaction(SIGQUIT, &sa, NULL);
+    signal(SIGALRM, on_stop_now_overdue);
     signal(SIGPIPE, SIG_IGN); /* a client gone mid-write is an EPIPE, not a death */
     return 0;
 }
@@ -195,55 +271,99 @@ void log_root_warning(const struct gy_config *cfg)
                 "can. Give --uid/--gid (e.g. --uid www-data) to drop privileges. ***");
 }
 
+/* --gid as a group name or number; -1 with a log line if it is neither. */
+static int parse_gid(const char *spec, gid_t *gid)
+{
+    struct group *g = getgrnam(spec);
+    char *end;
+    long n = strtol(spec, &end, 10);
+    if (g)
+        *gid = g->gr_gid;
+    else if (*spec && !*end && n >= 0)
+        *gid = (gid_t)n;
+    else {
+        log_msg("--gid %s: no such group", spec);
+        return -1;
+    }
+    return 0;
+}
+
+/* --uid as a user name or number: the uid, and the passwd entry when there is one (NULL for a
+ * bare number no user has). -1 with a log line if it is neither. */
+static int parse_uid(const char *spec, uid_t *uid, struct passwd **pw)
+{
+    char *end;
+    long n = strtol(spec, &end, 10);
+    bool numeric = *spec && !*end && n >= 0;
+    *pw = getpwnam(spec);
+    if (!*pw && numeric)
+        *pw = getpwuid((uid_t)n);
+    if (*pw)
+        *uid = (*pw)->pw_uid;
+    else if (numeric)
+        *uid = (uid_t)n;
+    else {
+        log_msg("--uid %s: no such user", spec);
+        return -1;
+    }
+    return 0;
+}
+
+/* After dropping root, no trace of group 0 may stay: not as the real, effective or saved gid,
+ * nor among the supplementary groups (root's, inherited, would give the app root's files). */
+static int check_no_root_group(void)
+{
+    gid_t rgid, egid, sgid;
+    int n = getgroups(0, NULL);
+    gid_t *groups = n > 0 ? calloc((size_t)n, sizeof *groups) : NULL;
+    if (getresgid(&rgid, &egid, &sgid) < 0 || n < 0 || (n > 0 && !groups) ||
+        (n = getgroups(n, groups)) < 0) {
+        log_errno("getresgid/getgroups");
+        free(groups);
+        return -1;
+    }
+    bool root_group = rgid == 0 || egid == 0 || sgid == 0;
+    for (int i = 0; i < n && !root_group; i++)
+        root_group = groups[i] == 0;
+    free(groups);
+    if (root_group) {
+        log_msg("refusing to run: asked to drop root, the worker still has group 0 (root) "
+                "among its groups; give --gid a group other than root");
+        return -1;
+    }
+    return 0;
+}
+
 int drop_privileges(const struct gy_config *cfg)
 {
     if (!cfg->uid && !cfg->gid)
         return 0;
     gid_t gid = (gid_t)-1;
     uid_t uid = (uid_t)-1;
-    const char *user = NULL;
-    if (cfg->gid) {
-        struct group *g = getgrnam(cfg->gid);
-        char *end;
-        long n = strtol(cfg->gid, &end, 10);
-        if (g)
-            gid = g->gr_gid;
-        else if (*cfg->gid && !*end && n >= 0)
-            gid = (gid_t)n;
-        else {
-            log_msg("--gid %s: no such group", cfg->gid);
-            return -1;
-        }
+    struct passwd *pw = NULL;
+    if (cfg->gid && parse_gid(cfg->gid, &gid) < 0)
+        return -1;
+    if (cfg->uid && parse_uid(cfg->uid, &uid, &pw) < 0)
+        return -1;
+    /* Every --uid drops the groups too: to --gid, else the user's group, else (a uid with no
+     * passwd entry) the group of the same number, as uWSGI's setgid follows setuid. Keeping
+     * root's gid 0 would leave the app every file root's group can touch. */
+    if (gid == (gid_t)-1 && cfg->uid)
+        gid = pw ? pw->pw_gid : (gid_t)uid;
+    bool was_root = geteuid() == 0;
+    /* Group first: once the uid is dropped, changing groups is no longer allowed. A named
+     * user gets its supplementary groups (initgroups); anyone else none. */
+    if ((pw ? initgroups(pw->pw_name, gid) : setgroups(0, NULL)) < 0 ||
+        setresgid(gid, gid, gid) < 0) {
+        log_errno("setgid(%d)", (int)gid);
+        return -1;
     }
-    if (cfg->uid) {
-        struct passwd *p = getpwnam(cfg->uid);
-        char *end;
-        long n = strtol(cfg->uid, &end, 10);
-        if (!p && *cfg->uid && !*end && n >= 0)
-            p = getpwuid((uid_t)n);
-        if (p) {
-            uid = p->pw_uid;
-            user = p->pw_name;
-            if (gid == (gid_t)-1)
-                gid = p->pw_gid;
-        } else if (*cfg->uid && !*end && n >= 0) {
-            uid = (uid_t)n;
-        } else {
-            log_msg("--uid %s: no such user", cfg->uid);
-            return -1;
-        }
-    }
-    /* Group first: once the uid is dropped, changing groups is no longer allowed. */
-    if (gid != (gid_t)-1) {
-        if ((user ? initgroups(user, gid) : setgroups(0, NULL)) < 0 || setgid(gid) < 0) {
-            log_errno("setgid(%d)", (int)gid);
-            return -1;
-        }
-    }
-    if (uid != (uid_t)-1 && setuid(uid) < 0) {
+    if (uid != (uid_t)-1 && setresuid(uid, uid, uid) < 0) {
         log_errno("setuid(%d)", (int)uid);
         return -1;
     }
+    if (was_root && uid != (uid_t)-1 && uid != 0)
+        return check_no_root_group();
     return 0;
 }
 

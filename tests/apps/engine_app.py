@@ -74,12 +74,15 @@ def loop_facts(environ, start_response):
         running = asyncio.get_running_loop()
     except RuntimeError:
         running = None
+    loop = asyncio.get_event_loop()
     facts = {
         "current_is_instance": cur is inst,
         "current_is_import_loop": cur is IMPORT_LOOP,
         "import_current_is_import_instance": IMPORT_CURRENT is IMPORT_LOOP,
-        "asyncio_loop_is_running": running is not None and cur.asyncio_loop is running,
-        "running": running is not None and running.is_running(),
+        # A core is synchronous code: no running loop there, but the event loop is the IOLoop's.
+        "no_running_loop_in_core": running is None,
+        "asyncio_loop_is_the_ioloops": cur.asyncio_loop is loop,
+        "running": loop.is_running(),
         "current_no_instance": IOLoop.current(instance=False) is cur,
         "core": gyre.core_id(),
         "environ_core": environ.get("gyre.core"),
@@ -152,8 +155,8 @@ def wait_route(environ, start_response):
             loop.call_later(0.2, fut.set_result, "tornado:" + token)
             result = gyre.wait(fut)
         elif kind == "asyncio":
-            fut = asyncio.get_running_loop().create_future()
-            asyncio.get_running_loop().call_later(0.2, fut.set_result, "asyncio:" + token)
+            fut = asyncio.get_event_loop().create_future()
+            asyncio.get_event_loop().call_later(0.2, fut.set_result, "asyncio:" + token)
             result = gyre.wait(fut)
         elif kind == "coro":
             async def coro():

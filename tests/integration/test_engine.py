@@ -166,7 +166,8 @@ def check_loop_facts(body):
         "current_is_instance": True,
         "current_is_import_loop": True,
         "import_current_is_import_instance": True,
-        "asyncio_loop_is_running": True,
+        "no_running_loop_in_core": True,
+        "asyncio_loop_is_the_ioloops": True,
         "running": True,
         "current_no_instance": True,
         "core": facts["environ_core"],
@@ -350,6 +351,49 @@ def test_gyre_wait_on_a_thread_pool_future(gyre):
     assert result == "thread:cf" or result.startswith("raised TypeError("), result
     assert_alive(g)
     assert raw(g, "/hello", timeout=3)[0] == 200
+
+
+def test_gyre_wait_on_a_future_resolved_by_another_requests_core(gyre):
+    # A concurrent.futures.Future calls its done callbacks where it is resolved: here, in the
+    # core of the request that publishes the value. The waiting core must be resumed by the
+    # loop, never from inside the publisher's core, which would strand the publisher (seen as
+    # suspended by the app: GreenletExit, or a response held back until the sweep).
+    g = gyre("core_app.py", "--tornado", "4")
+    for key in ("a", "b", "c"):
+        out = {}
+        waiter = threading.Thread(target=lambda: out.update(res=raw(g, "/cf-wait", "key=" + key)),
+                                  daemon=True)
+        waiter.start()
+        wait_for(lambda: raw(g, "/cf-ready", "key=" + key)[1] == b"yes", what="the waiter")
+        t0 = time.monotonic()
+        assert raw(g, "/cf-publish", "key=" + key) == (200, b"published " + key.encode())
+        published = time.monotonic() - t0
+        waiter.join(TIMEOUT)
+        assert out.get("res") == (200, b"got value-" + key.encode()), (out, g.log())
+        assert published < 0.5, (published, g.log())
+    log = g.log()
+    assert "GreenletExit" not in log and "suspended" not in log, log
+    assert "got GreenletExit" not in log, log
+    assert_alive(g)
+
+
+@pytest.mark.parametrize("path", ["/asyncio", "/asyncio-resumed"])
+def test_a_core_sees_no_running_asyncio_loop(gyre, path):
+    # A WSGI app is synchronous code: libraries that ask asyncio whether they run in a
+    # coroutine (Django's async-safety check) must hear "no", also after the app suspended its
+    # greenlet itself and a timer resumed it. The loop is still the app's event loop, and
+    # still runs the coroutines gyre.wait hands it.
+    g = gyre("core_app.py", "--tornado", "2")
+    status, body = raw(g, path)
+    assert status == 200, g.log()
+    assert json.loads(body) == {
+        "running_loop": None,
+        "get_event_loop_is_ioloops": True,
+        "ioloop_current_is_import_ioloop": True,
+        "loop_is_running": True,
+        "coroutine_runs_on_the_loop": True,
+        "core": True,
+    }, body
 
 
 # ---- NotInCoreError ----------------------------------------------------------------------------

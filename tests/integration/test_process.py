@@ -11,9 +11,11 @@ process it started (killpg), including workers orphaned by a dead master. Every 
                   other requests go on; a CPU-bound one gets its worker killed and respawned
     max-requests  the worker is replaced, no request fails
     stop          SIGTERM (graceful: in-flight request served, exit 0, socket and pidfile gone),
-                  SIGQUIT (fast), SIGINT/SIGTERM to the whole group (Ctrl-C, systemd)
+                  also to the whole group (systemd); SIGQUIT and SIGINT (Ctrl-C: to the master,
+                  to the whole group, to gyre alone) fast, suspended requests cut and logged
     crash loop    an app that cannot be imported: respawn backoff, no spinning
-    privileges    --uid/--gid behind nginx, the root WARNING
+    privileges    --uid/--gid behind nginx, every root group dropped (/proc/PID/status),
+                  group 0 refused, the root WARNING
     --logto / --pidfile
 """
 import grp
@@ -28,7 +30,8 @@ import time
 
 import pytest
 
-from conftest import APPS, GYRE, Nginx, Session, parse_response, uwsgi_request, wait_for
+from conftest import (APPS, GYRE, Nginx, Session, connect, parse_response, uwsgi_packet,
+                      uwsgi_request, wait_for)
 
 APP = os.path.join(APPS, "proc_app.py")
 BROKEN = os.path.join(APPS, "proc_broken.py")
@@ -586,22 +589,104 @@ def test_sigquit_stops_at_once(procs):
     assert "master: SIGQUIT: stopping now" in g.log()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_signal_to_the_whole_group_is_graceful(procs, sig):
-    """Ctrl-C in a terminal sends SIGINT to the master and every worker at once; systemd's
-    default KillMode=control-group sends SIGTERM to all of them. Still a graceful stop: the
-    request in flight is served."""
+def test_sigterm_to_the_whole_group_is_graceful(procs):
+    """systemd's default KillMode=control-group sends SIGTERM to the master and every worker
+    at once. Still a graceful stop: the request in flight is served."""
     g = procs.gyre("--master", "--processes", "2", "--tornado", "4")
     g.wait_ready(n=2)
     out = {}
     t = threading.Thread(target=lambda: out.update(res=raw(g, "/gsleep", "s=1")), daemon=True)
     t.start()
     time.sleep(0.3)
-    os.killpg(g.pid, sig)
+    os.killpg(g.pid, signal.SIGTERM)
     rc = g.wait_exit(8)
     t.join(5)
     assert out.get("res", (None,))[0] == 200, (out, g.log())
     assert rc == 0, g.log()
+
+
+SUSPENDED = 10
+
+
+@pytest.mark.parametrize("mode", ["master", "group", "alone"])
+def test_sigint_stops_quickly_cutting_suspended_requests(procs, mode):
+    """Ctrl-C is a quick stop, as in uWSGI and gunicorn (SIGTERM is the graceful one): with 10
+    requests suspended for 30 s, SIGINT to the master (mode "master"), to the master and every
+    worker at once as a terminal sends it ("group"), or to gyre without a master ("alone")
+    ends every process within 2 s, and each request cut is logged."""
+    trace = os.path.join(procs.tmp, "trace")
+    args = ["--tornado", "16", "--env", "PROC_TRACE=" + trace]
+    if mode != "alone":
+        g = procs.gyre("--master", "--processes", "1", *args)
+        g.wait_ready(n=1)
+        worker = next(iter(g.live()))
+    else:
+        g = procs.gyre(*args, wait=False)
+        g.wait_log("16 cores on")
+        wait_for(lambda: os.path.exists(g.socket), what="the socket")
+        worker = g.pid
+    results = {}
+
+    def client(i):
+        results[i] = raw(g, "/long", "id=%d" % i, timeout=15)
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(SUSPENDED)]
+    for t in threads:
+        t.start()
+    wait_for(lambda: os.path.exists(trace) and open(trace).read().count("start ") == SUSPENDED,
+             what="%d suspended requests" % SUSPENDED)
+    t0 = time.monotonic()
+    if mode == "group":
+        os.killpg(g.pid, signal.SIGINT)
+    else:
+        g.signal(signal.SIGINT)
+    g.wait_exit(10)
+    secs = time.monotonic() - t0
+    for t in threads:
+        t.join(5)
+    print("\nSIGINT (%s): every process gone %.3f s after it, %d suspended requests cut"
+          % (mode, secs, SUSPENDED))
+    log = g.log()
+    assert secs < 2.0, (secs, log)
+    with pytest.raises(ProcessLookupError):
+        os.kill(worker, 0)
+    assert all(results[i][0] is None for i in range(SUSPENDED)), (results, log)
+    # The worker cuts them: on the SIGINT it got, or on the SIGQUIT the master sends on its own.
+    for i in range(SUSPENDED):
+        assert re.search(r"\] SIG(INT|QUIT): cutting GET /long\?id=%d \(core \d+, [\d.]+ s in "
+                         r"flight\)" % i, log), log
+    assert re.search(r"\] SIG(INT|QUIT): stopping now, %d requests cut" % SUSPENDED, log), log
+    if mode != "alone":
+        assert "master: SIGINT: stopping now" in log, log
+    assert not os.path.exists(g.socket), "socket file left behind"
+
+
+def test_sigint_stops_a_worker_whose_loop_is_stuck(procs):
+    """The loop carries out SIGINT; an app spinning on the CPU keeps the loop from turning, so
+    the process ends on its own a second later rather than ignoring Ctrl-C."""
+    g = procs.gyre("--tornado", "2", wait=False)
+    g.wait_log("2 cores on")
+    wait_for(lambda: os.path.exists(g.socket), what="the socket")
+    s = send_raw_request(g.socket, "/spin")
+    wait_for(lambda: g.alive() and proc_cpu_ticks(g.pid) > 10, what="the app spinning")
+    t0 = time.monotonic()
+    g.signal(signal.SIGINT)
+    g.wait_exit(10)
+    secs = time.monotonic() - t0
+    s.close()
+    assert secs < 2.0, (secs, g.log())
+    assert "the loop did not stop within 1 s of SIGINT/SIGQUIT" in g.log(), g.log()
+    assert not os.path.exists(g.socket), "socket file left behind"
+
+
+def send_raw_request(path, uri):
+    s = connect(path, 10)
+    s.sendall(uwsgi_packet({"PATH_INFO": uri, "REQUEST_URI": uri}))
+    return s
+
+
+def proc_cpu_ticks(pid):
+    fields = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
 
 
 # ---- 7. an app that cannot be imported ---------------------------------------------------------
@@ -658,6 +743,57 @@ def test_uid_gid_drop_behind_nginx(procs):
     g.signal(signal.SIGTERM)
     assert g.wait_exit(5) == 0, g.log()
     assert not os.path.exists(g.socket), "the root master did not remove its socket"
+
+
+def proc_ids(pid):
+    """(real uid, real gid, effective gid, [supplementary groups]) of a process, from /proc."""
+    status = open("/proc/%d/status" % pid).read()
+    uid = int(re.search(r"^Uid:\s+(\d+)", status, re.M).group(1))
+    gids = [int(x) for x in re.search(r"^Gid:\s+(.*)$", status, re.M).group(1).split()]
+    groups = [int(x) for x in re.search(r"^Groups:[ \t]*(.*)$", status, re.M).group(1).split()]
+    return uid, gids, groups
+
+
+@pytest.mark.parametrize("args, uid, gid, groups", [
+    # A uid no passwd entry names: the group of the same number, no supplementary group.
+    (("--uid", "54321"), 54321, 54321, []),
+    # A user: its own group, and the supplementary groups /etc/group gives it.
+    (("--uid", "nobody"), 65534, 65534, None),
+    # --gid wins; a bare uid gets no supplementary group.
+    (("--uid", "54321", "--gid", "54322"), 54321, 54322, []),
+], ids=["bare-uid", "user-name", "uid-and-gid"])
+def test_uid_drops_every_root_group(procs, args, uid, gid, groups):
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    if args[1] == "nobody":
+        try:
+            nobody = pwd.getpwnam("nobody")
+        except KeyError:
+            pytest.skip("no nobody on this system")
+        uid, gid = nobody.pw_uid, nobody.pw_gid
+        groups = sorted({nobody.pw_gid} | {g.gr_gid for g in grp.getgrall()
+                                           if "nobody" in g.gr_mem})
+    g = procs.gyre("--master", "--processes", "1", *args)
+    g.wait_ready(n=1)
+    status, body = raw(g, "/ids")
+    assert status == 200 and b" uid=%d gid=%d euid=%d egid=%d" % (uid, gid, uid, gid) in body, \
+        (body, g.log())
+    worker = pid_of(body)
+    assert proc_ids(worker) == (uid, [gid] * 4, groups), (proc_ids(worker), g.log())
+    g.signal(signal.SIGTERM)
+    assert g.wait_exit(5) == 0, g.log()
+
+
+def test_uid_with_root_gid_is_refused(procs):
+    # Asked to drop root, a worker that would still be in group 0 does not run the app.
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    g = procs.gyre("--master", "--processes", "1", "--uid", "54321", "--gid", "0", wait=False)
+    g.wait_log("refusing to run: asked to drop root, the worker still has group 0")
+    g.wait_log("exited with status 1")
+    assert "(worker 1): 1 core" not in g.log(), g.log()
+    g.signal(signal.SIGTERM)
+    assert g.wait_exit(5) == 0, g.log()
 
 
 def test_root_without_uid_warns(procs):
