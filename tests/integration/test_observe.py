@@ -954,7 +954,13 @@ def test_stats_and_metrics_answer_while_slow_clients_trickle(run, tmp_path):
     g = run("--master", "--processes", "1", "--tornado", "2", "--socket", sock,
             "--wsgi-file", APP, "--stats", "127.0.0.1:%d" % sport, "--stats-http",
             "--metrics-http", "127.0.0.1:%d" % mport)
-    wait_workers("127.0.0.1:%d" % sport, g, 1)
+
+    def up():
+        try:
+            return "gyre_requests_total{" in scrape(mport, 2.0)
+        except OSError:
+            return False
+    wait_for(up, 15, what="a scrape listing a worker")
     # never a complete head: "\r\n\r\n" is not in it
     head = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: slow\r\nX-Pad: "
     slow = Trickler([("127.0.0.1", mport)] * 4 + [("127.0.0.1", sport)] * 4, head + b"a" * 200)
