@@ -986,21 +986,29 @@ def test_stats_and_metrics_answer_while_slow_clients_trickle(run, tmp_path):
 
 
 def test_stats_served_while_many_slow_clients_fill_the_slots(run, tmp_path):
-    """More slow clients than the stats thread serves at once: a new client still gets its
-    document (the oldest slow one makes room) on the plain --stats unix socket too."""
+    """More slow clients than the stats thread serves at once (64): a new client still gets its
+    document at once, the oldest slow one making room, on /metrics; and on the plain --stats
+    unix socket, where a client that keeps sending after its document held the thread too."""
     tmp = str(tmp_path)
     sock, st = os.path.join(tmp, "app.sock"), os.path.join(tmp, "stats.sock")
-    g = run("--socket", sock, "--wsgi-file", APP, "--tornado", "2", "--stats", st)
+    mport = free_port()
+    g = run("--socket", sock, "--wsgi-file", APP, "--tornado", "2", "--stats", st,
+            "--metrics-http", "127.0.0.1:%d" % mport)
     wait_workers(st, g, 1)
-    slow = Trickler([st] * 80, b"x" * 64, every=0.3)
-    try:
-        wait_for(lambda: time.monotonic() - slow.t0 > 0.7, 2, what="slow clients under way")
-        for i in range(5):
-            doc, took = timed(stats, st)
-            assert took < 2.0, "stats %d took %.2f s behind slow clients" % (i, took)
-            assert doc["pid"] == g.pid
-    finally:
-        slow.close()
+    head = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: " + b"a" * 200
+    for addrs in ([("127.0.0.1", mport)] * 80, [st] * 80):
+        slow = Trickler(addrs, head, every=0.3)
+        try:
+            wait_for(lambda: time.monotonic() - slow.t0 > 0.7, 2, what="slow clients under way")
+            for i in range(5):
+                text, took = timed(scrape, mport, 5.0)
+                assert took < 2.0, "scrape %d took %.2f s behind slow clients" % (i, took)
+                assert "gyre_requests_total{" in text
+                doc, took = timed(stats, st)
+                assert took < 2.0, "stats %d took %.2f s behind slow clients" % (i, took)
+                assert doc["pid"] == g.pid
+        finally:
+            slow.close()
     assert g.alive()
 
 
