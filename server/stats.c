@@ -323,6 +323,7 @@ static char *metrics_text(void)
 #define STATS_QUIET_MS 500     /* an HTTP client silent this long has sent all it will send */
 #define STATS_MAX_HEAD 16384   /* an HTTP request head longer than this is not a scraper's */
 #define STATS_ACCEPT_BURST 16  /* accepts per listener and loop turn: clients get turns too */
+#define STATS_ACCEPT_PAUSE_MS 100 /* after accept() failed for want of fds (or memory) */
 
 enum client_state {
     CLIENT_FREE = 0,
@@ -346,6 +347,9 @@ struct stats_client {
 
 static struct gy_listener stats_l = {.fd = -1}, metrics_l = {.fd = -1};
 static struct stats_client clients[STATS_MAX_CLIENTS];
+/* Listeners are not polled before then: a pending connection that cannot be accepted (EMFILE)
+ * would make poll() return at once, forever. */
+static int64_t accept_paused_until_ms;
 
 static int64_t now_ms(void)
 {
@@ -485,8 +489,11 @@ static void accept_clients(const struct gy_listener *l, bool metrics, int64_t no
 {
     for (int k = 0; k < STATS_ACCEPT_BURST; k++) {
         int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (fd < 0)
-            return; /* EAGAIN: none left; anything else: the next turn tries again */
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                accept_paused_until_ms = now + STATS_ACCEPT_PAUSE_MS;
+            return; /* EAGAIN: none left; a connection aborted meanwhile: the next turn */
+        }
         struct stats_client *c = client_slot();
         *c = (struct stats_client){
             .fd = fd,
@@ -535,8 +542,11 @@ static void *serve(void *unused)
         int slot_of[2 + STATS_MAX_CLIENTS];
         int n = 0, timeout = -1;
         int64_t now = now_ms();
-        pfd[n++] = (struct pollfd){.fd = stats_l.fd, .events = POLLIN};
-        pfd[n++] = (struct pollfd){.fd = metrics_l.fd, .events = POLLIN};
+        bool accepting = now >= accept_paused_until_ms;
+        pfd[n++] = (struct pollfd){.fd = accepting ? stats_l.fd : -1, .events = POLLIN};
+        pfd[n++] = (struct pollfd){.fd = accepting ? metrics_l.fd : -1, .events = POLLIN};
+        if (!accepting)
+            timeout = (int)(accept_paused_until_ms - now);
         for (int i = 0; i < STATS_MAX_CLIENTS; i++) {
             struct stats_client *c = &clients[i];
             if (c->state == CLIENT_FREE)

@@ -31,6 +31,7 @@ import signal
 import socket
 import struct
 import subprocess
+import threading
 import time
 
 import pytest
@@ -891,7 +892,6 @@ class Trickler:
     one thread, until stopped or `limit` seconds have passed (every loop bounded)."""
 
     def __init__(self, addrs, request, every=0.3, limit=20.0):
-        import threading
         self.socks = []
         for addr in addrs:
             if isinstance(addr, tuple):
