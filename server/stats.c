@@ -520,7 +520,7 @@ static int64_t client_timers(struct stats_client *c, int64_t now)
     }
     if (c->state == CLIENT_READ_HEAD) {
         /* A client that sends no request (uwsgitop pointed at --stats-http) or stops sending
-         * one midway is answered after a silence, as uWSGI's stats server answers. */
+         * one midway is answered after a silence: only the deadline ends a trickle. */
         if (now >= c->quiet_ms) {
             client_answer(c, now);
             if (c->state == CLIENT_FREE)
