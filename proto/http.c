@@ -152,6 +152,7 @@ static void resolve_limits(const struct http_limits *lim, struct limits *l)
 /* What the fields say about the request, gathered line by line. */
 struct fields {
     int64_t content_length;
+    struct gy_slice content_length_value; /* the first number as sent, for the one field kept */
     uint8_t has_content_length;
     uint8_t chunked;
     uint8_t conn_close;
@@ -211,13 +212,6 @@ static int split_target(const unsigned char *t, const unsigned char *end,
         if (!GY_SLICE_EQ(method, "OPTIONS"))
             return HTTP_E_TARGET;
         out->path = slice(t, 1);
-        return 0;
-    } else if (GY_SLICE_EQ(method, "CONNECT")) {
-        /* authority-form: the server will refuse CONNECT itself, with a proper status */
-        if (!is_host(t, end))
-            return HTTP_E_TARGET;
-        out->authority = slice(t, (size_t)(end - t));
-        out->absolute = 1;
         return 0;
     } else {
         /* absolute-form "http://authority/path?query", which servers must accept (RFC 9112
@@ -291,6 +285,11 @@ static int parse_request_line(const unsigned char **pp, const unsigned char *end
     if (q == p || *q != ' ')
         return HTTP_E_METHOD;
     req->method = slice(p, (size_t)(q - p));
+    /* CONNECT asks for a tunnel: what follows its head is not HTTP, and gyre is no proxy. It is
+     * refused here, before its authority-form target, so it can never reach the app or leave
+     * the connection open for the tunnel's bytes to be read as requests. */
+    if (GY_SLICE_EQ(req->method, "CONNECT"))
+        return HTTP_E_METHOD_CONNECT;
     p = q + 1;
 
     stop = bound(p, end, l->max_target + 1);
@@ -322,12 +321,23 @@ static int parse_decimal(const unsigned char *p, const unsigned char *end, int64
     return gy_parse_decimal((const char *)p, (size_t)(end - p), out);
 }
 
+/* What field() says about a field line that is well-formed. */
+enum {
+    FIELD_KEEP = 0,      /* one more entry of req->headers */
+    FIELD_COLLAPSED = 1, /* said again what a kept field says: not kept */
+};
+
 /*
  * Content-Length: every element of every such field must be the same number, else the body's
- * end would depend on which one a reader believes.
+ * end would depend on which one a reader believes. The first field is kept with its first
+ * element as its value; the others are collapsed into it (RFC 9110 8.6), so that what the app
+ * reads is the length the body was framed by, "5" and never "5, 5".
  */
-static int field_content_length(const unsigned char *v, const unsigned char *ve, struct fields *f)
+static int field_content_length(struct gy_param *h, const unsigned char *v,
+                                const unsigned char *ve, struct fields *f)
 {
+    int repeat = f->has_content_length;
+
     for (const unsigned char *s = v;;) {
         const unsigned char *e = element_end(s, ve), *next = e;
         int64_t n;
@@ -337,13 +347,20 @@ static int field_content_length(const unsigned char *v, const unsigned char *ve,
             return HTTP_E_CONTENT_LENGTH;
         if (f->has_content_length && n != f->content_length)
             return HTTP_E_CONTENT_LENGTH_CONFLICT;
+        if (!f->has_content_length)
+            f->content_length_value = slice(s, (size_t)(e - s));
         f->has_content_length = 1;
         f->content_length = n;
         if (next == ve)
             break;
         s = next + 1;
     }
-    return f->chunked ? HTTP_E_CL_AND_TE : 0;
+    if (f->chunked)
+        return HTTP_E_CL_AND_TE;
+    if (repeat)
+        return FIELD_COLLAPSED;
+    h->value = f->content_length_value;
+    return FIELD_KEEP;
 }
 
 /*
@@ -414,10 +431,16 @@ static void field_expect(const unsigned char *v, const unsigned char *ve, struct
     }
 }
 
-/* The fields that decide framing, connection and host; the others are the application's. */
-static int field(struct gy_slice name, const unsigned char *v, const unsigned char *ve,
+/*
+ * The fields that decide framing, connection and host; the others are the application's. h is
+ * the field as it will be kept (name, trimmed value v..ve). Returns FIELD_KEEP, FIELD_COLLAPSED
+ * or an error status.
+ */
+static int field(struct gy_param *h, const unsigned char *v, const unsigned char *ve,
                  uint8_t minor, struct fields *f)
 {
+    struct gy_slice name = h->name;
+
     switch (name.len) {
     case 4:
         if (!HTTP_NAME_EQ(name, "host"))
@@ -439,7 +462,7 @@ static int field(struct gy_slice name, const unsigned char *v, const unsigned ch
         return 0;
     case 14:
         if (HTTP_NAME_EQ(name, "content-length"))
-            return field_content_length(v, ve, f);
+            return field_content_length(h, v, ve, f);
         return 0;
     case 17:
         if (HTTP_NAME_EQ(name, "transfer-encoding"))
@@ -501,7 +524,8 @@ static int parse_head(const unsigned char *buf, const unsigned char *end, const 
     const unsigned char *p = buf;
     struct fields f = { .host = slice(buf, 0) };
     struct target tg;
-    uint32_t n = 0;
+    uint32_t n = 0;     /* fields kept in req->headers */
+    size_t lines = 0;   /* field lines, the kept and the collapsed: what max_headers counts */
     int r;
 
     if (p == end)
@@ -533,15 +557,17 @@ static int parse_head(const unsigned char *buf, const unsigned char *end, const 
         if (r <= 0)
             return r;
         /* Framed and checked before counted, as uwsgi vars are: a malformed extra line is
-         * reported as malformed. */
-        if (n == l->max_headers)
+         * reported as malformed. n <= lines < max_headers <= HTTP_MAX_HEADERS: slot n exists. */
+        if (lines == l->max_headers)
             return HTTP_E_TOO_MANY_HEADERS;
+        lines++;
         req->headers[n].name = name;
         req->headers[n].value = slice(v, (size_t)(ve - v));
-        n++;
-        r = field(name, v, ve, req->minor_version, &f);
+        r = field(&req->headers[n], v, ve, req->minor_version, &f);
         if (r < 0)
             return r;
+        if (r == FIELD_KEEP)
+            n++;
     }
 
     if (!f.has_host && req->minor_version == 1)
@@ -629,6 +655,7 @@ int proto_http_error_status(int status)
     case HTTP_E_CHUNK_TRAILERS_TOO_LARGE:
         return 431;
     case HTTP_E_METHOD_TOO_LONG:
+    case HTTP_E_METHOD_CONNECT:
     case HTTP_E_TE_UNSUPPORTED:
         return 501;
     case HTTP_E_VERSION_UNSUPPORTED:
@@ -711,6 +738,8 @@ const char *proto_http_strerror(int status)
         return "trailers too large";
     case HTTP_E_CHUNK_AFTER_END:
         return "chunked body already ended";
+    case HTTP_E_METHOD_CONNECT:
+        return "connect method not supported (not a proxy)";
     default:
         return status > 0 ? "no error" : "unknown error";
     }
@@ -729,6 +758,17 @@ int proto_http_name_eq(struct gy_slice name, const char *lower, size_t lower_len
     return 1;
 }
 
+/* ASCII case-insensitive equality of two names, both in any case. */
+static int name_eq_any(struct gy_slice a, struct gy_slice b)
+{
+    if (a.len != b.len)
+        return 0;
+    for (size_t i = 0; i < a.len; i++)
+        if (to_lower((unsigned char)a.ptr[i]) != to_lower((unsigned char)b.ptr[i]))
+            return 0;
+    return 1;
+}
+
 const struct gy_param *proto_http_find_header(const struct http_request *req,
                                               const struct gy_param *after, const char *lower,
                                               size_t lower_len)
@@ -739,6 +779,39 @@ const struct gy_param *proto_http_find_header(const struct http_request *req,
         if (proto_http_name_eq(h->name, lower, lower_len))
             return h;
     return NULL;
+}
+
+int proto_http_is_repeat(const struct http_request *req, const struct gy_param *h)
+{
+    for (const struct gy_param *e = req->headers; e < h; e++)
+        if (name_eq_any(e->name, h->name))
+            return 1;
+    return 0;
+}
+
+size_t proto_http_join_repeats(const struct http_request *req, const struct gy_param *first,
+                               const char *sep, size_t sep_len, char *out, size_t outsize)
+{
+    const struct gy_param *end = req->headers + req->nheaders;
+    size_t len = first->value.len;
+
+    /* The length first, so nothing is written unless all of it fits. */
+    for (const struct gy_param *h = first + 1; h < end; h++)
+        if (name_eq_any(h->name, first->name))
+            len += sep_len + h->value.len;
+    if (out == NULL || len > outsize)
+        return len;
+    memcpy(out, first->value.ptr, first->value.len);
+    size_t at = first->value.len;
+    for (const struct gy_param *h = first + 1; h < end; h++) {
+        if (!name_eq_any(h->name, first->name))
+            continue;
+        memcpy(out + at, sep, sep_len);
+        at += sep_len;
+        memcpy(out + at, h->value.ptr, h->value.len);
+        at += h->value.len;
+    }
+    return len;
 }
 
 size_t proto_http_cgi_name(struct gy_slice name, char *out, size_t outsize)

@@ -23,10 +23,14 @@
  *     are accepted in values and in the request-target, as nginx does.
  *   - Content-Length is 1*DIGIT, at most INT64_MAX. Repeated Content-Length fields, and the list
  *     form "5, 5", are accepted when every value is the same number (RFC 9110 8.6 allows either
- *     that or rejecting); different values are an error.
+ *     that or rejecting); different values are an error. The accepted ones are replaced by one
+ *     (RFC 9110 8.6 again): the headers hold a single Content-Length field with a single value,
+ *     so the app sees the length the body was framed by, never "5, 5".
  *   - Transfer-Encoding: "chunked" exactly once, as the only coding. Any other coding (gzip, or
  *     a coding with parameters) is 501; chunked twice, empty list elements or Transfer-Encoding
  *     in an HTTP/1.0 request are 400; Transfer-Encoding with Content-Length is 400.
+ *   - CONNECT is refused (501) as soon as the method is read: gyre is no proxy, and a tunnel's
+ *     bytes after the head must never be read as requests.
  *   - HTTP/1.1 requires exactly one Host field; HTTP/1.0 at most one. A Host value holds only
  *     the characters of uri-host [ ":" port ] (it may be empty, RFC 9112 3.2).
  */
@@ -96,8 +100,10 @@ enum http_status {
     HTTP_E_CHUNK_TRAILER = -31,          /* malformed trailer field line (400) */
     HTTP_E_CHUNK_TRAILERS_TOO_LARGE = -32, /* trailers over HTTP_CHUNK_MAX_TRAILERS (431) */
     HTTP_E_CHUNK_AFTER_END = -33,        /* decoder called again after the last chunk (500) */
+    /* request line, continued */
+    HTTP_E_METHOD_CONNECT = -34,         /* CONNECT: a tunnel, which gyre does not serve (501) */
 };
-#define HTTP_E_LAST HTTP_E_CHUNK_AFTER_END /* the most negative status */
+#define HTTP_E_LAST HTTP_E_METHOD_CONNECT /* the most negative status */
 
 /* Request limits. A field left 0 takes its HTTP_DEFAULT_*; a NULL pointer means all defaults. */
 struct http_limits {
@@ -118,8 +124,8 @@ struct http_request {
     struct gy_slice target;   /* the request-target as sent */
     /* The target split: path up to the first '?', query after it (without the '?'; empty when
      * there is none). Origin form "/p?q": path "/p". Absolute form "http://h/p?q": path "/p",
-     * and empty for "http://h?q" (which means "/"). Asterisk form "*": path "*". Authority form
-     * (CONNECT only) "h:443": path and query empty. */
+     * and empty for "http://h?q" (which means "/"). Asterisk form "*": path "*". (Authority
+     * form, "h:443", is CONNECT's only, and CONNECT is refused.) */
     struct gy_slice path;
     struct gy_slice query;
     /* The authority of an absolute-form target, which RFC 9112 3.2.2 says wins over the Host
@@ -131,7 +137,9 @@ struct http_request {
     uint8_t expect_continue;  /* "Expect: 100-continue" in an HTTP/1.1 request */
     int64_t content_length;   /* HTTP_BODY_LENGTH: the body size; otherwise 0 */
     uint32_t nheaders;
-    /* In order, repeats kept. name is a token as sent (any case); value has no leading or
+    /* In order, repeats kept (proto_http_join_repeats() joins them), but for Content-Length:
+     * at most one field, whose value is the first of the identical numbers sent (its list and
+     * its repeats collapsed). name is a token as sent (any case); value has no leading or
      * trailing SP/HTAB and may be empty. */
     struct gy_param headers[HTTP_MAX_HEADERS];
 };
@@ -180,6 +188,22 @@ int proto_http_name_eq(struct gy_slice name, const char *lower, size_t lower_len
 const struct gy_param *proto_http_find_header(const struct http_request *req,
                                               const struct gy_param *after, const char *lower,
                                               size_t lower_len);
+
+/*
+ * Whether a field of h's name (compared case-insensitively) comes before h in req->headers: its
+ * value is then part of the first one's joined value, see below.
+ */
+int proto_http_is_repeat(const struct http_request *req, const struct gy_param *h);
+
+/*
+ * The value of the field `first` joined with the values of every later field of the same name,
+ * in order, separated by sep (", " for a list, RFC 9110 5.3; "; " for Cookie, RFC 6265 5.4).
+ * Returns the joined length, and writes the joined bytes to out only if they fit in outsize
+ * (out may be NULL with outsize 0 to ask the length). One pass over the fields: the space a
+ * request's joined values take is linear in the size of its head, however many repeats.
+ */
+size_t proto_http_join_repeats(const struct http_request *req, const struct gy_param *first,
+                               const char *sep, size_t sep_len, char *out, size_t outsize);
 
 /*
  * The CGI/WSGI environ name of a field: "HTTP_" + name uppercased with '-' as '_', except

@@ -133,8 +133,11 @@ static struct gy_slice cstr(const char *s)
     return (struct gy_slice){s, (uint32_t)strlen(s)};
 }
 
-/* A header, under its CGI name; a repeat is joined to the first (", ", or "; " for cookies). */
-static void add_header(struct params_builder *b, uint32_t first_header, const struct gy_param *h)
+/* A header, under its CGI name; its repeats are joined to it (", ", or "; " for cookies) in one
+ * copy, when the first of its name comes: joining one repeat at a time would copy the value
+ * joined so far again for each, and scratch space would grow with the square of the repeats. */
+static void add_header(struct params_builder *b, const struct http_request *req,
+                       const struct gy_param *h)
 {
     char name[256];
     size_t nlen = proto_http_cgi_name(h->name, name, sizeof name);
@@ -142,28 +145,27 @@ static void add_header(struct params_builder *b, uint32_t first_header, const st
         return; /* a name with '_' (it would pass for a '-' one), or one too long */
     if (strcmp(name, "HTTP_PROXY") == 0)
         return; /* httpoxy: HTTP_PROXY is the proxy setting of every HTTP client library */
-    for (uint32_t i = first_header; i < b->n; i++) {
-        struct gy_param *p = &b->p[i];
-        if (p->name.len != nlen || memcmp(p->name.ptr, name, nlen) != 0)
-            continue;
-        const char *sep = strcmp(name, "HTTP_COOKIE") == 0 ? "; " : ", ";
-        char *d = scratch_take(b->c, p->value.len + 2 + h->value.len);
-        if (!d) {
+    if (proto_http_is_repeat(req, h))
+        return; /* already joined to the first of its name */
+    const char *sep = strcmp(name, "HTTP_COOKIE") == 0 ? "; " : ", ";
+    struct gy_conn *c = b->c;
+    size_t room = c->scratch_cap - c->scratch_len;
+    /* joined straight into the free scratch space, which scratch_take() then hands out */
+    size_t vlen = proto_http_join_repeats(req, h, sep, 2, c->scratch + c->scratch_len, room);
+    struct gy_slice value = h->value;
+    if (vlen != h->value.len) {
+        value = (struct gy_slice){scratch_take(c, vlen), (uint32_t)vlen}; /* NULL if too big */
+        if (!value.ptr) {
             b->overflow = true;
             return;
         }
-        memcpy(d, p->value.ptr, p->value.len);
-        memcpy(d + p->value.len, sep, 2);
-        memcpy(d + p->value.len + 2, h->value.ptr, h->value.len);
-        p->value = (struct gy_slice){d, p->value.len + 2 + h->value.len};
-        return;
     }
-    struct gy_slice n = scratch_copy(b->c, name, nlen);
+    struct gy_slice n = scratch_copy(c, name, nlen);
     if (!n.ptr) {
         b->overflow = true;
         return;
     }
-    add(b, n.ptr, n.len, h->value);
+    add(b, n.ptr, n.len, value);
 }
 
 /* SERVER_NAME and SERVER_PORT: from the Host (or absolute target), else the socket's address. */
@@ -219,9 +221,8 @@ static int build_params(struct gy_conn *c, struct http_request *req)
     int pl = snprintf(port, sizeof port, "%u", (unsigned)c->peer_port);
     ADD(&b, "REMOTE_PORT", scratch_copy(c, port, (size_t)pl));
     add_server(&b, req->host);
-    uint32_t first_header = b.n;
     for (uint32_t i = 0; i < req->nheaders; i++)
-        add_header(&b, first_header, &req->headers[i]);
+        add_header(&b, req, &req->headers[i]);
     if (b.overflow)
         return -1;
     c->params = b.p;

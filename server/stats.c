@@ -306,106 +306,317 @@ static char *metrics_text(void)
     return t.p;
 }
 
-/* ---- serving ------------------------------------------------------------------------------ */
-
-/*
- * A thread of its own, blocking, one connection at a time, every socket operation bounded by a
- * timeout: a scraper that stalls or never reads only delays other scrapers, never the IOLoop or
- * the master's loop. It touches no Python, only the scoreboard and the listeners.
+/* ---- serving ------------------------------------------------------------------------------
+ *
+ * A thread of its own that never blocks on a client: one poll() loop over the two listeners
+ * and every client, each client with its own state, buffer and a deadline for its whole
+ * exchange (request, document, close). A client that trickles its request, or reads the
+ * document slowly, or not at all, holds only its own slot until its deadline, never the thread:
+ * a scraper is answered at once however many slow clients there are. When every slot is taken,
+ * the oldest client makes room for the new one, so slow clients cannot lock scrapers out either.
+ * The thread touches no Python, only the scoreboard and the listeners.
  */
-static struct gy_listener stats_l = {.fd = -1}, metrics_l = {.fd = -1};
 
-static void send_all(int fd, const char *p, size_t n)
+#define STATS_MAX_CLIENTS 64   /* clients served at once; the next one evicts the oldest */
+#define STATS_DEADLINE_MS 5000 /* a client's whole exchange, from accept to close */
+#define STATS_LINGER_MS 500    /* after the document: wait this long for the client's close */
+#define STATS_QUIET_MS 500     /* an HTTP client silent this long has sent all it will send */
+#define STATS_MAX_HEAD 16384   /* an HTTP request head longer than this is not a scraper's */
+#define STATS_ACCEPT_BURST 16  /* accepts per listener and loop turn: clients get turns too */
+#define STATS_ACCEPT_PAUSE_MS 100 /* after accept() failed for want of fds (or memory) */
+
+enum client_state {
+    CLIENT_FREE = 0,
+    CLIENT_READ_HEAD, /* HTTP: the request head is skipped, up to its blank line */
+    CLIENT_WRITE,     /* the document is being sent */
+    CLIENT_LINGER,    /* sent and shut down for writing: reading until the client closes */
+};
+
+struct stats_client {
+    int fd;
+    enum client_state state;
+    bool metrics;          /* which document: /metrics or the stats JSON */
+    bool http;             /* the request head is read and the document wrapped in HTTP/1.0 */
+    uint8_t crlf_matched;  /* bytes of "\r\n\r\n" matched at the end of what was read */
+    size_t head_read;
+    char *out;             /* the whole response, HTTP head included */
+    size_t out_len, out_sent;
+    int64_t accepted_ms, deadline_ms;
+    int64_t quiet_ms;      /* CLIENT_READ_HEAD: answer then, if no byte came meanwhile */
+};
+
+static struct gy_listener stats_l = {.fd = -1}, metrics_l = {.fd = -1};
+static struct stats_client clients[STATS_MAX_CLIENTS];
+/* Listeners are not polled before then: a pending connection that cannot be accepted (EMFILE)
+ * would make poll() return at once, forever. */
+static int64_t accept_paused_until_ms;
+
+static int64_t now_ms(void)
 {
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w <= 0)
-            return;
-        p += w;
-        n -= (size_t)w;
-    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Read what the client sends until the end of an HTTP head (http) or until it stops, so that
- * closing leaves nothing unread: unread input turns the close into a reset that can cut the
- * document short. */
-static void swallow(int fd, bool until_head)
+static void client_close(struct stats_client *c)
+{
+    close(c->fd);
+    free(c->out);
+    *c = (struct stats_client){.fd = -1};
+}
+
+/* The document, with its HTTP head if the client speaks HTTP. NULL if it cannot be made. */
+static char *response(const struct stats_client *c, size_t *len)
+{
+    char *body = c->metrics ? metrics_text() : stats_json();
+    if (!body || !c->http) {
+        *len = body ? strlen(body) : 0;
+        return body;
+    }
+    size_t blen = strlen(body);
+    char *out = NULL;
+    int n = asprintf(&out,
+                     "HTTP/1.0 200 OK\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n\r\n%s",
+                     c->metrics ? "text/plain; version=0.0.4" : "application/json", blen, body);
+    free(body);
+    if (n < 0)
+        return NULL;
+    *len = (size_t)n;
+    return out;
+}
+
+static void client_writable(struct stats_client *c, int64_t now);
+
+/* The request is in (or is not awaited): make the document and send what the socket takes. */
+static void client_answer(struct stats_client *c, int64_t now)
+{
+    c->out = response(c, &c->out_len);
+    if (!c->out) {
+        client_close(c);
+        return;
+    }
+    c->state = CLIENT_WRITE;
+    client_writable(c, now);
+}
+
+/* All sent: half-close, and read until the client closes, so that closing leaves nothing
+ * unread (unread input turns the close into a reset that can cut the document short). */
+static void client_start_linger(struct stats_client *c, int64_t now)
+{
+    shutdown(c->fd, SHUT_WR);
+    free(c->out);
+    c->out = NULL;
+    c->state = CLIENT_LINGER;
+    if (c->deadline_ms > now + STATS_LINGER_MS)
+        c->deadline_ms = now + STATS_LINGER_MS;
+}
+
+/* Feeds the bytes read to the search for the blank line ending an HTTP head. */
+static bool head_ended(struct stats_client *c, const char *p, size_t n)
+{
+    static const char crlfcrlf[4] = {'\r', '\n', '\r', '\n'};
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == crlfcrlf[c->crlf_matched])
+            c->crlf_matched++;
+        else
+            c->crlf_matched = p[i] == '\r'; /* a CR always starts a new match */
+        if (c->crlf_matched == 4)
+            return true;
+    }
+    return false;
+}
+
+static void client_readable(struct stats_client *c, int64_t now)
 {
     char buf[4096];
-    size_t have = 0;
-    for (;;) {
-        ssize_t n = recv(fd, buf + (have < 4 ? have : 0), sizeof buf - 4, 0);
+    ssize_t n = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (c->state != CLIENT_READ_HEAD) {
         if (n <= 0)
+            client_close(c); /* the client closed (or failed): the exchange is over */
+        return;              /* else: discarded, as it is after the head */
+    }
+    if (n < 0) {
+        client_close(c);
+        return;
+    }
+    c->quiet_ms = now + STATS_QUIET_MS;
+    /* The end of the request, or the end of the client's input: answer now. */
+    if (n == 0 || head_ended(c, buf, (size_t)n)) {
+        client_answer(c, now);
+        return;
+    }
+    c->head_read += (size_t)n;
+    if (c->head_read > STATS_MAX_HEAD)
+        client_close(c);
+}
+
+static void client_writable(struct stats_client *c, int64_t now)
+{
+    while (c->out_sent < c->out_len) {
+        ssize_t w = send(c->fd, c->out + c->out_sent, c->out_len - c->out_sent,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return;
-        if (until_head) {
-            have += (size_t)n;
-            if (memmem(buf, have < sizeof buf ? have : sizeof buf, "\r\n\r\n", 4))
-                return;
-            if (have >= 4)
-                have = 0;
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            client_close(c);
+            return;
+        }
+        c->out_sent += (size_t)w;
+    }
+    client_start_linger(c, now);
+}
+
+/* A free slot, or the oldest client's, closed to make room. */
+static struct stats_client *client_slot(void)
+{
+    struct stats_client *oldest = &clients[0];
+    for (int i = 0; i < STATS_MAX_CLIENTS; i++) {
+        if (clients[i].state == CLIENT_FREE)
+            return &clients[i];
+        if (clients[i].accepted_ms < oldest->accepted_ms)
+            oldest = &clients[i];
+    }
+    client_close(oldest);
+    return oldest;
+}
+
+static void accept_clients(const struct gy_listener *l, bool metrics, int64_t now)
+{
+    for (int k = 0; k < STATS_ACCEPT_BURST; k++) {
+        int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                accept_paused_until_ms = now + STATS_ACCEPT_PAUSE_MS;
+            return; /* EAGAIN: none left; a connection aborted meanwhile: the next turn */
+        }
+        struct stats_client *c = client_slot();
+        *c = (struct stats_client){
+            .fd = fd,
+            .metrics = metrics,
+            .http = metrics || S.cfg->stats_http,
+            .accepted_ms = now,
+            .deadline_ms = now + STATS_DEADLINE_MS,
+        };
+        if (c->http) {
+            c->state = CLIENT_READ_HEAD;
+            c->quiet_ms = now + STATS_QUIET_MS;
+        } else {
+            client_answer(c, now); /* uwsgitop sends nothing: the document goes at once */
         }
     }
 }
 
-static void answer(int fd, bool http, const char *ctype, char *body)
+/* Its time is up: 0 when the client is closed. Else, the next time the loop must wake for it. */
+static int64_t client_timers(struct stats_client *c, int64_t now)
 {
-    struct timeval tv = {.tv_sec = 2};
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    struct timeval rtv = {.tv_usec = 500000};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &rtv, sizeof rtv);
-    if (http)
-        swallow(fd, true);
-    if (body) {
-        size_t blen = strlen(body);
-        if (http) {
-            char head[256];
-            int hlen = snprintf(head, sizeof head,
-                                "HTTP/1.0 200 OK\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                                "Connection: close\r\n\r\n",
-                                ctype, blen);
-            send_all(fd, head, (size_t)hlen);
-        }
-        send_all(fd, body, blen);
-        free(body);
+    if (now >= c->deadline_ms) {
+        client_close(c); /* too slow, whatever it was doing */
+        return 0;
     }
-    shutdown(fd, SHUT_WR);
-    swallow(fd, false); /* until the client closes, or half a second */
+    if (c->state == CLIENT_READ_HEAD) {
+        /* A client that sends no request (uwsgitop pointed at --stats-http) or stops sending
+         * one midway is answered after a silence: only the deadline ends a trickle. */
+        if (now >= c->quiet_ms) {
+            client_answer(c, now);
+            if (c->state == CLIENT_FREE)
+                return 0;
+        } else if (c->quiet_ms < c->deadline_ms) {
+            return c->quiet_ms;
+        }
+    }
+    return c->deadline_ms;
 }
 
 static void *serve(void *unused)
 {
     (void)unused;
+    for (int i = 0; i < STATS_MAX_CLIENTS; i++)
+        clients[i].fd = -1;
     for (;;) {
-        struct pollfd pfd[2] = {{.fd = stats_l.fd, .events = POLLIN},
-                                {.fd = metrics_l.fd, .events = POLLIN}};
-        if (poll(pfd, 2, -1) < 0 && errno != EINTR)
-            return NULL;
-        for (int i = 0; i < 2; i++) {
-            if (!(pfd[i].revents & POLLIN))
+        struct pollfd pfd[2 + STATS_MAX_CLIENTS];
+        int slot_of[2 + STATS_MAX_CLIENTS];
+        int n = 0, timeout = -1;
+        int64_t now = now_ms();
+        bool accepting = now >= accept_paused_until_ms;
+        pfd[n++] = (struct pollfd){.fd = accepting ? stats_l.fd : -1, .events = POLLIN};
+        pfd[n++] = (struct pollfd){.fd = accepting ? metrics_l.fd : -1, .events = POLLIN};
+        if (!accepting)
+            timeout = (int)(accept_paused_until_ms - now);
+        for (int i = 0; i < STATS_MAX_CLIENTS; i++) {
+            struct stats_client *c = &clients[i];
+            if (c->state == CLIENT_FREE)
                 continue;
-            int fd = accept4(pfd[i].fd, NULL, NULL, SOCK_CLOEXEC);
-            if (fd < 0)
+            int64_t wake = client_timers(c, now);
+            if (wake == 0)
                 continue;
-            if (i == 1)
-                answer(fd, true, "text/plain; version=0.0.4", metrics_text());
-            else
-                answer(fd, S.cfg->stats_http, "application/json", stats_json());
-            close(fd);
+            int left = (int)(wake - now);
+            if (timeout < 0 || left < timeout)
+                timeout = left;
+            slot_of[n] = i;
+            pfd[n++] = (struct pollfd){
+                .fd = c->fd, .events = (short)(c->state == CLIENT_WRITE ? POLLOUT : POLLIN)};
         }
+        if (poll(pfd, (nfds_t)n, timeout) < 0) {
+            if (errno == EINTR)
+                continue;
+            log_errno("stats: poll");
+            return NULL;
+        }
+        now = now_ms();
+        for (int k = 2; k < n; k++) {
+            struct stats_client *c = &clients[slot_of[k]];
+            if (!pfd[k].revents || c->state == CLIENT_FREE)
+                continue;
+            if (c->state == CLIENT_WRITE)
+                client_writable(c, now);
+            else
+                client_readable(c, now);
+        }
+        /* Accepted last: a new client may take the slot of one polled above. */
+        if (pfd[0].revents & POLLIN)
+            accept_clients(&stats_l, false, now);
+        if (pfd[1].revents & POLLIN)
+            accept_clients(&metrics_l, true, now);
     }
+}
+
+/*
+ * The stats socket tells anyone who can connect how the server is doing, and each connection
+ * takes a slot of the stats thread: a unix one is for its owner only (0600), whatever the umask
+ * and --chmod-socket (that option is for the app's sockets, which the front end must reach).
+ */
+static int restrict_unix_socket(const struct gy_listener *l)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(l->fd, (struct sockaddr *)&ss, &sl) < 0 || ss.ss_family != AF_UNIX)
+        return 0;
+    if (chmod(l->name, 0600) < 0) {
+        log_errno("chmod(%s)", l->name);
+        return -1;
+    }
+    return 0;
 }
 
 static int open_one(struct gy_listener *l, const char *addr, const char *what)
 {
     if (!addr)
         return 0;
-    if (listen_open_one(l, addr) < 0) {
+    /* Created owner-only, so that no one else can connect before the chmod below (but with
+     * --chmod-socket, which listen.c applies to every unix socket it makes, for a moment). */
+    mode_t old_umask = umask(0177);
+    int rc = listen_open_one(l, addr);
+    umask(old_umask);
+    if (rc < 0 || restrict_unix_socket(l) < 0) {
         log_msg("cannot serve %s on %s", what, addr);
         return -1;
     }
-    /* blocking: the thread waits in poll() and accept() only after it */
-    fcntl(l->fd, F_SETFL, fcntl(l->fd, F_GETFL) & ~O_NONBLOCK);
-    return 0;
+    return 0; /* non-blocking, as listen_open_one() makes it: the loop accepts until EAGAIN */
 }
 
 int stats_open(void)

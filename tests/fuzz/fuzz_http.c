@@ -168,6 +168,7 @@ static void check_complete(const uint8_t *buf, size_t len, int r, const struct h
     check_slice(buf, r, req->query);
     check_slice(buf, r, req->host);
     INVARIANT(req->method.len > 0 && req->method.len <= HTTP_MAX_METHOD);
+    INVARIANT(!GY_SLICE_EQ(req->method, "CONNECT")); /* a tunnel is never served */
     for (uint32_t i = 0; i < req->method.len; i++)
         INVARIANT(is_tchar((uint8_t)req->method.ptr[i]));
     INVARIANT(req->target.len > 0);
@@ -218,7 +219,32 @@ static void check_complete(const uint8_t *buf, size_t len, int r, const struct h
             expect |= list_has(h->value, "100-continue");
     }
 
-    /* The framing a plain reading of the fields gives. */
+    /* Repeats of a name joined, each name once: the values and separators of a field line take
+     * fewer bytes than the line (name, ':', CRLF), so all of it fits in the head's size. */
+    size_t joined = 0;
+    for (uint32_t i = 0; i < req->nheaders; i++) {
+        static char out[1 << 17];
+        const struct gy_param *h = &req->headers[i];
+        size_t n;
+
+        if (proto_http_is_repeat(req, h))
+            continue;
+        n = proto_http_join_repeats(req, h, ", ", 2, NULL, 0);
+        INVARIANT(n >= h->value.len);
+        INVARIANT(proto_http_join_repeats(req, h, ", ", 2, out, sizeof(out)) == n);
+        INVARIANT(memcmp(out, h->value.ptr, h->value.len) == 0);
+        joined += n;
+    }
+    INVARIANT(joined <= (size_t)r);
+
+    /* The framing a plain reading of the fields gives. Content-Length is collapsed to one
+     * field holding one number. */
+    INVARIANT(cl <= 1);
+    if (cl) {
+        INVARIANT(first_cl->value.len > 0);
+        for (uint32_t k = 0; k < first_cl->value.len; k++)
+            INVARIANT(first_cl->value.ptr[k] >= '0' && first_cl->value.ptr[k] <= '9');
+    }
     INVARIANT(!(cl && te));
     if (te) {
         INVARIANT(req->body == HTTP_BODY_CHUNKED && req->minor_version == 1 && te == 1);
@@ -249,7 +275,8 @@ static void fuzz_request(const uint8_t *buf, size_t len, unsigned mode, unsigned
     }
 
     r = proto_http_parse_request((const char *)buf, len, 0, lim, &req);
-    INVARIANT(r >= HTTP_E_CL_AND_TE); /* no decoder statuses from the parser */
+    /* no decoder statuses from the parser (CONNECT's came after them) */
+    INVARIANT(r >= HTTP_E_CL_AND_TE || r == HTTP_E_METHOD_CONNECT);
     INVARIANT(r <= 0 || (size_t)r <= len);
     INVARIANT(proto_http_strerror(r) != NULL);
     if (r < 0) {

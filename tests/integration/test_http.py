@@ -701,6 +701,11 @@ REJECTED = [
     ("no_colon", b"GET /ok HTTP/1.1\r\nHost: x\r\nJust a line\r\n\r\n", 400),
     ("control_in_value", b"GET /ok HTTP/1.1\r\nHost: x\r\nX-A: a\x01b\r\n\r\n", 400),
     ("method_too_long", b"M" * 70 + b" /ok HTTP/1.1\r\nHost: x\r\n\r\n", 501),
+    # gyre is not a proxy: CONNECT never reaches the app, nor a tunnel's bytes behind it
+    ("connect", b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"
+                + SMUGGLED, 501),
+    ("connect_origin_form", b"CONNECT /ok HTTP/1.1\r\nHost: x\r\n\r\n" + SMUGGLED, 501),
+    ("connect_http10", b"CONNECT example.com:443 HTTP/1.0\r\n\r\n" + SMUGGLED, 501),
 ]
 
 
@@ -877,6 +882,46 @@ def test_repeated_headers_are_joined(http):
     assert env["HTTP_X_EMPTY"] == ""
     # A name with '_' would pass for the '-' one: dropped (as nginx and gunicorn do).
     assert "HTTP_X_UNDER" not in env
+
+
+def test_many_repeated_headers_fit_the_scratch_space(http):
+    """Issue 8 (11): 30 Cookie lines of 100 bytes (a 3.3 KiB head, far under the 16 KiB and
+    100-field limits) were answered 431: each repeat copied the whole value joined so far, so the
+    scratch space grew with the square of the repeats. Joined once, they take their own size."""
+    g = http()
+    cookies = ["c%02d=%s" % (i, "v" * 96) for i in range(30)]
+    multi = ["m%02d%s" % (i, "w" * 97) for i in range(40)]
+    headers = [("Cookie", c) for c in cookies] + [("X-Multi", m) for m in multi]
+    raw = req("/env", headers=headers + [("Connection", "close")])
+    assert 7000 < len(raw) < 8000, len(raw)
+    env = env_of(g, raw)
+    assert env["HTTP_COOKIE"] == "; ".join(cookies)
+    assert env["HTTP_X_MULTI"] == ", ".join(multi)
+    # As many repeats as the 100-field limit allows, each as long as fits 16 KiB of head.
+    many = ["%02d%s" % (i, "z" * 150) for i in range(98)]
+    raw = req("/env", headers=[("Cookie", c) for c in many] + [("Connection", "close")])
+    assert len(raw) < 16384, len(raw)
+    assert env_of(g, raw)["HTTP_COOKIE"] == "; ".join(many)
+    alive(g)
+
+
+@pytest.mark.parametrize("fields", [[("Content-Length", "5"), ("Content-Length", "5")],
+                                    [("Content-Length", "5, 5")],
+                                    [("Content-Length", "5 ,5"), ("content-length", "5")]],
+                         ids=["twice", "list", "list_and_repeat"])
+def test_duplicate_content_length_reaches_the_app_once(http, fields):
+    """Issue 8 (12): identical Content-Length values are one length (RFC 9110 8.6), and the app
+    sees that one value, not "5, 5" (which int() and every framework choke on)."""
+    g = http()
+    with Conn(g.port) as c:
+        c.send(req("/env", "POST", fields, b"hello") + req("/ok"))
+        r = c.read_response()
+        assert r.status == 200, r.body
+        env = json.loads(r.body)
+        assert env["CONTENT_LENGTH"] == "5"
+        assert "HTTP_CONTENT_LENGTH" not in env
+        # the body was 5 bytes: the pipelined request after it is read as the next request
+        assert c.read_response().body == b"ok"
 
 
 def test_header_values_trimmed(http):

@@ -31,6 +31,7 @@ import signal
 import socket
 import struct
 import subprocess
+import threading
 import time
 
 import pytest
@@ -884,6 +885,149 @@ def test_stats_client_that_does_not_read_does_not_stall_requests(run, tmp_path):
     finally:
         lazy.close()
         p.close()
+
+
+class Trickler:
+    """Slow clients: each connects and sends one byte of a request every `every` seconds, from
+    one thread, until stopped or `limit` seconds have passed (every loop bounded)."""
+
+    def __init__(self, addrs, request, every=0.3, limit=20.0):
+        self.socks = []
+        for addr in addrs:
+            if isinstance(addr, tuple):
+                s = socket.create_connection(addr, timeout=5)
+            else:
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.settimeout(5)
+                s.connect(addr)
+            self.socks.append(s)
+        self.request, self.every, self.limit = request, every, limit
+        self.closed_at = {}         # index -> seconds after start when the server closed it
+        self.stop = threading.Event()
+        self.t0 = time.monotonic()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        i = 0
+        while not self.stop.is_set() and time.monotonic() - self.t0 < self.limit:
+            byte = self.request[i % len(self.request):][:1]   # never the end of the head
+            for k, s in enumerate(self.socks):
+                if k in self.closed_at:
+                    continue
+                try:
+                    s.sendall(byte)
+                    s.setblocking(False)
+                    try:
+                        if s.recv(65536) == b"":
+                            self.closed_at[k] = time.monotonic() - self.t0
+                    except BlockingIOError:
+                        pass
+                    finally:
+                        s.setblocking(True)
+                except OSError:
+                    self.closed_at[k] = time.monotonic() - self.t0
+            i = i + 1 if i + 1 < len(self.request) else 0
+            self.stop.wait(self.every)
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(10)
+        for s in self.socks:
+            s.close()
+
+
+def timed(fn, *args):
+    t0 = time.monotonic()
+    out = fn(*args)
+    return out, time.monotonic() - t0
+
+
+def test_stats_and_metrics_answer_while_slow_clients_trickle(run, tmp_path):
+    """Issue 8 (2): a client sending one byte every 0.3 s held the stats thread (every recv had
+    a fresh timeout), and /metrics and the stats stopped answering. Several of them on both
+    sockets now: a scraper still gets /metrics and the --stats-http JSON, every time, at once,
+    and the slow ones are cut off by their whole-request deadline."""
+    tmp = str(tmp_path)
+    sport, mport = free_port(), free_port()
+    sock = os.path.join(tmp, "app.sock")
+    g = run("--master", "--processes", "1", "--tornado", "2", "--socket", sock,
+            "--wsgi-file", APP, "--stats", "127.0.0.1:%d" % sport, "--stats-http",
+            "--metrics-http", "127.0.0.1:%d" % mport)
+
+    def up():
+        try:
+            return "gyre_requests_total{" in scrape(mport, 2.0)
+        except OSError:
+            return False
+    wait_for(up, 15, what="a scrape listing a worker")
+    # never a complete head: "\r\n\r\n" is not in it
+    head = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: slow\r\nX-Pad: "
+    slow = Trickler([("127.0.0.1", mport)] * 4 + [("127.0.0.1", sport)] * 4, head + b"a" * 200)
+    try:
+        # the slow ones are connected and have sent bytes before the scrapes start
+        wait_for(lambda: time.monotonic() - slow.t0 > 0.7, 2, what="slow clients under way")
+        for i in range(5):
+            text, took = timed(scrape, mport, 5.0)
+            assert took < 2.0, "scrape %d took %.2f s behind slow clients" % (i, took)
+            check_histogram(parse_prometheus(text))
+            raw, took = timed(stats_raw, "127.0.0.1:%d" % sport, 5.0)
+            assert took < 2.0, "stats %d took %.2f s behind slow clients" % (i, took)
+            h, _, js = raw.partition("\r\n\r\n")
+            assert h.startswith("HTTP/1.0 200 OK\r\n"), h
+            assert json.loads(js)["pid"] == g.pid
+        # each slow client is closed by its deadline, well before it would have finished
+        wait_for(lambda: len(slow.closed_at) == len(slow.socks), 15,
+                 what="the slow clients cut off by their deadline")
+        assert max(slow.closed_at.values()) < 12, slow.closed_at
+    finally:
+        slow.close()
+    assert g.alive()
+
+
+def test_stats_served_while_many_slow_clients_fill_the_slots(run, tmp_path):
+    """More slow clients than the stats thread serves at once (64): a new client still gets its
+    document at once, the oldest slow one making room, on /metrics; and on the plain --stats
+    unix socket, where a client that keeps sending after its document held the thread too."""
+    tmp = str(tmp_path)
+    sock, st = os.path.join(tmp, "app.sock"), os.path.join(tmp, "stats.sock")
+    mport = free_port()
+    g = run("--socket", sock, "--wsgi-file", APP, "--tornado", "2", "--stats", st,
+            "--metrics-http", "127.0.0.1:%d" % mport)
+    wait_workers(st, g, 1)
+    head = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: " + b"a" * 200
+    for addrs in ([("127.0.0.1", mport)] * 80, [st] * 80):
+        slow = Trickler(addrs, head, every=0.3)
+        try:
+            wait_for(lambda: time.monotonic() - slow.t0 > 0.7, 2, what="slow clients under way")
+            for i in range(5):
+                text, took = timed(scrape, mport, 5.0)
+                assert took < 2.0, "scrape %d took %.2f s behind slow clients" % (i, took)
+                assert "gyre_requests_total{" in text
+                doc, took = timed(stats, st)
+                assert took < 2.0, "stats %d took %.2f s behind slow clients" % (i, took)
+                assert doc["pid"] == g.pid
+        finally:
+            slow.close()
+    assert g.alive()
+
+
+def test_stats_unix_socket_is_owner_only(run, tmp_path):
+    """Issue 8 (4, part): the stats socket was created with the umask's mode (0755 under the
+    usual 022: anyone could connect, read the server's state and hold the stats thread). It
+    is 0600 now, whatever the umask and --chmod-socket (which is for the app's sockets)."""
+    tmp = str(tmp_path)
+    sock, st = os.path.join(tmp, "app.sock"), os.path.join(tmp, "stats.sock")
+    g = run("--socket", sock, "--wsgi-file", APP, "--stats", st, "--chmod-socket", "666")
+    wait_workers(st, g, 1)
+    assert oct(os.stat(st).st_mode & 0o777) == oct(0o600)
+    assert oct(os.stat(sock).st_mode & 0o777) == oct(0o666)
+    assert os.stat(st).st_uid == os.getuid()
+    sock2, st2 = os.path.join(tmp, "app2.sock"), os.path.join(tmp, "stats2.sock")
+    m = run("--master", "--processes", "1", "--socket", sock2, "--wsgi-file", APP,
+            "--stats", st2)
+    wait_workers(st2, m, 1)
+    assert oct(os.stat(st2).st_mode & 0o777) == oct(0o600)
 
 
 # ---- (3) systemd: socket activation ------------------------------------------------------------

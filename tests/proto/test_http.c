@@ -536,8 +536,17 @@ TEST(errors_request_line)
         ERR("GET http://u@h/ HTTP/1.1\r\n", HTTP_E_TARGET, 400),
         ERR("GET httpx://h/ HTTP/1.1\r\n", HTTP_E_TARGET, 400),
         ERR("GET :// HTTP/1.1\r\n", HTTP_E_TARGET, 400),
-        ERR("CONNECT h:443/x HTTP/1.1\r\n", HTTP_E_TARGET, 400),
-        ERR("CONNECT u@h:443 HTTP/1.1\r\n", HTTP_E_TARGET, 400),
+        /* CONNECT: refused at the SP after the method, whatever follows (issue 8, 13) */
+        ERR("CONNECT ", HTTP_E_METHOD_CONNECT, 501),
+        ERR("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+            HTTP_E_METHOD_CONNECT, 501),
+        ERR("CONNECT / HTTP/1.1\r\nHost: h\r\n\r\n", HTTP_E_METHOD_CONNECT, 501),
+        ERR("CONNECT h:443 HTTP/1.0\r\n\r\n", HTTP_E_METHOD_CONNECT, 501),
+        ERR("CONNECT h:443/x HTTP/1.1\r\n", HTTP_E_METHOD_CONNECT, 501),
+        ERR("CONNECT u@h:443 HTTP/1.1\r\n", HTTP_E_METHOD_CONNECT, 501),
+        /* the authority form is CONNECT's only */
+        ERR("GET h:443 HTTP/1.1\r\n", HTTP_E_TARGET, 400),
+        ERR("OPTIONS example.com:443 HTTP/1.1\r\n", HTTP_E_TARGET, 400),
         ERR("GET \r\n", HTTP_E_TARGET, 400),
         ERR("GET /\r\n\r\n", HTTP_E_REQUEST_LINE, 400), /* HTTP/0.9 */
         ERR("GET /\n", HTTP_E_REQUEST_LINE, 400),
@@ -743,6 +752,56 @@ TEST(content_length_values)
     }
 }
 
+/* Content-Length as the application gets it: one field, one value, where it was first sent. */
+TEST(content_length_collapsed)
+{
+    static const struct {
+        const char *fields, *value;
+        uint32_t index; /* of the one Content-Length among the headers (Host is 0) */
+        uint32_t nheaders;
+        int64_t length;
+    } cases[] = {
+        { "Content-Length: 5\r\n", "5", 1, 2, 5 },
+        { "Content-Length: 5\r\nContent-Length: 5\r\n", "5", 1, 2, 5 },
+        { "Content-Length: 5, 5\r\n", "5", 1, 2, 5 },
+        { "Content-Length: 5 ,\t5 , 5\r\n", "5", 1, 2, 5 },
+        { "X-A: 1\r\ncontent-length: 5, 5\r\nX-B: 2\r\nContent-Length: 5\r\nX-C: 3\r\n",
+          "5", 2, 5, 5 },
+        { "Content-Length: 05\r\nContent-Length: 5\r\n", "05", 1, 2, 5 }, /* first as sent */
+        { "Content-Length: 0, 0\r\n", "0", 1, 2, 0 },
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char in[512];
+        int n = snprintf(in, sizeof(in), H11 "%s\r\nhello", cases[i].fields);
+        struct parsed *p = parse_lim(in, (size_t)n, NULL);
+
+        TEST_CONTEXT("case %zu", i);
+        if (CHECK_EQ_INT(p->r, n - 5) && CHECK_EQ_INT(p->req.nheaders, cases[i].nheaders)) {
+            check_slices_inside(p);
+            CHECK_EQ_INT(p->req.content_length, cases[i].length);
+            CHECK(HTTP_NAME_EQ(p->req.headers[cases[i].index].name, "content-length"));
+            slice_is(p->req.headers[cases[i].index].value, cases[i].value);
+            /* it is the only one */
+            const struct gy_param *h = proto_http_find_header(&p->req, NULL, "content-length", 14);
+            CHECK(h == &p->req.headers[cases[i].index]);
+            CHECK(proto_http_find_header(&p->req, h, "content-length", 14) == NULL);
+        }
+        parsed_free(p);
+        check_prefixes(in, (size_t)n - 5, n - 5, NULL);
+    }
+    /* The collapsed lines still count as field lines for max_headers. */
+    {
+        struct http_limits lim = { .max_headers = 3 };
+
+        CHECK_EQ_INT(status_lim(LIT(H11 "Content-Length: 5\r\nContent-Length: 5\r\n\r\n"), &lim),
+                     sizeof(H11 "Content-Length: 5\r\nContent-Length: 5\r\n\r\n") - 1);
+        CHECK_EQ_INT(status_lim(LIT(H11 "Content-Length: 5\r\nContent-Length: 5\r\n"
+                                        "Content-Length: 5\r\n\r\n"), &lim),
+                     HTTP_E_TOO_MANY_HEADERS);
+    }
+}
+
 TEST(framing_accepted)
 {
     struct parsed *p;
@@ -753,7 +812,12 @@ TEST(framing_accepted)
     if (CHECK(p->r > 0)) {
         CHECK_EQ_INT(p->req.body, HTTP_BODY_LENGTH);
         CHECK_EQ_INT(p->req.content_length, 5);
-        CHECK_EQ_INT(p->req.nheaders, 4); /* each kept for the application */
+        /* Collapsed into one field of one value (issue 8, 12): the app must not see "5, 5" */
+        if (CHECK_EQ_INT(p->req.nheaders, 2)) {
+            slice_is(p->req.headers[1].name, "Content-Length");
+            slice_is(p->req.headers[1].value, "5");
+        }
+        check_slices_inside(p);
     }
     parsed_free(p);
     /* Content-Length: 0 is a body of 0 bytes, framed, not "no framing" */
@@ -931,8 +995,9 @@ TEST(target_forms)
         { "GET http://e.com?x HTTP/1.1", "", "x", "e.com" },
         { "GET http://[::1]:80/ HTTP/1.1", "/", "", "[::1]:80" },
         { "OPTIONS * HTTP/1.1", "*", "", "h" },
-        { "CONNECT example.com:443 HTTP/1.1", "", "", "example.com:443" },
-        { "CONNECT / HTTP/1.1", "/", "", "h" },
+        /* methods are case-sensitive: "connect" is some other method, not a tunnel */
+        { "connect / HTTP/1.1", "/", "", "h" },
+        { "CONNECTX / HTTP/1.1", "/", "", "h" },
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -1283,6 +1348,68 @@ TEST(find_header_and_name_eq)
     CHECK(!HTTP_NAME_EQ(((struct gy_slice){ "@[", 2 }), "`{"));
 }
 
+/* Repeats are joined in one pass, in order, with the caller's separator (issue 8, 11). */
+TEST(join_repeats)
+{
+    static const char in[] = H11 "Cookie: a=1\r\nX-M: x\r\ncookie: b=2; c=3\r\nX-E:\r\n"
+                                 "COOKIE: d=4\r\nX-M: \r\nX-E: e\r\n\r\n";
+    struct parsed *p = parse_lim(LIT(in), NULL);
+    char out[64];
+
+    if (CHECK_EQ_INT(p->r, sizeof(in) - 1) && CHECK_EQ_INT(p->req.nheaders, 8)) {
+        const struct gy_param *h = p->req.headers;
+
+        /* Host, Cookie, X-M, cookie, X-E, COOKIE, X-M, X-E */
+        CHECK(!proto_http_is_repeat(&p->req, &h[0]));
+        CHECK(!proto_http_is_repeat(&p->req, &h[1]));
+        CHECK(!proto_http_is_repeat(&p->req, &h[2]));
+        CHECK(proto_http_is_repeat(&p->req, &h[3]));
+        CHECK(!proto_http_is_repeat(&p->req, &h[4]));
+        CHECK(proto_http_is_repeat(&p->req, &h[5]));
+        CHECK(proto_http_is_repeat(&p->req, &h[6]));
+        CHECK(proto_http_is_repeat(&p->req, &h[7]));
+
+        size_t n = proto_http_join_repeats(&p->req, &h[1], "; ", 2, out, sizeof(out));
+        CHECK_EQ_MEM(out, n, "a=1; b=2; c=3; d=4", 18);
+        n = proto_http_join_repeats(&p->req, &h[2], ", ", 2, out, sizeof(out));
+        CHECK_EQ_MEM(out, n, "x, ", 3); /* an empty repeat is an empty element */
+        n = proto_http_join_repeats(&p->req, &h[4], ", ", 2, out, sizeof(out));
+        CHECK_EQ_MEM(out, n, ", e", 3);
+        n = proto_http_join_repeats(&p->req, &h[0], ", ", 2, out, sizeof(out));
+        CHECK_EQ_MEM(out, n, "h", 1); /* no repeat: the value itself */
+        /* the length alone, and nothing written when it does not fit */
+        CHECK_EQ_INT(proto_http_join_repeats(&p->req, &h[1], "; ", 2, NULL, 0), 18);
+        memset(out, '#', sizeof(out));
+        CHECK_EQ_INT(proto_http_join_repeats(&p->req, &h[1], "; ", 2, out, 17), 18);
+        CHECK(out[0] == '#');
+        CHECK_EQ_INT(proto_http_join_repeats(&p->req, &h[1], "; ", 2, out, 18), 18);
+        CHECK_EQ_MEM(out, 18, "a=1; b=2; c=3; d=4", 18);
+    }
+    parsed_free(p);
+
+    /* 99 repeats of 150 bytes in a 16 KiB head: joined, they take about the head's size (the
+     * server's scratch space is twice max_head), not the sum of every partial join. */
+    size_t n = (size_t)snprintf(big, sizeof(big), "GET / HTTP/1.1\r\nHost: h\r\n");
+    for (int i = 0; i < 98; i++)
+        n += (size_t)snprintf(big + n, sizeof(big) - n, "Cookie: %02d%0150d\r\n", i, 0);
+    n += (size_t)snprintf(big + n, sizeof(big) - n, "\r\n");
+    CHECK(n <= HTTP_DEFAULT_MAX_HEAD);
+    p = parse_lim(big, n, NULL);
+    if (CHECK_EQ_INT(p->r, n) && CHECK_EQ_INT(p->req.nheaders, 99)) {
+        static char joined[HTTP_DEFAULT_MAX_HEAD];
+        size_t want = 98 * 152 + 97 * 2, got;
+
+        got = proto_http_join_repeats(&p->req, &p->req.headers[1], "; ", 2, joined,
+                                      sizeof(joined));
+        if (CHECK_EQ_INT(got, want)) {
+            CHECK(memcmp(joined, "00000", 5) == 0 && memcmp(joined + 152, "; 01", 4) == 0);
+            CHECK(memcmp(joined + want - 152, "97", 2) == 0);
+        }
+        CHECK(got < n);
+    }
+    parsed_free(p);
+}
+
 TEST(cgi_name)
 {
     char out[32];
@@ -1349,6 +1476,7 @@ TEST(status_codes_and_strerror)
         { HTTP_E_CHUNK_TRAILER, 400 },
         { HTTP_E_CHUNK_TRAILERS_TOO_LARGE, 431 },
         { HTTP_E_CHUNK_AFTER_END, 500 },
+        { HTTP_E_METHOD_CONNECT, 501 },
     };
     const size_t n = sizeof(map) / sizeof(map[0]);
 
