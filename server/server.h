@@ -228,7 +228,7 @@ struct gy_server {
 
     struct gy_link pending;         /* parsed requests waiting for a core, oldest first */
     int npending;
-    struct gy_link timeouts;        /* connections waiting on a client, oldest deadline first */
+    struct gy_link timeouts;        /* unused: conn.c keeps a timeout list per kind of wait */
     struct gy_link free_conns;
     int nconns;                     /* open client connections */
     int max_conns;
