@@ -3,7 +3,8 @@ import hashlib
 
 
 def application(environ, start_response):
-    path = environ.get("PATH_INFO", "/")
+    # Apache's mod_proxy_fcgi puts the path in SCRIPT_NAME, nginx and the tests in PATH_INFO.
+    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
     if path == "/reject":
         # A 413 answered without reading the body, as apps checking a limit do.
         body = b"too large\n"
