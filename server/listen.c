@@ -229,7 +229,7 @@ static struct {
 
 /* The connection limit: --max-conns, or what RLIMIT_NOFILE leaves after the reserve. Read at
  * the first listen_update, after engine_init raised the soft limit to the hard one. */
-static void conn_limit_init(void)
+static void max_conns_init(void)
 {
     static bool done;
     if (done)
@@ -315,7 +315,7 @@ static void on_acceptable(void *ctx, int fd, int events)
 
 void listen_update(void)
 {
-    conn_limit_init();
+    max_conns_init();
     /* A connection closed since accept() ran out of descriptors: there is one again. */
     if (backoff.paused && S.nconns < backoff.nconns_at)
         backoff_end();

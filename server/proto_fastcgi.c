@@ -163,8 +163,8 @@ static int fcgi_parse_head(struct gy_conn *c)
             break;
         }
     }
-    /* Everything buffered is consumed; the bytes stay (for the log line) until the request
-     * is complete or the connection ends: a head is a few KiB and the buffer holds it. */
+    /* Everything buffered is consumed; the bytes stay (a rejection logs how many came) until
+     * the head is complete or the connection ends: a head is a few KiB and the buffer holds it. */
     return 0;
 }
 

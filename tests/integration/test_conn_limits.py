@@ -71,7 +71,7 @@ def test_trickled_head_is_dropped_at_its_deadline(gyre, proto):
             break
     s.close()
     assert dropped is not None, "a trickling client held its connection for 12 s"
-    assert dropped < 6, "dropped after %.1f s with --socket-timeout 1.5" % dropped
+    assert dropped < 8, "dropped after %.1f s with --socket-timeout 1.5" % dropped
     g.wait_log("socket timeout reading the request head")
 
 
