@@ -24,6 +24,8 @@ PKGS=(
     libinih-dev libsystemd-dev libjansson-dev
     # cgi-fcgi, to talk FastCGI without nginx
     libfcgi-bin
+    # Apache (mod_proxy_fcgi, mod_proxy_uwsgi) as a second front end, run in the foreground
+    apache2 libapache2-mod-proxy-uwsgi
     # uWSGI with its Tornado loop engine: the reference gyre is benchmarked against
     uwsgi-core uwsgi-plugin-python3 uwsgi-plugin-tornado-python3 uwsgi-plugin-greenlet-python3
     # deployment checks: docker-compose config (and PyYAML with it), systemd-socket-activate,

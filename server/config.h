@@ -41,7 +41,11 @@ struct gy_config {
     int chmod_socket;         /* file mode, or -1 to leave the umask's */
     unsigned buffer_size;     /* largest uwsgi vars block accepted */
     int listen_backlog;
-    double socket_timeout;    /* seconds a client may stay silent on a read or write */
+    double socket_timeout;    /* seconds a client may stay silent on a read or write, and
+                                 seconds a request head may take to arrive whole */
+    double keepalive_timeout; /* seconds a kept-alive connection may wait for its next request
+                                 (< 0: not given, the smaller of 5 and socket_timeout) */
+    int max_conns;            /* open client connections at most (0: from RLIMIT_NOFILE) */
     double stop_grace;        /* seconds in-flight requests get on SIGINT/SIGTERM */
     bool disable_logging;     /* the per-request log line */
     const char *log_format;   /* --log-format: the request line with %(name) variables */

@@ -9,9 +9,16 @@
  * response is done, a connection the protocol keeps alive goes back to reading a head, starting
  * with any pipelined bytes already in its buffer.
  *
- * Every wait on a client is bounded by --socket-timeout: waiting connections sit in one list
- * ordered by deadline (all waits have the same length, so appending keeps it sorted) and a
- * sweep once a second drops the expired ones.
+ * Every wait on a client has a deadline, checked by a sweep once a second:
+ *   head    the whole request head must arrive within --socket-timeout of the moment its
+ *           first byte is awaited; the deadline is not moved by each read, so a client that
+ *           trickles a byte a second is dropped like a silent one (slowloris);
+ *   idle    a kept-alive connection waits --keepalive-timeout for its next request;
+ *   io      a core's read or write waits --socket-timeout for the socket to move;
+ *   linger  a connection closed with its request not read to the end (see conn_linger).
+ * Each kind has a list of its own: within a kind every wait has the same length and joins the
+ * list when it starts, so each list is ordered by deadline by construction, and the sweep only
+ * looks at the heads of the lists.
  */
 #include "engine.h"
 #include "log.h"
@@ -38,12 +45,67 @@ size_t conn_max_head(void)
     return b > HTTP_DEFAULT_MAX_HEAD ? b : HTTP_DEFAULT_MAX_HEAD;
 }
 
-static void timeout_arm(struct gy_conn *c)
+/* Past the response, the rest of a request is read and dropped up to this many bytes, on a
+ * kept-alive connection (for the next request) as on a closing one (lingering close). */
+#define DRAIN_MAX_BYTES (4u << 20)
+/* How long a lingering close may take. Like nginx's lingering_timeout: long enough for a
+ * front end to finish sending a body nobody read, short enough to bound what it costs. */
+#define LINGER_TIME 5.0
+/* --keepalive-timeout not given: idle connections go after this. Longer than nginx's upstream keepalive_timeout (60 s by default), so that of the two ends of
+ * an idle upstream connection nginx, which retries a request that fails on a cached connection,
+ * is the one that closes it; and nginx's own client keepalive_timeout. */
+#define DEFAULT_KEEPALIVE_TIMEOUT 75.0
+
+enum timeout_kind { TIMEOUT_HEAD, TIMEOUT_IDLE, TIMEOUT_IO, TIMEOUT_LINGER, TIMEOUT_KINDS };
+
+static struct gy_link timeout_lists[TIMEOUT_KINDS];
+
+static struct gy_link *timeout_list(enum timeout_kind k)
+{
+    struct gy_link *l = &timeout_lists[k];
+    if (!l->next)
+        link_init(l);
+    return l;
+}
+
+static double keepalive_timeout(void)
+{
+    double t = S.cfg->keepalive_timeout;
+    return t >= 0 ? t : DEFAULT_KEEPALIVE_TIMEOUT;
+}
+
+/* The one length of every wait of kind k: what keeps each list sorted. */
+static double timeout_length(enum timeout_kind k)
+{
+    switch (k) {
+    case TIMEOUT_IDLE:
+        return keepalive_timeout();
+    case TIMEOUT_LINGER:
+        return LINGER_TIME;
+    case TIMEOUT_HEAD:
+    case TIMEOUT_IO:
+    default:
+        return S.cfg->socket_timeout;
+    }
+}
+
+/* Start a wait of kind k, from now. */
+static void timeout_arm(struct gy_conn *c, enum timeout_kind k)
 {
     link_remove(&c->timeout_link);
-    c->deadline = engine_now() + S.cfg->socket_timeout;
-    link_append(&S.timeouts, &c->timeout_link);
+    c->timeout_kind = k;
+    c->deadline = engine_now() + timeout_length(k);
+    link_append(timeout_list(k), &c->timeout_link);
     conn_sweep_start();
+}
+
+/* Start a wait of kind k unless the connection is already in one: the head and idle waits
+ * span many reads and keep the deadline of their start. */
+static void timeout_arm_once(struct gy_conn *c, enum timeout_kind k)
+{
+    if (!link_empty(&c->timeout_link) && c->timeout_kind == (int)k)
+        return;
+    timeout_arm(c, k);
 }
 
 static void timeout_disarm(struct gy_conn *c)
@@ -254,7 +316,9 @@ static void read_head(struct gy_conn *c, bool in_core)
                 conn_close(c);
                 return;
             }
-            timeout_arm(c);
+            /* The head's deadline starts with its first wait, new connection or pipelined
+             * bytes; a kept-alive connection with nothing yet is idle until a byte comes. */
+            timeout_arm_once(c, c->len == 0 && c->requests > 0 ? TIMEOUT_IDLE : TIMEOUT_HEAD);
             return;
         }
         if (errno == ECONNRESET && c->len == 0 && c->requests > 0)
@@ -315,7 +379,7 @@ void conn_accepted(int fd, struct gy_listener *l)
  * connection starts where it should. Up to a bound: past it, closing is cheaper. */
 static bool drain_body(struct gy_conn *c)
 {
-    uint64_t budget = 4u << 20;
+    uint64_t budget = DRAIN_MAX_BYTES;
     for (;;) {
         size_t ready = c->body_end - c->body_pos;
         c->body_pos = c->body_end;
@@ -333,12 +397,96 @@ static bool drain_body(struct gy_conn *c)
     }
 }
 
+/* ---- lingering close ----------------------------------------------------------------------
+ *
+ * A connection closed while the peer still sends the request (a body the app did not read,
+ * FastCGI's closing empty STDIN record) makes the peer's next write fail: EPIPE, or a reset
+ * that can also destroy the response in flight, and the front end answers 502/503 instead of
+ * the app's status. So, like nginx's lingering close, the write side is shut first (the
+ * response ends there: EOF for uwsgi and HTTP; FastCGI's END_REQUEST is already out), and the
+ * loop reads and drops the rest of the request, as its framing says, before closing: up to
+ * DRAIN_MAX_BYTES and LINGER_TIME, and without a core.
+ */
+
+/* n bytes of the request arrived at the front of the buffer while lingering: account for
+ * them, as the body's framing says, to know when the request has ended. */
+static void linger_consume(struct gy_conn *c, size_t n)
+{
+    if (c->body_error)
+        return; /* the framing is lost: drop bytes until the peer closes or time is up */
+    if (!c->decoded) {
+        c->body_left -= n;
+        c->body_done = c->body_left == 0;
+        return;
+    }
+    c->body_pos = c->body_end = c->raw_pos = 0;
+    c->len = n;
+    decode_raw(c); /* a broken framing sets body_error */
+}
+
+static void on_linger_readable(void *ctx, int fd, int events);
+
+static void linger_read(struct gy_conn *c)
+{
+    for (;;) {
+        if (c->body_done || c->linger_left == 0) {
+            conn_close(c);
+            return;
+        }
+        size_t room = c->cap;
+        if (!c->decoded && !c->body_error && room > c->body_left)
+            room = (size_t)c->body_left;
+        if (room > c->linger_left)
+            room = (size_t)c->linger_left;
+        ssize_t n = read(c->fd, c->buf, room);
+        if (n > 0) {
+            c->linger_left -= (uint64_t)n;
+            linger_consume(c, (size_t)n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (engine_poll(c->fd, EV_READ, on_linger_readable, c) < 0) {
+                PyErr_Print();
+                conn_close(c);
+            }
+            return;
+        }
+        conn_close(c); /* EOF or an error: the peer is done with the connection */
+        return;
+    }
+}
+
+static void on_linger_readable(void *ctx, int fd, int events)
+{
+    (void)fd;
+    (void)events;
+    linger_read(ctx);
+}
+
+/* The response is out and the connection ends: close it now if the request was read to its
+ * end, else linger. */
+static void conn_linger(struct gy_conn *c)
+{
+    if (c->body_done) {
+        conn_close(c);
+        return;
+    }
+    shutdown(c->fd, SHUT_WR);
+    c->phase = CONN_LINGERING;
+    c->core = NULL;
+    c->linger_left = DRAIN_MAX_BYTES;
+    timeout_arm(c, TIMEOUT_LINGER);
+    linger_read(c);
+}
+
 void conn_request_done(struct gy_conn *c, bool response_complete)
 {
     c->requests++;
     if (!response_complete || !c->keep_alive || S.stopping ||
         !(c->body_done && c->body_pos == c->body_end ? true : drain_body(c))) {
-        conn_close(c);
+        conn_linger(c);
         return;
     }
     reset_request(c, c->raw_pos);
@@ -382,7 +530,7 @@ static enum io_result wait_client(struct gy_conn *c, int events)
     if (engine_poll(c->fd, events, on_core_fd, c) < 0)
         return IO_KILLED;
     core_set_activity(c->core, events & EV_READ ? CORE_WAIT_READ : CORE_WAIT_WRITE);
-    timeout_arm(c);
+    timeout_arm(c, TIMEOUT_IO);
     int wake = core_suspend(c->core, WAIT_FD);
     timeout_disarm(c);
     if (wake != IO_OK && c->fd >= 0)
@@ -448,6 +596,13 @@ enum io_result conn_fill(struct gy_conn *c)
         size_t room = c->cap - c->len;
         if (!c->decoded && room > c->body_left)
             room = (size_t)c->body_left;
+        if (room == 0) {
+            /* A read of 0 bytes would look like EOF: say what it is. The heads kept in the
+             * buffer are smaller than it by BODY_READAHEAD, so this is a bug, not input. */
+            log_msg("%s: no buffer room left for the request body", c->listener->name);
+            errno = ENOBUFS;
+            return IO_ERROR;
+        }
         size_t got;
         rc = recv_waiting(c, c->buf + c->len, room, &got);
         if (rc != IO_OK)
@@ -549,25 +704,43 @@ enum io_result conn_sendfile(struct gy_conn *c, int fd, off_t offset, uint64_t c
 
 /* ---- the once-a-second sweep -------------------------------------------------------------- */
 
+/* A wait of kind k on c passed its deadline. */
+static void timeout_expired(struct gy_conn *c, enum timeout_kind k)
+{
+    switch (k) {
+    case TIMEOUT_HEAD:
+        conn_reject(c, "socket timeout reading the request head");
+        break;
+    case TIMEOUT_IDLE:
+    case TIMEOUT_LINGER:
+        conn_close(c);
+        break;
+    case TIMEOUT_IO:
+        if (c->core && c->core->wait == WAIT_FD) {
+            engine_poll(c->fd, 0, on_core_fd, c);
+            c->core->wake = IO_TIMEOUT;
+            core_enter(c->core);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
 static void sweep(void *ctx)
 {
     (void)ctx;
     Py_CLEAR(S.sweep_timer);
     double now = engine_now();
-    while (!link_empty(&S.timeouts)) {
-        struct gy_conn *c = link_entry(S.timeouts.next, struct gy_conn, timeout_link);
-        if (c->deadline > now)
-            break;
-        link_remove(&c->timeout_link);
-        if (c->phase == CONN_READING) {
-            if (c->len == 0 && c->requests > 0)
-                conn_close(c); /* an idle kept-alive connection */
-            else
-                conn_reject(c, "socket timeout reading the request head");
-        } else if (c->core && c->core->wait == WAIT_FD) {
-            engine_poll(c->fd, 0, on_core_fd, c);
-            c->core->wake = IO_TIMEOUT;
-            core_enter(c->core);
+    for (int k = 0; k < TIMEOUT_KINDS; k++) {
+        struct gy_link *list = timeout_list(k);
+        /* Sorted by deadline: stop at the first one still running. */
+        while (!link_empty(list)) {
+            struct gy_conn *c = link_entry(list->next, struct gy_conn, timeout_link);
+            if (c->deadline > now)
+                break;
+            link_remove(&c->timeout_link);
+            timeout_expired(c, k);
         }
     }
     cores_check_abandoned(now);
@@ -578,16 +751,11 @@ static void sweep(void *ctx)
 
 void conn_drop_idle(void)
 {
-    /* Every connection waiting for a request is in the timeout list. */
-    struct gy_link *l = S.timeouts.next;
-    while (l != &S.timeouts) {
-        struct gy_conn *c = link_entry(l, struct gy_conn, timeout_link);
-        l = l->next;
-        /* Only kept-alive connections between requests: a fresh one with nothing read yet
-         * is a request on its way (nginx connects, then writes), and gets the grace. */
-        if (c->phase == CONN_READING && c->len == 0 && c->requests > 0)
-            conn_close(c);
-    }
+    /* Only kept-alive connections between requests: a fresh one with nothing read yet is a
+     * request on its way (nginx connects, then writes), and gets the grace. */
+    struct gy_link *list = timeout_list(TIMEOUT_IDLE);
+    while (!link_empty(list))
+        conn_close(link_entry(list->next, struct gy_conn, timeout_link));
 }
 
 void conn_sweep_start(void)

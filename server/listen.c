@@ -4,6 +4,13 @@
  * When every core is busy and as many parsed requests wait for one, gyre stops watching the
  * listening sockets, so further connections wait in the kernel's backlog (--listen) instead of
  * in gyre, and nothing spins; the first request to leave the queue starts the watch again.
+ *
+ * The same holds at the connection limit (--max-conns, by default the fd limit minus a reserve
+ * for everything else the process opens): connections past it wait in the backlog, and the
+ * first connection to close makes room. Should accept() still fail for want of descriptors
+ * (EMFILE, ENFILE) or memory, the level-triggered watch would report the waiting connection
+ * again at once and the loop would spin: gyre stops watching until a connection closes or
+ * ACCEPT_RETRY_DELAY passes, and says so once per episode.
  */
 #include "engine.h"
 #include "log.h"
@@ -11,6 +18,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <systemd/sd-daemon.h>
@@ -19,6 +27,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -203,6 +212,76 @@ int listen_open_all(void)
 }
 
 #define ACCEPT_BATCH 16
+/* Descriptors kept for what is not a client connection: the interpreter, the app's files, the
+ * loop, logs, listeners; plus one per core for sendfile's files. */
+#define FD_RESERVE 64
+/* Out of descriptors: the next accept() is tried after this long at the latest. */
+#define ACCEPT_RETRY_DELAY 0.5
+
+/* accept() failed for want of resources: the listeners are not watched until a connection
+ * closes (S.nconns drops below nconns_at) or the retry timer fires. */
+static struct {
+    bool paused;
+    bool logged;            /* this episode was logged; an accept that works ends the episode */
+    int nconns_at;
+    PyObject *timer;
+} backoff;
+
+/* The connection limit: --max-conns, or what RLIMIT_NOFILE leaves after the reserve. */
+void listen_limits_init(void)
+{
+    if (S.cfg->max_conns > 0) {
+        S.max_conns = S.cfg->max_conns;
+        return;
+    }
+    struct rlimit rl;
+    long fds = 1024; /* no answer, or no limit: as many as a default soft limit */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur <= INT_MAX)
+        fds = (long)rl.rlim_cur;
+    long reserve = FD_RESERVE + S.ncores;
+    /* A tiny fd limit still leaves half of it to clients. */
+    long n = fds - reserve > fds / 2 ? fds - reserve : fds / 2;
+    S.max_conns = n > 0 ? (int)n : 1;
+}
+
+static void on_backoff_timer(void *ctx)
+{
+    (void)ctx;
+    Py_CLEAR(backoff.timer);
+    backoff.paused = false;
+    listen_update();
+}
+
+static void backoff_end(void)
+{
+    backoff.paused = false;
+    if (backoff.timer) {
+        engine_cancel(backoff.timer);
+        Py_CLEAR(backoff.timer);
+    }
+}
+
+static void backoff_start(struct gy_listener *l, int err)
+{
+    if (!backoff.logged) {
+        log_msg("accept(%s): %s with %d connection(s) open: accepting again when one closes "
+                "(or in %g s)", l->name, strerror(err), S.nconns, ACCEPT_RETRY_DELAY);
+        backoff.logged = true;
+    }
+    backoff.paused = true;
+    backoff.nconns_at = S.nconns;
+    if (!backoff.timer) {
+        backoff.timer = engine_call_later(ACCEPT_RETRY_DELAY, on_backoff_timer, NULL);
+        if (!backoff.timer)
+            PyErr_Print(); /* a closing connection still ends the pause */
+    }
+    listen_update();
+}
+
+static bool out_of_resources(int err)
+{
+    return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}
 
 static void on_acceptable(void *ctx, int fd, int events)
 {
@@ -215,25 +294,31 @@ static void on_acceptable(void *ctx, int fd, int events)
         if (cfd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            if (out_of_resources(errno))
+                backoff_start(l, errno);
+            else
                 log_errno("accept(%s)", l->name);
-            /* EMFILE and friends: the listen watch is level-triggered, so back off by leaving
-             * the connection in the backlog until a core or descriptor frees up. */
             return;
         }
+        backoff.logged = false;
         conn_accepted(cfd, l);
     }
 }
 
 void listen_update(void)
 {
+    /* A connection closed since accept() ran out of descriptors: there is one again. */
+    if (backoff.paused && S.nconns < backoff.nconns_at)
+        backoff_end();
     /* Accept while a core is free, and also while the queue of parsed requests is shorter than
      * the cores: a core that finishes takes the next request straight from the queue, in its
      * own greenlet, without a trip through the loop. Past that, the kernel's backlog holds them.
      * Once stopped, accepting resumes when the queue is half empty (or a core is free): each
      * start and stop is a trip through the IOLoop's Python, not to be paid per request. */
     int queue_room = S.accepting ? S.ncores : S.ncores / 2 + 1;
-    bool want = !S.stopping && S.nconns < S.max_conns &&
+    bool want = !S.stopping && !backoff.paused && S.nconns < S.max_conns &&
                 (S.busy < S.ncores || S.npending < queue_room);
     if (want == S.accepting)
         return;

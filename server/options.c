@@ -141,6 +141,19 @@ static const char *set_socket_timeout(struct gy_config *c, const char *v)
     return err;
 }
 
+static const char *set_keepalive_timeout(struct gy_config *c, const char *v)
+{
+    return parse_seconds(v, &c->keepalive_timeout);
+}
+
+static const char *set_max_conns(struct gy_config *c, const char *v)
+{
+    long n = 0;
+    const char *err = parse_long(v, 1, INT_MAX, &n);
+    c->max_conns = (int)n;
+    return err;
+}
+
 static const char *set_stop_grace(struct gy_config *c, const char *v)
 {
     return parse_seconds(v, &c->stop_grace);
@@ -201,6 +214,8 @@ static const struct option_def OPTIONS[] = {
     {"buffer-size", ARG_REQUIRED, set_buffer_size, "N", "largest request head (uwsgi vars, FastCGI params) accepted, in bytes (default: 4096, max 65535)"},
     {"listen", ARG_REQUIRED, set_listen, "N", "listen backlog of every socket (default: 1024)"},
     {"socket-timeout", ARG_REQUIRED, set_socket_timeout, "SECONDS", "drop a client silent this long on a read or write (default: 30)"},
+    {"keepalive-timeout", ARG_REQUIRED, set_keepalive_timeout, "SECONDS", "close a kept-alive connection idle this long between requests (default: 75)"},
+    {"max-conns", ARG_REQUIRED, set_max_conns, "N", "open client connections per process at most; more wait in the listen backlog (default: the fd limit minus a reserve)"},
     {"worker-reload-mercy", ARG_REQUIRED, set_stop_grace, "SECONDS", "time in-flight requests get to finish on SIGTERM (default: 5)"},
     {"chdir", ARG_REQUIRED, set_chdir, "DIR", "chdir to DIR before loading the app"},
     {"pythonpath", ARG_REQUIRED, set_pythonpath, "DIR", "add DIR to sys.path (repeatable)"},
@@ -307,6 +322,7 @@ static void set_defaults(struct gy_config *cfg)
     cfg->buffer_size = 4096;
     cfg->listen_backlog = 1024;
     cfg->socket_timeout = 30;
+    cfg->keepalive_timeout = -1;  /* conn.c's default */
     cfg->stop_grace = 5;
     cfg->processes = 1;
     cfg->reload_mercy = 30;

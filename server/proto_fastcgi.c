@@ -141,8 +141,13 @@ static int fcgi_parse_head(struct gy_conn *c)
             c->params = f->params.params;
             c->nparams = f->params.nparams;
             c->keep_alive = (f->flags & FCGI_KEEP_CONN) != 0;
-            /* The body's records follow; bytes consumed so far are the "head". */
-            conn_body_decoded(c, c->raw_pos);
+            /* The body's records follow. The head's records are parsed and its params live in
+             * scratch: nothing points into their bytes, so they leave the buffer. Kept, a head
+             * of records, padding and management records could fill the buffer to its last
+             * byte and leave no room to read the body into. */
+            memmove(c->buf, c->buf + c->raw_pos, c->len - c->raw_pos);
+            c->len -= c->raw_pos;
+            conn_body_decoded(c, 0);
             return 1;
         }
         case FCGI_EV_STDIN:
@@ -158,8 +163,8 @@ static int fcgi_parse_head(struct gy_conn *c)
             break;
         }
     }
-    /* Everything buffered is consumed; the bytes stay (for the log line) until the request
-     * is complete or the connection ends: a head is a few KiB and the buffer holds it. */
+    /* Everything buffered is consumed; the bytes stay (a rejection logs how many came) until
+     * the head is complete or the connection ends: a head is a few KiB and the buffer holds it. */
     return 0;
 }
 

@@ -92,6 +92,7 @@ enum conn_phase {
     CONN_READING,  /* reading the request head; no core is held */
     CONN_QUEUED,   /* head parsed, waiting for a free core */
     CONN_IN_CORE,  /* a core runs the app for it */
+    CONN_LINGERING,/* answered and closing: reading and dropping the rest of the request */
 };
 
 enum io_result {
@@ -164,9 +165,12 @@ struct gy_conn {
     uint16_t peer_port;
     uint64_t requests;              /* served on this connection */
 
-    /* The wait the connection is in, for --socket-timeout. */
+    /* The wait the connection is in (head, idle, core I/O, lingering close): its deadline,
+     * and which of conn.c's timeout lists holds it. */
     double deadline;
-    struct gy_link timeout_link;    /* in S.timeouts while waiting on the client */
+    int timeout_kind;
+    struct gy_link timeout_link;    /* in a timeout list while waiting on the client */
+    uint64_t linger_left;           /* CONN_LINGERING: bytes it may still drop before closing */
     struct gy_link queue_link;      /* in S.pending while CONN_QUEUED; in S.free_conns when free */
 
     double started;                 /* when the head was complete */
@@ -224,7 +228,6 @@ struct gy_server {
 
     struct gy_link pending;         /* parsed requests waiting for a core, oldest first */
     int npending;
-    struct gy_link timeouts;        /* connections waiting on a client, oldest deadline first */
     struct gy_link free_conns;
     int nconns;                     /* open client connections */
     int max_conns;
@@ -296,6 +299,8 @@ static inline void link_append(struct gy_link *head, struct gy_link *n)
 int listen_open_all(void);
 /* Bind and listen on one address (unix path or HOST:PORT) into l; -1 with a log line. */
 int listen_open_one(struct gy_listener *l, const char *addr);
+/* The connection limit (S.max_conns), from --max-conns or RLIMIT_NOFILE; before listen_update. */
+void listen_limits_init(void);
 void listen_update(void);            /* watch the sockets iff a core is free and not stopping */
 void listen_close_all(void);
 

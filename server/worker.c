@@ -432,9 +432,7 @@ int worker_run(struct gy_config *cfg, const struct gy_worker_link *link)
     S.cfg = cfg;
     S.pid = getpid();
     S.link = link;
-    S.max_conns = cfg->cores + 1024;
     link_init(&S.pending);
-    link_init(&S.timeouts);
     link_init(&S.free_conns);
     log_init();
 
@@ -503,6 +501,7 @@ int worker_run(struct gy_config *cfg, const struct gy_worker_link *link)
         listen_close_all();
         return 1;
     }
+    listen_limits_init(); /* after engine_init raised the soft fd limit to the hard one */
     listen_update();
     if (link) {
         heartbeat(NULL);

@@ -1065,3 +1065,95 @@ def test_through_nginx_posts_the_app_does_not_read_keep_the_connection(stack):
     s = stack(APP, "--tornado", "4", proto="fastcgi")
     conns = nginx_connections(s, 20, method="POST", body=b"x" * 500)
     assert 1 <= len(conns) <= 4, "%d upstream connections for 20 requests" % len(conns)
+
+
+# ---- a head that fills the buffer; closing while the front end still sends ---------------------
+
+# gyre's connection buffer: the uwsgi header, the largest head (--buffer-size, at least 16 KiB
+# for HTTP) and 16 KiB of body read-ahead (server/conn.c conn_alloc).
+def conn_buffer_size(buffer_size=4096):
+    return 4 + max(buffer_size, 16384) + 16384
+
+
+def padded_head(rid, pairs, total):
+    """BEGIN_REQUEST, PARAMS and the empty PARAMS record, `total` bytes in all: the pairs cut
+    into as many records as the padding (at most 255 a record) needs."""
+    fixed = len(begin_request(rid)) + len(record(PARAMS, rid))
+    n = -(-(total - fixed - len(pairs)) // (8 + 255 + 1))
+    assert 0 < n <= len(pairs), "not enough pairs to pad %d records" % n
+    cuts = [len(pairs) * i // n for i in range(n + 1)]
+    pad_total = total - fixed - len(pairs) - 8 * n
+    pads = [pad_total // n + (1 if i < pad_total % n else 0) for i in range(n)]
+    assert all(0 <= p <= 255 for p in pads)
+    out = begin_request(rid)
+    for i in range(n):
+        out += record(PARAMS, rid, pairs[cuts[i]:cuts[i + 1]], padding=pads[i])
+    out += record(PARAMS, rid)
+    assert len(out) == total
+    return out
+
+
+@pytest.mark.parametrize("short_by", [0, 1, 8])
+def test_head_filling_the_buffer_keeps_the_body(fcgi, short_by):
+    """BEGIN + PARAMS totalling the connection buffer exactly: the STDIN records after them
+    reach the app whole (a zero-byte read into the full buffer was taken for EOF)."""
+    g = fcgi()
+    body = os.urandom(5000)
+    pairs = encode_pairs(make_params("/echo", method="POST", body=body,
+                                     extra={"HTTP_X_FILL": "f" * 1500}))
+    data = padded_head(1, pairs, conn_buffer_size() - short_by) + stream(STDIN, 1, body)
+    with Conn(g.socket) as c:
+        c.send(data)
+        status, _, got = c.response(1).assert_complete()
+    assert status == 200
+    info = json.loads(got)
+    assert (info["length"], info["sha256"]) == (len(body), hashlib.sha256(body).hexdigest())
+    healthy(g)
+
+
+def test_empty_stdin_after_the_answer_is_read_not_refused(fcgi):
+    """Apache's mod_proxy_fcgi and cgi-fcgi send the closing empty STDIN record after PARAMS, and
+    gyre may answer before it arrives: without FCGI_KEEP_CONN gyre must not close the connection
+    under the sender (EPIPE: Apache's 503 "AH01075 ... sending empty stdin"), but read the
+    request to its end and then close."""
+    g = fcgi()
+    for _ in range(3):
+        with Conn(g.socket) as c:
+            c.send(begin_request(1) + stream(PARAMS, 1, encode_pairs(make_params("/"))))
+            status, _, got = c.response(1).assert_complete()
+            assert (status, got) == (200, b"Hello, World!")
+            # The answer is complete; the request's end goes out now, and must be taken.
+            c.send(record(STDIN, 1))
+            assert c.closed_by_peer()
+    healthy(g)
+
+
+def test_unread_body_is_taken_before_the_close(fcgi):
+    """The app answers without reading a 1 MiB body: the sender can still send all of it (gyre
+    reads and drops it on the loop, not in a core), and the connection closes after it."""
+    g = fcgi("--tornado", "1")
+    body = b"b" * (1 << 20)
+    with Conn(g.socket) as c:
+        pairs = encode_pairs(make_params("/", method="POST", body=body))
+        c.send(begin_request(1) + stream(PARAMS, 1, pairs))
+        status, _, got = c.response(1).assert_complete()
+        assert (status, got) == (200, b"Hello, World!")
+        # The core is free while the connection lingers: another request is served at once.
+        healthy(g)
+        c.send(stream(STDIN, 1, body))
+        assert c.closed_by_peer()
+    healthy(g)
+
+
+def test_cgi_fcgi_get_exits_0(fcgi):
+    """Debian's cgi-fcgi (libfcgi) GETs: it writes the empty STDIN after PARAMS and exited with
+    EPIPE, having read the whole answer, when gyre closed first."""
+    g = fcgi()
+    env = dict(os.environ, REQUEST_METHOD="GET", SCRIPT_NAME="", PATH_INFO="/",
+               QUERY_STRING="", SERVER_NAME="localhost", SERVER_PORT="80",
+               SERVER_PROTOCOL="HTTP/1.1", REQUEST_URI="/")
+    for i in range(30):
+        r = subprocess.run(["cgi-fcgi", "-bind", "-connect", g.socket], env=env,
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+        assert r.returncode == 0, "run %d: cgi-fcgi exited %d: %r" % (i, r.returncode, r.stderr)
+        assert r.stdout.endswith(b"Hello, World!")

@@ -309,14 +309,16 @@ def test_connection_close_honoured(http, value):
     assert "/ok" not in served_paths(g)
 
 
-def test_idle_kept_alive_connection_dropped_after_socket_timeout(http):
-    g = http("--socket-timeout", "1")
+def test_idle_kept_alive_connection_dropped_after_keepalive_timeout(http):
+    """Between requests the wait is --keepalive-timeout's, not --socket-timeout's (which bounds
+    a client silent in mid-request), as nginx's keepalive_timeout and client_body_timeout."""
+    g = http("--socket-timeout", "0.5", "--keepalive-timeout", "2")
     with Conn(g.port) as c:
         c.send(req("/ok"))
         assert c.read_response().body == b"ok"
         t0 = time.monotonic()
-        assert c.closed(timeout=4)
-        assert time.monotonic() - t0 > 0.5
+        assert c.closed(timeout=6)
+        assert time.monotonic() - t0 > 1.5
     alive(g)
 
 
