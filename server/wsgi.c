@@ -735,8 +735,19 @@ static enum outcome send_result(struct gy_core *c, PyObject *result)
 {
     if (result == Py_None)
         return app_error(c, "the app returned None, not an iterable of bytes", NULL);
-    if (PyList_CheckExact(result) || PyTuple_CheckExact(result))
+    if (PyTuple_CheckExact(result))
         return send_sequence(c, result);
+    if (PyList_CheckExact(result)) {
+        /* The writes suspend this core, and meanwhile other requests run: the app may share the
+         * list with them, and they may change it (free its items, resize its array). Send the
+         * items it holds now, each kept alive by a tuple of our own. */
+        PyObject *items = PyList_AsTuple(result);
+        if (!items)
+            return app_failed(c, "cannot take the response list's items");
+        enum outcome o = send_sequence(c, items);
+        Py_DECREF(items);
+        return o;
+    }
     if (Py_IS_TYPE(result, &FileWrapperType)) {
         enum outcome o = send_file(c, (FileWrapper *)result);
         if (o != OUT_NOT_A_FILE)
