@@ -823,26 +823,9 @@ static void log_request(struct gy_core *c, const struct req_facts *f, double sta
         .headers_size = c->resp.head_len,
         .switches = (unsigned long long)c->switches,
     };
-    char line[1536];
-    size_t n;
-    if (S.cfg->log_format) {
-        n = logformat_render(&lf, line, sizeof line);
-    } else {
-        /* uWSGI's default line, field for field, so that log tooling keeps working. */
-        int k = snprintf(line, sizeof line,
-                         "[pid: %d|core: %d|req: %llu] %.*s () {%u vars in %u bytes} [%s] %.*s %.*s "
-                         "=> generated %llu bytes in %u msecs (%.*s %d) %u headers in %zu bytes "
-                         "(%llu switches on core %d)\n",
-                         lf.pid, lf.core, lf.req, lf.addr_len, lf.addr, lf.vars, lf.head_size,
-                         log_asctime(), lf.method_len, lf.method, lf.uri_len, lf.uri, lf.size,
-                         lf.msecs, lf.proto_len, lf.proto, lf.status, lf.headers, lf.headers_size,
-                         lf.switches, lf.core);
-        n = k < 0 ? 0 : (size_t)k;
-        if (n > sizeof line - 1) {
-            n = sizeof line - 1;
-            line[n - 1] = '\n';
-        }
-    }
+    /* --log-format or uWSGI's default line: one renderer, which escapes the client's text. */
+    char line[4096];
+    size_t n = logformat_render(&lf, line, sizeof line);
     if (n > 0)
         log_raw(line, n);
 }
