@@ -895,7 +895,8 @@ static void log_request(struct gy_core *c, const struct req_facts *f, double sta
         .headers_size = c->resp.head_len,
         .switches = (unsigned long long)c->switches,
     };
-    /* --log-format or uWSGI's default line: one renderer, which escapes the client's text. */
+    /* --log-format or uWSGI's default line: one renderer, which escapes the client's text.
+     * Room for the URI's 512 bytes escaped (4 each) and the rest of the line. */
     char line[4096];
     size_t n = logformat_render(&lf, line, sizeof line);
     if (n > 0)
