@@ -183,6 +183,7 @@ static void reset_request(struct gy_conn *c, size_t keep_from)
     c->body_error = false;
     c->decoded = false;
     c->keep_alive = false;
+    c->body_held = false;
     c->nowait = false;
     c->params = NULL;
     c->nparams = 0;
@@ -397,6 +398,19 @@ static bool drain_body(struct gy_conn *c)
     }
 }
 
+/*
+ * Whether the connection may carry another request: the one place this is decided, for every
+ * protocol (nginx's ngx_http_set_keepalive). The protocols report facts: c->keep_alive (the
+ * peer asked for it: HTTP's version and Connection, FastCGI's FCGI_KEEP_CONN, never for uwsgi;
+ * cleared when a response is framed by the close) and c->body_held (the client waits for a
+ * 100 Continue before sending the body). A held body can never be drained: the client may
+ * send it later or never, so the next request's first byte is unknown.
+ */
+bool conn_keep_alive(const struct gy_conn *c)
+{
+    return c->keep_alive && !S.stopping && (c->body_done || !c->body_held);
+}
+
 /* ---- lingering close ----------------------------------------------------------------------
  *
  * A connection closed while the peer still sends the request (a body the app did not read,
@@ -484,8 +498,10 @@ static void conn_linger(struct gy_conn *c)
 void conn_request_done(struct gy_conn *c, bool response_complete)
 {
     c->requests++;
-    if (!response_complete || !c->keep_alive || S.stopping ||
-        !(c->body_done && c->body_pos == c->body_end ? true : drain_body(c))) {
+    /* A response cut short (an app's body shorter than its Content-Length, a file that shrank,
+     * a write that failed) leaves the peer waiting for bytes that will not come: only the close
+     * tells it, and a kept connection would have the next response read as this one's body. */
+    if (!response_complete || !conn_keep_alive(c) || !drain_body(c)) {
         conn_linger(c);
         return;
     }

@@ -1,6 +1,7 @@
 /*
  * Logging: one write(2) per line to stderr, so lines from several processes never interleave
- * mid-line. Request log lines are built by the caller and handed to log_raw().
+ * mid-line. Request log lines are rendered by logformat.c and handed to log_raw(); any other
+ * line that quotes the client's bytes passes them through log_escape() first.
  */
 #ifndef GYRE_LOG_H
 #define GYRE_LOG_H
@@ -34,9 +35,14 @@ struct log_fields {
     unsigned long long switches;
 };
 
-/* logformat.c: --log-format. Compile the format once at start-up (NULL or an error message);
- * render one line (with its newline) into out, returning its length. */
+/* logformat.c: every request log line. Compile --log-format once at start-up (NULL or an
+ * error message); without one, uWSGI's default line is the format. Render one line (with its
+ * newline) into out, returning its length: the client's text in it escaped by log_escape. */
 const char *logformat_compile(const char *fmt);
 size_t logformat_render(const struct log_fields *f, char *out, size_t cap);
+/* Bytes from a client made safe for a log line: control bytes, DEL, '"' and '\\' become
+ * \xHH, as nginx writes them. Writes at most cap bytes to dst (never half an escape) and
+ * returns how many; stops early when src does not fit. */
+size_t log_escape(char *dst, size_t cap, const char *src, size_t n);
 
 #endif

@@ -1,7 +1,9 @@
 /*
- * --log-format: uWSGI's logformat, text with %(name) variables. Compiled once into a list of
- * pieces (literal text or a variable); rendering a request's line only copies and formats
- * numbers into the caller's buffer: no parsing and no allocation per request.
+ * Request log lines: the one renderer. uWSGI's logformat, text with %(name) variables,
+ * compiled once into a list of pieces (literal text or a variable); rendering a request's line
+ * only copies, escapes and formats numbers into the caller's buffer: no parsing and no
+ * allocation per request. Without --log-format the format is LOGFORMAT_UWSGI, uWSGI's default
+ * line, rendered by the same code: text from the client is escaped in one place (put_text).
  *
  * Variables: method uri status size msecs pid core addr proto vars pktsize hsize headers
  * switches req time (epoch) ltime. A '%' not followed by "(" is literal text, as in uWSGI.
@@ -55,6 +57,13 @@ struct piece {
 
 static struct piece *pieces;
 static size_t npieces;
+
+/* uWSGI's default request line, field for field, so that log tooling keeps working. */
+static const char LOGFORMAT_UWSGI[] =
+    "[pid: %(pid)|core: %(core)|req: %(req)] %(addr) () {%(vars) vars in %(pktsize) bytes} "
+    "[%(ltime)] %(method) %(uri) => generated %(size) bytes in %(msecs) msecs "
+    "(%(proto) %(status)) %(headers) headers in %(hsize) bytes "
+    "(%(switches) switches on core %(core))";
 
 const char *logformat_compile(const char *fmt)
 {
@@ -119,13 +128,40 @@ static void put(struct sink *s, const char *p, size_t n)
     s->len += n;
 }
 
-/* Text from the request: a control character would forge or break log lines; it shows as '?'. */
+/* Whether a byte from the client must not reach the log as it is: a control byte or DEL would
+ * start a forged line or drive the terminal showing the log; '"' and '\\' would end or escape a
+ * quoted field a log parser splits on. As nginx's access log escapes them. */
+static bool needs_escape(unsigned char ch)
+{
+    return ch < 0x20 || ch == 0x7f || ch == '"' || ch == '\\';
+}
+
+size_t log_escape(char *dst, size_t cap, const char *src, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)src[i];
+        if (!needs_escape(ch)) {
+            if (len == cap)
+                break;
+            dst[len++] = (char)ch;
+            continue;
+        }
+        if (cap - len < 4)
+            break; /* cut before an escape, never through one */
+        dst[len++] = '\\';
+        dst[len++] = 'x';
+        dst[len++] = hex[ch >> 4];
+        dst[len++] = hex[ch & 15];
+    }
+    return len;
+}
+
+/* Text from the request, escaped. */
 static void put_text(struct sink *s, const char *p, int n)
 {
-    for (int i = 0; i < n && s->len < s->cap; i++) {
-        unsigned char ch = (unsigned char)p[i];
-        s->buf[s->len++] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
-    }
+    s->len += log_escape(s->buf + s->len, s->cap - s->len, p, n > 0 ? (size_t)n : 0);
 }
 
 static void put_num(struct sink *s, unsigned long long v)
@@ -156,6 +192,8 @@ size_t logformat_render(const struct log_fields *f, char *out, size_t cap)
             out[0] = '\0';
         return 0;
     }
+    if (!pieces && logformat_compile(LOGFORMAT_UWSGI) != NULL)
+        return 0; /* out of memory: no line rather than a wrong one */
     struct sink s = {out, 0, cap - 2};
     for (size_t i = 0; i < npieces && s.len < s.cap; i++) {
         const struct piece *pc = &pieces[i];

@@ -355,10 +355,10 @@ static bool fcgi_finish(struct gy_core *core, bool complete)
     /* Records that came while the request ran: a BEGIN_REQUEST among them was sent while this
      * one was active, and gets CANT_MPX_CONN now, before our END_REQUEST. */
     fcgi_poll_abort(c);
-    if (!(f->flags & FCGI_KEEP_CONN))
-        c->keep_alive = false;
+    /* A cut response (a failed write, a body shorter than its Content-Length) gets no
+     * END_REQUEST: the close is what tells nginx, which must not reuse the connection. */
     if (!complete && !f->aborted)
-        return false; /* the connection is broken or cut: closing it tells nginx */
+        return false;
     char recs[FCGI_HEADER_LEN + FCGI_END_REQUEST_LEN];
     proto_fcgi_encode_stdout_header(recs, FCGI_HEADER_LEN, f->request_id, 0);
     proto_fcgi_encode_end_request(recs + FCGI_HEADER_LEN, FCGI_END_REQUEST_LEN, f->request_id, 0,

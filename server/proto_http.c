@@ -257,6 +257,7 @@ static int http_parse_head(struct gy_conn *c)
         return -1;
     }
     c->keep_alive = h->req.keep_alive;
+    c->body_held = h->req.expect_continue;
     if (h->req.body == HTTP_BODY_CHUNKED)
         conn_body_decoded(c, (size_t)rc);
     else
@@ -274,8 +275,15 @@ static enum io_result http_before_body(struct gy_conn *c)
     struct http_conn *h = &c->u.http;
     if (!h->req.expect_continue || h->continue_sent)
         return IO_OK;
+    /* RFC 9110 15.2: a 1xx comes before the final response, never after its head. Once the
+     * head is out, the client sends the body on its own (after its wait for a 100) or not at
+     * all: the read waits for it as for any slow body, and the connection stays unusable for
+     * another request until the body is in (body_held). */
+    if (!c->core || c->core->resp.head_sent)
+        return IO_OK;
     /* The client waits for this before sending the body: only now, when the app reads it. */
     h->continue_sent = true;
+    c->body_held = false;
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
     struct iovec iov = {(void *)cont, sizeof cont - 1};
     return conn_write_all(c, &iov, 1);
@@ -286,10 +294,6 @@ static int http_head_finish(struct gy_core *core, int64_t content_length)
     struct gy_conn *c = core->conn;
     struct http_conn *h = &c->u.http;
     struct gy_response *r = &core->resp;
-    /* The client waits for a 100 Continue the app never asked for: it may still send the body
-     * or not, so the connection cannot carry another request. */
-    if (S.stopping || (h->req.expect_continue && !h->continue_sent && !c->body_done))
-        c->keep_alive = false;
     h->chunked_response = false;
     if (wsgi_response_has_body(r) && !r->has_content_length) {
         /* A HEAD response says the length the GET would have; it just sends no body. */
@@ -306,6 +310,10 @@ static int http_head_finish(struct gy_core *core, int64_t content_length)
             c->keep_alive = false; /* HTTP/1.0: the close ends the body */
         }
     }
+    /* The head says what conn_request_done will do, as far as it is known now (a body still
+     * held back by an Expect: 100-continue, stopping); once "close" is said, it stays so. */
+    if (!conn_keep_alive(c))
+        c->keep_alive = false;
     size_t dlen;
     const char *date = date_header(&dlen);
     if (wsgi_head_append(r, date, dlen) < 0 || wsgi_head_append(r, "Server: gyre\r\n", 14) < 0)
@@ -348,11 +356,12 @@ static enum io_result http_send_file(struct gy_core *core, int fd, off_t offset,
     return conn_sendfile(core->conn, fd, offset, count, sent);
 }
 
+/* A cut response gets no last chunk: its absence (and the close) tells the client. */
 static bool http_finish(struct gy_core *core, bool complete)
 {
     struct gy_conn *c = core->conn;
     if (!complete)
-        return false; /* a cut response: only closing tells the client */
+        return false;
     if (!c->u.http.chunked_response)
         return true;
     struct iovec last = {(void *)"0\r\n\r\n", 5};

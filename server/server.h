@@ -146,7 +146,11 @@ struct gy_conn {
     bool body_done;                 /* every body byte is in [body_pos, body_end) or was read */
     bool decoded;                   /* framed by proto->decode_body, not by a length */
     bool body_error;                /* the framing broke: every read of the body fails */
-    bool keep_alive;                /* the protocol allows another request on this connection */
+    bool keep_alive;                /* the peer asked for another request on this connection and
+                                       the response's framing does not end with the close (a fact
+                                       the protocols report; conn_keep_alive decides) */
+    bool body_held;                 /* the client holds the body back until asked (HTTP's
+                                       Expect: 100-continue) and was not asked yet */
     bool nowait;                    /* writes must not suspend the core (it is being killed) */
 
     /* The request, as CGI params: slices into buf (or into protocol state). */
@@ -191,7 +195,9 @@ struct gy_response {
     bool head_sent;
     bool has_content_length;
     bool head_only;                 /* HEAD request: no body bytes on the wire */
+    int64_t length;                 /* the head's Content-Length (the app's or gyre's); -1: none */
     uint64_t body_sent;             /* body bytes the app produced (also for HEAD) */
+    uint64_t body_out;              /* body bytes handed to the wire: never more than length */
     uint32_t nheaders;
 };
 
@@ -312,8 +318,12 @@ void stats_close(bool unlink_files);
 /* conn.c */
 void conn_accepted(int fd, struct gy_listener *l);
 void conn_close(struct gy_conn *c);
-/* The app is done with the request: keep the connection for the next one, or close it. */
+/* The app is done with the request: keep the connection for the next one, or close it.
+ * response_complete: the response went out whole, ended as its protocol ends one. */
 void conn_request_done(struct gy_conn *c, bool response_complete);
+/* The one keep-alive decision for every protocol: may the connection carry another request,
+ * as things stand (the HTTP head announces it; conn_request_done applies it). */
+bool conn_keep_alive(const struct gy_conn *c);
 /* Log why a connection's request never reached the app, then close it. */
 void conn_reject(struct gy_conn *c, const char *why);
 /* Head parsed: set up the body for length framing (content_length bytes follow head_len). */

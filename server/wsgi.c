@@ -274,6 +274,7 @@ int wsgi_head_content_length(struct gy_response *r, int64_t content_length)
     char line[48];
     int n = snprintf(line, sizeof line, "Content-Length: %lld\r\n", (long long)content_length);
     r->has_content_length = true;
+    r->length = content_length;
     return head_append(r, line, (size_t)n);
 }
 
@@ -284,6 +285,7 @@ static int head_start(struct gy_core *c, const char *status, size_t slen)
     const char *prefix = c->conn->proto->status_prefix;
     r->head_len = 0;
     r->has_content_length = false;
+    r->length = -1;
     r->nheaders = 0;
     return head_append(r, prefix, strlen(prefix)) < 0 || head_append(r, status, slen) < 0 ||
                    head_append(r, "\r\n", 2) < 0
@@ -332,6 +334,25 @@ static int check_header(const char *name, Py_ssize_t nlen, const char *value, Py
             return -1;
         }
     }
+    return 0;
+}
+
+/* The app's Content-Length: what the response promises, enforced by send_framed. One
+ * decimal number (repeated only with the same value): anything else could not be enforced. */
+static int app_content_length(struct gy_response *r, const char *value, Py_ssize_t vlen)
+{
+    int64_t v;
+    if (vlen == 0 || gy_parse_decimal(value, (size_t)vlen, &v) < 0) {
+        PyErr_Format(PyExc_ValueError, "invalid Content-Length response header: %.*s",
+                     (int)(vlen > 64 ? 64 : vlen), value);
+        return -1;
+    }
+    if (r->has_content_length && r->length != v) {
+        PyErr_SetString(PyExc_ValueError, "two different Content-Length response headers");
+        return -1;
+    }
+    r->has_content_length = true;
+    r->length = v;
     return 0;
 }
 
@@ -399,8 +420,9 @@ static PyObject *start_response(PyObject *self, PyObject *const *args, Py_ssize_
         const char *value = name ? latin1_of(PyTuple_GET_ITEM(h, 1), &vlen, "header value") : NULL;
         if (!value || check_header(name, nlen, value, vlen) < 0)
             goto fail;
-        if (nlen == 14 && strncasecmp(name, "Content-Length", 14) == 0)
-            r->has_content_length = true;
+        if (nlen == 14 && strncasecmp(name, "Content-Length", 14) == 0 &&
+            app_content_length(r, value, vlen) < 0)
+            goto fail;
         if (head_reserve(r, (size_t)(nlen + vlen + 4)) < 0)
             goto fail;
         head_append(r, name, (size_t)nlen);
@@ -424,7 +446,26 @@ static void r_account(struct gy_core *c, size_t n)
     c->resp.body_sent += n;
 }
 
-/* Hand body iovecs to the protocol, preceded by the head the first time. */
+/* The head's Content-Length is a promise to the peer: bytes past it would be read as the start
+ * of the next response on a kept-alive connection (or an upstream's). Cut body[0..n) to what
+ * is left of it; the app's extra bytes are dropped (wsgi_serve logs them). */
+static int clip_to_length(struct gy_response *r, struct iovec *body, int n)
+{
+    if (r->length < 0)
+        return n;
+    uint64_t room = (uint64_t)r->length - r->body_out; /* body_out <= length */
+    for (int i = 0; i < n; i++) {
+        if (body[i].iov_len >= room) {
+            body[i].iov_len = (size_t)room;
+            return room ? i + 1 : i;
+        }
+        room -= body[i].iov_len;
+    }
+    return n;
+}
+
+/* Hand body iovecs to the protocol, preceded by the head the first time. Every body byte but
+ * sendfile's goes through here. */
 static enum io_result send_framed(struct gy_core *c, struct iovec *body, int nbody,
                                   int64_t content_length)
 {
@@ -439,8 +480,11 @@ static enum io_result send_framed(struct gy_core *c, struct iovec *body, int nbo
         head = (struct iovec){r->head, r->head_len};
         r->head_sent = true;
     }
-    if (r->head_only)
-        nbody = 0;
+    nbody = r->head_only ? 0 : clip_to_length(r, body, nbody);
+    for (int i = 0; i < nbody; i++)
+        r->body_out += body[i].iov_len;
+    if (!head.iov_len && nbody == 0)
+        return IO_OK;
     return c->conn->proto->send(c, head.iov_len ? &head : NULL, body, nbody);
 }
 
@@ -698,9 +742,16 @@ static enum outcome send_file(struct gy_core *c, FileWrapper *fw)
         c->resp.body_sent = count;
         return o;
     }
-    uint64_t sent;
-    o = io_outcome(c, c->conn->proto->send_file(c, fd, offset, count, &sent));
-    c->resp.body_sent += sent;
+    /* An app's Content-Length below the file's size: the rest is dropped, as in send_framed. */
+    struct gy_response *r = &c->resp;
+    uint64_t room = r->length >= 0 ? (uint64_t)r->length - r->body_out : count;
+    uint64_t dropped = count > room ? count - room : 0;
+    uint64_t sent = 0;
+    if (count > dropped)
+        o = io_outcome(c, c->conn->proto->send_file(c, fd, offset, count - dropped, &sent));
+    /* A file that shrank meanwhile sent less than the head announced: body_out says so. */
+    r->body_out += sent;
+    r->body_sent += sent + dropped;
     return o;
 }
 
@@ -735,8 +786,19 @@ static enum outcome send_result(struct gy_core *c, PyObject *result)
 {
     if (result == Py_None)
         return app_error(c, "the app returned None, not an iterable of bytes", NULL);
-    if (PyList_CheckExact(result) || PyTuple_CheckExact(result))
+    if (PyTuple_CheckExact(result))
         return send_sequence(c, result);
+    if (PyList_CheckExact(result)) {
+        /* The writes suspend this core, and meanwhile other requests run: the app may share the
+         * list with them, and they may change it (free its items, resize its array). Send the
+         * items it holds now, each kept alive by a tuple of our own. */
+        PyObject *items = PyList_AsTuple(result);
+        if (!items)
+            return app_failed(c, "cannot take the response list's items");
+        enum outcome o = send_sequence(c, items);
+        Py_DECREF(items);
+        return o;
+    }
     if (Py_IS_TYPE(result, &FileWrapperType)) {
         enum outcome o = send_file(c, (FileWrapper *)result);
         if (o != OUT_NOT_A_FILE)
@@ -777,7 +839,7 @@ static bool answer_500(struct gy_core *c)
     static const char ctype[] = "Content-Type: text/plain\r\n";
     r->status = 500;
     r->started = true;
-    r->body_sent = 0;
+    r->body_sent = r->body_out = 0;
     if (head_start(c, status, sizeof status - 1) < 0 || head_append(r, ctype, sizeof ctype - 1) < 0) {
         PyErr_Clear();
         return false;
@@ -786,6 +848,27 @@ static bool answer_500(struct gy_core *c)
     enum io_result rc = send_response(c, BODY_500, sizeof BODY_500 - 1, sizeof BODY_500 - 1);
     PyErr_Clear();
     return rc == IO_OK;
+}
+
+/* The body against the head's Content-Length, once the app is done. Extra bytes were dropped
+ * (clip_to_length): the response is still whole. Missing bytes leave the peer waiting for
+ * them: the response is cut, and the connection must close (conn_request_done). */
+static bool body_matches_length(struct gy_core *c)
+{
+    const struct gy_response *r = &c->resp;
+    if (r->length < 0 || r->head_only)
+        return true;
+    if (r->body_sent > (uint64_t)r->length)
+        log_msg("core %d: the app's response is longer than its Content-Length (%llu bytes "
+                "for %lld): the rest was dropped",
+                c->id, (unsigned long long)r->body_sent, (long long)r->length);
+    if (r->body_out < (uint64_t)r->length) {
+        log_msg("core %d: the response is shorter than its Content-Length (%llu of %lld bytes): "
+                "closing the connection",
+                c->id, (unsigned long long)r->body_out, (long long)r->length);
+        return false;
+    }
+    return true;
 }
 
 static void log_request(struct gy_core *c, const struct req_facts *f, double started)
@@ -812,26 +895,10 @@ static void log_request(struct gy_core *c, const struct req_facts *f, double sta
         .headers_size = c->resp.head_len,
         .switches = (unsigned long long)c->switches,
     };
-    char line[1536];
-    size_t n;
-    if (S.cfg->log_format) {
-        n = logformat_render(&lf, line, sizeof line);
-    } else {
-        /* uWSGI's default line, field for field, so that log tooling keeps working. */
-        int k = snprintf(line, sizeof line,
-                         "[pid: %d|core: %d|req: %llu] %.*s () {%u vars in %u bytes} [%s] %.*s %.*s "
-                         "=> generated %llu bytes in %u msecs (%.*s %d) %u headers in %zu bytes "
-                         "(%llu switches on core %d)\n",
-                         lf.pid, lf.core, lf.req, lf.addr_len, lf.addr, lf.vars, lf.head_size,
-                         log_asctime(), lf.method_len, lf.method, lf.uri_len, lf.uri, lf.size,
-                         lf.msecs, lf.proto_len, lf.proto, lf.status, lf.headers, lf.headers_size,
-                         lf.switches, lf.core);
-        n = k < 0 ? 0 : (size_t)k;
-        if (n > sizeof line - 1) {
-            n = sizeof line - 1;
-            line[n - 1] = '\n';
-        }
-    }
+    /* --log-format or uWSGI's default line: one renderer, which escapes the client's text.
+     * Room for the URI's 512 bytes escaped (4 each) and the rest of the line. */
+    char line[4096];
+    size_t n = logformat_render(&lf, line, sizeof line);
     if (n > 0)
         log_raw(line, n);
 }
@@ -843,7 +910,8 @@ bool wsgi_serve(struct gy_core *c)
     r->head_len = 0;
     r->status = 0;
     r->started = r->head_sent = r->has_content_length = false;
-    r->body_sent = 0;
+    r->length = -1;
+    r->body_sent = r->body_out = 0;
     r->nheaders = 0;
     S.requests++;
     struct req_facts facts;
@@ -868,19 +936,22 @@ bool wsgi_serve(struct gy_core *c)
         }
     }
 
-    bool complete = o == OUT_OK;
+    bool complete = o == OUT_OK && body_matches_length(c);
     if (o == OUT_ABANDONED) {
         PyErr_Clear();
         struct gy_slice m = param_value(conn, facts.method, "GET");
         struct gy_slice u = param_value(conn, facts.uri, "/");
+        char what[64 + 4 * 256];
+        size_t wl = log_escape(what, 64, m.ptr, m.len);
+        what[wl++] = ' ';
+        wl += log_escape(what + wl, sizeof what - wl, u.ptr, u.len > 256 ? 256 : u.len);
         if (c->harakiri)
-            log_msg("core %d: %.*s %.*s cancelled by harakiri%s", c->id, (int)m.len, m.ptr,
-                    (int)(u.len > 256 ? 256 : u.len), u.ptr, r->head_sent ? "" : "; answered 500");
-        else
-            log_msg("core %d: %.*s %.*s abandoned: the app suspended its greenlet and nothing "
-                    "can resume it%s",
-                    c->id, (int)m.len, m.ptr, (int)(u.len > 256 ? 256 : u.len), u.ptr,
+            log_msg("core %d: %.*s cancelled by harakiri%s", c->id, (int)wl, what,
                     r->head_sent ? "" : "; answered 500");
+        else
+            log_msg("core %d: %.*s abandoned: the app suspended its greenlet and nothing "
+                    "can resume it%s",
+                    c->id, (int)wl, what, r->head_sent ? "" : "; answered 500");
         /* This greenlet is being killed and may not suspend: write what fits, drop the rest. */
         conn->nowait = true;
         answer_500(c);
