@@ -400,9 +400,12 @@ void cores_check_harakiri(double now)
         const char *text = stack ? PyUnicode_AsUTF8(stack) : NULL;
         if (!text)
             PyErr_Clear();
-        log_msg("core %d: harakiri: the request has run for %.1f s (--harakiri %g): "
-                "cancelling it. Its stack, most recent call last:\n%s",
-                c->id, now - c->conn->started, limit, text ? text : "  (unavailable)\n");
+        char first[160];
+        snprintf(first, sizeof first,
+                 "core %d: harakiri: the request has run for %.1f s (--harakiri %g): "
+                 "cancelling it. Its stack, most recent call last:",
+                 c->id, now - c->conn->started, limit);
+        log_lines(first, text ? text : "  (unavailable)\n");
         Py_XDECREF(stack);
         PyObject *r = PyGreenlet_Throw((PyGreenlet *)gr, PyExc_GreenletExit, NULL, NULL);
         if (!r)

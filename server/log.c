@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -29,18 +30,69 @@ void log_raw(const char *buf, size_t len)
     }
 }
 
+/* Whether a byte must not reach the log as it is: a control byte or DEL would start a forged
+ * line or drive the terminal showing the log. In a field of the request line, '"' and '\\'
+ * too: they would end or escape a quoted field a log parser splits on. As nginx's access log. */
+static bool needs_escape(unsigned char ch, bool field)
+{
+    return ch < 0x20 || ch == 0x7f || (field && (ch == '"' || ch == '\\'));
+}
+
+static size_t escape(char *dst, size_t cap, const char *src, size_t n, bool field)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)src[i];
+        if (!needs_escape(ch, field)) {
+            if (len == cap)
+                break;
+            dst[len++] = (char)ch;
+            continue;
+        }
+        if (cap - len < 4)
+            break; /* cut before an escape, never through one */
+        dst[len++] = '\\';
+        dst[len++] = 'x';
+        dst[len++] = hex[ch >> 4];
+        dst[len++] = hex[ch & 15];
+    }
+    return len;
+}
+
+size_t log_escape(char *dst, size_t cap, const char *src, size_t n)
+{
+    return escape(dst, cap, src, n, true);
+}
+
+/* Every server message is one line: whatever it quotes (a client's method or URI, an app's
+ * exception message, a path) has its control bytes escaped here, so no caller can forget. */
 static void log_vmsg(const char *suffix, const char *fmt, va_list ap)
 {
-    char line[2048];
+    char text[2048];
+    int m = vsnprintf(text, sizeof text, fmt, ap);
+    size_t tlen = m < 0 ? 0 : (size_t)m < sizeof text ? (size_t)m : sizeof text - 1;
+    char line[4096];
+    size_t slen = strlen(suffix);
     int n = snprintf(line, sizeof line, "[gyre %d] ", log_pid);
-    int m = vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
-    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-    if (len > sizeof line - 2 - strlen(suffix))
-        len = sizeof line - 2 - strlen(suffix);
-    memcpy(line + len, suffix, strlen(suffix));
-    len += strlen(suffix);
+    size_t len = (size_t)n;
+    len += escape(line + len, sizeof line - len - slen - 1, text, tlen, false);
+    len += escape(line + len, sizeof line - len - 1, suffix, slen, false);
     line[len++] = '\n';
     log_raw(line, len);
+}
+
+/* A message followed by lines of their own (a stack): each line prefixed as a message, its
+ * control bytes escaped as in log_msg. */
+void log_lines(const char *first, const char *text)
+{
+    log_msg("%s", first);
+    while (*text) {
+        const char *nl = strchr(text, '\n');
+        size_t n = nl ? (size_t)(nl - text) : strlen(text);
+        log_msg("%.*s", (int)n, text);
+        text += n + (nl ? 1 : 0);
+    }
 }
 
 void log_msg(const char *fmt, ...)

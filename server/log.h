@@ -1,7 +1,9 @@
 /*
  * Logging: one write(2) per line to stderr, so lines from several processes never interleave
- * mid-line. Request log lines are rendered by logformat.c and handed to log_raw(); any other
- * line that quotes the client's bytes passes them through log_escape() first.
+ * mid-line. Request log lines are rendered by logformat.c (the client's fields through
+ * log_escape) and handed to log_raw(); every other line goes through log_msg, which escapes
+ * the control bytes of the whole message: no line can hold a newline or a terminal escape
+ * that came from a client or an app.
  */
 #ifndef GYRE_LOG_H
 #define GYRE_LOG_H
@@ -9,8 +11,10 @@
 #include <stddef.h>
 
 void log_init(void);
-/* A server message: "[gyre PID] ...\n". */
+/* A server message: "[gyre PID] ...\n", control bytes escaped (\xHH). */
 void log_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A message and then text of several lines (a stack), each line a message of its own. */
+void log_lines(const char *first, const char *text);
 /* A message followed by strerror(errno). */
 void log_errno(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Write len bytes as they are (the caller ends them with a newline). */

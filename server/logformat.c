@@ -128,36 +128,6 @@ static void put(struct sink *s, const char *p, size_t n)
     s->len += n;
 }
 
-/* Whether a byte from the client must not reach the log as it is: a control byte or DEL would
- * start a forged line or drive the terminal showing the log; '"' and '\\' would end or escape a
- * quoted field a log parser splits on. As nginx's access log escapes them. */
-static bool needs_escape(unsigned char ch)
-{
-    return ch < 0x20 || ch == 0x7f || ch == '"' || ch == '\\';
-}
-
-size_t log_escape(char *dst, size_t cap, const char *src, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t len = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)src[i];
-        if (!needs_escape(ch)) {
-            if (len == cap)
-                break;
-            dst[len++] = (char)ch;
-            continue;
-        }
-        if (cap - len < 4)
-            break; /* cut before an escape, never through one */
-        dst[len++] = '\\';
-        dst[len++] = 'x';
-        dst[len++] = hex[ch >> 4];
-        dst[len++] = hex[ch & 15];
-    }
-    return len;
-}
-
 /* Text from the request, escaped. */
 static void put_text(struct sink *s, const char *p, int n)
 {

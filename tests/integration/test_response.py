@@ -356,3 +356,23 @@ def test_log_line_escapes_control_bytes(gyre, fmt):
     assert b"GET\\x1b]0;title\\x07" in line
     if fmt is None:
         assert re.match(rb"\[pid: \d+\|core: 0\|req: 1\] 1\.2\.3\.4", line), line
+
+
+def test_server_messages_escape_control_bytes(gyre):
+    """Not only the request line: every server message that quotes a client's bytes (here the
+    line SIGINT writes for each request it cuts) has its control bytes escaped by log_msg."""
+    g = gyre("engine_app.py", "--tornado", "2")
+    with connect(g.socket, TIMEOUT) as s:
+        uwsgi_send(s, "/suspend", "s=30", uri=FORGED)
+        # A second request on the other core answers once the first is parked on its timer.
+        with connect(g.socket, TIMEOUT) as s2:
+            uwsgi_send(s2, "/peak")
+            assert b"200" in recv_all(s2).split(b"\r\n", 1)[0]
+        wait_for(lambda: "GET /peak" in g.log(), what="the second request's log line")
+        g.proc.send_signal(2)
+        g.proc.wait(TIMEOUT)
+    with open(g.log_path, "rb") as f:
+        log = f.read()
+    assert b"SIGINT: cutting GET /x\\x0a[pid: 1|app: 0|req: 1/1] forged\\x1b[31m" in log, log
+    assert b"\x1b" not in log
+    assert not any(line.startswith(b"[pid: 1|app: 0") for line in log.split(b"\n")), log
