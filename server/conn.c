@@ -51,9 +51,10 @@ size_t conn_max_head(void)
 /* How long a lingering close may take. Like nginx's lingering_timeout: long enough for a
  * front end to finish sending a body nobody read, short enough to bound what it costs. */
 #define LINGER_TIME 5.0
-/* --keepalive-timeout not given: idle connections go after this. Longer than nginx's upstream keepalive_timeout (60 s by default), so that of the two ends of
- * an idle upstream connection nginx, which retries a request that fails on a cached connection,
- * is the one that closes it; and nginx's own client keepalive_timeout. */
+/* --keepalive-timeout not given: idle connections go after this. Longer than nginx's upstream
+ * keepalive_timeout (60 s by default), so that of the two ends of an idle upstream connection
+ * nginx, which retries a request that fails on a cached connection, is the one that closes
+ * it; and nginx's own client keepalive_timeout. */
 #define DEFAULT_KEEPALIVE_TIMEOUT 75.0
 
 enum timeout_kind { TIMEOUT_HEAD, TIMEOUT_IDLE, TIMEOUT_IO, TIMEOUT_LINGER, TIMEOUT_KINDS };

@@ -358,7 +358,8 @@ const char *ini_load(struct gy_config *cfg, const char *path)
     if (section && !c.saw_section)
         return fail("%s: no [%s] section", file, section);
     if (!c.saw_section) /* as uWSGI: not an error (an include may hold only placeholders) */
-        fprintf(stderr, "gyre: warning: %s has no [uwsgi] or [gyre] section: nothing taken from it\n",
+        fprintf(stderr,
+                "gyre: warning: %s has no [uwsgi] or [gyre] section: nothing taken from it\n",
                 file);
     return NULL;
 }

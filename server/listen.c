@@ -236,7 +236,8 @@ void listen_limits_init(void)
     }
     struct rlimit rl;
     long fds = 1024; /* no answer, or no limit: as many as a default soft limit */
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur <= INT_MAX)
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur <= INT_MAX)
         fds = (long)rl.rlim_cur;
     long reserve = FD_RESERVE + S.ncores;
     /* A tiny fd limit still leaves half of it to clients. */
