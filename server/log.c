@@ -65,6 +65,15 @@ size_t log_escape(char *dst, size_t cap, const char *src, size_t n)
     return escape(dst, cap, src, n, true);
 }
 
+size_t log_escaped_len(const char *src, size_t n)
+{
+    size_t len = n;
+    for (size_t i = 0; i < n; i++)
+        if (needs_escape((unsigned char)src[i], true))
+            len += 3;
+    return len;
+}
+
 /* Every server message is one line: whatever it quotes (a client's method or URI, an app's
  * exception message, a path) has its control bytes escaped here, so no caller can forget. */
 static void log_vmsg(const char *suffix, const char *fmt, va_list ap)

@@ -48,5 +48,7 @@ size_t logformat_render(const struct log_fields *f, char *out, size_t cap);
  * \xHH, as nginx writes them. Writes at most cap bytes to dst (never half an escape) and
  * returns how many; stops early when src does not fit. */
 size_t log_escape(char *dst, size_t cap, const char *src, size_t n);
+/* How many bytes log_escape needs for all of src. */
+size_t log_escaped_len(const char *src, size_t n);
 
 #endif

@@ -57,6 +57,7 @@ struct piece {
 
 static struct piece *pieces;
 static size_t npieces;
+static char *pieces_text; /* the format's copy, which the literal pieces point into */
 
 /* uWSGI's default request line, field for field, so that log tooling keeps working. */
 static const char LOGFORMAT_UWSGI[] =
@@ -109,21 +110,30 @@ const char *logformat_compile(const char *fmt)
     if (*lit)
         out[n++] = (struct piece){V_LITERAL, lit, strlen(lit)};
     free(pieces);
+    free(pieces_text);
     pieces = out;
+    pieces_text = copy;
     npieces = n;
     return NULL;
 }
 
-/* The output, bounded: a line that does not fit is cut, never overflowed. */
+/* The output, bounded: a line that does not fit is cut, never overflowed. Once anything is cut
+ * the line ends there: later fields after a field missing its end would read as that field's
+ * whole value. */
 struct sink {
     char *buf;
     size_t len, cap; /* cap leaves room for the final "\n\0" */
+    bool cut;
 };
 
 static void put(struct sink *s, const char *p, size_t n)
 {
-    if (n > s->cap - s->len)
+    if (s->cut)
+        return;
+    if (n > s->cap - s->len) {
         n = s->cap - s->len;
+        s->cut = true;
+    }
     memcpy(s->buf + s->len, p, n);
     s->len += n;
 }
@@ -131,7 +141,12 @@ static void put(struct sink *s, const char *p, size_t n)
 /* Text from the request, escaped. */
 static void put_text(struct sink *s, const char *p, int n)
 {
-    s->len += log_escape(s->buf + s->len, s->cap - s->len, p, n > 0 ? (size_t)n : 0);
+    if (s->cut)
+        return;
+    size_t len = n > 0 ? (size_t)n : 0;
+    size_t room = s->cap - s->len;
+    s->cut = log_escaped_len(p, len) > room; /* log_escape stops where the rest does not fit */
+    s->len += log_escape(s->buf + s->len, room, p, len);
 }
 
 static void put_num(struct sink *s, unsigned long long v)
@@ -164,8 +179,8 @@ size_t logformat_render(const struct log_fields *f, char *out, size_t cap)
     }
     if (!pieces && logformat_compile(LOGFORMAT_UWSGI) != NULL)
         return 0; /* out of memory: no line rather than a wrong one */
-    struct sink s = {out, 0, cap - 2};
-    for (size_t i = 0; i < npieces && s.len < s.cap; i++) {
+    struct sink s = {out, 0, cap - 2, false};
+    for (size_t i = 0; i < npieces && !s.cut; i++) {
         const struct piece *pc = &pieces[i];
         switch (pc->var) {
         case V_LITERAL: put(&s, pc->text, pc->len); break;
