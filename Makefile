@@ -42,7 +42,7 @@ PROTO_OBJ   := $(PROTO_SRC:%.c=build/%.o)
 SERVER_OBJ  := $(SERVER_SRC:%.c=build/%.o)
 PROTO_TESTS := $(patsubst tests/proto/%.c,build/tests/%,$(sort $(wildcard tests/proto/test_*.c)))
 # server/'s parts that need no Python (configuration, log rendering): unit-tested like proto/.
-SERVER_PURE := server/options.c server/ini.c
+SERVER_PURE := server/options.c server/ini.c server/logformat.c server/log.c
 SERVER_TESTS := $(patsubst tests/server/%.c,build/tests/server/%,$(sort $(wildcard tests/server/test_*.c)))
 FUZZERS     := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
 HEADERS     := $(wildcard proto/*.h server/*.h)
