@@ -1220,55 +1220,20 @@ static int content_length_status(const char *value, size_t vlen, int64_t *out)
     return r;
 }
 
+/* The value is read by gy_parse_decimal (its table of values: test_request.c); here, that the
+ * parser uses it: a value it takes, the largest, and one it refuses, with the FastCGI status. */
 TEST(pairs_content_length)
 {
-    static const struct {
-        const char *value;
-        size_t len;
-        int ok;
-        int64_t want;
-    } cases[] = {
-#define OK(s, v) { s, sizeof(s) - 1, 1, v }
-#define BAD(s) { s, sizeof(s) - 1, 0, 0 }
-        OK("", 0),
-        OK("0", 0),
-        OK("27", 27),
-        OK("007", 7),
-        OK("4294967296", 4294967296),
-        OK("9223372036854775807", INT64_MAX),
-        OK("00000000000000000000009223372036854775807", INT64_MAX),
-        BAD("9223372036854775808"),
-        BAD("18446744073709551616"),
-        BAD("99999999999999999999"),
-        BAD("+1"),
-        BAD("-1"),
-        BAD(" 1"),
-        BAD("1 "),
-        BAD("1\r\n"),
-        BAD("1\0"),
-        BAD("1.0"),
-        BAD("0x10"),
-        BAD("/"),
-        BAD(":"),
-        BAD("\xd9\xa1"),
-        BAD("abc"),
-#undef OK
-#undef BAD
-    };
+    int64_t got = -1;
 
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        int64_t got = -1;
-        int r = content_length_status(cases[i].value, cases[i].len, &got);
-
-        TEST_CONTEXT("CONTENT_LENGTH case %zu", i);
-        if (cases[i].ok) {
-            CHECK_EQ_INT(r, 3);
-            CHECK_EQ_INT(got, cases[i].want);
-        } else {
-            CHECK_EQ_INT(r, FCGI_E_CONTENT_LENGTH);
-            CHECK_EQ_INT(got, 0);
-        }
-    }
+    CHECK_EQ_INT(content_length_status("9223372036854775807", 19, &got), 3);
+    CHECK_EQ_INT(got, INT64_MAX);
+    CHECK_EQ_INT(content_length_status("", 0, &got), 3); /* empty: no body, as nginx sends it */
+    CHECK_EQ_INT(got, 0);
+    CHECK_EQ_INT(content_length_status("9223372036854775808", 19, &got), FCGI_E_CONTENT_LENGTH);
+    CHECK_EQ_INT(got, 0);
+    CHECK_EQ_INT(content_length_status("+1", 2, &got), FCGI_E_CONTENT_LENGTH);
+    CHECK_EQ_INT(got, 0);
 }
 
 TEST(pairs_content_length_repeated_and_lookalikes)
@@ -1688,8 +1653,6 @@ TEST(strerror)
         const char *s = proto_fcgi_strerror(statuses[i]);
 
         TEST_CONTEXT("status %d", statuses[i]);
-        if (!CHECK(s != NULL))
-            continue;
         CHECK(s[0] >= 'a' && s[0] <= 'z');
         CHECK(strlen(s) < 60 && s[strlen(s) - 1] != '.' && !strchr(s, '\n'));
         for (size_t j = 0; j < i; j++)
@@ -1697,8 +1660,8 @@ TEST(strerror)
         CHECK(strcmp(s, proto_fcgi_strerror(-100)) != 0);
     }
     CHECK_EQ_STR(proto_fcgi_strerror(-(int)n - 1), "unknown error");
-    CHECK(proto_fcgi_strerror(0) != NULL);
-    CHECK(proto_fcgi_strerror(42) != NULL);
+    CHECK_EQ_STR(proto_fcgi_strerror(0), "no error");
+    CHECK_EQ_STR(proto_fcgi_strerror(42), "no error");
 }
 
 int main(int argc, char **argv)

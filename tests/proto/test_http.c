@@ -704,31 +704,14 @@ TEST(content_length_values)
     } cases[] = {
 #define OK(s, v) { s, sizeof(s) - 1, 1, v }
 #define BAD(s) { s, sizeof(s) - 1, 0, 0 }
-        OK("0", 0),
-        OK("123", 123),
-        OK("007", 7),
-        OK("4294967296", 4294967296),
+        /* Each number is read by gy_parse_decimal (its table: test_request.c); here, that the
+         * parser uses it, and what HTTP adds: lists of one number, at least one digit. */
         OK("9223372036854775807", INT64_MAX),
-        OK("00000000000000000000009223372036854775807", INT64_MAX),
         OK("5, 5", 5),
         OK("5,5", 5),
         OK("5 ,\t5 , 05", 5),
         BAD("9223372036854775808"), /* INT64_MAX + 1 */
-        BAD("18446744073709551615"),
-        BAD("18446744073709551616"),
-        BAD("99999999999999999999"),
-        BAD("92233720368547758070"),
-        BAD("+1"),
         BAD("-1"),
-        BAD("-0"),
-        BAD("1.0"),
-        BAD("0x10"),
-        BAD("1e3"),
-        BAD("1_000"),
-        BAD("/"), /* '0' - 1 */
-        BAD(":"), /* '9' + 1 */
-        BAD("\xd9\xa1"), /* ARABIC-INDIC DIGIT ONE */
-        BAD("abc"),
         BAD("\"5\""),
 #undef OK
 #undef BAD
@@ -1487,8 +1470,6 @@ TEST(status_codes_and_strerror)
         TEST_CONTEXT("status %d", map[i].status);
         CHECK_EQ_INT(map[i].status, -(int)i - 1);
         CHECK_EQ_INT(proto_http_error_status(map[i].status), map[i].code);
-        if (!CHECK(s != NULL))
-            continue;
         CHECK(s[0] >= 'a' && s[0] <= 'z');
         CHECK(strlen(s) < 60 && s[strlen(s) - 1] != '.' && !strchr(s, '\n'));
         for (size_t j = 0; j < i; j++)
@@ -1499,8 +1480,9 @@ TEST(status_codes_and_strerror)
     CHECK_EQ_INT(proto_http_error_status(HTTP_INCOMPLETE), 0);
     CHECK_EQ_INT(proto_http_error_status(42), 0);
     CHECK_EQ_INT(proto_http_error_status(HTTP_E_LAST - 1), 0);
-    CHECK(proto_http_strerror(HTTP_E_LAST - 1) != NULL);
-    CHECK(proto_http_strerror(42) != NULL);
+    CHECK_EQ_STR(proto_http_strerror(HTTP_INCOMPLETE), "incomplete request");
+    CHECK_EQ_STR(proto_http_strerror(HTTP_E_LAST - 1), "unknown error");
+    CHECK_EQ_STR(proto_http_strerror(42), "no error");
 }
 
 /* ---- the chunked decoder ---- */

@@ -617,65 +617,20 @@ static int content_length_status(const char *value, size_t vlen, int64_t *out)
     return r;
 }
 
+/* The value is read by gy_parse_decimal (its table of values: test_request.c); here, that the
+ * parser uses it: a value it takes, the largest, and one it refuses, with the uwsgi status. */
 TEST(content_length_values)
 {
-    static const struct {
-        const char *value;
-        size_t len;
-        int ok;
-        int64_t want;
-    } cases[] = {
-#define OK(s, v) { s, sizeof(s) - 1, 1, v }
-#define BAD(s) { s, sizeof(s) - 1, 0, 0 }
-        OK("", 0),
-        OK("0", 0),
-        OK("123", 123),
-        OK("007", 7),
-        OK("4294967296", 4294967296),
-        OK("9223372036854775807", INT64_MAX),
-        OK("00000000000000000000009223372036854775807", INT64_MAX),
-        OK("9223372036854775799", INT64_MAX - 8),
-        BAD("9223372036854775808"), /* INT64_MAX + 1 */
-        BAD("9223372036854775810"),
-        BAD("18446744073709551615"), /* UINT64_MAX */
-        BAD("18446744073709551616"),
-        BAD("99999999999999999999"),
-        BAD("92233720368547758070"),
-        BAD("+1"),
-        BAD("-1"),
-        BAD("-0"),
-        BAD(" 1"),
-        BAD("1 "),
-        BAD("1\t"),
-        BAD("1\r\n"),
-        BAD("1\0"),
-        BAD("\0"),
-        BAD("1,000"),
-        BAD("1.0"),
-        BAD("0x10"),
-        BAD("1e3"),
-        BAD("/"), /* '0' - 1 */
-        BAD(":"), /* '9' + 1 */
-        BAD("\xd9\xa1"), /* ARABIC-INDIC DIGIT ONE */
-        BAD("\xb1"),
-        BAD("abc"),
-#undef OK
-#undef BAD
-    };
+    int64_t got = -1;
 
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        int64_t got = -1;
-        int r = content_length_status(cases[i].value, cases[i].len, &got);
-
-        TEST_CONTEXT("CONTENT_LENGTH case %zu", i);
-        if (cases[i].ok) {
-            CHECK(r > 0);
-            CHECK_EQ_INT(got, cases[i].want);
-        } else {
-            CHECK_EQ_INT(r, UWSGI_E_CONTENT_LENGTH);
-            CHECK_EQ_INT(got, 0);
-        }
-    }
+    CHECK(content_length_status("9223372036854775807", 19, &got) > 0);
+    CHECK_EQ_INT(got, INT64_MAX);
+    CHECK(content_length_status("", 0, &got) > 0);
+    CHECK_EQ_INT(got, 0);
+    CHECK_EQ_INT(content_length_status("9223372036854775808", 19, &got), UWSGI_E_CONTENT_LENGTH);
+    CHECK_EQ_INT(got, 0);
+    CHECK_EQ_INT(content_length_status("-1", 2, &got), UWSGI_E_CONTENT_LENGTH);
+    CHECK_EQ_INT(got, 0);
 }
 
 TEST(content_length_absent_is_zero)
@@ -804,19 +759,17 @@ TEST(strerror)
         const char *s = proto_uwsgi_strerror(statuses[i]);
 
         TEST_CONTEXT("status %d", statuses[i]);
-        if (!CHECK(s != NULL))
-            continue;
+        CHECK_EQ_INT(statuses[i], -(int)i - 1); /* every code from -1 down, none skipped */
         CHECK(s[0] >= 'a' && s[0] <= 'z');
         CHECK(strlen(s) < 60 && s[strlen(s) - 1] != '.' && !strchr(s, '\n'));
-        CHECK_EQ_STR(proto_uwsgi_strerror(statuses[i]), s);
         for (size_t j = 0; j < i; j++)
             CHECK(strcmp(s, proto_uwsgi_strerror(statuses[j])) != 0);
         CHECK(strcmp(s, proto_uwsgi_strerror(-100)) != 0);
     }
-    CHECK(proto_uwsgi_strerror(UWSGI_INCOMPLETE) != NULL);
-    CHECK(proto_uwsgi_strerror(-100) != NULL);
-    CHECK(proto_uwsgi_strerror(-8) != NULL);
-    CHECK(proto_uwsgi_strerror(42) != NULL);
+    CHECK_EQ_STR(proto_uwsgi_strerror(UWSGI_INCOMPLETE), "incomplete request");
+    CHECK_EQ_STR(proto_uwsgi_strerror(-(int)n - 1), "unknown error"); /* past the last status */
+    CHECK_EQ_STR(proto_uwsgi_strerror(-100), "unknown error");
+    CHECK_EQ_STR(proto_uwsgi_strerror(42), "no error");
 }
 
 int main(int argc, char **argv)
