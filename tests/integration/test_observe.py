@@ -139,7 +139,6 @@ def check_shape(doc, ncores):
     for s in doc["sockets"]:
         for k, t in SOCKET_KEYS.items():
             assert k in s and exact_type(s[k], t), (k, s)
-        assert s["queue"] >= 0
     for w in doc["workers"]:
         for k, t in WORKER_KEYS.items():
             assert k in w, "worker lacks %r: %s" % (k, sorted(w))
