@@ -414,6 +414,7 @@ TEST(truncated_vars)
     /* Key length with nothing after it. */
     CHECK_EQ_INT(BLOCK_STATUS("\x01\x00"), UWSGI_E_TRUNCATED);
     /* Key runs past the block. */
+    // clang-format off
     CHECK_EQ_INT(BLOCK_STATUS("\x05\x00" "KEY"), UWSGI_E_TRUNCATED);
     /* Key fits, no value length field. */
     CHECK_EQ_INT(BLOCK_STATUS("\x03\x00" "KEY"), UWSGI_E_TRUNCATED);
@@ -429,12 +430,15 @@ TEST(truncated_vars)
     CHECK_EQ_INT(BLOCK_STATUS("\x01\x00" "K" "\xff\xff" "v"), UWSGI_E_TRUNCATED);
     /* Exactly fitting, for contrast. */
     CHECK_EQ_INT(BLOCK_STATUS("\x03\x00" "KEY" "\x03\x00" "val"), 4 + 10);
+    // clang-format on
 }
 
 TEST(length_field_split_at_block_end)
 {
     /* A good var, then one byte of the next key's length field as the last byte of the block. */
+    // clang-format off
     CHECK_EQ_INT(BLOCK_STATUS("\x01\x00" "K" "\x01\x00" "v" "\x01"), UWSGI_E_TRUNCATED);
+    // clang-format on
     /* The same, and the other byte of the field plus a whole var follow as body: the parser
      * must judge the block by datasize, not by what happens to come after it. */
     {
@@ -444,12 +448,16 @@ TEST(length_field_split_at_block_end)
         pkt_var(&p, "K", "v");
         pkt_bytes(&p, "\x01", 1);
         pkt_end(&p);
+        // clang-format off
         pkt_bytes(&p, "\x00" "L" "\x01\x00" "w", 5);
+        // clang-format on
         CHECK_EQ_INT(pkt_status(&p, UWSGI_MAX_DATASIZE), UWSGI_E_TRUNCATED);
     }
     /* A value length field split at the block end. */
+    // clang-format off
     CHECK_EQ_INT(BLOCK_STATUS("\x01\x00" "K" "\x01\x00" "v" "\x01\x00" "L" "\x01"),
                  UWSGI_E_TRUNCATED);
+    // clang-format on
 }
 
 TEST(value_reaching_into_the_body_is_truncated)
@@ -473,7 +481,9 @@ TEST(malformed_block_is_incomplete_until_it_is_all_there)
 
     pkt_start(&p, 0, 0);
     pkt_var(&p, "OK", "yes");
+    // clang-format off
     pkt_bytes(&p, "\x09\x00" "SHORT", 7);
+    // clang-format on
     pkt_end(&p);
     for (size_t n = 0; n < p.len; n++) {
         TEST_CONTEXT("prefix of %zu bytes", n);
@@ -484,12 +494,14 @@ TEST(malformed_block_is_incomplete_until_it_is_all_there)
 
 TEST(empty_key)
 {
+    // clang-format off
     CHECK_EQ_INT(BLOCK_STATUS("\x00\x00" "\x00\x00"), UWSGI_E_EMPTY_KEY);
     CHECK_EQ_INT(BLOCK_STATUS("\x00\x00" "\x03\x00" "val"), UWSGI_E_EMPTY_KEY);
     CHECK_EQ_INT(BLOCK_STATUS("\x01\x00" "K" "\x01\x00" "v" "\x00\x00" "\x01\x00" "w"),
                  UWSGI_E_EMPTY_KEY);
     /* Framing comes first: an empty key whose value runs off the block is truncated. */
     CHECK_EQ_INT(BLOCK_STATUS("\x00\x00" "\x05\x00" "val"), UWSGI_E_TRUNCATED);
+    // clang-format on
     CHECK_EQ_INT(BLOCK_STATUS("\x00\x00"), UWSGI_E_TRUNCATED);
 }
 
@@ -497,7 +509,10 @@ TEST(empty_values_allowed)
 {
     static struct pkt p;
     static const struct var vars[] = {
-        { "CONTENT_TYPE", "" }, { "QUERY_STRING", "" }, { "HTTPS", "" }, { "Z", "" },
+        { "CONTENT_TYPE", "" },
+        { "QUERY_STRING", "" },
+        { "HTTPS", "" },
+        { "Z", "" },
     };
 
     pkt_start(&p, 0, 0);
@@ -591,9 +606,11 @@ TEST(smallest_vars_block)
 {
     /* datasize 1..4 can hold no whole var; 5 holds one with a 1-byte key and an empty value. */
     CHECK_EQ_INT(BLOCK_STATUS("\x01"), UWSGI_E_TRUNCATED);
+    // clang-format off
     CHECK_EQ_INT(BLOCK_STATUS("\x01\x00" "K"), UWSGI_E_TRUNCATED);
     CHECK_EQ_INT(BLOCK_STATUS("\x01\x00" "K\x00"), UWSGI_E_TRUNCATED);
     CHECK_EQ_INT(BLOCK_STATUS("\x01\x00" "K\x00\x00"), UWSGI_HEADER_SIZE + 5);
+    // clang-format on
 }
 
 /* ---- CONTENT_LENGTH ---- */
@@ -648,7 +665,7 @@ TEST(content_length_absent_is_zero)
 TEST(only_the_exact_name_is_content_length)
 {
     static const char *const names[] = {
-        "HTTP_CONTENT_LENGTH", "content_length", "CONTENT_LENGT", "CONTENT_LENGTHS",
+        "HTTP_CONTENT_LENGTH", "content_length",  "CONTENT_LENGT",  "CONTENT_LENGTHS",
         "CONTENT_LENGTH ",     " CONTENT_LENGTH", "CONTENT-LENGTH", "Content-Length",
     };
     static struct pkt p;

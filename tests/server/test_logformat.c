@@ -108,21 +108,11 @@ TEST(every_variable)
     static const struct {
         const char *fmt, *want;
     } cases[] = {
-        { "%(method)", "POST" },
-        { "%(uri)", "/p?q=1" },
-        { "%(status)", "201" },
-        { "%(size)", "12345678901" },
-        { "%(msecs)", "17" },
-        { "%(pid)", "4242" },
-        { "%(core)", "3" },
-        { "%(addr)", "10.0.0.7" },
-        { "%(proto)", "HTTP/1.1" },
-        { "%(vars)", "31" },
-        { "%(pktsize)", "812" },
-        { "%(hsize)", "160" },
-        { "%(headers)", "5" },
-        { "%(switches)", "6" },
-        { "%(req)", "99" },
+        { "%(method)", "POST" },      { "%(uri)", "/p?q=1" },    { "%(status)", "201" },
+        { "%(size)", "12345678901" }, { "%(msecs)", "17" },      { "%(pid)", "4242" },
+        { "%(core)", "3" },           { "%(addr)", "10.0.0.7" }, { "%(proto)", "HTTP/1.1" },
+        { "%(vars)", "31" },          { "%(pktsize)", "812" },   { "%(hsize)", "160" },
+        { "%(headers)", "5" },        { "%(switches)", "6" },    { "%(req)", "99" },
     };
     struct log_fields f = fields();
 
