@@ -558,7 +558,8 @@ def test_chunked_response_when_length_unknown(http):
         c.send(req("/gen?count=0"))         # an empty generator: an empty body, still framed
         r = c.read_response()
         assert r.body == b""
-        assert r.h.get("content-length") == "0" and "transfer-encoding" not in r.h  # known: empty
+        # Nothing was yielded before the end: the length is known, 0, and said as such.
+        assert r.h.get("content-length") == "0" and "transfer-encoding" not in r.h
         c.send(req("/ok"))
         assert c.read_response().body == b"ok"
 
