@@ -7,6 +7,8 @@
 #   make fuzz      run each libFuzzer harness for FUZZ_SECONDS
 #   make bench     wrk through nginx: gyre side by side with uWSGI
 #   make valgrind  the request path's integration tests against gyre under memcheck
+#   make format    clang-format (.clang-format) over the C files of proto/, server/, tests/
+#   make format-check  the same as a dry run: fails when a file is not formatted
 #
 # Sources are picked up by wildcard: a new proto/*.c, server/*.c, tests/proto/test_*.c or
 # tests/fuzz/fuzz_*.c needs no edit here.
@@ -42,12 +44,16 @@ PROTO_OBJ   := $(PROTO_SRC:%.c=build/%.o)
 SERVER_OBJ  := $(SERVER_SRC:%.c=build/%.o)
 PROTO_TESTS := $(patsubst tests/proto/%.c,build/tests/%,$(sort $(wildcard tests/proto/test_*.c)))
 # server/'s parts that need no Python (configuration, log rendering): unit-tested like proto/.
-SERVER_PURE := server/options.c server/ini.c
+SERVER_PURE := server/options.c server/ini.c server/logformat.c server/log.c
 SERVER_TESTS := $(patsubst tests/server/%.c,build/tests/server/%,$(sort $(wildcard tests/server/test_*.c)))
 FUZZERS     := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
 HEADERS     := $(wildcard proto/*.h server/*.h)
+# Every C file the style applies to (.clang-format at the root says which style).
+FORMAT_SRC  := $(sort $(wildcard proto/*.[ch] server/*.[ch] tests/*.h tests/*/*.[ch]))
+CLANG_FORMAT ?= clang-format
 
-.PHONY: all deps run test test-proto test-fuzz test-integration fuzz bench clean ubsan valgrind
+.PHONY: all deps run test test-proto test-fuzz test-integration fuzz bench clean ubsan valgrind \
+        format format-check
 
 all: gyre
 
@@ -134,6 +140,14 @@ valgrind: gyre
 
 bench: deps gyre
 	$(PY) bench/bench.py
+
+format:
+	$(CLANG_FORMAT) -i $(FORMAT_SRC)
+
+# --dry-run --Werror: every line that would change is reported (file:line) and the exit status
+# is non-zero, so CI or a pre-commit hook can run it.
+format-check:
+	$(CLANG_FORMAT) --dry-run --Werror $(FORMAT_SRC)
 
 clean:
 	rm -rf build gyre

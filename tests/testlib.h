@@ -50,9 +50,9 @@ struct testlib_test {
 static struct {
     struct testlib_test tests[TESTLIB_MAX_TESTS];
     int ntests;
-    int passed, failed;           /* tests */
-    unsigned long checks;         /* checks run, all tests */
-    int test_failures;            /* failed checks in the current test */
+    int passed, failed;   /* tests */
+    unsigned long checks; /* checks run, all tests */
+    int test_failures;    /* failed checks in the current test */
     const char *current;
     char context[256];
 } testlib;
@@ -61,7 +61,8 @@ static struct {
 static inline void testlib_register(const char *name, void (*fn)(void), int line)
 {
     if (testlib.ntests == TESTLIB_MAX_TESTS) {
-        fprintf(stderr, "testlib: more than %d tests, raise TESTLIB_MAX_TESTS\n", TESTLIB_MAX_TESTS);
+        fprintf(stderr, "testlib: more than %d tests, raise TESTLIB_MAX_TESTS\n",
+                TESTLIB_MAX_TESTS);
         abort();
     }
     testlib.tests[testlib.ntests++] = (struct testlib_test){ name, fn, line };
@@ -91,8 +92,8 @@ __attribute__((format(printf, 1, 2))) static inline void testlib_set_context(con
 }
 
 /* Records one check; prints the failure, already formatted by the caller, if it failed. */
-__attribute__((format(printf, 4, 5))) static inline int testlib_check(int ok, const char *file,
-                                                                      int line, const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static inline int
+testlib_check(int ok, const char *file, int line, const char *fmt, ...)
 {
     va_list ap;
 
@@ -157,14 +158,15 @@ static inline int testlib_check_str(const char *a, const char *b, const char *as
                                     const char *file, int line)
 {
     if (a == NULL || b == NULL)
-        return testlib_check(a == b, file, line, "%s == %s: %s != %s", as, bs,
-                             a ? a : "NULL", b ? b : "NULL");
+        return testlib_check(a == b, file, line, "%s == %s: %s != %s", as, bs, a ? a : "NULL",
+                             b ? b : "NULL");
     return testlib_check_mem(a, strlen(a), b, strlen(b), as, bs, file, line);
 }
 
 #define CHECK(cond) testlib_check(!!(cond), __FILE__, __LINE__, "CHECK(%s) failed", #cond)
 /* Integers of any type up to intmax_t; enums and negative statuses compare as expected. */
-#define CHECK_EQ_INT(a, b) testlib_check_int((intmax_t)(a), (intmax_t)(b), #a, #b, __FILE__, __LINE__)
+#define CHECK_EQ_INT(a, b)                                                                         \
+    testlib_check_int((intmax_t)(a), (intmax_t)(b), #a, #b, __FILE__, __LINE__)
 #define CHECK_EQ_STR(a, b) testlib_check_str((a), (b), #a, #b, __FILE__, __LINE__)
 /* Byte strings with lengths: slices, binary data. */
 #define CHECK_EQ_MEM(a, alen, b, blen)                                                             \
@@ -192,7 +194,8 @@ static inline size_t testlib_data_pages_size(size_t len)
 static inline void *guarded_copy(const void *data, size_t len)
 {
     size_t page = testlib_pagesize(), span = testlib_data_pages_size(len);
-    char *base = mmap(NULL, span + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *base = mmap(NULL, span + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+                      0);
     char *p;
 
     if (base == MAP_FAILED) {
@@ -202,7 +205,8 @@ static inline void *guarded_copy(const void *data, size_t len)
     p = base + span - len;
     if (len)
         memcpy(p, data, len);
-    if ((span && mprotect(base, span, PROT_READ) != 0) || mprotect(base + span, page, PROT_NONE) != 0) {
+    if ((span && mprotect(base, span, PROT_READ) != 0) ||
+        mprotect(base + span, page, PROT_NONE) != 0) {
         perror("testlib: guarded_copy: mprotect");
         abort();
     }

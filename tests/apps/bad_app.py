@@ -1,4 +1,4 @@
-"""Test app for test_badinput.py: what a request core sees when the client misbehaves.
+"""Test app for test_uwsgi_badinput.py: what a request core sees when the client misbehaves.
 
     /             Hello, World! (the "normal request" every test ends with)
     /echo?chunk=N read wsgi.input to the end, N bytes (default 1000) at a time; answer the length

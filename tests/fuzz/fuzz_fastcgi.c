@@ -79,8 +79,8 @@ static void add_event(struct transcript *t, int type, unsigned record_type, unsi
         last->len += len;
     } else {
         INVARIANT(t->nevents < t->cap);
-        t->ev[t->nevents++] =
-            (struct event_rec){ type, record_type, id, role, flags, t->data_len, len };
+        t->ev[t->nevents++] = (struct event_rec){ type,  record_type, id, role,
+                                                  flags, t->data_len, len };
     }
     if (len)
         memcpy(t->data + t->data_len, data, len);
@@ -256,7 +256,7 @@ static void reference_walk(const uint8_t *b, size_t len, struct transcript *t)
         size_t pad = b[i + 6], have = len - i - FCGI_HEADER_LEN;
         const uint8_t *c = b + i + FCGI_HEADER_LEN;
         int stream = type == FCGI_PARAMS || type == FCGI_STDIN || type == FCGI_DATA;
-        int base = type == FCGI_PARAMS ? FCGI_EV_PARAMS
+        int base = type == FCGI_PARAMS  ? FCGI_EV_PARAMS
                    : type == FCGI_STDIN ? FCGI_EV_STDIN
                                         : FCGI_EV_DATA;
 
@@ -359,8 +359,8 @@ static int reference_params(const uint8_t *b, size_t len, int64_t *clen, int *as
     while (i < len) {
         size_t nlen, vlen;
 
-        if (!ref_length(b, len, &i, &nlen) || !ref_length(b, len, &i, &vlen) ||
-            len - i < nlen || len - i - nlen < vlen) {
+        if (!ref_length(b, len, &i, &nlen) || !ref_length(b, len, &i, &vlen) || len - i < nlen ||
+            len - i - nlen < vlen) {
             *asked = FCGI_E_TRUNCATED;
             return status ? status : FCGI_E_TRUNCATED;
         }

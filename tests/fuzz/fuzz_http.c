@@ -136,7 +136,8 @@ static int64_t first_number(struct gy_slice v)
     INVARIANT(e > 0);
     while (s < e - 1 && v.ptr[s] == '0')
         s++;
-    INVARIANT(e - s < sizeof(max) || (e - s == sizeof(max) - 1 && memcmp(v.ptr + s, max, e - s) <= 0));
+    INVARIANT(e - s < sizeof(max) ||
+              (e - s == sizeof(max) - 1 && memcmp(v.ptr + s, max, e - s) <= 0));
     for (; s < e; s++)
         n = n * 10 + (v.ptr[s] - '0');
     return n;
@@ -202,7 +203,8 @@ static void check_complete(const uint8_t *buf, size_t len, int r, const struct h
         }
         if (h->value.len) {
             INVARIANT(h->value.ptr[0] != ' ' && h->value.ptr[0] != '\t');
-            INVARIANT(h->value.ptr[h->value.len - 1] != ' ' && h->value.ptr[h->value.len - 1] != '\t');
+            INVARIANT(h->value.ptr[h->value.len - 1] != ' ' &&
+                      h->value.ptr[h->value.len - 1] != '\t');
         }
         if (eq_ci(h->name, "content-length")) {
             cl++;
@@ -294,8 +296,7 @@ static void fuzz_request(const uint8_t *buf, size_t len, unsigned mode, unsigned
         /* stable: the head alone parses the same; one byte short, it is not complete */
         INVARIANT(parse_copy(buf, (size_t)r, 0, lim, &again) == r);
         INVARIANT(again.nheaders == req.nheaders && again.body == req.body &&
-                  again.content_length == req.content_length &&
-                  again.keep_alive == req.keep_alive);
+                  again.content_length == req.content_length && again.keep_alive == req.keep_alive);
         INVARIANT(parse_copy(buf, (size_t)r - 1, 0, lim, &again) == HTTP_INCOMPLETE);
     }
 

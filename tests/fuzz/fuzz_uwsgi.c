@@ -153,8 +153,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     r = proto_uwsgi_parse((const char *)buf, len, max, &req);
     ref = reference_parse(buf, len, max, &ref_content_length, &ref_nvars);
     if (r != ref) {
-        fprintf(stderr, "parser says %d (%s), reference says %d (%s)\n", r,
-                proto_uwsgi_strerror(r), ref, proto_uwsgi_strerror(ref));
+        fprintf(stderr, "parser says %d (%s), reference says %d (%s)\n", r, proto_uwsgi_strerror(r),
+                ref, proto_uwsgi_strerror(ref));
         abort();
     }
     INVARIANT(r >= UWSGI_E_CONTENT_LENGTH);

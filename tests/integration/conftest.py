@@ -317,3 +317,236 @@ def parse_response(raw):
         k, _, v = line.partition(":")
         headers[k.strip().lower()] = v.strip()
     return status, headers, body
+
+
+# ---- FastCGI: the one client of the tests ------------------------------------------------------
+#
+# Written from the spec (https://fastcgi-archives.github.io/FastCGI_Specification.html), not from
+# gyre's sources. Encoding: records, name-value pairs, streams, whole responder requests.
+# Decoding: FcgiReader reads gyre's records off a connected socket; read_record(strict=True)
+# checks each against the spec (version 1, reserved 0, padded to 8, at most 65535 bytes).
+
+FCGI_VERSION_1 = 1
+(FCGI_BEGIN_REQUEST, FCGI_ABORT_REQUEST, FCGI_END_REQUEST, FCGI_PARAMS, FCGI_STDIN, FCGI_STDOUT,
+ FCGI_STDERR, FCGI_DATA) = range(1, 9)
+FCGI_GET_VALUES, FCGI_GET_VALUES_RESULT, FCGI_UNKNOWN_TYPE = 9, 10, 11
+FCGI_RESPONDER, FCGI_AUTHORIZER, FCGI_FILTER = 1, 2, 3
+FCGI_KEEP_CONN = 1
+FCGI_REQUEST_COMPLETE, FCGI_CANT_MPX_CONN, FCGI_OVERLOADED, FCGI_UNKNOWN_ROLE = 0, 1, 2, 3
+FCGI_MAX_CONTENT = 65535
+
+FCGI_BASE_PARAMS = {
+    "REQUEST_METHOD": "GET", "REQUEST_URI": "/", "SCRIPT_NAME": "", "PATH_INFO": "/",
+    "QUERY_STRING": "", "SERVER_PROTOCOL": "HTTP/1.1", "SERVER_NAME": "localhost",
+    "SERVER_PORT": "80", "REMOTE_ADDR": "127.0.0.1", "GATEWAY_INTERFACE": "CGI/1.1",
+}
+
+
+def fcgi_record(rtype, rid, content=b"", padding=None, version=FCGI_VERSION_1, length=None):
+    """One record. padding defaults to the spec's recommendation (content + padding a multiple of
+    8); length overrides the contentLength field (to lie about it)."""
+    if padding is None:
+        padding = -len(content) % 8
+    clen = len(content) if length is None else length
+    return (struct.pack(">BBHHBB", version, rtype, rid, clen, padding, 0) + content
+            + b"\0" * padding)
+
+
+def fcgi_begin_request(rid, role=FCGI_RESPONDER, flags=0):
+    return fcgi_record(FCGI_BEGIN_REQUEST, rid, struct.pack(">HB5x", role, flags))
+
+
+def fcgi_nv_length(n, long=False):
+    """A name-value pair length: 1 byte below 128, else 4 bytes big-endian with the top bit set
+    (long=True forces the 4-byte form, which the spec allows for any length)."""
+    if n < 128 and not long:
+        return bytes([n])
+    return struct.pack(">I", n | 0x80000000)
+
+
+def _latin1(s):
+    return s.encode("latin-1") if isinstance(s, str) else s
+
+
+def fcgi_pairs(pairs, long=False):
+    """Name-value pairs (a dict or a list of pairs, str or bytes) in the spec's encoding."""
+    out = b""
+    for k, v in (pairs.items() if isinstance(pairs, dict) else pairs):
+        k, v = _latin1(k), _latin1(v)
+        out += fcgi_nv_length(len(k), long) + fcgi_nv_length(len(v), long) + k + v
+    return out
+
+
+def fcgi_decode_pairs(data):
+    """Name-value pairs back into a list of (name, value) bytes."""
+    out, p = [], 0
+
+    def length():
+        nonlocal p
+        if data[p] < 128:
+            p += 1
+            return data[p - 1]
+        n = struct.unpack(">I", data[p:p + 4])[0] & 0x7FFFFFFF
+        p += 4
+        return n
+    while p < len(data):
+        nlen = length()
+        vlen = length()
+        out.append((data[p:p + nlen], data[p + nlen:p + nlen + vlen]))
+        p += nlen + vlen
+    assert p == len(data), "pairs run past the end of the record"
+    return out
+
+
+def fcgi_stream(rtype, rid, data, chunk=FCGI_MAX_CONTENT, end=True):
+    """A stream's records: data cut into records of `chunk` bytes, then (end=True) the empty
+    record that closes the stream."""
+    out = b""
+    for i in range(0, len(data), chunk):
+        out += fcgi_record(rtype, rid, data[i:i + chunk])
+    return out + (fcgi_record(rtype, rid) if end else b"")
+
+
+def fcgi_make_params(path="/", query="", method="GET", body=b"", extra=None):
+    p = dict(FCGI_BASE_PARAMS, PATH_INFO=path, REQUEST_URI=path + ("?" + query if query else ""),
+             QUERY_STRING=query, REQUEST_METHOD=method)
+    if body or method == "POST":
+        p["CONTENT_LENGTH"] = str(len(body))
+        p["CONTENT_TYPE"] = "application/octet-stream"
+    p.update(extra or {})
+    return p
+
+
+def fcgi_request_bytes(rid=1, path="/", query="", method="GET", body=b"", keep=False, extra=None,
+                       params_chunk=FCGI_MAX_CONTENT, stdin_chunk=FCGI_MAX_CONTENT):
+    """A whole responder request: BEGIN_REQUEST, PARAMS, empty PARAMS, STDIN, empty STDIN."""
+    pairs = fcgi_pairs(fcgi_make_params(path, query, method, body, extra))
+    return (fcgi_begin_request(rid, flags=FCGI_KEEP_CONN if keep else 0)
+            + fcgi_stream(FCGI_PARAMS, rid, pairs, params_chunk)
+            + fcgi_stream(FCGI_STDIN, rid, body, stdin_chunk))
+
+
+class FcgiRecord:
+    def __init__(self, version, rtype, rid, content, padding, reserved):
+        self.version, self.type, self.id = version, rtype, rid
+        self.content, self.padding, self.reserved = content, padding, reserved
+
+    def __repr__(self):
+        return "Record(type=%d, id=%d, %d+%d bytes)" % (self.type, self.id, len(self.content),
+                                                        self.padding)
+
+
+class FcgiResponse:
+    def __init__(self, rid):
+        self.id = rid
+        self.stdout = b""
+        self.stderr = b""
+        self.stdout_records = []   # content length of every non-empty STDOUT record
+        self.stdout_closed = False
+        self.app_status = self.protocol_status = None
+        self.others = []
+
+    def cgi(self):
+        """(status, headers, body) of the CGI response in STDOUT."""
+        head, sep, body = self.stdout.partition(b"\r\n\r\n")
+        assert sep, "no blank line after the CGI headers: %r" % self.stdout[:300]
+        lines = head.decode("latin-1").split("\r\n")
+        assert lines[0].startswith("Status: "), "the first line is not a Status header: %r" \
+            % lines[0]
+        status = int(lines[0][8:11])
+        headers = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            headers[k.strip().lower()] = v.strip()
+        return status, headers, body
+
+    def assert_complete(self):
+        assert self.stdout_closed, "END_REQUEST without the empty STDOUT record before it"
+        assert (self.app_status, self.protocol_status) == (0, FCGI_REQUEST_COMPLETE)
+        return self.cgi()
+
+
+class FcgiReader:
+    """gyre's records off a connected socket, one at a time (every one kept in .records)."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+        self.records = []
+
+    def _fill(self, n):
+        """At least n bytes buffered: True, or False at end of stream."""
+        while len(self.buf) < n:
+            try:
+                d = self.sock.recv(262144)
+            except ConnectionResetError:
+                d = b""
+            if not d:
+                return False
+            self.buf += d
+        return True
+
+    def read_record(self, strict=True):
+        """The next record, or None if gyre closed the connection. strict: the record is checked
+        against the spec, and a close inside a record fails; else such a close is None too."""
+        if not self._fill(8):
+            assert not strict or self.buf == b"", \
+                "connection closed inside a record header: %r" % self.buf
+            return None
+        version, rtype, rid, clen, plen, reserved = struct.unpack(">BBHHBB", self.buf[:8])
+        if not self._fill(8 + clen + plen):
+            assert not strict, \
+                "connection closed inside a record (type %d, %d+%d bytes)" % (rtype, clen, plen)
+            return None
+        rec = FcgiRecord(version, rtype, rid, self.buf[8:8 + clen], plen, reserved)
+        self.buf = self.buf[8 + clen + plen:]
+        if strict:
+            assert version == FCGI_VERSION_1, rec
+            assert reserved == 0, rec
+            assert (clen + plen) % 8 == 0, "record not padded to 8: %r" % rec
+            assert plen < 8, "more padding than 8-byte alignment needs: %r" % rec
+            assert clen <= FCGI_MAX_CONTENT
+        self.records.append(rec)
+        return rec
+
+    def read_stdout(self):
+        """(stdout, ended): the STDOUT bytes until END_REQUEST (ended True) or until gyre closes
+        the connection, between records or inside one (ended False)."""
+        stdout = b""
+        while True:
+            rec = self.read_record(strict=False)
+            if rec is None:
+                return stdout, False
+            if rec.type == FCGI_STDOUT:
+                stdout += rec.content
+            elif rec.type == FCGI_END_REQUEST:
+                return stdout, True
+
+    def response(self, rid=1):
+        """Read one request's answer: STDOUT and STDERR records until END_REQUEST for rid.
+        Management records and END_REQUESTs for other ids are kept aside (.others)."""
+        resp = FcgiResponse(rid)
+        stdout_ended = False
+        while True:
+            rec = self.read_record()
+            assert rec is not None, "connection closed before END_REQUEST for id %d " \
+                "(got %d stdout bytes so far)" % (rid, len(resp.stdout))
+            if rec.id != rid:
+                resp.others.append(rec)
+                continue
+            if rec.type == FCGI_STDOUT:
+                assert not stdout_ended, "STDOUT after the empty STDOUT record"
+                if rec.content:
+                    resp.stdout_records.append(len(rec.content))
+                    resp.stdout += rec.content
+                else:
+                    stdout_ended = True
+            elif rec.type == FCGI_STDERR:
+                resp.stderr += rec.content
+            elif rec.type == FCGI_END_REQUEST:
+                assert len(rec.content) == 8, rec
+                resp.app_status, resp.protocol_status = struct.unpack(">IB3x", rec.content)
+                resp.stdout_closed = stdout_ended
+                return resp
+            else:
+                raise AssertionError("unexpected record %r for the request" % rec)

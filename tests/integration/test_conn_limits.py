@@ -14,7 +14,8 @@ import time
 import pytest
 import requests
 
-from conftest import GYRE, NGINX_TEMPLATES, Nginx, Session, free_port, connect, parse_response, recv_all, uwsgi_packet, wait_for
+from conftest import (FCGI_PARAMS, GYRE, NGINX_TEMPLATES, Nginx, Session, connect, fcgi_begin_request,
+                      fcgi_record, free_port, parse_response, recv_all, uwsgi_packet, wait_for)
 
 APP = "conn_app.py"
 APP_PATH = os.path.join(os.path.dirname(__file__), "..", "apps", APP)
@@ -44,8 +45,9 @@ def trickle_head(proto):
     if proto == "uwsgi":
         return struct.pack("<BHB", 0, 4000, 0), b"\x01"
     if proto == "fastcgi":
-        begin = struct.pack(">BBHHBB", 1, 1, 1, 8, 0, 0) + struct.pack(">HB5x", 1, 0)
-        return begin + struct.pack(">BBHHBB", 1, 4, 1, 4000, 0, 0), b"\x01"
+        # A PARAMS header announcing 4000 bytes, none of them sent yet.
+        return (fcgi_begin_request(1) + fcgi_record(FCGI_PARAMS, 1, length=4000, padding=0),
+                b"\x01")
     return b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: ", b"a"
 
 

@@ -1,10 +1,9 @@
 """FastCGI 1.0 (--fastcgi-socket), spoken by hand over raw unix sockets, by cgi-fcgi (libfcgi) and
 by nginx (fastcgi_pass, fastcgi_keep_conn on, upstream keepalive).
 
-The client below is written from the spec (https://fastcgi-archives.github.io/FastCGI_Specification.html),
-not from gyre's sources: every record gyre sends is checked as it is read (version 1, content
-padded to a multiple of 8, reserved byte 0, stream records on the request's id, nothing after
-END_REQUEST). Every socket has a timeout: a gyre that does not answer fails a test, never hangs it.
+The client (conftest.py's FastCGI section) is written from the spec, not from gyre's sources: every
+record gyre sends is checked as it is read (version 1, content padded to a multiple of 8, reserved
+byte 0, stream records on the request's id, nothing after END_REQUEST). Every socket has a timeout: a gyre that does not answer fails a test, never hangs it.
 """
 import hashlib
 import json
@@ -17,132 +16,42 @@ import time
 import pytest
 import requests
 
-from conftest import wait_for
+from conftest import (FCGI_ABORT_REQUEST, FCGI_AUTHORIZER, FCGI_BEGIN_REQUEST, FCGI_CANT_MPX_CONN,
+                      FCGI_DATA, FCGI_END_REQUEST, FCGI_FILTER, FCGI_GET_VALUES,
+                      FCGI_GET_VALUES_RESULT, FCGI_KEEP_CONN, FCGI_MAX_CONTENT, FCGI_OVERLOADED,
+                      FCGI_PARAMS, FCGI_REQUEST_COMPLETE, FCGI_RESPONDER, FCGI_STDERR, FCGI_STDIN,
+                      FCGI_STDOUT, FCGI_UNKNOWN_ROLE, FCGI_UNKNOWN_TYPE, FcgiReader,
+                      fcgi_begin_request, fcgi_decode_pairs, fcgi_make_params, fcgi_pairs,
+                      fcgi_record, fcgi_request_bytes, fcgi_stream, wait_for)
 
 TIMEOUT = 5.0
 APP = "fcgi_app.py"
 
-# ---- the protocol: constants (the spec's names) -------------------------------------------------
+# ---- the protocol: the spec's names, the client of conftest.py ----------------------------------
 
-FCGI_VERSION_1 = 1
-BEGIN_REQUEST, ABORT_REQUEST, END_REQUEST, PARAMS, STDIN, STDOUT, STDERR, DATA = range(1, 9)
-GET_VALUES, GET_VALUES_RESULT, UNKNOWN_TYPE = 9, 10, 11
-RESPONDER, AUTHORIZER, FILTER = 1, 2, 3
-KEEP_CONN = 1
-REQUEST_COMPLETE, CANT_MPX_CONN, OVERLOADED, UNKNOWN_ROLE = 0, 1, 2, 3
-MAX_CONTENT = 65535
-
-BASE_PARAMS = {
-    "REQUEST_METHOD": "GET", "REQUEST_URI": "/", "SCRIPT_NAME": "", "PATH_INFO": "/",
-    "QUERY_STRING": "", "SERVER_PROTOCOL": "HTTP/1.1", "SERVER_NAME": "localhost",
-    "SERVER_PORT": "80", "REMOTE_ADDR": "127.0.0.1", "GATEWAY_INTERFACE": "CGI/1.1",
-}
-
-
-# ---- the protocol: encoding ---------------------------------------------------------------------
-
-def record(rtype, rid, content=b"", padding=None, version=FCGI_VERSION_1, length=None):
-    """One record. padding defaults to the spec's recommendation (content + padding a multiple of
-    8); length overrides the contentLength field (to lie about it)."""
-    if padding is None:
-        padding = -len(content) % 8
-    clen = len(content) if length is None else length
-    return (struct.pack(">BBHHBB", version, rtype, rid, clen, padding, 0) + content
-            + b"\0" * padding)
+BEGIN_REQUEST, ABORT_REQUEST, END_REQUEST, PARAMS, STDIN, STDOUT, STDERR, DATA = (
+    FCGI_BEGIN_REQUEST, FCGI_ABORT_REQUEST, FCGI_END_REQUEST, FCGI_PARAMS, FCGI_STDIN, FCGI_STDOUT,
+    FCGI_STDERR, FCGI_DATA)
+GET_VALUES, GET_VALUES_RESULT, UNKNOWN_TYPE = (FCGI_GET_VALUES, FCGI_GET_VALUES_RESULT,
+                                               FCGI_UNKNOWN_TYPE)
+RESPONDER, AUTHORIZER, FILTER = FCGI_RESPONDER, FCGI_AUTHORIZER, FCGI_FILTER
+KEEP_CONN = FCGI_KEEP_CONN
+REQUEST_COMPLETE, CANT_MPX_CONN, OVERLOADED, UNKNOWN_ROLE = (
+    FCGI_REQUEST_COMPLETE, FCGI_CANT_MPX_CONN, FCGI_OVERLOADED, FCGI_UNKNOWN_ROLE)
+MAX_CONTENT = FCGI_MAX_CONTENT
+record, begin_request, encode_pairs, decode_pairs = (fcgi_record, fcgi_begin_request, fcgi_pairs,
+                                                     fcgi_decode_pairs)
+stream, make_params, request_bytes = fcgi_stream, fcgi_make_params, fcgi_request_bytes
 
 
-def begin_request(rid, role=RESPONDER, flags=0):
-    return record(BEGIN_REQUEST, rid, struct.pack(">HB5x", role, flags))
-
-
-def nv_length(n, long=False):
-    """A name-value pair length: 1 byte below 128, else 4 bytes big-endian with the top bit set
-    (long=True forces the 4-byte form, which the spec allows for any length)."""
-    if n < 128 and not long:
-        return bytes([n])
-    return struct.pack(">I", n | 0x80000000)
-
-
-def to_bytes(s):
-    return s.encode("latin-1") if isinstance(s, str) else s
-
-
-def encode_pairs(pairs, long=False):
-    out = b""
-    for k, v in (pairs.items() if isinstance(pairs, dict) else pairs):
-        k, v = to_bytes(k), to_bytes(v)
-        out += nv_length(len(k), long) + nv_length(len(v), long) + k + v
-    return out
-
-
-def decode_pairs(data):
-    """Name-value pairs back into a list of (name, value) bytes."""
-    out, p = [], 0
-
-    def length():
-        nonlocal p
-        if data[p] < 128:
-            p += 1
-            return data[p - 1]
-        n = struct.unpack(">I", data[p:p + 4])[0] & 0x7FFFFFFF
-        p += 4
-        return n
-    while p < len(data):
-        nlen = length()
-        vlen = length()
-        out.append((data[p:p + nlen], data[p + nlen:p + nlen + vlen]))
-        p += nlen + vlen
-    assert p == len(data), "pairs run past the end of the record"
-    return out
-
-
-def stream(rtype, rid, data, chunk=MAX_CONTENT):
-    """A stream's records: data cut into records of `chunk` bytes, then the empty record."""
-    out = b""
-    for i in range(0, len(data), chunk):
-        out += record(rtype, rid, data[i:i + chunk])
-    return out + record(rtype, rid)
-
-
-def make_params(path="/", query="", method="GET", body=b"", extra=None):
-    p = dict(BASE_PARAMS, PATH_INFO=path, REQUEST_URI=path + ("?" + query if query else ""),
-             QUERY_STRING=query, REQUEST_METHOD=method)
-    if body or method == "POST":
-        p["CONTENT_LENGTH"] = str(len(body))
-        p["CONTENT_TYPE"] = "application/octet-stream"
-    p.update(extra or {})
-    return p
-
-
-def request_bytes(rid=1, path="/", query="", method="GET", body=b"", keep=False, extra=None,
-                  params_chunk=MAX_CONTENT, stdin_chunk=MAX_CONTENT):
-    """A whole responder request: BEGIN_REQUEST, PARAMS, empty PARAMS, STDIN, empty STDIN."""
-    pairs = encode_pairs(make_params(path, query, method, body, extra))
-    return (begin_request(rid, flags=KEEP_CONN if keep else 0)
-            + stream(PARAMS, rid, pairs, params_chunk) + stream(STDIN, rid, body, stdin_chunk))
-
-
-# ---- the protocol: decoding what gyre sends -----------------------------------------------------
-
-class Record:
-    def __init__(self, version, rtype, rid, content, padding, reserved):
-        self.version, self.type, self.id = version, rtype, rid
-        self.content, self.padding, self.reserved = content, padding, reserved
-
-    def __repr__(self):
-        return "Record(type=%d, id=%d, %d+%d bytes)" % (self.type, self.id, len(self.content),
-                                                        self.padding)
-
-
-class Conn:
-    """A client connection: sends bytes, reads gyre's records one at a time."""
+class Conn(FcgiReader):
+    """A client connection: sends bytes, reads gyre's records one at a time, each checked."""
 
     def __init__(self, path, timeout=TIMEOUT):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(path)
-        self.buf = b""
-        self.records = []  # every record read, in order
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        sock.connect(path)
+        super().__init__(sock)
 
     def send(self, data):
         self.sock.sendall(data)
@@ -155,37 +64,6 @@ class Conn:
 
     def __exit__(self, *exc):
         self.close()
-
-    def _fill(self, n):
-        """At least n bytes buffered: True, or False at end of stream."""
-        while len(self.buf) < n:
-            try:
-                d = self.sock.recv(262144)
-            except ConnectionResetError:
-                d = b""
-            if not d:
-                return False
-            self.buf += d
-        return True
-
-    def read_record(self):
-        """The next record, checked, or None if gyre closed the connection between records."""
-        if not self._fill(8):
-            assert self.buf == b"", "connection closed inside a record header: %r" % self.buf
-            return None
-        version, rtype, rid, clen, plen, reserved = struct.unpack(">BBHHBB", self.buf[:8])
-        assert self._fill(8 + clen + plen), \
-            "connection closed inside a record (type %d, %d+%d bytes)" % (rtype, clen, plen)
-        rec = Record(version, rtype, rid, self.buf[8:8 + clen], plen, reserved)
-        self.buf = self.buf[8 + clen + plen:]
-        # What every record gyre sends must satisfy.
-        assert version == FCGI_VERSION_1, rec
-        assert reserved == 0, rec
-        assert (clen + plen) % 8 == 0, "record not padded to 8: %r" % rec
-        assert plen < 8, "more padding than 8-byte alignment needs: %r" % rec
-        assert clen <= MAX_CONTENT
-        self.records.append(rec)
-        return rec
 
     def closed_by_peer(self):
         """True when gyre has closed the connection (EOF), False if it is still open. Waits
@@ -205,65 +83,6 @@ class Conn:
             self.sock.settimeout(TIMEOUT)
         assert d == b"", "unexpected bytes %r" % d
         return False
-
-    def response(self, rid=1):
-        """Read one request's answer: STDOUT and STDERR records until END_REQUEST for rid.
-        Management records and END_REQUESTs for other ids are kept aside (.others)."""
-        resp = Response(rid)
-        stdout_ended = False
-        while True:
-            rec = self.read_record()
-            assert rec is not None, "connection closed before END_REQUEST for id %d " \
-                "(got %d stdout bytes so far)" % (rid, len(resp.stdout))
-            if rec.id != rid:
-                resp.others.append(rec)
-                continue
-            if rec.type == STDOUT:
-                assert not stdout_ended, "STDOUT after the empty STDOUT record"
-                if rec.content:
-                    resp.stdout_records.append(len(rec.content))
-                    resp.stdout += rec.content
-                else:
-                    stdout_ended = True
-            elif rec.type == STDERR:
-                resp.stderr += rec.content
-            elif rec.type == END_REQUEST:
-                assert len(rec.content) == 8, rec
-                resp.app_status, resp.protocol_status = struct.unpack(">IB3x", rec.content)
-                resp.stdout_closed = stdout_ended
-                return resp
-            else:
-                raise AssertionError("unexpected record %r for the request" % rec)
-
-
-class Response:
-    def __init__(self, rid):
-        self.id = rid
-        self.stdout = b""
-        self.stderr = b""
-        self.stdout_records = []   # content length of every non-empty STDOUT record
-        self.stdout_closed = False
-        self.app_status = self.protocol_status = None
-        self.others = []
-
-    def cgi(self):
-        """(status, headers, body) of the CGI response in STDOUT."""
-        head, sep, body = self.stdout.partition(b"\r\n\r\n")
-        assert sep, "no blank line after the CGI headers: %r" % self.stdout[:300]
-        lines = head.decode("latin-1").split("\r\n")
-        assert lines[0].startswith("Status: "), "the first line is not a Status header: %r" \
-            % lines[0]
-        status = int(lines[0][8:11])
-        headers = {}
-        for line in lines[1:]:
-            k, _, v = line.partition(":")
-            headers[k.strip().lower()] = v.strip()
-        return status, headers, body
-
-    def assert_complete(self):
-        assert self.stdout_closed, "END_REQUEST without the empty STDOUT record before it"
-        assert (self.app_status, self.protocol_status) == (0, REQUEST_COMPLETE)
-        return self.cgi()
 
 
 def fcgi_request(path_or_conn, rid=1, keep=False, **kw):

@@ -36,8 +36,8 @@ import time
 
 import pytest
 
-from conftest import (APPS, GYRE, Session, connect, free_port, parse_response, recv_all,
-                      uwsgi_packet, uwsgi_request, wait_for)
+from conftest import (APPS, GYRE, FcgiReader, Session, connect, fcgi_request_bytes, free_port,
+                      parse_response, recv_all, uwsgi_packet, uwsgi_request, wait_for)
 
 APP = os.path.join(APPS, "obs_app.py")
 ACTIVATE = "/usr/bin/systemd-socket-activate"
@@ -139,7 +139,6 @@ def check_shape(doc, ncores):
     for s in doc["sockets"]:
         for k, t in SOCKET_KEYS.items():
             assert k in s and exact_type(s[k], t), (k, s)
-        assert s["queue"] >= 0
     for w in doc["workers"]:
         for k, t in WORKER_KEYS.items():
             assert k in w, "worker lacks %r: %s" % (k, sorted(w))
@@ -1066,34 +1065,10 @@ def activated(run, listen, *gyre_args, env=None):
 
 def fcgi_request(path, uri="/pid", timeout=10.0):
     """A minimal FastCGI responder request; returns the STDOUT stream."""
-    def rec(t, content):
-        pad = -len(content) % 8
-        return struct.pack(">BBHHBx", 1, t, 1, len(content), pad) + content + b"\0" * pad
-
-    def pairs(d):
-        out = b""
-        for k, v in d.items():
-            k, v = k.encode(), v.encode()
-            out += bytes([len(k), len(v)]) + k + v
-        return out
-    params = {"REQUEST_METHOD": "GET", "REQUEST_URI": uri, "PATH_INFO": uri,
-              "QUERY_STRING": "", "SERVER_PROTOCOL": "HTTP/1.1", "SERVER_NAME": "localhost",
-              "SERVER_PORT": "80", "REMOTE_ADDR": "127.0.0.1", "SCRIPT_NAME": ""}
-    data = (rec(1, struct.pack(">HB5x", 1, 0)) + rec(4, pairs(params)) + rec(4, b"")
-            + rec(5, b""))
     with connect(path, timeout) as s:
-        s.sendall(data)
-        raw = recv_all(s)
-    out, pos, ended = b"", 0, False
-    while pos + 8 <= len(raw):
-        _, t, _, clen, pad = struct.unpack(">BBHHBx", raw[pos:pos + 8])
-        body = raw[pos + 8:pos + 8 + clen]
-        pos += 8 + clen + pad
-        if t == 6:
-            out += body
-        elif t == 3:
-            ended = True
-    assert ended, "no END_REQUEST in %r" % raw
+        s.sendall(fcgi_request_bytes(1, path=uri))
+        out, ended = FcgiReader(s).read_stdout()
+    assert ended, "no END_REQUEST after %r" % out
     return out
 
 

@@ -12,14 +12,15 @@ returns, and what the connection does next.
 The app is tests/apps/resp_app.py. Each protocol is spoken by hand (uwsgi packets, FastCGI
 records, HTTP/1.1) so that the bytes gyre writes are what the test sees.
 """
-import os
 import re
 import socket
 import struct
 
 import pytest
 
-from conftest import BASE_VARS, connect, encode_vars, recv_all, wait_for
+from conftest import (BASE_VARS, FCGI_KEEP_CONN, FCGI_PARAMS, FCGI_STDIN, FCGI_STDOUT, FcgiReader,
+                      connect, encode_vars, fcgi_begin_request, fcgi_pairs, fcgi_record,
+                      fcgi_stream, recv_all, wait_for)
 from test_http import Conn, req
 
 APP = "resp_app.py"
@@ -50,65 +51,10 @@ def uwsgi_send(sock, path, query="", **kw):
     sock.sendall(struct.pack("<BHB", 0, len(data), 0) + data)
 
 
-FCGI_BEGIN_REQUEST, FCGI_END_REQUEST, FCGI_PARAMS, FCGI_STDIN, FCGI_STDOUT = 1, 3, 4, 5, 6
-FCGI_KEEP_CONN = 1
-
-
-def fcgi_record(rtype, content=b"", req_id=1):
-    pad = -len(content) % 8
-    return struct.pack(">BBHHBx", 1, rtype, req_id, len(content), pad) + content + b"\0" * pad
-
-
-def fcgi_pairs(pairs):
-    out = b""
-    for k, v in pairs.items():
-        k, v = k.encode("latin-1"), v.encode("latin-1")
-        for n in (len(k), len(v)):
-            out += bytes([n]) if n < 128 else struct.pack(">I", n | 0x80000000)
-        out += k + v
-    return out
-
-
 def fcgi_request(path, query="", flags=FCGI_KEEP_CONN):
     v = uwsgi_vars(path, query)
-    return (fcgi_record(FCGI_BEGIN_REQUEST, struct.pack(">HB5x", 1, flags))
-            + fcgi_record(FCGI_PARAMS, fcgi_pairs(v)) + fcgi_record(FCGI_PARAMS)
-            + fcgi_record(FCGI_STDIN))
-
-
-class FcgiReader:
-    """Records off one FastCGI connection: the STDOUT stream of a request, until END_REQUEST
-    (ended=True) or the close (ended=False)."""
-
-    def __init__(self, sock):
-        self.sock, self.buf = sock, b""
-
-    def _record(self):
-        while True:
-            if len(self.buf) >= 8:
-                _, rtype, _, clen, plen = struct.unpack(">BBHHBx", self.buf[:8])
-                if len(self.buf) >= 8 + clen + plen:
-                    content = self.buf[8:8 + clen]
-                    self.buf = self.buf[8 + clen + plen:]
-                    return rtype, content
-            try:
-                data = self.sock.recv(65536)
-            except ConnectionResetError:
-                data = b""
-            if not data:
-                return None, b""
-            self.buf += data
-
-    def response(self):
-        stdout = b""
-        while True:
-            rtype, content = self._record()
-            if rtype is None:
-                return stdout, False
-            if rtype == FCGI_STDOUT:
-                stdout += content
-            elif rtype == FCGI_END_REQUEST:
-                return stdout, True
+    return (fcgi_begin_request(1, flags=flags) + fcgi_stream(FCGI_PARAMS, 1, fcgi_pairs(v))
+            + fcgi_record(FCGI_STDIN, 1))
 
 
 def split_head(raw):
@@ -181,11 +127,11 @@ def test_fastcgi_longer_than_content_length_is_cut_and_connection_reused(gyre, s
     with connect(g.socket, TIMEOUT) as s:
         rd = FcgiReader(s)
         s.sendall(fcgi_request("/declared", "actual=20&declared=10&" + q))
-        stdout, ended = rd.response()
+        stdout, ended = rd.read_stdout()
         assert ended
         assert split_head(stdout)[1] == declared_body(10)
         s.sendall(fcgi_request("/ok"))
-        stdout, ended = rd.response()
+        stdout, ended = rd.read_stdout()
         assert ended and split_head(stdout)[1] == b"ok"
     g.wait_log("longer than its Content-Length")
 
@@ -221,7 +167,7 @@ def test_fastcgi_shorter_than_content_length_closes_without_end_request(gyre, sh
     g = gyre(APP, proto="fastcgi")
     with connect(g.socket, TIMEOUT) as s:
         s.sendall(fcgi_request("/declared", "actual=5&declared=10&" + q))
-        stdout, ended = FcgiReader(s).response()
+        stdout, ended = FcgiReader(s).read_stdout()
     assert not ended, "END_REQUEST after a body shorter than its Content-Length"
     assert split_head(stdout)[1] == declared_body(5)
     g.wait_log("shorter than its Content-Length")
@@ -303,10 +249,11 @@ def test_fastcgi_file_shrinking_under_sendfile_closes(gyre, tmp_path):
     with connect(g.socket, TIMEOUT) as s:
         s.sendall(fcgi_request("/big_file", "path=" + path))
         rd = FcgiReader(s)
-        rtype, first = rd._record()
-        assert rtype == FCGI_STDOUT
+        rec = rd.read_record()
+        assert rec is not None and rec.type == FCGI_STDOUT, rec
+        first = rec.content
         truncate_over(g, path)
-        stdout, ended = rd.response()
+        stdout, ended = rd.read_stdout()
     assert not ended, "END_REQUEST after a file that shrank under sendfile"
     assert len(split_head(first + stdout)[1]) < size
     g.wait_log("shorter than its Content-Length")

@@ -40,9 +40,10 @@ static void put_header(struct bytes *b, unsigned version, unsigned type, unsigne
                        unsigned padding)
 {
     const unsigned char h[FCGI_HEADER_LEN] = {
-        (unsigned char)version,    (unsigned char)type,         (unsigned char)(id >> 8),
-        (unsigned char)(id & 0xff), (unsigned char)(clen >> 8), (unsigned char)(clen & 0xff),
-        (unsigned char)padding,    0x5a, /* reserved: ignored whatever it is */
+        (unsigned char)version,     (unsigned char)type,
+        (unsigned char)(id >> 8),   (unsigned char)(id & 0xff),
+        (unsigned char)(clen >> 8), (unsigned char)(clen & 0xff),
+        (unsigned char)padding,     0x5a, /* reserved: ignored whatever it is */
     };
 
     put(b, h, sizeof(h));
@@ -75,8 +76,14 @@ static void put_record8(struct bytes *b, unsigned type, unsigned id, const void 
 
 static void put_begin(struct bytes *b, unsigned id, unsigned role, unsigned flags)
 {
-    const unsigned char body[8] = { (unsigned char)(role >> 8), (unsigned char)(role & 0xff),
-                                    (unsigned char)flags, 1, 2, 3, 4, 5 };
+    const unsigned char body[8] = { (unsigned char)(role >> 8),
+                                    (unsigned char)(role & 0xff),
+                                    (unsigned char)flags,
+                                    1,
+                                    2,
+                                    3,
+                                    4,
+                                    5 };
 
     put_record(b, FCGI_BEGIN_REQUEST, id, body, sizeof(body), 0);
 }
@@ -173,8 +180,8 @@ static void transcript_data(struct transcript *t, const void *data, size_t len)
  * Checks that ev, returned with r bytes consumed from buf, is well-formed, and records it.
  * Returns 0 when it is so broken that going on would only crash.
  */
-static int transcript_add(struct transcript *t, const struct fcgi_event *ev, const char *buf,
-                          int r, const struct fcgi_parser *p)
+static int transcript_add(struct transcript *t, const struct fcgi_event *ev, const char *buf, int r,
+                          const struct fcgi_parser *p)
 {
     struct event_rec *last = t->nevents ? &t->ev[t->nevents - 1] : NULL;
     unsigned rt = event_record_type(ev->type);
@@ -410,9 +417,9 @@ static void build_nginx(void)
         put_pair(&nginx_pairs, nginx_params[i].name, nginx_params[i].value);
     }
     cut[0] = 0;
-    cut[1] = 7;                  /* inside SCRIPT_FILENAME */
-    cut[2] = cookie_at + 1 + 2;  /* HTTP_COOKIE: name length, 2 bytes of the value's length */
-    cut[3] = cookie_at + 1 + 4 + 11 + 100; /* inside the cookie's value */
+    cut[1] = 7;                 /* inside SCRIPT_FILENAME */
+    cut[2] = cookie_at + 1 + 2; /* HTTP_COOKIE: name length, 2 bytes of the value's length */
+    cut[3] = cookie_at + 1 + 4 + 11 + 100;                         /* inside the cookie's value */
     cut[4] = cookie_at + 1 + 4 + 11 + sizeof(long_cookie) - 1 + 1; /* between a pair's lengths */
     cut[5] = nginx_pairs.len;
 
@@ -480,8 +487,8 @@ TEST(nginx_request_byte_by_byte)
     feed(&piece_t, BYTES(&nginx_stream), BYTEWISE, 0);
     check_nginx_transcript(&piece_t);
     /* Content comes out as it arrives: a byte in, a byte of content out. */
-    CHECK_EQ_INT(piece_t.raw_events, 1 + nginx_pairs.len + 1 + (sizeof(nginx_body) - 1) + 1 +
-                                         1 + nginx_get_pairs.len + 1 + 1);
+    CHECK_EQ_INT(piece_t.raw_events, 1 + nginx_pairs.len + 1 + (sizeof(nginx_body) - 1) + 1 + 1 +
+                                         nginx_get_pairs.len + 1 + 1);
 }
 
 TEST(nginx_request_random_pieces)
@@ -576,8 +583,8 @@ TEST(zero_initialised_parser_and_empty_input)
 
 TEST(begin_request_fields)
 {
-    static const unsigned roles[] = { FCGI_RESPONDER, FCGI_AUTHORIZER, FCGI_FILTER, 0, 0x1234,
-                                      0xffff };
+    static const unsigned roles[] = { FCGI_RESPONDER, FCGI_AUTHORIZER, FCGI_FILTER, 0,
+                                      0x1234,         0xffff };
     static const unsigned flags[] = { 0, FCGI_KEEP_CONN, 0xfe, 0xff };
     static struct bytes s;
 
@@ -623,7 +630,9 @@ TEST(abort_request)
 
     s.len = 0;
     put_begin(&s, 3, FCGI_RESPONDER, 0);
+    // clang-format off
     put_record8(&s, FCGI_PARAMS, 3, "\x01\x01" "AB", 4);
+    // clang-format on
     put_record8(&s, FCGI_ABORT_REQUEST, 3, NULL, 0);
     /* Content on an ABORT_REQUEST means nothing: skipped, the event after it. */
     put_record(&s, FCGI_ABORT_REQUEST, 4, "junk", 4, 3);
@@ -632,7 +641,9 @@ TEST(abort_request)
     CHECK_EQ_INT(whole_t.status, 0);
     CHECK_EQ_INT(whole_t.nevents, 5);
     check_event(&whole_t, 0, FCGI_EV_BEGIN_REQUEST, 3, NULL, 0);
+    // clang-format off
     check_event(&whole_t, 1, FCGI_EV_PARAMS, 3, "\x01\x01" "AB", 4);
+    // clang-format on
     check_event(&whole_t, 2, FCGI_EV_ABORT_REQUEST, 3, NULL, 0);
     check_event(&whole_t, 3, FCGI_EV_ABORT_REQUEST, 4, NULL, 0);
     check_event(&whole_t, 4, FCGI_EV_ABORT_REQUEST, 0xffff, NULL, 0);
@@ -650,7 +661,9 @@ TEST(padding_of_every_length_is_skipped)
             s.len = 0;
             put_record(&s, FCGI_STDIN, 1, "ABCDEFGHI", clens[c], pad);
             put_record(&s, FCGI_UNKNOWN_TYPE + 1, 1, "ABCDEFGHI", clens[c], pad);
+            // clang-format off
             put_record(&s, FCGI_GET_VALUES, 0, "\x01\x00" "Z", clens[c] < 3 ? 0 : 3, pad);
+            // clang-format on
             put_record(&s, FCGI_ABORT_REQUEST, 2, NULL, 0, pad);
             put_record(&s, FCGI_STDIN, 1, NULL, 0, 255 - pad);
             TEST_CONTEXT("content %zu, padding %u", clens[c], pad);
@@ -667,8 +680,10 @@ TEST(padding_of_every_length_is_skipped)
                 check_event(&whole_t, 0, FCGI_EV_STDIN_END, 1, NULL, 0);
                 check_event(&whole_t, 1, FCGI_EV_UNKNOWN_TYPE, 1, NULL, 0);
             }
+            // clang-format off
             check_event(&whole_t, whole_t.nevents - 3, FCGI_EV_GET_VALUES, 0, "\x01\x00" "Z",
                         clens[c] < 3 ? 0 : 3);
+            // clang-format on
             check_event(&whole_t, whole_t.nevents - 2, FCGI_EV_ABORT_REQUEST, 2, NULL, 0);
             check_event(&whole_t, whole_t.nevents - 1, FCGI_EV_STDIN_END, 1, NULL, 0);
         }
@@ -730,7 +745,9 @@ static void put_prelude(struct bytes *s)
 {
     s->len = 0;
     put_begin(s, 1, FCGI_RESPONDER, FCGI_KEEP_CONN);
+    // clang-format off
     put_record8(s, FCGI_PARAMS, 1, "\x01\x01" "AB", 4);
+    // clang-format on
 }
 
 TEST(error_version)
@@ -764,7 +781,9 @@ TEST(error_management_record_on_a_request_id)
         TEST_CONTEXT("id %u", ids[i]);
         put_prelude(&s);
         at = s.len;
+        // clang-format off
         put_record8(&s, FCGI_GET_VALUES, ids[i], "\x0e\x00" "FCGI_MAX_CONNS", 16);
+        // clang-format on
         check_error(&s, at, FCGI_E_MANAGEMENT_ID, 2);
     }
 }
@@ -858,8 +877,15 @@ TEST(error_is_sticky)
 
 TEST(unknown_types_are_skipped_and_reported)
 {
-    static const unsigned types[] = { 0,  FCGI_END_REQUEST, FCGI_STDOUT, FCGI_STDERR,
-                                      FCGI_GET_VALUES_RESULT, FCGI_UNKNOWN_TYPE, 12, 0x80, 0xff };
+    static const unsigned types[] = { 0,
+                                      FCGI_END_REQUEST,
+                                      FCGI_STDOUT,
+                                      FCGI_STDERR,
+                                      FCGI_GET_VALUES_RESULT,
+                                      FCGI_UNKNOWN_TYPE,
+                                      12,
+                                      0x80,
+                                      0xff };
     static const unsigned ids[] = { 0, 1, 0xffff };
     static const size_t clens[] = { 0, 5, 300 };
     static unsigned char content[300];
@@ -979,7 +1005,7 @@ TEST(largest_records)
         int r;
 
         memset(&p, 0, sizeof(p));
-        off += (size_t)proto_fcgi_next(&p, buf, s.len, &ev);         /* BEGIN_REQUEST */
+        off += (size_t)proto_fcgi_next(&p, buf, s.len, &ev);             /* BEGIN_REQUEST */
         off += (size_t)proto_fcgi_next(&p, buf + off, s.len - off, &ev); /* PARAMS */
         CHECK_EQ_INT(ev.type, FCGI_EV_PARAMS);
         r = proto_fcgi_next(&p, buf + off, s.len - off, &ev);
@@ -1060,21 +1086,21 @@ TEST(pairs_one_and_four_byte_lengths)
     b.len = 0;
     put_pair_n(&b, "SHORT", 5, "s", 1, 0, 0);
     want[0] = (struct pair){ "SHORT", 5, "s", 1 };
-    put_pair_n(&b, "EDGE", 4, v200, 127, 0, 0);     /* 127: the largest 1-byte length */
+    put_pair_n(&b, "EDGE", 4, v200, 127, 0, 0); /* 127: the largest 1-byte length */
     want[1] = (struct pair){ "EDGE", 4, v200, 127 };
-    put_pair_n(&b, "V128", 4, v200, 128, 0, 0);     /* 128: the smallest 4-byte one */
+    put_pair_n(&b, "V128", 4, v200, 128, 0, 0); /* 128: the smallest 4-byte one */
     want[2] = (struct pair){ "V128", 4, v200, 128 };
-    put_pair_n(&b, "V200", 4, v200, 200, 0, 0);     /* 0x80 0x00 0x00 0xc8 */
+    put_pair_n(&b, "V200", 4, v200, 200, 0, 0); /* 0x80 0x00 0x00 0xc8 */
     want[3] = (struct pair){ "V200", 4, v200, 200 };
     put_pair_n(&b, "V70000", 6, v70000, 70000, 0, 0); /* a length with 3 significant bytes */
     want[4] = (struct pair){ "V70000", 6, v70000, 70000 };
-    put_pair_n(&b, n300, 300, "", 0, 0, 0);         /* a 4-byte name length */
+    put_pair_n(&b, n300, 300, "", 0, 0, 0); /* a 4-byte name length */
     want[5] = (struct pair){ n300, 300, "", 0 };
-    put_pair_n(&b, "WIDE", 4, "x", 1, 1, 1);        /* 4-byte form of short lengths: allowed */
+    put_pair_n(&b, "WIDE", 4, "x", 1, 1, 1); /* 4-byte form of short lengths: allowed */
     want[6] = (struct pair){ "WIDE", 4, "x", 1 };
-    put_pair_n(&b, "E", 1, "", 0, 0, 1);            /* 0x80 0 0 0: length 0 */
+    put_pair_n(&b, "E", 1, "", 0, 0, 1); /* 0x80 0 0 0: length 0 */
     want[7] = (struct pair){ "E", 1, "", 0 };
-    CHECK_EQ_INT(b.buf[b.len - 6], 0x01);         /* the last pair: 01 80 00 00 00 'E' */
+    CHECK_EQ_INT(b.buf[b.len - 6], 0x01); /* the last pair: 01 80 00 00 00 'E' */
     CHECK_EQ_INT(b.buf[b.len - 5], 0x80);
     check_pairs(&b, want, 8, 0);
 }
@@ -1082,8 +1108,10 @@ TEST(pairs_one_and_four_byte_lengths)
 TEST(pairs_exact_bytes)
 {
     /* Hand-written wire bytes, not built by the helpers above. */
+    // clang-format off
     static const char block[] = "\x04\x03" "NAMEval"
                                 "\x80\x00\x00\x01\x80\x00\x00\xc8" "N";
+    // clang-format on
     static char vals[201];
     char *buf;
     size_t len;
@@ -1130,6 +1158,7 @@ TEST(pairs_truncated)
     CHECK_EQ_INT(PAIRS_STATUS("\x01\x80"), FCGI_E_TRUNCATED);
     CHECK_EQ_INT(PAIRS_STATUS("\x01\x80\x00\xc8"), FCGI_E_TRUNCATED);
     /* The same after a good pair: the error is the block's, not the first pair's. */
+    // clang-format off
     CHECK_EQ_INT(PAIRS_STATUS("\x01\x01" "Kv" "\x01\x80\x00"), FCGI_E_TRUNCATED);
     /* Name runs past; name fits and value runs past by one byte. */
     CHECK_EQ_INT(PAIRS_STATUS("\x05\x00" "KEY"), FCGI_E_TRUNCATED);
@@ -1138,11 +1167,14 @@ TEST(pairs_truncated)
     /* The largest lengths: nothing wraps. */
     CHECK_EQ_INT(PAIRS_STATUS("\xff\xff\xff\xff\x00" "K"), FCGI_E_TRUNCATED);
     CHECK_EQ_INT(PAIRS_STATUS("\x01\xff\xff\xff\xff" "K"), FCGI_E_TRUNCATED);
+    // clang-format on
     CHECK_EQ_INT(PAIRS_STATUS("\xff\xff\xff\xff\xff\xff\xff\xff"), FCGI_E_TRUNCATED);
     CHECK_EQ_INT(params_out.nparams, 0);
     /* Exactly fitting, for contrast. */
+    // clang-format off
     CHECK_EQ_INT(PAIRS_STATUS("\x03\x03" "KEYval"), 1);
     CHECK_EQ_INT(PAIRS_STATUS("\x03\x80\x00\x00\x03" "KEYval"), 1);
+    // clang-format on
 }
 
 TEST(pairs_every_prefix)
@@ -1173,11 +1205,13 @@ TEST(pairs_every_prefix)
 
 TEST(pairs_empty_name_and_empty_value)
 {
+    // clang-format off
     CHECK_EQ_INT(PAIRS_STATUS("\x01\x00" "K"), 1);
     CHECK_EQ_INT(PAIRS_STATUS("\x00\x01" "v"), FCGI_E_EMPTY_NAME);
     CHECK_EQ_INT(PAIRS_STATUS("\x01\x00" "K" "\x80\x00\x00\x00\x00"), FCGI_E_EMPTY_NAME);
     /* Framing first: an empty name in a cut pair is a cut pair. */
     CHECK_EQ_INT(PAIRS_STATUS("\x00\x02" "v"), FCGI_E_TRUNCATED);
+    // clang-format on
 }
 
 static void build_many(struct bytes *b, size_t n)
@@ -1202,7 +1236,9 @@ TEST(pairs_too_many)
     CHECK_EQ_INT(params_out.nparams, 0);
     /* One too many but cut: framing wins. */
     build_many(&b, GY_MAX_PARAMS);
+    // clang-format off
     put(&b, "\x01\x02" "Kv", 4);
+    // clang-format on
     CHECK_EQ_INT(params_status(BYTES(&b)), FCGI_E_TRUNCATED);
 }
 
@@ -1220,55 +1256,20 @@ static int content_length_status(const char *value, size_t vlen, int64_t *out)
     return r;
 }
 
+/* The value is read by gy_parse_decimal (its table of values: test_request.c); here, that the
+ * parser uses it: a value it takes, the largest, and one it refuses, with the FastCGI status. */
 TEST(pairs_content_length)
 {
-    static const struct {
-        const char *value;
-        size_t len;
-        int ok;
-        int64_t want;
-    } cases[] = {
-#define OK(s, v) { s, sizeof(s) - 1, 1, v }
-#define BAD(s) { s, sizeof(s) - 1, 0, 0 }
-        OK("", 0),
-        OK("0", 0),
-        OK("27", 27),
-        OK("007", 7),
-        OK("4294967296", 4294967296),
-        OK("9223372036854775807", INT64_MAX),
-        OK("00000000000000000000009223372036854775807", INT64_MAX),
-        BAD("9223372036854775808"),
-        BAD("18446744073709551616"),
-        BAD("99999999999999999999"),
-        BAD("+1"),
-        BAD("-1"),
-        BAD(" 1"),
-        BAD("1 "),
-        BAD("1\r\n"),
-        BAD("1\0"),
-        BAD("1.0"),
-        BAD("0x10"),
-        BAD("/"),
-        BAD(":"),
-        BAD("\xd9\xa1"),
-        BAD("abc"),
-#undef OK
-#undef BAD
-    };
+    int64_t got = -1;
 
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        int64_t got = -1;
-        int r = content_length_status(cases[i].value, cases[i].len, &got);
-
-        TEST_CONTEXT("CONTENT_LENGTH case %zu", i);
-        if (cases[i].ok) {
-            CHECK_EQ_INT(r, 3);
-            CHECK_EQ_INT(got, cases[i].want);
-        } else {
-            CHECK_EQ_INT(r, FCGI_E_CONTENT_LENGTH);
-            CHECK_EQ_INT(got, 0);
-        }
-    }
+    CHECK_EQ_INT(content_length_status("9223372036854775807", 19, &got), 3);
+    CHECK_EQ_INT(got, INT64_MAX);
+    CHECK_EQ_INT(content_length_status("", 0, &got), 3); /* empty: no body, as nginx sends it */
+    CHECK_EQ_INT(got, 0);
+    CHECK_EQ_INT(content_length_status("9223372036854775808", 19, &got), FCGI_E_CONTENT_LENGTH);
+    CHECK_EQ_INT(got, 0);
+    CHECK_EQ_INT(content_length_status("+1", 2, &got), FCGI_E_CONTENT_LENGTH);
+    CHECK_EQ_INT(got, 0);
 }
 
 TEST(pairs_content_length_repeated_and_lookalikes)
@@ -1324,7 +1325,11 @@ static struct rec read_rec(const void *data)
 {
     const unsigned char *p = data;
 
-    return (struct rec){ p[0], p[1], (unsigned)p[2] << 8 | p[3], (unsigned)p[4] << 8 | p[5], p[6],
+    return (struct rec){ p[0],
+                         p[1],
+                         (unsigned)p[2] << 8 | p[3],
+                         (unsigned)p[4] << 8 | p[5],
+                         p[6],
                          p + FCGI_HEADER_LEN };
 }
 
@@ -1361,8 +1366,8 @@ TEST(encode_header)
 
 TEST(encode_end_request)
 {
-    static const unsigned statuses[] = { FCGI_REQUEST_COMPLETE, FCGI_CANT_MPX_CONN,
-                                         FCGI_OVERLOADED, FCGI_UNKNOWN_ROLE };
+    static const unsigned statuses[] = { FCGI_REQUEST_COMPLETE, FCGI_CANT_MPX_CONN, FCGI_OVERLOADED,
+                                         FCGI_UNKNOWN_ROLE };
     char out[FCGI_END_REQUEST_LEN];
 
     for (size_t i = 0; i < 4; i++) {
@@ -1392,7 +1397,9 @@ TEST(encode_unknown_type)
     char out[FCGI_UNKNOWN_TYPE_LEN];
 
     CHECK_EQ_INT(proto_fcgi_encode_unknown_type(out, sizeof(out), 42), FCGI_UNKNOWN_TYPE_LEN);
+    // clang-format off
     CHECK_EQ_MEM(out, 16, "\x01\x0b\x00\x00\x00\x08\x00\x00" "\x2a\0\0\0\0\0\0\0", 16);
+    // clang-format on
     CHECK_EQ_INT(proto_fcgi_encode_unknown_type(out, 15, 42), FCGI_E_NO_SPACE);
 }
 
@@ -1402,20 +1409,24 @@ TEST(encode_record)
 
     memset(content, 'c', sizeof(content));
     CHECK_EQ_INT(proto_fcgi_encode_record(out, sizeof(out), FCGI_STDOUT, 3, "hello", 5), 16);
+    // clang-format off
     CHECK_EQ_MEM(out, 16, "\x01\x06\x00\x03\x00\x05\x03\x00" "hello\0\0\0", 16);
+    // clang-format on
     CHECK_EQ_INT(proto_fcgi_encode_record(out, 16, FCGI_STDOUT, 3, "hello", 5), 16);
     CHECK_EQ_INT(proto_fcgi_encode_record(out, 15, FCGI_STDOUT, 3, "hello", 5), FCGI_E_NO_SPACE);
     CHECK_EQ_INT(proto_fcgi_encode_record(out, sizeof(out), FCGI_STDOUT, 3, NULL, 0), 8);
-    CHECK_EQ_INT(proto_fcgi_encode_record(out, sizeof(out), FCGI_STDOUT, 3, content,
-                                          FCGI_MAX_CONTENT),
-                 FCGI_HEADER_LEN + FCGI_MAX_CONTENT + 1);
-    CHECK_EQ_INT(proto_fcgi_encode_record(out, sizeof(out), FCGI_STDOUT, 3, content,
-                                          FCGI_MAX_CONTENT + 1),
-                 FCGI_E_CONTENT_TOO_LONG);
+    CHECK_EQ_INT(
+        proto_fcgi_encode_record(out, sizeof(out), FCGI_STDOUT, 3, content, FCGI_MAX_CONTENT),
+        FCGI_HEADER_LEN + FCGI_MAX_CONTENT + 1);
+    CHECK_EQ_INT(
+        proto_fcgi_encode_record(out, sizeof(out), FCGI_STDOUT, 3, content, FCGI_MAX_CONTENT + 1),
+        FCGI_E_CONTENT_TOO_LONG);
     /* In place: the content already where it goes. */
     memcpy(out + FCGI_HEADER_LEN, "in place", 8);
     CHECK_EQ_INT(proto_fcgi_encode_record(out, sizeof(out), FCGI_STDOUT, 1, out + 8, 8), 16);
+    // clang-format off
     CHECK_EQ_MEM(out, 16, "\x01\x06\x00\x01\x00\x08\x00\x00" "in place", 16);
+    // clang-format on
 }
 
 TEST(encoders_round_trip_through_the_parser)
@@ -1445,9 +1456,10 @@ TEST(encoders_round_trip_through_the_parser)
             CHECK_EQ_INT(whole_t.status, 0);
             CHECK_EQ_INT(whole_t.nevents, 2); /* the content (or an end), then the end */
             if (lens[i]) {
-                check_event(&whole_t, 0, types[t] == FCGI_PARAMS ? FCGI_EV_PARAMS
-                                         : types[t] == FCGI_STDIN ? FCGI_EV_STDIN
-                                                                  : FCGI_EV_DATA,
+                check_event(&whole_t, 0,
+                            types[t] == FCGI_PARAMS  ? FCGI_EV_PARAMS
+                            : types[t] == FCGI_STDIN ? FCGI_EV_STDIN
+                                                     : FCGI_EV_DATA,
                             77, content, lens[i]);
             }
             check_event(&whole_t, whole_t.nevents - 1,
@@ -1496,8 +1508,8 @@ TEST(encoders_round_trip_through_the_parser)
 
 TEST(stream_split_helper)
 {
-    static const size_t sizes[] = { 0,      1,      7,      8,      65527,  65528, 65529,
-                                    65535,  65536,  131056, 131057, 200000, 300007 };
+    static const size_t sizes[] = { 0,     1,     7,      8,      65527,  65528, 65529,
+                                    65535, 65536, 131056, 131057, 200000, 300007 };
     static char body[300007];
     static struct bytes s;
     char hdr[FCGI_HEADER_LEN];
@@ -1647,7 +1659,9 @@ TEST(get_values_answers_only_what_was_asked)
     }
 
     /* Nothing known asked: an empty answer, a bare header. */
+    // clang-format off
     CHECK_EQ_INT(proto_fcgi_get_values_asked("\x01\x00" "X", 3), 0);
+    // clang-format on
     CHECK_EQ_INT(proto_fcgi_get_values_asked(NULL, 0), 0);
     n = proto_fcgi_encode_get_values_result(out, sizeof(out), 0, &v);
     CHECK_EQ_INT(n, FCGI_HEADER_LEN);
@@ -1659,7 +1673,9 @@ TEST(get_values_answers_only_what_was_asked)
 
 TEST(get_values_truncated)
 {
+    // clang-format off
     static const char cut[] = "\x0e\x00" "FCGI_MAX_CONN";
+    // clang-format on
     char *buf = guarded_copy(cut, sizeof(cut) - 1);
 
     CHECK_EQ_INT(proto_fcgi_get_values_asked(buf, sizeof(cut) - 1), FCGI_E_TRUNCATED);
@@ -1674,9 +1690,10 @@ TEST(get_values_truncated)
 TEST(strerror)
 {
     static const int statuses[] = {
-        FCGI_E_VERSION,   FCGI_E_MANAGEMENT_ID,   FCGI_E_NULL_REQUEST_ID, FCGI_E_BEGIN_LENGTH,
-        FCGI_E_GET_VALUES_TOO_BIG, FCGI_E_TRUNCATED, FCGI_E_EMPTY_NAME,   FCGI_E_TOO_MANY_PARAMS,
-        FCGI_E_CONTENT_LENGTH, FCGI_E_NO_SPACE,   FCGI_E_CONTENT_TOO_LONG,
+        FCGI_E_VERSION,      FCGI_E_MANAGEMENT_ID,      FCGI_E_NULL_REQUEST_ID,
+        FCGI_E_BEGIN_LENGTH, FCGI_E_GET_VALUES_TOO_BIG, FCGI_E_TRUNCATED,
+        FCGI_E_EMPTY_NAME,   FCGI_E_TOO_MANY_PARAMS,    FCGI_E_CONTENT_LENGTH,
+        FCGI_E_NO_SPACE,     FCGI_E_CONTENT_TOO_LONG,
     };
     const size_t n = sizeof(statuses) / sizeof(statuses[0]);
 
@@ -1688,8 +1705,6 @@ TEST(strerror)
         const char *s = proto_fcgi_strerror(statuses[i]);
 
         TEST_CONTEXT("status %d", statuses[i]);
-        if (!CHECK(s != NULL))
-            continue;
         CHECK(s[0] >= 'a' && s[0] <= 'z');
         CHECK(strlen(s) < 60 && s[strlen(s) - 1] != '.' && !strchr(s, '\n'));
         for (size_t j = 0; j < i; j++)
@@ -1697,8 +1712,8 @@ TEST(strerror)
         CHECK(strcmp(s, proto_fcgi_strerror(-100)) != 0);
     }
     CHECK_EQ_STR(proto_fcgi_strerror(-(int)n - 1), "unknown error");
-    CHECK(proto_fcgi_strerror(0) != NULL);
-    CHECK(proto_fcgi_strerror(42) != NULL);
+    CHECK_EQ_STR(proto_fcgi_strerror(0), "no error");
+    CHECK_EQ_STR(proto_fcgi_strerror(42), "no error");
 }
 
 int main(int argc, char **argv)

@@ -110,12 +110,11 @@ static void check_chunked(const char *in, size_t len, ptrdiff_t want, const char
 
 /* ---- realistic requests ---- */
 
-static const char curl_get[] =
-    "GET /hello/world?a=1&b=%C3%A9 HTTP/1.1\r\n"
-    "Host: localhost:8080\r\n"
-    "User-Agent: curl/7.88.1\r\n"
-    "Accept: */*\r\n"
-    "\r\n";
+static const char curl_get[] = "GET /hello/world?a=1&b=%C3%A9 HTTP/1.1\r\n"
+                               "Host: localhost:8080\r\n"
+                               "User-Agent: curl/7.88.1\r\n"
+                               "Accept: */*\r\n"
+                               "\r\n";
 
 static const char browser_get[] =
     "GET /static/app.js?v=3 HTTP/1.1\r\n"
@@ -135,33 +134,30 @@ static const char browser_get[] =
     "Cache-Control: max-age=0\r\n"
     "\r\n";
 
-static const char post_json_head[] =
-    "POST /api/items HTTP/1.1\r\n"
-    "Host: localhost:8080\r\n"
-    "User-Agent: curl/7.88.1\r\n"
-    "Accept: */*\r\n"
-    "Content-Type: application/json\r\n"
-    "Content-Length: 27\r\n"
-    "\r\n";
+static const char post_json_head[] = "POST /api/items HTTP/1.1\r\n"
+                                     "Host: localhost:8080\r\n"
+                                     "User-Agent: curl/7.88.1\r\n"
+                                     "Accept: */*\r\n"
+                                     "Content-Type: application/json\r\n"
+                                     "Content-Length: 27\r\n"
+                                     "\r\n";
 static const char post_json_body[] = "{\"name\":\"widget\",\"qty\": 30}";
 
-static const char chunked_post_head[] =
-    "POST /upload HTTP/1.1\r\n"
-    "Host: localhost\r\n"
-    "Transfer-Encoding: chunked\r\n"
-    "Content-Type: text/plain\r\n"
-    "\r\n";
+static const char chunked_post_head[] = "POST /upload HTTP/1.1\r\n"
+                                        "Host: localhost\r\n"
+                                        "Transfer-Encoding: chunked\r\n"
+                                        "Content-Type: text/plain\r\n"
+                                        "\r\n";
 static const char chunked_post_body[] = "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
 
-static const char curl_expect[] =
-    "PUT /big HTTP/1.1\r\n"
-    "Host: localhost:8080\r\n"
-    "User-Agent: curl/7.88.1\r\n"
-    "Accept: */*\r\n"
-    "Content-Length: 2000000\r\n"
-    "Content-Type: application/octet-stream\r\n"
-    "Expect: 100-continue\r\n"
-    "\r\n";
+static const char curl_expect[] = "PUT /big HTTP/1.1\r\n"
+                                  "Host: localhost:8080\r\n"
+                                  "User-Agent: curl/7.88.1\r\n"
+                                  "Accept: */*\r\n"
+                                  "Content-Length: 2000000\r\n"
+                                  "Content-Type: application/octet-stream\r\n"
+                                  "Expect: 100-continue\r\n"
+                                  "\r\n";
 
 static const char http10_plain[] = "GET /index.html HTTP/1.0\r\nUser-Agent: ab/2.3\r\n\r\n";
 static const char http10_keep_alive[] =
@@ -351,8 +347,8 @@ static char *writable_copy(const void *data, size_t len)
 
 /* What a whole decode produced: every data byte, the status, where the body ended. */
 struct decoded {
-    ptrdiff_t r;   /* last status: > 0 means ended */
-    size_t end;    /* r > 0: offset in the input just past the body */
+    ptrdiff_t r; /* last status: > 0 means ended */
+    size_t end;  /* r > 0: offset in the input just past the body */
     size_t ndata;
     char data[1 << 17];
 };
@@ -425,7 +421,10 @@ static void check_chunked(const char *in, size_t len, ptrdiff_t want, const char
     for (int mode = 0; mode < 2 + 16; mode++) {
         if (mode >= 2)
             rng_seed((uint64_t)mode);
-        TEST_CONTEXT("mode %s, seed %d", mode == 0 ? "whole" : mode == 1 ? "bytes" : "pieces",
+        TEST_CONTEXT("mode %s, seed %d",
+                     mode == 0   ? "whole"
+                     : mode == 1 ? "bytes"
+                                 : "pieces",
                      mode);
         decode_pieces(in, len, mode < 2 ? mode : 2, mode < 10 ? 7 : 64, &d);
         if (want > 0) {
@@ -494,7 +493,10 @@ struct error_case {
     int status;
     int code;
 };
-#define ERR(s, st, code) { s, sizeof(s) - 1, st, code }
+#define ERR(s, st, code)                                                                           \
+    {                                                                                              \
+        s, sizeof(s) - 1, st, code                                                                 \
+    }
 
 static void check_error_cases(const struct error_case *c, size_t n)
 {
@@ -518,13 +520,14 @@ TEST(errors_request_line)
         ERR(" GET / HTTP/1.1\r\n", HTTP_E_METHOD, 400),
         ERR("GE(T / HTTP/1.1\r\n", HTTP_E_METHOD, 400),
         ERR("GET\t/ HTTP/1.1\r\n", HTTP_E_METHOD, 400),
-        ERR("G\x00T / HTTP/1.1\r\n", HTTP_E_METHOD, 400),
-        ERR("GET\r\n", HTTP_E_METHOD, 400),
+        ERR("G\x00T / HTTP/1.1\r\n", HTTP_E_METHOD, 400), ERR("GET\r\n", HTTP_E_METHOD, 400),
         ERR("/ HTTP/1.1\r\n", HTTP_E_METHOD, 400),
         ERR("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", HTTP_E_METHOD, 400), /* TLS hello */
         ERR("GET  / HTTP/1.1\r\n", HTTP_E_TARGET, 400),
+        // clang-format off
         ERR("GET /a\x00" "b HTTP/1.1\r\n", HTTP_E_TARGET, 400),
         ERR("GET /a\x7f" "b HTTP/1.1\r\n", HTTP_E_TARGET, 400),
+        // clang-format on
         ERR("GET /a\tb HTTP/1.1\r\n", HTTP_E_TARGET, 400),
         ERR("GET /#frag HTTP/1.1\r\n", HTTP_E_TARGET, 400),
         ERR("GET foo HTTP/1.1\r\n", HTTP_E_TARGET, 400),
@@ -549,16 +552,13 @@ TEST(errors_request_line)
         ERR("OPTIONS example.com:443 HTTP/1.1\r\n", HTTP_E_TARGET, 400),
         ERR("GET \r\n", HTTP_E_TARGET, 400),
         ERR("GET /\r\n\r\n", HTTP_E_REQUEST_LINE, 400), /* HTTP/0.9 */
-        ERR("GET /\n", HTTP_E_REQUEST_LINE, 400),
-        ERR("GET / http/1.1\r\n", HTTP_E_VERSION, 400),
+        ERR("GET /\n", HTTP_E_REQUEST_LINE, 400), ERR("GET / http/1.1\r\n", HTTP_E_VERSION, 400),
         ERR("GET / HTTP/1.1 \r\n", HTTP_E_VERSION, 400),
         ERR("GET / HTTP/1.10\r\n", HTTP_E_VERSION, 400),
-        ERR("GET / HTTP/11\r\n", HTTP_E_VERSION, 400),
-        ERR("GET / HTTP/1\r\n", HTTP_E_VERSION, 400),
+        ERR("GET / HTTP/11\r\n", HTTP_E_VERSION, 400), ERR("GET / HTTP/1\r\n", HTTP_E_VERSION, 400),
         ERR("GET / HTTP/a.1\r\n", HTTP_E_VERSION, 400),
         ERR("GET / HTTPS/1.1\r\n", HTTP_E_VERSION, 400),
-        ERR("GET / HTTP/1.1x", HTTP_E_VERSION, 400),
-        ERR("GET / HTTP/1.1\x00", HTTP_E_VERSION, 400),
+        ERR("GET / HTTP/1.1x", HTTP_E_VERSION, 400), ERR("GET / HTTP/1.1\x00", HTTP_E_VERSION, 400),
         ERR("GET /  HTTP/1.1\r\n", HTTP_E_VERSION, 400),
         ERR("GET / HTTP/1.1\n", HTTP_E_LINE_ENDING, 400),
         ERR("GET / HTTP/1.1\r\r\n", HTTP_E_LINE_ENDING, 400),
@@ -568,7 +568,8 @@ TEST(errors_request_line)
         ERR("GET / HTTP/2.0\r\n", HTTP_E_VERSION_UNSUPPORTED, 505),
         ERR("GET / HTTP/3.0\r\n", HTTP_E_VERSION_UNSUPPORTED, 505),
         ERR("GET / HTTP/9.9\r\n", HTTP_E_VERSION_UNSUPPORTED, 505),
-        ERR("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", HTTP_E_TARGET, 400), /* h2 preface: '*' needs OPTIONS */
+        ERR("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", HTTP_E_TARGET,
+            400), /* h2 preface: '*' needs OPTIONS */
     };
 
     check_error_cases(cases, sizeof(cases) / sizeof(cases[0]));
@@ -593,11 +594,13 @@ TEST(errors_fields)
         ERR(H11 "\xc3\x84: a\r\n\r\n", HTTP_E_HEADER_NAME, 400),
         ERR(H11 "X-A : a\r\n\r\n", HTTP_E_SPACE_BEFORE_COLON, 400),
         ERR(H11 "X-A\t: a\r\n\r\n", HTTP_E_SPACE_BEFORE_COLON, 400),
+        // clang-format off
         ERR(H11 "X: a\x00" "b\r\n\r\n", HTTP_E_HEADER_VALUE, 400),
         ERR(H11 "X: a\x7f" "b\r\n\r\n", HTTP_E_HEADER_VALUE, 400),
         ERR(H11 "X: \x01\r\n\r\n", HTTP_E_HEADER_VALUE, 400),
         ERR(H11 "X: a\x1b" "b\r\n\r\n", HTTP_E_HEADER_VALUE, 400),
         ERR(H11 "X: a\x0b" "b\r\n\r\n", HTTP_E_HEADER_VALUE, 400),
+        // clang-format on
         ERR("GET / HTTP/1.1\r\n\r\n", HTTP_E_HOST_MISSING, 400),
         ERR("GET / HTTP/1.1\r\nX: y\r\n\r\n", HTTP_E_HOST_MISSING, 400),
         ERR("GET http://h/ HTTP/1.1\r\n\r\n", HTTP_E_HOST_MISSING, 400),
@@ -646,8 +649,10 @@ TEST(errors_framing_and_smuggling)
         ERR(H11 "Transfer-Encoding: chunked x\r\n\r\n", HTTP_E_TRANSFER_ENCODING, 400),
         ERR(H11 "Transfer-Encoding: chun ked\r\n\r\n", HTTP_E_TRANSFER_ENCODING, 400),
         ERR(H11 "Transfer-Encoding : chunked\r\n\r\n", HTTP_E_SPACE_BEFORE_COLON, 400),
+        // clang-format off
         ERR(H11 "Transfer-Encoding:\x0b" "chunked\r\n\r\n", HTTP_E_HEADER_VALUE, 400),
         ERR(H11 "Transfer-Encoding: \x0c" "chunked\r\n\r\n", HTTP_E_HEADER_VALUE, 400),
+        // clang-format on
         ERR(H11 "Transfer-Encoding: chunked\x00\r\n\r\n", HTTP_E_HEADER_VALUE, 400),
         ERR(H11 "X: x\r\n Transfer-Encoding: chunked\r\n\r\n", HTTP_E_OBS_FOLD, 400),
         ERR(H11 "Transfer-Encoding: chunked\r\n , chunked\r\n\r\n", HTTP_E_OBS_FOLD, 400),
@@ -675,8 +680,7 @@ TEST(errors_framing_and_smuggling)
         ERR(H11 "Content-Length : 5\r\n\r\n", HTTP_E_SPACE_BEFORE_COLON, 400),
         ERR(H11 "Content-Length: 5\r\n Content-Length: 6\r\n\r\n", HTTP_E_OBS_FOLD, 400),
         /* the conflict is found at its line */
-        ERR(H11 "Content-Length: 5\r\nContent-Length: 6\r\n", HTTP_E_CONTENT_LENGTH_CONFLICT,
-            400),
+        ERR(H11 "Content-Length: 5\r\nContent-Length: 6\r\n", HTTP_E_CONTENT_LENGTH_CONFLICT, 400),
     };
 
     check_error_cases(cases, sizeof(cases) / sizeof(cases[0]));
@@ -702,33 +706,22 @@ TEST(content_length_values)
         int ok;
         int64_t want;
     } cases[] = {
-#define OK(s, v) { s, sizeof(s) - 1, 1, v }
-#define BAD(s) { s, sizeof(s) - 1, 0, 0 }
-        OK("0", 0),
-        OK("123", 123),
-        OK("007", 7),
-        OK("4294967296", 4294967296),
+#define OK(s, v)                                                                                   \
+    {                                                                                              \
+        s, sizeof(s) - 1, 1, v                                                                     \
+    }
+#define BAD(s)                                                                                     \
+    {                                                                                              \
+        s, sizeof(s) - 1, 0, 0                                                                     \
+    }
+        /* Each number is read by gy_parse_decimal (its table: test_request.c); here, that the
+         * parser uses it, and what HTTP adds: lists of one number, at least one digit. */
         OK("9223372036854775807", INT64_MAX),
-        OK("00000000000000000000009223372036854775807", INT64_MAX),
         OK("5, 5", 5),
         OK("5,5", 5),
         OK("5 ,\t5 , 05", 5),
         BAD("9223372036854775808"), /* INT64_MAX + 1 */
-        BAD("18446744073709551615"),
-        BAD("18446744073709551616"),
-        BAD("99999999999999999999"),
-        BAD("92233720368547758070"),
-        BAD("+1"),
         BAD("-1"),
-        BAD("-0"),
-        BAD("1.0"),
-        BAD("0x10"),
-        BAD("1e3"),
-        BAD("1_000"),
-        BAD("/"), /* '0' - 1 */
-        BAD(":"), /* '9' + 1 */
-        BAD("\xd9\xa1"), /* ARABIC-INDIC DIGIT ONE */
-        BAD("abc"),
         BAD("\"5\""),
 #undef OK
 #undef BAD
@@ -765,8 +758,8 @@ TEST(content_length_collapsed)
         { "Content-Length: 5\r\nContent-Length: 5\r\n", "5", 1, 2, 5 },
         { "Content-Length: 5, 5\r\n", "5", 1, 2, 5 },
         { "Content-Length: 5 ,\t5 , 5\r\n", "5", 1, 2, 5 },
-        { "X-A: 1\r\ncontent-length: 5, 5\r\nX-B: 2\r\nContent-Length: 5\r\nX-C: 3\r\n",
-          "5", 2, 5, 5 },
+        { "X-A: 1\r\ncontent-length: 5, 5\r\nX-B: 2\r\nContent-Length: 5\r\nX-C: 3\r\n", "5", 2, 5,
+          5 },
         { "Content-Length: 05\r\nContent-Length: 5\r\n", "05", 1, 2, 5 }, /* first as sent */
         { "Content-Length: 0, 0\r\n", "0", 1, 2, 0 },
     };
@@ -797,7 +790,8 @@ TEST(content_length_collapsed)
         CHECK_EQ_INT(status_lim(LIT(H11 "Content-Length: 5\r\nContent-Length: 5\r\n\r\n"), &lim),
                      sizeof(H11 "Content-Length: 5\r\nContent-Length: 5\r\n\r\n") - 1);
         CHECK_EQ_INT(status_lim(LIT(H11 "Content-Length: 5\r\nContent-Length: 5\r\n"
-                                        "Content-Length: 5\r\n\r\n"), &lim),
+                                        "Content-Length: 5\r\n\r\n"),
+                                &lim),
                      HTTP_E_TOO_MANY_HEADERS);
     }
 }
@@ -807,8 +801,8 @@ TEST(framing_accepted)
     struct parsed *p;
 
     /* identical duplicates are one value, numerically: 5 and 05 frame the same body */
-    p = parse_lim(LIT(H11 "Content-Length: 5\r\ncontent-length: 05\r\nCONTENT-LENGTH: 5, 5\r\n\r\n"),
-                  NULL);
+    p = parse_lim(
+        LIT(H11 "Content-Length: 5\r\ncontent-length: 05\r\nCONTENT-LENGTH: 5, 5\r\n\r\n"), NULL);
     if (CHECK(p->r > 0)) {
         CHECK_EQ_INT(p->req.body, HTTP_BODY_LENGTH);
         CHECK_EQ_INT(p->req.content_length, 5);
@@ -839,8 +833,8 @@ TEST(framing_accepted)
         parsed_free(p);
     }
     /* Only the exact names frame the body: these are ordinary fields. */
-    static const char *const names[] = { "Transfer_Encoding", "Transfer-Encodings", "X-Content-Length",
-                                         "Content-Lengt", "TransferEncoding" };
+    static const char *const names[] = { "Transfer_Encoding", "Transfer-Encodings",
+                                         "X-Content-Length", "Content-Lengt", "TransferEncoding" };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         char in[128];
         int n = snprintf(in, sizeof(in), H11 "%s: chunked\r\n\r\n", names[i]);
@@ -963,8 +957,8 @@ TEST(every_byte_in_a_host)
 
 TEST(values_are_trimmed_and_may_be_empty)
 {
-    struct parsed *p = parse_lim(LIT(H11 "A:v\r\nB:  \t v w \t \r\nC:\r\nD: \t \r\nE: \xff\x80\r\n\r\n"),
-                                 NULL);
+    struct parsed *p = parse_lim(
+        LIT(H11 "A:v\r\nB:  \t v w \t \r\nC:\r\nD: \t \r\nE: \xff\x80\r\n\r\n"), NULL);
 
     if (CHECK(p->r > 0) && CHECK_EQ_INT(p->req.nheaders, 6)) {
         check_slices_inside(p);
@@ -1289,8 +1283,8 @@ TEST(errors_and_incomplete_leave_no_headers)
     req = p->req;
     parsed_free(p);
     buf = guarded_copy(LIT(H11 "Content-Length: 5\r\nX: \x01\r\n\r\n"));
-    CHECK_EQ_INT(proto_http_parse_request(buf, sizeof(H11 "Content-Length: 5\r\nX: \x01\r\n\r\n") - 1,
-                                          0, NULL, &req),
+    CHECK_EQ_INT(proto_http_parse_request(
+                     buf, sizeof(H11 "Content-Length: 5\r\nX: \x01\r\n\r\n") - 1, 0, NULL, &req),
                  HTTP_E_HEADER_VALUE);
     CHECK_EQ_INT(req.nheaders, 0);
     CHECK_EQ_INT(req.body, HTTP_BODY_NONE);
@@ -1320,8 +1314,8 @@ TEST(errors_and_incomplete_leave_no_headers)
 
 TEST(find_header_and_name_eq)
 {
-    struct parsed *p = parse_lim(LIT(H11 "Cookie: a=1\r\nX-Y: 2\r\nCOOKIE: b=2\r\ncookie: c=3\r\n\r\n"),
-                                 NULL);
+    struct parsed *p = parse_lim(
+        LIT(H11 "Cookie: a=1\r\nX-Y: 2\r\nCOOKIE: b=2\r\ncookie: c=3\r\n\r\n"), NULL);
     const struct gy_param *h;
     int seen = 0;
 
@@ -1399,8 +1393,7 @@ TEST(join_repeats)
         static char joined[HTTP_DEFAULT_MAX_HEAD];
         size_t want = 98 * 152 + 97 * 2, got;
 
-        got = proto_http_join_repeats(&p->req, &p->req.headers[1], "; ", 2, joined,
-                                      sizeof(joined));
+        got = proto_http_join_repeats(&p->req, &p->req.headers[1], "; ", 2, joined, sizeof(joined));
         if (CHECK_EQ_INT(got, want)) {
             CHECK(memcmp(joined, "00000", 5) == 0 && memcmp(joined + 152, "; 01", 4) == 0);
             CHECK(memcmp(joined + want - 152, "97", 2) == 0);
@@ -1416,7 +1409,8 @@ TEST(cgi_name)
 
     CHECK_EQ_INT(proto_http_cgi_name((struct gy_slice){ LIT("User-Agent") }, out, sizeof(out)), 15);
     CHECK_EQ_STR(out, "HTTP_USER_AGENT");
-    CHECK_EQ_INT(proto_http_cgi_name((struct gy_slice){ LIT("content-type") }, out, sizeof(out)), 12);
+    CHECK_EQ_INT(proto_http_cgi_name((struct gy_slice){ LIT("content-type") }, out, sizeof(out)),
+                 12);
     CHECK_EQ_STR(out, "CONTENT_TYPE");
     CHECK_EQ_INT(proto_http_cgi_name((struct gy_slice){ LIT("Content-Length") }, out, sizeof(out)),
                  14);
@@ -1487,8 +1481,6 @@ TEST(status_codes_and_strerror)
         TEST_CONTEXT("status %d", map[i].status);
         CHECK_EQ_INT(map[i].status, -(int)i - 1);
         CHECK_EQ_INT(proto_http_error_status(map[i].status), map[i].code);
-        if (!CHECK(s != NULL))
-            continue;
         CHECK(s[0] >= 'a' && s[0] <= 'z');
         CHECK(strlen(s) < 60 && s[strlen(s) - 1] != '.' && !strchr(s, '\n'));
         for (size_t j = 0; j < i; j++)
@@ -1499,8 +1491,9 @@ TEST(status_codes_and_strerror)
     CHECK_EQ_INT(proto_http_error_status(HTTP_INCOMPLETE), 0);
     CHECK_EQ_INT(proto_http_error_status(42), 0);
     CHECK_EQ_INT(proto_http_error_status(HTTP_E_LAST - 1), 0);
-    CHECK(proto_http_strerror(HTTP_E_LAST - 1) != NULL);
-    CHECK(proto_http_strerror(42) != NULL);
+    CHECK_EQ_STR(proto_http_strerror(HTTP_INCOMPLETE), "incomplete request");
+    CHECK_EQ_STR(proto_http_strerror(HTTP_E_LAST - 1), "unknown error");
+    CHECK_EQ_STR(proto_http_strerror(42), "no error");
 }
 
 /* ---- the chunked decoder ---- */

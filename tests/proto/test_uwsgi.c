@@ -414,6 +414,7 @@ TEST(truncated_vars)
     /* Key length with nothing after it. */
     CHECK_EQ_INT(BLOCK_STATUS("\x01\x00"), UWSGI_E_TRUNCATED);
     /* Key runs past the block. */
+    // clang-format off
     CHECK_EQ_INT(BLOCK_STATUS("\x05\x00" "KEY"), UWSGI_E_TRUNCATED);
     /* Key fits, no value length field. */
     CHECK_EQ_INT(BLOCK_STATUS("\x03\x00" "KEY"), UWSGI_E_TRUNCATED);
@@ -429,12 +430,15 @@ TEST(truncated_vars)
     CHECK_EQ_INT(BLOCK_STATUS("\x01\x00" "K" "\xff\xff" "v"), UWSGI_E_TRUNCATED);
     /* Exactly fitting, for contrast. */
     CHECK_EQ_INT(BLOCK_STATUS("\x03\x00" "KEY" "\x03\x00" "val"), 4 + 10);
+    // clang-format on
 }
 
 TEST(length_field_split_at_block_end)
 {
     /* A good var, then one byte of the next key's length field as the last byte of the block. */
+    // clang-format off
     CHECK_EQ_INT(BLOCK_STATUS("\x01\x00" "K" "\x01\x00" "v" "\x01"), UWSGI_E_TRUNCATED);
+    // clang-format on
     /* The same, and the other byte of the field plus a whole var follow as body: the parser
      * must judge the block by datasize, not by what happens to come after it. */
     {
@@ -444,12 +448,16 @@ TEST(length_field_split_at_block_end)
         pkt_var(&p, "K", "v");
         pkt_bytes(&p, "\x01", 1);
         pkt_end(&p);
+        // clang-format off
         pkt_bytes(&p, "\x00" "L" "\x01\x00" "w", 5);
+        // clang-format on
         CHECK_EQ_INT(pkt_status(&p, UWSGI_MAX_DATASIZE), UWSGI_E_TRUNCATED);
     }
     /* A value length field split at the block end. */
+    // clang-format off
     CHECK_EQ_INT(BLOCK_STATUS("\x01\x00" "K" "\x01\x00" "v" "\x01\x00" "L" "\x01"),
                  UWSGI_E_TRUNCATED);
+    // clang-format on
 }
 
 TEST(value_reaching_into_the_body_is_truncated)
@@ -473,7 +481,9 @@ TEST(malformed_block_is_incomplete_until_it_is_all_there)
 
     pkt_start(&p, 0, 0);
     pkt_var(&p, "OK", "yes");
+    // clang-format off
     pkt_bytes(&p, "\x09\x00" "SHORT", 7);
+    // clang-format on
     pkt_end(&p);
     for (size_t n = 0; n < p.len; n++) {
         TEST_CONTEXT("prefix of %zu bytes", n);
@@ -484,12 +494,14 @@ TEST(malformed_block_is_incomplete_until_it_is_all_there)
 
 TEST(empty_key)
 {
+    // clang-format off
     CHECK_EQ_INT(BLOCK_STATUS("\x00\x00" "\x00\x00"), UWSGI_E_EMPTY_KEY);
     CHECK_EQ_INT(BLOCK_STATUS("\x00\x00" "\x03\x00" "val"), UWSGI_E_EMPTY_KEY);
     CHECK_EQ_INT(BLOCK_STATUS("\x01\x00" "K" "\x01\x00" "v" "\x00\x00" "\x01\x00" "w"),
                  UWSGI_E_EMPTY_KEY);
     /* Framing comes first: an empty key whose value runs off the block is truncated. */
     CHECK_EQ_INT(BLOCK_STATUS("\x00\x00" "\x05\x00" "val"), UWSGI_E_TRUNCATED);
+    // clang-format on
     CHECK_EQ_INT(BLOCK_STATUS("\x00\x00"), UWSGI_E_TRUNCATED);
 }
 
@@ -497,7 +509,10 @@ TEST(empty_values_allowed)
 {
     static struct pkt p;
     static const struct var vars[] = {
-        { "CONTENT_TYPE", "" }, { "QUERY_STRING", "" }, { "HTTPS", "" }, { "Z", "" },
+        { "CONTENT_TYPE", "" },
+        { "QUERY_STRING", "" },
+        { "HTTPS", "" },
+        { "Z", "" },
     };
 
     pkt_start(&p, 0, 0);
@@ -591,9 +606,11 @@ TEST(smallest_vars_block)
 {
     /* datasize 1..4 can hold no whole var; 5 holds one with a 1-byte key and an empty value. */
     CHECK_EQ_INT(BLOCK_STATUS("\x01"), UWSGI_E_TRUNCATED);
+    // clang-format off
     CHECK_EQ_INT(BLOCK_STATUS("\x01\x00" "K"), UWSGI_E_TRUNCATED);
     CHECK_EQ_INT(BLOCK_STATUS("\x01\x00" "K\x00"), UWSGI_E_TRUNCATED);
     CHECK_EQ_INT(BLOCK_STATUS("\x01\x00" "K\x00\x00"), UWSGI_HEADER_SIZE + 5);
+    // clang-format on
 }
 
 /* ---- CONTENT_LENGTH ---- */
@@ -617,65 +634,20 @@ static int content_length_status(const char *value, size_t vlen, int64_t *out)
     return r;
 }
 
+/* The value is read by gy_parse_decimal (its table of values: test_request.c); here, that the
+ * parser uses it: a value it takes, the largest, and one it refuses, with the uwsgi status. */
 TEST(content_length_values)
 {
-    static const struct {
-        const char *value;
-        size_t len;
-        int ok;
-        int64_t want;
-    } cases[] = {
-#define OK(s, v) { s, sizeof(s) - 1, 1, v }
-#define BAD(s) { s, sizeof(s) - 1, 0, 0 }
-        OK("", 0),
-        OK("0", 0),
-        OK("123", 123),
-        OK("007", 7),
-        OK("4294967296", 4294967296),
-        OK("9223372036854775807", INT64_MAX),
-        OK("00000000000000000000009223372036854775807", INT64_MAX),
-        OK("9223372036854775799", INT64_MAX - 8),
-        BAD("9223372036854775808"), /* INT64_MAX + 1 */
-        BAD("9223372036854775810"),
-        BAD("18446744073709551615"), /* UINT64_MAX */
-        BAD("18446744073709551616"),
-        BAD("99999999999999999999"),
-        BAD("92233720368547758070"),
-        BAD("+1"),
-        BAD("-1"),
-        BAD("-0"),
-        BAD(" 1"),
-        BAD("1 "),
-        BAD("1\t"),
-        BAD("1\r\n"),
-        BAD("1\0"),
-        BAD("\0"),
-        BAD("1,000"),
-        BAD("1.0"),
-        BAD("0x10"),
-        BAD("1e3"),
-        BAD("/"), /* '0' - 1 */
-        BAD(":"), /* '9' + 1 */
-        BAD("\xd9\xa1"), /* ARABIC-INDIC DIGIT ONE */
-        BAD("\xb1"),
-        BAD("abc"),
-#undef OK
-#undef BAD
-    };
+    int64_t got = -1;
 
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        int64_t got = -1;
-        int r = content_length_status(cases[i].value, cases[i].len, &got);
-
-        TEST_CONTEXT("CONTENT_LENGTH case %zu", i);
-        if (cases[i].ok) {
-            CHECK(r > 0);
-            CHECK_EQ_INT(got, cases[i].want);
-        } else {
-            CHECK_EQ_INT(r, UWSGI_E_CONTENT_LENGTH);
-            CHECK_EQ_INT(got, 0);
-        }
-    }
+    CHECK(content_length_status("9223372036854775807", 19, &got) > 0);
+    CHECK_EQ_INT(got, INT64_MAX);
+    CHECK(content_length_status("", 0, &got) > 0);
+    CHECK_EQ_INT(got, 0);
+    CHECK_EQ_INT(content_length_status("9223372036854775808", 19, &got), UWSGI_E_CONTENT_LENGTH);
+    CHECK_EQ_INT(got, 0);
+    CHECK_EQ_INT(content_length_status("-1", 2, &got), UWSGI_E_CONTENT_LENGTH);
+    CHECK_EQ_INT(got, 0);
 }
 
 TEST(content_length_absent_is_zero)
@@ -693,7 +665,7 @@ TEST(content_length_absent_is_zero)
 TEST(only_the_exact_name_is_content_length)
 {
     static const char *const names[] = {
-        "HTTP_CONTENT_LENGTH", "content_length", "CONTENT_LENGT", "CONTENT_LENGTHS",
+        "HTTP_CONTENT_LENGTH", "content_length",  "CONTENT_LENGT",  "CONTENT_LENGTHS",
         "CONTENT_LENGTH ",     " CONTENT_LENGTH", "CONTENT-LENGTH", "Content-Length",
     };
     static struct pkt p;
@@ -804,19 +776,17 @@ TEST(strerror)
         const char *s = proto_uwsgi_strerror(statuses[i]);
 
         TEST_CONTEXT("status %d", statuses[i]);
-        if (!CHECK(s != NULL))
-            continue;
+        CHECK_EQ_INT(statuses[i], -(int)i - 1); /* every code from -1 down, none skipped */
         CHECK(s[0] >= 'a' && s[0] <= 'z');
         CHECK(strlen(s) < 60 && s[strlen(s) - 1] != '.' && !strchr(s, '\n'));
-        CHECK_EQ_STR(proto_uwsgi_strerror(statuses[i]), s);
         for (size_t j = 0; j < i; j++)
             CHECK(strcmp(s, proto_uwsgi_strerror(statuses[j])) != 0);
         CHECK(strcmp(s, proto_uwsgi_strerror(-100)) != 0);
     }
-    CHECK(proto_uwsgi_strerror(UWSGI_INCOMPLETE) != NULL);
-    CHECK(proto_uwsgi_strerror(-100) != NULL);
-    CHECK(proto_uwsgi_strerror(-8) != NULL);
-    CHECK(proto_uwsgi_strerror(42) != NULL);
+    CHECK_EQ_STR(proto_uwsgi_strerror(UWSGI_INCOMPLETE), "incomplete request");
+    CHECK_EQ_STR(proto_uwsgi_strerror(-(int)n - 1), "unknown error"); /* past the last status */
+    CHECK_EQ_STR(proto_uwsgi_strerror(-100), "unknown error");
+    CHECK_EQ_STR(proto_uwsgi_strerror(42), "no error");
 }
 
 int main(int argc, char **argv)

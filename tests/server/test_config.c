@@ -17,7 +17,10 @@
 /* The configuration lives as long as the process: ini.c never frees the strings it hands to
  * options_set (by design, see its header), so LeakSanitizer's report would be all noise. */
 const char *__asan_default_options(void);
-const char *__asan_default_options(void) { return "detect_leaks=0"; }
+const char *__asan_default_options(void)
+{
+    return "detect_leaks=0";
+}
 
 static char tmpdir[] = "/tmp/gyre-test-config.XXXXXX";
 
@@ -25,7 +28,7 @@ static char tmpdir[] = "/tmp/gyre-test-config.XXXXXX";
 static struct gy_config fresh(void)
 {
     struct gy_config cfg;
-    char *argv[] = {"gyre", "--socket", "/tmp/x.sock", "--wsgi-file", "app.py", NULL};
+    char *argv[] = { "gyre", "--socket", "/tmp/x.sock", "--wsgi-file", "app.py", NULL };
     options_parse(&cfg, 5, argv);
     cfg.nsockets = 0;
     cfg.wsgi_file = NULL;
@@ -36,7 +39,7 @@ static struct gy_config fresh(void)
 static const char *write_file(const char *name, const char *text)
 {
     static char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
     FILE *f = fopen(path, "w");
     if (!f) {
         perror(path);
@@ -75,8 +78,8 @@ TEST(numbers_are_whole_and_in_range)
     CHECK_EQ_INT(c.cores, 100);
     CHECK(options_set(&c, "async", "7") == NULL);
     CHECK_EQ_INT(c.cores, 7);
-    static const char *const bad[] = {"", "0x10", "10k", "-1", "1.5", "99999999999999999999"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    static const char *const bad[] = { "", "0x10", "10k", "-1", "1.5", "99999999999999999999" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         TEST_CONTEXT("--tornado %s", bad[i]);
         CHECK(options_set(&c, "tornado", bad[i]) != NULL);
     }
@@ -101,8 +104,8 @@ TEST(seconds_take_fractions_and_refuse_the_rest)
     CHECK(c.socket_timeout == 2.5);
     CHECK(options_set(&c, "harakiri", "0") == NULL);
     CHECK(c.harakiri == 0);
-    static const char *const bad[] = {"", "-1", "nan", "inf", "5s", "1e7"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    static const char *const bad[] = { "", "-1", "nan", "inf", "5s", "1e7" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         TEST_CONTEXT("--harakiri %s", bad[i]);
         CHECK(options_set(&c, "harakiri", bad[i]) != NULL);
     }
@@ -176,17 +179,16 @@ TEST(lists_add_up)
 TEST(ini_applies_uwsgi_and_gyre_sections_in_order)
 {
     struct gy_config c = fresh();
-    const char *p = write_file("order.ini",
-                               "[uwsgi]\n"
-                               "socket = /run/one.sock\n"
-                               "tornado = 3\n"
-                               "[other]\n"
-                               "socket = /never.sock\n"
-                               "[gyre]\n"
-                               "tornado = 5\n"
-                               "; a comment\n"
-                               "# another\n"
-                               "master\n");
+    const char *p = write_file("order.ini", "[uwsgi]\n"
+                                            "socket = /run/one.sock\n"
+                                            "tornado = 3\n"
+                                            "[other]\n"
+                                            "socket = /never.sock\n"
+                                            "[gyre]\n"
+                                            "tornado = 5\n"
+                                            "; a comment\n"
+                                            "# another\n"
+                                            "master\n");
     CHECK(ini_load(&c, p) == NULL);
     CHECK_EQ_INT(c.nsockets, 1);
     CHECK_EQ_INT(c.cores, 5);
@@ -204,16 +206,15 @@ TEST(ini_values_keep_semicolons_no_inline_comments)
 TEST(ini_magic_variables)
 {
     struct gy_config c = fresh();
-    const char *p = write_file("magic.ini",
-                               "[uwsgi]\n"
-                               "chdir = %d\n"
-                               "wsgi-file = %n.py\n"
-                               "pidfile = %s\n"
-                               "logto = %p\n"
-                               "log-format = 100%% %x %\n");
+    const char *p = write_file("magic.ini", "[uwsgi]\n"
+                                            "chdir = %d\n"
+                                            "wsgi-file = %n.py\n"
+                                            "pidfile = %s\n"
+                                            "logto = %p\n"
+                                            "log-format = 100%% %x %\n");
     CHECK(ini_load(&c, p) == NULL);
     char dir[PATH_MAX + 1];
-    snprintf(dir, sizeof dir, "%s/", tmpdir);
+    snprintf(dir, sizeof(dir), "%s/", tmpdir);
     CHECK_EQ_STR(c.chdir, dir);
     CHECK_EQ_STR(c.wsgi_file, "magic.py");
     CHECK_EQ_STR(c.pidfile, "magic.ini");
@@ -226,15 +227,14 @@ TEST(ini_references_options_placeholders_and_environment)
     struct gy_config c = fresh();
     setenv("GYRE_TEST_DIR", "/srv/app", 1);
     unsetenv("GYRE_TEST_UNSET");
-    const char *p = write_file("refs.ini",
-                               "[uwsgi]\n"
-                               "set-placeholder = base = /opt/site\n"
-                               "set-ph = n=7\n"
-                               "tornado = %(n)\n"
-                               "chdir = %(base)/src\n"
-                               "pidfile = $(GYRE_TEST_DIR)/pid\n"
-                               "logto = [$(GYRE_TEST_UNSET)]\n"
-                               "log-format = %(status) %(chdir)\n");
+    const char *p = write_file("refs.ini", "[uwsgi]\n"
+                                           "set-placeholder = base = /opt/site\n"
+                                           "set-ph = n=7\n"
+                                           "tornado = %(n)\n"
+                                           "chdir = %(base)/src\n"
+                                           "pidfile = $(GYRE_TEST_DIR)/pid\n"
+                                           "logto = [$(GYRE_TEST_UNSET)]\n"
+                                           "log-format = %(status) %(chdir)\n");
     CHECK(ini_load(&c, p) == NULL);
     CHECK_EQ_INT(c.cores, 7);
     CHECK_EQ_STR(c.chdir, "/opt/site/src");
@@ -249,7 +249,7 @@ TEST(ini_include_and_section_selection)
     struct gy_config c = fresh();
     write_file("inc-base.ini", "[uwsgi]\ntornado = 9\n[prod]\nprocesses = 3\n");
     char inc[PATH_MAX + 64];
-    snprintf(inc, sizeof inc, "[uwsgi]\nini = %s/inc-base.ini\nini = %s/inc-base.ini:prod\n",
+    snprintf(inc, sizeof(inc), "[uwsgi]\nini = %s/inc-base.ini\nini = %s/inc-base.ini:prod\n",
              tmpdir, tmpdir);
     const char *p = write_file("inc-top.ini", inc);
     CHECK(ini_load(&c, p) == NULL);
@@ -279,7 +279,7 @@ TEST(ini_error_in_an_include_says_where_it_was_included)
     struct gy_config c = fresh();
     write_file("inner-bad.ini", "[uwsgi]\nbogus = 1\n");
     char top[PATH_MAX + 64];
-    snprintf(top, sizeof top, "[uwsgi]\n\nini = %s/inner-bad.ini\n", tmpdir);
+    snprintf(top, sizeof(top), "[uwsgi]\n\nini = %s/inner-bad.ini\n", tmpdir);
     const char *p = write_file("outer.ini", top);
     const char *err = ini_load(&c, p);
     if (CHECK(err != NULL)) {
@@ -292,7 +292,7 @@ TEST(ini_include_loop_is_bounded)
 {
     struct gy_config c = fresh();
     char self[PATH_MAX + 32];
-    snprintf(self, sizeof self, "[uwsgi]\nini = %s/loop.ini\n", tmpdir);
+    snprintf(self, sizeof(self), "[uwsgi]\nini = %s/loop.ini\n", tmpdir);
     const char *p = write_file("loop.ini", self);
     CHECK(ini_load(&c, p) != NULL);
 }
@@ -306,7 +306,7 @@ TEST(ini_file_without_the_section_applies_nothing)
     CHECK(ini_load(&c, p) == NULL);
     CHECK_EQ_INT(c.nsockets, 0);
     char sel[PATH_MAX + 8];
-    snprintf(sel, sizeof sel, "%s:prod", p);
+    snprintf(sel, sizeof(sel), "%s:prod", p);
     CHECK(ini_load(&c, sel) != NULL);
 }
 
@@ -316,7 +316,7 @@ TEST(environment_options_with_both_prefixes)
 {
     setenv("UWSGI_TORNADO", "12", 1);
     setenv("GYRE_BUFFER_SIZE", "8192", 1);
-    setenv("UWSGI_UNRELATED_THING", "x", 1);   /* not an option: ignored, as uWSGI does */
+    setenv("UWSGI_UNRELATED_THING", "x", 1); /* not an option: ignored, as uWSGI does */
     struct gy_config c = fresh();
     unsetenv("UWSGI_TORNADO");
     unsetenv("GYRE_BUFFER_SIZE");
@@ -333,7 +333,7 @@ int main(int argc, char **argv)
     }
     int rc = testlib_main(argc, argv);
     char cmd[PATH_MAX + 16];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", tmpdir);
     return rc;
