@@ -21,8 +21,14 @@
  * looks at the heads of the lists.
  */
 #include "engine.h"
+#include "http.h"  /* HTTP_DEFAULT_MAX_HEAD: the buffer's size */
 #include "log.h"
+#include "conn.h"
+#include "core.h"
+#include "listen.h"
+#include "proto.h"
 #include "server.h"
+#include "uwsgi.h" /* UWSGI_HEADER_SIZE */
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -60,6 +66,7 @@ size_t conn_max_head(void)
 enum timeout_kind { TIMEOUT_HEAD, TIMEOUT_IDLE, TIMEOUT_IO, TIMEOUT_LINGER, TIMEOUT_KINDS };
 
 static struct gy_link timeout_lists[TIMEOUT_KINDS];
+static PyObject *sweep_timer;       /* the once-a-second sweep of the deadlines */
 
 static struct gy_link *timeout_list(enum timeout_kind k)
 {
@@ -114,14 +121,35 @@ static void timeout_disarm(struct gy_conn *c)
     link_remove(&c->timeout_link);
 }
 
-static struct gy_conn *conn_alloc(void)
+/* Bytes of protocol state every connection has room for: the largest state_size of the
+ * protocols met so far. A connection's block is allocated once and reused from S.free_conns,
+ * so all of them are the same size; a listener of a protocol with more state (met once, at the
+ * first connection it accepts) makes the free ones, too small for it, go. */
+static size_t proto_state_cap;
+
+static void conn_free(struct gy_conn *c)
 {
+    free(c->buf);
+    free(c->scratch);
+    free(c);
+}
+
+static struct gy_conn *conn_alloc(const struct gy_protocol *proto)
+{
+    if (proto->state_size > proto_state_cap) {
+        proto_state_cap = proto->state_size;
+        while (!link_empty(&S.free_conns)) {
+            struct gy_link *l = S.free_conns.next;
+            link_remove(l);
+            conn_free(link_entry(l, struct gy_conn, queue_link));
+        }
+    }
     if (!link_empty(&S.free_conns)) {
         struct gy_link *l = S.free_conns.next;
         link_remove(l);
         return link_entry(l, struct gy_conn, queue_link);
     }
-    struct gy_conn *c = calloc(1, sizeof *c);
+    struct gy_conn *c = calloc(1, sizeof *c + proto_state_cap);
     if (!c)
         return NULL;
     c->cap = UWSGI_HEADER_SIZE + conn_max_head() + BODY_READAHEAD;
@@ -342,7 +370,7 @@ static void on_head_readable(void *ctx, int fd, int events)
 
 void conn_accepted(int fd, struct gy_listener *l)
 {
-    struct gy_conn *c = conn_alloc();
+    struct gy_conn *c = conn_alloc(l->proto);
     if (!c) {
         log_msg("%s: out of memory for a new connection", l->name);
         close(fd);
@@ -354,7 +382,7 @@ void conn_accepted(int fd, struct gy_listener *l)
     c->requests = 0;
     c->peer[0] = '\0';
     c->peer_port = 0;
-    if (c->proto == &proto_http) {
+    if (c->proto->wants_peer) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
         if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
@@ -594,7 +622,7 @@ static enum io_result recv_waiting(struct gy_conn *c, char *dst, size_t n, size_
 static enum io_result body_start(struct gy_conn *c)
 {
     if (c->proto->before_body && !c->body_done)
-        return c->proto->before_body(c);
+        return c->proto->before_body(c, !c->core || c->core->resp.head_sent);
     return IO_OK;
 }
 
@@ -747,7 +775,7 @@ static void timeout_expired(struct gy_conn *c, enum timeout_kind k)
 static void sweep(void *ctx)
 {
     (void)ctx;
-    Py_CLEAR(S.sweep_timer);
+    Py_CLEAR(sweep_timer);
     double now = engine_now();
     for (int k = 0; k < TIMEOUT_KINDS; k++) {
         struct gy_link *list = timeout_list(k);
@@ -777,9 +805,9 @@ void conn_drop_idle(void)
 
 void conn_sweep_start(void)
 {
-    if (S.sweep_timer)
+    if (sweep_timer)
         return;
-    S.sweep_timer = engine_call_later(1.0, sweep, NULL);
-    if (!S.sweep_timer)
+    sweep_timer = engine_call_later(1.0, sweep, NULL);
+    if (!sweep_timer)
         PyErr_Print();
 }

@@ -30,6 +30,9 @@
  */
 #include "engine.h"
 #include "log.h"
+#include "conn.h"
+#include "core.h"
+#include "listen.h"
 #include "server.h"
 
 #include <greenlet.h>
@@ -39,6 +42,7 @@
  * suspensions are short, and the check materialises frame locals. */
 #define ABANDON_CHECK_AFTER 1.0
 
+static PyObject *main_greenlet;     /* the loop's greenlet, every core's parent */
 static PyObject *internal_refs_fn; /* boot.py's greenlet_internal_refs */
 static PyObject *stack_fn;         /* boot.py's greenlet_stack */
 
@@ -89,12 +93,12 @@ static PyObject *on_switch(PyObject *self, PyObject *const *args, Py_ssize_t nar
         Py_RETURN_NONE;
     PyObject *origin = PyTuple_GET_ITEM(args[1], 0), *target = PyTuple_GET_ITEM(args[1], 1);
     PyObject *exc_type, *exc_value, *exc_tb; /* a throw carries its exception across */
-    if (target == S.main_greenlet && origin != S.main_greenlet) {
+    if (target == main_greenlet && origin != main_greenlet) {
         PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
         set_running_loop(running.saved ? running.saved : Py_None);
         Py_CLEAR(running.saved);
         PyErr_Restore(exc_type, exc_value, exc_tb);
-    } else if (origin == S.main_greenlet && target != S.main_greenlet) {
+    } else if (origin == main_greenlet && target != main_greenlet) {
         PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
         PyObject *loop = PyObject_CallNoArgs(running.get);
         if (!loop)
@@ -139,7 +143,7 @@ int cores_init(int n)
         log_msg("cannot load greenlet's C API (is python3-greenlet installed?)");
         return -1;
     }
-    S.main_greenlet = (PyObject *)PyGreenlet_GetCurrent();
+    main_greenlet = (PyObject *)PyGreenlet_GetCurrent();
     S.cores = calloc((size_t)n, sizeof *S.cores);
     if (!S.cores)
         return -1;
@@ -170,7 +174,7 @@ static PyObject *core_greenlet(struct gy_core *c)
     Py_XDECREF(self);
     if (!run)
         return NULL;
-    c->gr = (PyObject *)PyGreenlet_New(run, (PyGreenlet *)S.main_greenlet);
+    c->gr = (PyObject *)PyGreenlet_New(run, (PyGreenlet *)main_greenlet);
     Py_DECREF(run);
     c->gr_owned = c->gr != NULL;
     return c->gr;
@@ -261,7 +265,7 @@ int core_suspend(struct gy_core *c, enum core_wait wait)
     if (wait != WAIT_FD) /* wait_client says which way the fd is awaited */
         core_set_activity(c, wait == WAIT_TIMER ? CORE_WAIT_TIMER : CORE_WAIT_FUTURE);
     own_greenlet(c);
-    PyObject *r = PyGreenlet_Switch((PyGreenlet *)S.main_greenlet, NULL, NULL);
+    PyObject *r = PyGreenlet_Switch((PyGreenlet *)main_greenlet, NULL, NULL);
     c->wait = WAIT_NONE;
     core_set_activity(c, CORE_RUNNING);
     if (!r)
@@ -288,7 +292,7 @@ bool core_in_loop_greenlet(void)
 {
     PyObject *cur = (PyObject *)PyGreenlet_GetCurrent();
     Py_XDECREF(cur); /* only its identity is compared: the greenlet itself lives on */
-    return cur == S.main_greenlet;
+    return cur == main_greenlet;
 }
 
 bool core_is_greenlet_exit(void)
@@ -331,7 +335,7 @@ static PyObject *core_run(PyObject *self, PyObject *unused)
         /* Idle until core_start hands over a connection. An app may still switch in (a timer
          * it forgot to cancel holds `me.switch`): ignore that and go back to sleep. */
         do {
-            PyObject *r = PyGreenlet_Switch((PyGreenlet *)S.main_greenlet, NULL, NULL);
+            PyObject *r = PyGreenlet_Switch((PyGreenlet *)main_greenlet, NULL, NULL);
             if (!r) {
                 /* Killed while idle: only happens when the interpreter goes away. */
                 PyErr_Clear();

@@ -1,3 +1,5 @@
+#include <Python.h>
+
 #include "engine.h"
 #include "log.h"
 

@@ -5,7 +5,9 @@
  * socket is readable (conn.c). Large reads go straight from the socket into the bytes object
  * being returned; readline() works through the connection's buffer.
  */
-#include "server.h"
+#include "conn.h"
+#include "core.h"
+#include "proto.h"
 
 #include <string.h>
 

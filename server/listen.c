@@ -12,8 +12,13 @@
  * again at once and the loop would spin: gyre stops watching until a connection closes or
  * ACCEPT_RETRY_DELAY passes, and says so once per episode.
  */
+#include <Python.h>
+
 #include "engine.h"
 #include "log.h"
+#include "conn.h"
+#include "listen.h"
+#include "proto.h"
 #include "server.h"
 
 #include <arpa/inet.h>

@@ -3,7 +3,7 @@
  * foreground or a master managing --processes workers.
  */
 #include "log.h"
-#include "server.h"
+#include "process.h"
 
 #include <fcntl.h>
 #include <stdio.h>

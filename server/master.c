@@ -19,6 +19,8 @@
  * clocks (deadlines, heartbeats, file times).
  */
 #include "log.h"
+#include "listen.h"
+#include "process.h"
 #include "server.h"
 
 #include <errno.h>

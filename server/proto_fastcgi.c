@@ -12,16 +12,35 @@
  * STDIN content is compacted in place into body bytes, so the app reads it as it arrives.
  * Management records (GET_VALUES, unknown types) are answered where they are met.
  */
+#include "fastcgi.h"
 #include "log.h"
+#include "proto.h"
 #include "server.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
+/* FastCGI state of a connection (one request at a time: FCGI_MPXS_CONNS=0), in its
+ * proto_state. */
+struct fcgi_conn {
+    struct fcgi_parser parser;      /* per connection: records run across requests */
+    uint16_t request_id;            /* the request being served, 0 between requests */
+    uint8_t flags;                  /* its BEGIN_REQUEST flags (FCGI_KEEP_CONN) */
+    bool aborted;                   /* ABORT_REQUEST seen */
+    bool params_done;
+    size_t plen;                    /* PARAMS bytes gathered in conn->scratch */
+    struct fcgi_params params;
+};
+
+static inline struct fcgi_conn *fcgi_of(struct gy_conn *c)
+{
+    return (struct fcgi_conn *)c->proto_state;
+}
+
 static void fcgi_reset(struct gy_conn *c)
 {
-    struct fcgi_conn *f = &c->u.fcgi;
+    struct fcgi_conn *f = fcgi_of(c);
     if (c->scratch_cap < S.cfg->buffer_size) {
         char *p = realloc(c->scratch, S.cfg->buffer_size);
         if (p) {
@@ -69,7 +88,7 @@ static void answer_management(struct gy_conn *c, const struct fcgi_event *ev)
 /* A BEGIN_REQUEST: 1 if it starts the request gyre serves next. */
 static int begin(struct gy_conn *c, const struct fcgi_event *ev)
 {
-    struct fcgi_conn *f = &c->u.fcgi;
+    struct fcgi_conn *f = fcgi_of(c);
     if (f->request_id != 0) {
         send_end_request(c, ev->request_id, FCGI_CANT_MPX_CONN);
         return 0;
@@ -87,7 +106,7 @@ static int begin(struct gy_conn *c, const struct fcgi_event *ev)
 
 static int fcgi_parse_head(struct gy_conn *c)
 {
-    struct fcgi_conn *f = &c->u.fcgi;
+    struct fcgi_conn *f = fcgi_of(c);
     while (c->raw_pos < c->len) {
         struct fcgi_event ev;
         int n = proto_fcgi_next(&f->parser, c->buf + c->raw_pos, c->len - c->raw_pos, &ev);
@@ -171,7 +190,7 @@ static int fcgi_parse_head(struct gy_conn *c)
 /* Compact the STDIN content of buf[0..*len) to its front (see struct gy_protocol). */
 static ptrdiff_t fcgi_decode_body(struct gy_conn *c, char *buf, size_t *len)
 {
-    struct fcgi_conn *f = &c->u.fcgi;
+    struct fcgi_conn *f = fcgi_of(c);
     size_t in = 0, out = 0;
     while (in < *len) {
         struct fcgi_event ev;
@@ -220,7 +239,7 @@ static ptrdiff_t fcgi_decode_body(struct gy_conn *c, char *buf, size_t *len)
  * waits for END_REQUEST before it reuses the connection. Look without waiting. */
 static bool fcgi_poll_abort(struct gy_conn *c)
 {
-    struct fcgi_conn *f = &c->u.fcgi;
+    struct fcgi_conn *f = fcgi_of(c);
     if (!c->body_done || c->len == c->cap)
         return f->aborted;
     ssize_t n = recv(c->fd, c->buf + c->len, c->cap - c->len, MSG_DONTWAIT);
@@ -245,21 +264,20 @@ static bool fcgi_poll_abort(struct gy_conn *c)
     return f->aborted;
 }
 
-static int fcgi_head_finish(struct gy_core *core, int64_t content_length)
+static int fcgi_head_finish(struct gy_conn *c, struct gy_response *r, int64_t content_length)
 {
-    struct gy_response *r = &core->resp;
-    if (wsgi_head_content_length(r, content_length) < 0)
+    (void)c;
+    if (resp_head_content_length(r, content_length) < 0)
         return -1;
-    return wsgi_head_append(r, "\r\n", 2);
+    return resp_head_append(r, "\r\n", 2);
 }
 
 /* Wrap the bytes of head and body[0..n) in STDOUT records: full records of FCGI_STREAM_CHUNK
  * bytes (no padding needed), the last one padded to 8. A batch of iovecs goes out per writev. */
-static enum io_result fcgi_send(struct gy_core *core, struct iovec *head, struct iovec *body,
+static enum io_result fcgi_send(struct gy_conn *c, struct iovec *head, struct iovec *body,
                                 int n)
 {
-    struct gy_conn *c = core->conn;
-    uint16_t id = c->u.fcgi.request_id;
+    uint16_t id = fcgi_of(c)->request_id;
     enum { MAXIOV = 128, MAXREC = 40 };
     struct iovec out[MAXIOV];
     char headers[MAXREC][FCGI_HEADER_LEN];
@@ -310,15 +328,14 @@ static enum io_result fcgi_send(struct gy_core *core, struct iovec *head, struct
     return nout ? conn_write_all(c, out, nout) : IO_OK;
 }
 
-static enum io_result fcgi_send_file(struct gy_core *core, int fd, off_t offset, uint64_t count,
+static enum io_result fcgi_send_file(struct gy_conn *c, int fd, off_t offset, uint64_t count,
                                      uint64_t *sent)
 {
-    struct gy_conn *c = core->conn;
     *sent = 0;
     while (*sent < count) {
         size_t rec_len = fcgi_stream_chunk(count - *sent);
         char hdr[FCGI_HEADER_LEN];
-        proto_fcgi_encode_stdout_header(hdr, sizeof hdr, c->u.fcgi.request_id, rec_len);
+        proto_fcgi_encode_stdout_header(hdr, sizeof hdr, fcgi_of(c)->request_id, rec_len);
         struct iovec iov = {hdr, sizeof hdr};
         enum io_result rc = conn_write_all(c, &iov, 1);
         uint64_t got = 0;
@@ -348,10 +365,9 @@ static enum io_result fcgi_send_file(struct gy_core *core, int fd, off_t offset,
 }
 
 /* The empty STDOUT record closing the stream, then END_REQUEST. */
-static bool fcgi_finish(struct gy_core *core, bool complete)
+static bool fcgi_finish(struct gy_conn *c, bool complete)
 {
-    struct gy_conn *c = core->conn;
-    struct fcgi_conn *f = &c->u.fcgi;
+    struct fcgi_conn *f = fcgi_of(c);
     /* Records that came while the request ran: a BEGIN_REQUEST among them was sent while this
      * one was active, and gets CANT_MPX_CONN now, before our END_REQUEST. */
     fcgi_poll_abort(c);
@@ -370,6 +386,7 @@ static bool fcgi_finish(struct gy_core *core, bool complete)
 
 const struct gy_protocol proto_fastcgi = {
     .name = "fastcgi",
+    .state_size = sizeof(struct fcgi_conn),
     .reset = fcgi_reset,
     .parse_head = fcgi_parse_head,
     .decode_body = fcgi_decode_body,

@@ -10,6 +10,7 @@
  */
 #include "engine.h"
 #include "log.h"
+#include "core.h"
 #include "server.h"
 
 #include "boot_py.h"

@@ -7,6 +7,9 @@
  * KiB, built in memory and written at once.
  */
 #include "log.h"
+#include "listen.h"
+#include "process.h"
+#include "proto.h"
 #include "server.h"
 
 #include <errno.h>

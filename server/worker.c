@@ -10,6 +10,11 @@
  */
 #include "engine.h"
 #include "log.h"
+#include "conn.h"
+#include "core.h"
+#include "listen.h"
+#include "process.h"
+#include "proto.h"
 #include "server.h"
 
 #include <errno.h>
@@ -23,8 +28,6 @@
 #include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
-
-struct gy_server S;
 
 static int signal_pipe[2] = {-1, -1};
 static double stop_deadline, stop_grace;
@@ -487,11 +490,12 @@ int worker_run(struct gy_config *cfg, const struct gy_worker_link *link)
     log_banner();
     if (!link)
         log_root_warning(cfg);
-    S.app = load_app(cfg);
-    if (!S.app) {
+    PyObject *app = load_app(cfg);
+    if (!app) {
         listen_close_all();
         return 1;
     }
+    wsgi_set_app(app);
     if (engine_watch(signal_pipe[0], EV_READ, on_signal_pipe, NULL) < 0) {
         PyErr_Print();
         listen_close_all();

@@ -6,6 +6,8 @@
  */
 #include "engine.h"
 #include "log.h"
+#include "core.h"
+#include "proto.h"
 #include "server.h"
 
 #include <errno.h>
@@ -19,11 +21,10 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-bool core_is_greenlet_exit(void);
-
 static const char BODY_500[] = "Internal Server Error\n";
 
 static struct {
+    PyObject *app;
     PyObject *wsgi_version, *stderr_obj, *file_wrapper_type;
     PyObject *s_http, *s_https, *s_empty, *s_get, *s_localhost, *s_80, *s_http11;
     PyObject *k_wsgi_version, *k_url_scheme, *k_input, *k_errors, *k_multithread,
@@ -226,56 +227,23 @@ static struct gy_slice param_value(const struct gy_conn *conn, int index, const 
 /* ---- start_response and write() ----------------------------------------------------------- */
 
 
+/* The head's bytes are response.c's; out of memory here is a MemoryError for the app. */
 static int head_reserve(struct gy_response *r, size_t more)
 {
-    if (r->head_len + more <= r->head_cap)
-        return 0;
-    size_t cap = r->head_cap ? r->head_cap : 512;
-    while (cap < r->head_len + more)
-        cap *= 2;
-    char *p = realloc(r->head, cap);
-    if (!p) {
+    if (resp_head_reserve(r, more) < 0) {
         PyErr_NoMemory();
         return -1;
     }
-    r->head = p;
-    r->head_cap = cap;
     return 0;
 }
 
 static int head_append(struct gy_response *r, const char *p, size_t n)
 {
-    if (head_reserve(r, n) < 0)
+    if (resp_head_append(r, p, n) < 0) {
+        PyErr_NoMemory();
         return -1;
-    memcpy(r->head + r->head_len, p, n);
-    r->head_len += n;
+    }
     return 0;
-}
-
-int wsgi_head_append(struct gy_response *r, const char *p, size_t n)
-{
-    return head_append(r, p, n);
-}
-
-static bool status_has_no_body(int status)
-{
-    return status < 200 || status == 204 || status == 304;
-}
-
-bool wsgi_response_has_body(const struct gy_response *r)
-{
-    return !status_has_no_body(r->status);
-}
-
-int wsgi_head_content_length(struct gy_response *r, int64_t content_length)
-{
-    if (content_length < 0 || r->has_content_length || status_has_no_body(r->status))
-        return 0;
-    char line[48];
-    int n = snprintf(line, sizeof line, "Content-Length: %lld\r\n", (long long)content_length);
-    r->has_content_length = true;
-    r->length = content_length;
-    return head_append(r, line, (size_t)n);
 }
 
 /* The status line (or CGI Status header) opening a response head. */
@@ -473,10 +441,12 @@ static enum io_result send_framed(struct gy_core *c, struct iovec *body, int nbo
     struct iovec head = {NULL, 0};
     if (!r->head_sent) {
         /* 1xx, 204 and 304 have no body, whatever the app returns, as HEAD responses. */
-        if (status_has_no_body(r->status))
+        if (!resp_has_body(r))
             r->head_only = true;
-        if (c->conn->proto->head_finish(c, content_length) < 0)
+        if (c->conn->proto->head_finish(c->conn, r, content_length) < 0) {
+            PyErr_NoMemory();
             return IO_KILLED;
+        }
         head = (struct iovec){r->head, r->head_len};
         r->head_sent = true;
     }
@@ -485,7 +455,7 @@ static enum io_result send_framed(struct gy_core *c, struct iovec *body, int nbo
         r->body_out += body[i].iov_len;
     if (!head.iov_len && nbody == 0)
         return IO_OK;
-    return c->conn->proto->send(c, head.iov_len ? &head : NULL, body, nbody);
+    return c->conn->proto->send(c->conn, head.iov_len ? &head : NULL, body, nbody);
 }
 
 /* Send the head (once) followed by body bytes; content_length >= 0 adds that header when the
@@ -748,7 +718,7 @@ static enum outcome send_file(struct gy_core *c, FileWrapper *fw)
     uint64_t dropped = count > room ? count - room : 0;
     uint64_t sent = 0;
     if (count > dropped)
-        o = io_outcome(c, c->conn->proto->send_file(c, fd, offset, count - dropped, &sent));
+        o = io_outcome(c, c->conn->proto->send_file(c->conn, fd, offset, count - dropped, &sent));
     /* A file that shrank meanwhile sent less than the head announced: body_out says so. */
     r->body_out += sent;
     r->body_sent += sent + dropped;
@@ -926,7 +896,7 @@ bool wsgi_serve(struct gy_core *c)
         struct gy_slice m = param_value(conn, facts.method, "GET");
         r->head_only = GY_SLICE_EQ(m, "HEAD");
         PyObject *args[2] = {env, start_response_obj};
-        PyObject *result = PyObject_Vectorcall(S.app, args, 2, NULL);
+        PyObject *result = PyObject_Vectorcall(W.app, args, 2, NULL);
         if (!result) {
             o = app_failed(c, "the app raised");
         } else {
@@ -959,7 +929,7 @@ bool wsgi_serve(struct gy_core *c)
         PyErr_Clear();
         complete = answer_500(c);
     }
-    bool reusable = conn->proto->finish(c, complete) && o != OUT_ABANDONED;
+    bool reusable = conn->proto->finish(conn, complete) && o != OUT_ABANDONED;
     PyErr_Clear();
     scoreboard_record_request(S.slot, r->status, r->body_sent, engine_now() - conn->started,
                               o == OUT_APP_ERROR || o == OUT_ABANDONED);
@@ -974,6 +944,11 @@ bool wsgi_serve(struct gy_core *c)
     c->conn = NULL;
     conn_request_done(conn, reusable);
     return o != OUT_ABANDONED;
+}
+
+void wsgi_set_app(PyObject *app)
+{
+    Py_XSETREF(W.app, app);
 }
 
 int wsgi_init(void)
