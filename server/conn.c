@@ -3,11 +3,13 @@
  *
  * The loop side reads and parses the request head in C without holding a core, so a client
  * that trickles or stalls costs a buffer, never a core. Once the head is complete the
- * connection is handed to a core (or queued for one). From then on every read and write is done
- * by the core itself: it tries the syscall, and when the socket would block it registers an
- * IOLoop wait for the fd and suspends its greenlet until the loop switches back. When the
- * response is done, a connection the protocol keeps alive goes back to reading a head, starting
- * with any pipelined bytes already in its buffer.
+ * connection joins the queue of parsed requests (S.pending) and conn.c reports it to the part
+ * that runs requests (struct conn_runner: cores.c), which takes it from there; conn.c never
+ * calls up into the cores. From then on every read and write is done by the core itself: it
+ * tries the syscall, and when the socket would block it registers an IOLoop wait for the fd
+ * and has the runner suspend the core until the loop resumes it. When the response is done, a
+ * connection the protocol keeps alive goes back to reading a head, starting with any pipelined
+ * bytes already in its buffer.
  *
  * Every wait on a client has a deadline, checked by a sweep once a second:
  *   head    the whole request head must arrive within --socket-timeout of the moment its
@@ -18,13 +20,17 @@
  *   linger  a connection closed with its request not read to the end (see conn_linger).
  * Each kind has a list of its own: within a kind every wait has the same length and joins the
  * list when it starts, so each list is ordered by deadline by construction, and the sweep only
- * looks at the heads of the lists.
+ * looks at the heads of the lists. (The cores' own checks, abandoned cores and --harakiri, run
+ * on a timer of cores.c.)
+ *
+ * Depends on: engine.c, log.c, server.c (server/README)
  */
 #include "engine.h"
 #include "http.h"  /* HTTP_DEFAULT_MAX_HEAD: the buffer's size */
 #include "log.h"
+#include <Python.h>
+
 #include "conn.h"
-#include "core.h"
 #include "listen.h"
 #include "proto.h"
 #include "server.h"
@@ -67,6 +73,8 @@ enum timeout_kind { TIMEOUT_HEAD, TIMEOUT_IDLE, TIMEOUT_IO, TIMEOUT_LINGER, TIME
 
 static struct gy_link timeout_lists[TIMEOUT_KINDS];
 static PyObject *sweep_timer;       /* the once-a-second sweep of the deadlines */
+static void conn_sweep_start(void);
+static const struct conn_runner *runner; /* the cores (conn_set_runner) */
 
 static struct gy_link *timeout_list(enum timeout_kind k)
 {
@@ -175,7 +183,7 @@ void conn_close(struct gy_conn *c)
     c->core = NULL;
     link_append(&S.free_conns, &c->queue_link);
     S.nconns--;
-    listen_update();
+    runner->conn_closed();
 }
 
 void conn_reject(struct gy_conn *c, const char *why)
@@ -272,6 +280,14 @@ void conn_body_decoded(struct gy_conn *c, size_t head_len)
     c->content_length = -1;
 }
 
+void conn_set_runner(const struct conn_runner *r)
+{
+    runner = r;
+}
+
+/* The head is parsed: queue the request for a core. From the loop, the runner is told (and
+ * starts a core if one is free); from a core finishing the previous request, the core takes
+ * the queue's next request itself, in its own greenlet: only the loop may switch into a core. */
 static void head_complete(struct gy_conn *c, bool in_core)
 {
     c->started = engine_now();
@@ -283,12 +299,10 @@ static void head_complete(struct gy_conn *c, bool in_core)
         /* The body's framing is broken in what came with the head: the app still runs, and
          * its first read of the body fails. */
     }
-    /* Only the loop may switch into a core: from a core, queue it; the core takes it next. */
-    if (in_core || !core_start(c)) {
-        link_append(&S.pending, &c->queue_link);
-        S.npending++;
-        listen_update();
-    }
+    link_append(&S.pending, &c->queue_link);
+    S.npending++;
+    if (!in_core)
+        runner->request_queued();
 }
 
 struct gy_conn *conn_pending_pop(void)
@@ -298,7 +312,6 @@ struct gy_conn *conn_pending_pop(void)
     struct gy_conn *c = link_entry(S.pending.next, struct gy_conn, queue_link);
     link_remove(&c->queue_link);
     S.npending--;
-    listen_update();
     return c;
 }
 
@@ -400,7 +413,6 @@ void conn_accepted(int fd, struct gy_listener *l)
     reset_request(c, 0);
     c->len = 0;
     S.nconns++;
-    listen_update();
     /* nginx writes the request right after connecting: it is usually here already. */
     read_head(c, false);
 }
@@ -538,20 +550,6 @@ void conn_request_done(struct gy_conn *c, bool response_complete)
     read_head(c, true);
 }
 
-void conn_dispatch_pending(void)
-{
-    while (S.busy < S.ncores) {
-        struct gy_conn *c = conn_pending_pop();
-        if (!c)
-            return;
-        if (!core_start(c)) {
-            link_append(&S.pending, &c->queue_link); /* back at the front: it was the oldest */
-            S.npending++;
-            return;
-        }
-    }
-}
-
 /* ---- waits of a core on its client -------------------------------------------------------- */
 
 static void on_core_fd(void *ctx, int fd, int events)
@@ -559,12 +557,10 @@ static void on_core_fd(void *ctx, int fd, int events)
     (void)fd;
     (void)events;
     struct gy_conn *c = ctx;
-    struct gy_core *core = c->core;
-    if (!core || core->wait != WAIT_FD)
+    if (!c->core_waiting)
         return;
     engine_poll(c->fd, 0, on_core_fd, c);
-    core->wake = IO_OK;
-    core_enter(core);
+    runner->resume(c, IO_OK);
 }
 
 /* Suspend the core until the client socket is ready for `events` or the timeout passes. */
@@ -574,13 +570,14 @@ static enum io_result wait_client(struct gy_conn *c, int events)
         return IO_TIMEOUT;
     if (engine_poll(c->fd, events, on_core_fd, c) < 0)
         return IO_KILLED;
-    core_set_activity(c->core, events & EV_READ ? CORE_WAIT_READ : CORE_WAIT_WRITE);
     timeout_arm(c, TIMEOUT_IO);
-    int wake = core_suspend(c->core, WAIT_FD);
+    c->core_waiting = true;
+    enum io_result wake = runner->suspend(c, events & EV_READ);
+    c->core_waiting = false;
     timeout_disarm(c);
     if (wake != IO_OK && c->fd >= 0)
         engine_poll(c->fd, 0, on_core_fd, c);
-    return (enum io_result)wake;
+    return wake;
 }
 
 static enum io_result io_error(void)
@@ -622,7 +619,7 @@ static enum io_result recv_waiting(struct gy_conn *c, char *dst, size_t n, size_
 static enum io_result body_start(struct gy_conn *c)
 {
     if (c->proto->before_body && !c->body_done)
-        return c->proto->before_body(c, !c->core || c->core->resp.head_sent);
+        return c->proto->before_body(c);
     return IO_OK;
 }
 
@@ -761,10 +758,9 @@ static void timeout_expired(struct gy_conn *c, enum timeout_kind k)
         conn_close(c);
         break;
     case TIMEOUT_IO:
-        if (c->core && c->core->wait == WAIT_FD) {
+        if (c->core_waiting) {
             engine_poll(c->fd, 0, on_core_fd, c);
-            c->core->wake = IO_TIMEOUT;
-            core_enter(c->core);
+            runner->resume(c, IO_TIMEOUT);
         }
         break;
     default:
@@ -788,9 +784,7 @@ static void sweep(void *ctx)
             timeout_expired(c, k);
         }
     }
-    cores_check_abandoned(now);
-    cores_check_harakiri(now);
-    if (S.nconns > 0 || S.busy > 0)
+    if (S.nconns > 0)
         conn_sweep_start();
 }
 
@@ -803,7 +797,7 @@ void conn_drop_idle(void)
         conn_close(link_entry(list->next, struct gy_conn, timeout_link));
 }
 
-void conn_sweep_start(void)
+static void conn_sweep_start(void)
 {
     if (sweep_timer)
         return;

@@ -62,6 +62,7 @@ struct gy_conn {
     bool body_held;                 /* the client holds the body back until asked (HTTP's
                                        Expect: 100-continue) and was not asked yet */
     bool nowait;                    /* writes must not suspend the core (it is being killed) */
+    bool core_waiting;              /* its core is suspended in runner->suspend, on the socket */
 
     /* The request, as CGI params: slices into buf (or into protocol state). */
     struct gy_param *params;
@@ -114,11 +115,29 @@ enum io_result conn_write_all(struct gy_conn *c, struct iovec *iov, int iovcnt);
 size_t conn_max_head(void);             /* the largest request head a buffer must hold */
 enum io_result conn_sendfile(struct gy_conn *c, int fd, off_t offset, uint64_t count,
                              uint64_t *sent);
-void conn_sweep_start(void);
 /* Stopping: close the kept-alive connections that wait for their next request. */
 void conn_drop_idle(void);
-void conn_dispatch_pending(void);
 /* The oldest parsed request waiting for a core, taken off the queue; NULL if none. */
 struct gy_conn *conn_pending_pop(void);
+
+/*
+ * What conn.c needs from the part that runs the requests, which registers it (cores.c, at
+ * start-up): conn.c never calls up into the cores, it reports. A parsed request joins the
+ * queue (S.pending) and whoever runs requests takes it from there.
+ */
+struct conn_runner {
+    /* From the loop: a parsed request joined S.pending. (From a core, finishing a request,
+     * nothing is reported: the core takes the queue's next request itself.) */
+    void (*request_queued)(void);
+    /* A connection closed: S.nconns dropped. */
+    void (*conn_closed)(void);
+    /* Core side: suspend the core serving c until the loop resumes it (the socket is ready
+     * for reading or writing, or the wait timed out). Returns why the wait ended: IO_OK,
+     * IO_TIMEOUT, or IO_KILLED (the core was killed; a Python error is set). */
+    enum io_result (*suspend)(struct gy_conn *c, bool reading);
+    /* Loop side: resume the core serving c, suspended in suspend, which returns rc. */
+    void (*resume)(struct gy_conn *c, enum io_result rc);
+};
+void conn_set_runner(const struct conn_runner *r);
 
 #endif

@@ -42,15 +42,11 @@ struct gy_core {
 
 /* cores.c */
 int cores_init(int n);
-bool core_start(struct gy_conn *conn);   /* false when no core is free */
 void core_enter(struct gy_core *c);      /* switch into a core from the loop */
 int core_suspend(struct gy_core *c, enum core_wait wait);
 struct gy_core *core_current(void);      /* the core running now, or NULL */
 bool core_in_loop_greenlet(void);        /* the loop's greenlet runs, not a core's */
-bool core_is_greenlet_exit(void);        /* the Python error set is GreenletExit */
 void core_set_activity(struct gy_core *c, enum core_activity a);   /* for stats */
-void cores_check_abandoned(double now);
-void cores_check_harakiri(double now);   /* --harakiri: cancel the requests running too long */
 
 /* wsgi.c */
 int wsgi_init(void);

@@ -1,3 +1,6 @@
+/*
+ * Depends on: log.c (server/README)
+ */
 #include <Python.h>
 
 #include "engine.h"

@@ -4,6 +4,8 @@
  * Reads never block the loop: when the body has not arrived yet the core suspends until the
  * socket is readable (conn.c). Large reads go straight from the socket into the bytes object
  * being returned; readline() works through the connection's buffer.
+ *
+ * Depends on: conn.c (server/README)
  */
 #include "conn.h"
 #include "core.h"

@@ -3,6 +3,8 @@
  *
  * One table describes every option (name, argument, setter, help); parsing, --help and the
  * error messages all read it, so an option is added in exactly one place.
+ *
+ * Depends on: ini.c (server/README)
  */
 #include "config.h"
 
@@ -184,7 +186,10 @@ static const char *set_reload_mercy(struct gy_config *c, const char *v) { return
 static const char *set_harakiri(struct gy_config *c, const char *v) { return parse_seconds(v, &c->harakiri); }
 static const char *set_max_requests(struct gy_config *c, const char *v) { return parse_ulong(v, &c->max_requests); }
 static const char *set_reload_on_rss(struct gy_config *c, const char *v) { return parse_ulong(v, &c->reload_on_rss); }
-static const char *set_ini(struct gy_config *c, const char *v) { return ini_load(c, v); }
+static const char *set_ini(struct gy_config *c, const char *v)
+{
+    return ini_load(c, v, options_set);
+}
 static const char *set_stats(struct gy_config *c, const char *v) { return set_string(&c->stats, v); }
 static const char *set_stats_http(struct gy_config *c, const char *v) { (void)v; c->stats_http = true; return NULL; }
 static const char *set_metrics_http(struct gy_config *c, const char *v) { return set_string(&c->metrics_http, v); }
@@ -332,7 +337,7 @@ void options_parse(struct gy_config *cfg, int argc, char **argv)
 {
     set_defaults(cfg);
     /* UWSGI_<OPTION>/GYRE_<OPTION> first: the command line adds to them or overrides them. */
-    env_load(cfg);
+    env_load(cfg, options_set);
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {

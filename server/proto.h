@@ -31,9 +31,8 @@ struct gy_protocol {
      * the front and *len set to its size; > 0 when the body ended (bytes of buf it used), 0
      * when every byte was consumed, < 0 on bad input. NULL for length-framed bodies. */
     ptrdiff_t (*decode_body)(struct gy_conn *c, char *buf, size_t *len);
-    /* Core side, before the app first reads the body (HTTP's 100 Continue); head_sent: the
-     * response's head is already out. May be NULL. */
-    enum io_result (*before_body)(struct gy_conn *c, bool head_sent);
+    /* Core side, before the app first reads the body (HTTP's 100 Continue). May be NULL. */
+    enum io_result (*before_body)(struct gy_conn *c);
     /* Response: the head starts with this, then the status ("200 OK"). */
     const char *status_prefix;
     /* Append the framing headers and the blank line to r's head. content_length < 0: unknown.

@@ -11,6 +11,8 @@
  * gathered in the connection's scratch buffer (--buffer-size bytes) and parsed once complete;
  * STDIN content is compacted in place into body bytes, so the app reads it as it arrives.
  * Management records (GET_VALUES, unknown types) are answered where they are met.
+ *
+ * Depends on: conn.c, log.c, response.c, server.c (server/README)
  */
 #include "fastcgi.h"
 #include "log.h"

@@ -6,6 +6,8 @@
  * headers joined as CGI says), and the response gets HTTP/1.1 framing: Content-Length when the
  * length is known, chunked when it is not, Date and Server, Connection as needed. Keep-alive
  * and pipelining come from conn.c: the next request starts where this one's body ended.
+ *
+ * Depends on: conn.c, response.c (server/README)
  */
 #include "engine.h"
 #include "http.h"
@@ -24,6 +26,7 @@ struct http_conn {
     struct http_chunked_decoder dec;
     size_t last_len;                /* picohttpparser's hint: buffer length of the last try */
     bool continue_sent;
+    bool response_started;          /* head_finish ran: the response's head is going out */
     bool chunked_response;
     struct gy_param params[GY_MAX_PARAMS];
 };
@@ -252,6 +255,7 @@ static void http_reset(struct gy_conn *c)
     struct http_conn *h = http_of(c);
     h->last_len = 0;
     h->continue_sent = false;
+    h->response_started = false;
     h->chunked_response = false;
     memset(&h->dec, 0, sizeof h->dec);
 }
@@ -287,7 +291,7 @@ static ptrdiff_t http_decode_body(struct gy_conn *c, char *buf, size_t *len)
     return proto_http_decode_chunked(&http_of(c)->dec, buf, len);
 }
 
-static enum io_result http_before_body(struct gy_conn *c, bool head_sent)
+static enum io_result http_before_body(struct gy_conn *c)
 {
     struct http_conn *h = http_of(c);
     if (!h->req.expect_continue || h->continue_sent)
@@ -296,7 +300,7 @@ static enum io_result http_before_body(struct gy_conn *c, bool head_sent)
      * head is out, the client sends the body on its own (after its wait for a 100) or not at
      * all: the read waits for it as for any slow body, and the connection stays unusable for
      * another request until the body is in (body_held). */
-    if (head_sent)
+    if (h->response_started)
         return IO_OK;
     /* The client waits for this before sending the body: only now, when the app reads it. */
     h->continue_sent = true;
@@ -309,6 +313,7 @@ static enum io_result http_before_body(struct gy_conn *c, bool head_sent)
 static int http_head_finish(struct gy_conn *c, struct gy_response *r, int64_t content_length)
 {
     struct http_conn *h = http_of(c);
+    h->response_started = true; /* no 100 Continue from now on */
     h->chunked_response = false;
     if (resp_has_body(r) && !r->has_content_length) {
         /* A HEAD response says the length the GET would have; it just sends no body. */

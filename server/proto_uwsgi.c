@@ -3,6 +3,8 @@
  *
  * The head is the vars block (already CGI variables); the body is CONTENT_LENGTH raw bytes;
  * the response is plain HTTP/1.x, which nginx parses. One request per connection.
+ *
+ * Depends on: conn.c, response.c, server.c (server/README)
  */
 #include "proto.h"
 #include "uwsgi.h"

@@ -2,7 +2,7 @@
  * The response head's bytes: appended by start_response (wsgi.c) and by the protocols'
  * head_finish (proto_*.c), one growing buffer per core, reused from request to request.
  *
- * Depends on: (none)
+ * Depends on: (no other server file)
  */
 #include "response.h"
 

@@ -2,7 +2,7 @@
  * S, the server state shared by the process's parts (server.h): a file of its own so that
  * using it does not make every file depend on worker.c.
  *
- * Depends on: (none)
+ * Depends on: (no other server file)
  */
 #include "server.h"
 

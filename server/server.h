@@ -4,7 +4,8 @@
  *
  *   process.h   main.c, master.c, worker.c, stats.c: options, processes, stats servers
  *   engine.h    engine.c: the Tornado loop engine, every wait an IOLoop callback
- *   listen.h    listen.c: bind (or inherit from systemd), accept while a core or queue slot is free
+ *   listen.h    listen.c: bind (or inherit from systemd), accept while a core or queue slot
+ *               is free
  *   conn.h      conn.c: a client connection: read and parse the request head in C (no core
  *               held), then queue it for a core; reads and writes for the app, with timeouts;
  *               keep-alive

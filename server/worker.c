@@ -7,6 +7,8 @@
  * in-flight requests --worker-reload-mercy seconds, SIGHUP (from a master reloading)
  * --reload-mercy seconds; a second signal stops at once. SIGINT (Ctrl-C) and SIGQUIT stop at
  * once, as in uWSGI and gunicorn: the requests in flight are cut, each one logged.
+ *
+ * Depends on: conn.c, cores.c, engine.c, input.c, listen.c, log.c, pymodule.c, scoreboard.c, server.c, stats.c, wsgi.c (server/README)
  */
 #include "engine.h"
 #include "log.h"

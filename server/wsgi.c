@@ -3,6 +3,8 @@
  *
  * Runs inside a core's greenlet. Every write may suspend the core (conn_write_all); nothing here
  * blocks the loop.
+ *
+ * Depends on: conn.c, engine.c, input.c, log.c, logformat.c, response.c, scoreboard.c, server.c (server/README)
  */
 #include "engine.h"
 #include "log.h"
@@ -25,13 +27,14 @@ static const char BODY_500[] = "Internal Server Error\n";
 
 static struct {
     PyObject *app;
+    PyObject *greenlet_exit;        /* greenlet.GreenletExit: how a killed core ends */
     PyObject *wsgi_version, *stderr_obj, *file_wrapper_type;
     PyObject *s_http, *s_https, *s_empty, *s_get, *s_localhost, *s_80, *s_http11;
     PyObject *k_wsgi_version, *k_url_scheme, *k_input, *k_errors, *k_multithread,
         *k_multiprocess, *k_run_once, *k_file_wrapper, *k_input_terminated, *k_core;
     PyObject *k_script_name, *k_path_info, *k_query_string, *k_request_method, *k_server_name,
         *k_server_port, *k_server_protocol, *k_content_type;
-    PyObject *str_close, *str_fileno, *str_read;
+    PyObject *str_close, *str_fileno;
 } W;
 
 /* ---- interned environ keys ---------------------------------------------------------------- */
@@ -618,7 +621,8 @@ static enum outcome io_outcome(struct gy_core *c, enum io_result rc)
     case IO_OK:
         return OUT_OK;
     case IO_KILLED:
-        return PyErr_Occurred() && core_is_greenlet_exit() ? OUT_ABANDONED : OUT_APP_ERROR;
+        return PyErr_Occurred() && PyErr_ExceptionMatches(W.greenlet_exit) ? OUT_ABANDONED
+                                                                            : OUT_APP_ERROR;
     case IO_TIMEOUT:
         log_msg("core %d: socket timeout writing the response to %s, connection dropped", c->id,
                 conn->listener->name);
@@ -637,7 +641,7 @@ static enum outcome io_outcome(struct gy_core *c, enum io_result rc)
 
 static enum outcome app_failed(struct gy_core *c, const char *what)
 {
-    if (core_is_greenlet_exit())
+    if (PyErr_ExceptionMatches(W.greenlet_exit))
         return OUT_ABANDONED;
     log_msg("core %d: %s:", c->id, what);
     PyErr_PrintEx(0);
@@ -986,8 +990,10 @@ int wsgi_init(void)
     W.k_content_type = intern_cstr("CONTENT_TYPE");
     W.str_close = intern_cstr("close");
     W.str_fileno = intern_cstr("fileno");
-    W.str_read = intern_cstr("read");
-    if (PyErr_Occurred() || !W.stderr_obj)
+    PyObject *greenlet = PyImport_ImportModule("greenlet");
+    W.greenlet_exit = greenlet ? PyObject_GetAttrString(greenlet, "GreenletExit") : NULL;
+    Py_XDECREF(greenlet);
+    if (PyErr_Occurred() || !W.stderr_obj || !W.greenlet_exit)
         return -1;
     return 0;
 }
