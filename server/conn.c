@@ -218,13 +218,13 @@ static void reset_request(struct gy_conn *c, size_t keep_from)
     c->body_left = 0;
     c->body_done = false;
     c->body_error = false;
+    c->body_aborted = false;
     c->decoded = false;
     c->keep_alive = false;
     c->body_held = false;
     c->nowait = false;
     c->params = NULL;
     c->nparams = 0;
-    c->content_length = 0;
     c->phase = CONN_READING;
     c->core = NULL;
     if (c->proto->reset)
@@ -243,7 +243,6 @@ void conn_body_length(struct gy_conn *c, size_t head_len, int64_t content_length
     c->body_left = cl - take;
     c->body_done = c->body_left == 0;
     c->decoded = false;
-    c->content_length = content_length;
 }
 
 /* Decode the raw bytes in the buffer onto the end of the ready body bytes. */
@@ -258,8 +257,9 @@ static int decode_raw(struct gy_conn *c)
     c->body_end += n;
     if (r < 0) {
         c->body_error = true; /* every later read fails: the framing cannot be resynchronised */
+        c->body_aborted = r == GY_BODY_ABORTED;
         c->raw_pos = c->len;
-        return (int)r;
+        return -1;
     }
     if (r > 0) {
         c->raw_pos += (size_t)r;  /* the next request starts there */
@@ -277,7 +277,6 @@ void conn_body_decoded(struct gy_conn *c, size_t head_len)
     c->body_left = 0;
     c->body_done = false;
     c->decoded = true;
-    c->content_length = -1;
 }
 
 void conn_set_runner(const struct conn_runner *r)
@@ -569,7 +568,7 @@ static enum io_result wait_client(struct gy_conn *c, int events)
     if (c->nowait)
         return IO_TIMEOUT;
     if (engine_poll(c->fd, events, on_core_fd, c) < 0)
-        return IO_KILLED;
+        return IO_FAILED;
     timeout_arm(c, TIMEOUT_IO);
     c->core_waiting = true;
     enum io_result wake = runner->suspend(c, events & EV_READ);
@@ -623,11 +622,17 @@ static enum io_result body_start(struct gy_conn *c)
     return IO_OK;
 }
 
+/* Why every read of a body whose decoding stopped fails. */
+static enum io_result body_failure(const struct gy_conn *c)
+{
+    return c->body_aborted ? IO_ABORTED : IO_BAD_BODY;
+}
+
 enum io_result conn_fill(struct gy_conn *c)
 {
     while (c->body_pos == c->body_end && !c->body_done) {
         if (c->body_error)
-            return IO_BAD_BODY;
+            return body_failure(c);
         enum io_result rc = body_start(c);
         if (rc != IO_OK)
             return rc;
@@ -652,7 +657,7 @@ enum io_result conn_fill(struct gy_conn *c)
         c->len += got;
         if (c->decoded) {
             if (decode_raw(c) < 0)
-                return IO_BAD_BODY;
+                return body_failure(c);
         } else {
             c->body_end = c->raw_pos = c->len;
             c->body_left -= got;

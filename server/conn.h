@@ -33,6 +33,9 @@ enum io_result {
     IO_ERROR = -3,     /* any other error; errno says which */
     IO_KILLED = -4,    /* the core was killed while it waited (a Python error is set) */
     IO_BAD_BODY = -5,  /* the body's framing (chunked, FastCGI records) is broken */
+    IO_ABORTED = -6,   /* the client called the request off (FastCGI's ABORT_REQUEST) */
+    IO_FAILED = -7,    /* gyre could not go on: out of memory, or the socket could not be
+                          watched (epoll_ctl); a Python error is set. Not the app's fault. */
 };
 
 struct gy_conn {
@@ -56,6 +59,7 @@ struct gy_conn {
     bool body_done;                 /* every body byte is in [body_pos, body_end) or was read */
     bool decoded;                   /* framed by proto->decode_body, not by a length */
     bool body_error;                /* the framing broke: every read of the body fails */
+    bool body_aborted;              /* ... because the client called the request off */
     bool keep_alive;                /* the peer asked for another request on this connection and
                                        the response's framing does not end with the close (a fact
                                        the protocols report; conn_keep_alive decides) */
@@ -67,7 +71,6 @@ struct gy_conn {
     /* The request, as CGI params: slices into buf (or into protocol state). */
     struct gy_param *params;
     uint32_t nparams;
-    int64_t content_length;         /* the CONTENT_LENGTH param; -1 for a chunked body */
 
     char *scratch;                  /* protocol's own bytes: FastCGI PARAMS, HTTP CGI names */
     size_t scratch_cap, scratch_len;
@@ -89,6 +92,28 @@ struct gy_conn {
      * proto_*.c, proto->state_size bytes), allocated in the same block as the connection. */
     alignas(max_align_t) unsigned char proto_state[];
 };
+
+/*
+ * The body as the app reads it (input.c): the window [body_pos, body_end) of the buffer is
+ * moved by conn.c alone; a reader looks at it and says how much it took.
+ */
+/* The body bytes buffered and ready (conn_fill makes some ready): *len of them, at the result. */
+static inline const char *conn_body_peek(const struct gy_conn *c, size_t *len)
+{
+    *len = c->body_end - c->body_pos;
+    return c->buf + c->body_pos;
+}
+/* The reader took n of the peeked bytes. */
+static inline void conn_body_consume(struct gy_conn *c, size_t n)
+{
+    c->body_pos += n;
+}
+/* Body bytes still to be read, buffered or not; UINT64_MAX when the framing (chunked,
+ * FastCGI records) says when the body ends, not a length. */
+static inline uint64_t conn_body_remaining(const struct gy_conn *c)
+{
+    return c->decoded ? UINT64_MAX : (uint64_t)(c->body_end - c->body_pos) + c->body_left;
+}
 
 void conn_accepted(int fd, struct gy_listener *l);
 void conn_close(struct gy_conn *c);

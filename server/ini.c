@@ -1,7 +1,7 @@
 /*
  * Options from .ini files (uWSGI's format, parsed by libinih) and from UWSGI_<OPTION> and
- * GYRE_<OPTION> environment variables. Both end in the option setter the caller hands in
- * (options.c's options_set, like the command line): ini.c never calls up into options.c.
+ * GYRE_<OPTION> environment variables. Both end in cfg->set_option (options.c's options_set,
+ * like the command line): ini.c never calls up into options.c.
  *
  * .ini files, as uWSGI reads them:
  *   - the keys of the [uwsgi] and [gyre] sections apply in file order (FILE:SECTION loads only
@@ -306,7 +306,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
     return 0;
 }
 
-const char *ini_load(struct gy_config *cfg, const char *path, option_setter set)
+const char *ini_load(struct gy_config *cfg, const char *path)
 {
     /* uWSGI's FILE:SECTION and :SECTION, unless a file is really named so. */
     const char *section = NULL;
@@ -331,7 +331,7 @@ const char *ini_load(struct gy_config *cfg, const char *path, option_setter set)
         return fail("%s: .ini files nested more than %d deep (does one include itself?)", file,
                     INI_MAX_DEPTH);
 
-    struct ini_file c = {.cfg = cfg, .set = set, .given = file, .section = section};
+    struct ini_file c = {.cfg = cfg, .set = cfg->set_option, .given = file, .section = section};
     c.f = fopen(file, "re");
     if (!c.f)
         return fail("cannot open %s: %s", file, strerror(errno));
@@ -394,8 +394,9 @@ static char *env_option_name(const char *p, const char *end)
     return name;
 }
 
-void env_load(struct gy_config *cfg, option_setter set)
+void env_load(struct gy_config *cfg)
 {
+    option_setter set = cfg->set_option;
     /* UWSGI_ first, then GYRE_: for an option given both ways, gyre's own name has the last
      * word. A snapshot of the names, since nothing here should depend on environ staying put. */
     static const char *const prefixes[] = {"UWSGI_", "GYRE_"};

@@ -12,7 +12,8 @@
  * again at once and the loop would spin: gyre stops watching until a connection closes or
  * ACCEPT_RETRY_DELAY passes, and says so once per episode.
  *
- * Depends on: conn.c, engine.c, log.c, proto_fastcgi.c, proto_http.c, proto_uwsgi.c, server.c (server/README)
+ * Depends on: conn.c, engine.c, log.c, proto_fastcgi.c, proto_http.c, proto_uwsgi.c, server.c
+ *     (server/README)
  */
 #include <Python.h>
 

@@ -188,7 +188,7 @@ static const char *set_max_requests(struct gy_config *c, const char *v) { return
 static const char *set_reload_on_rss(struct gy_config *c, const char *v) { return parse_ulong(v, &c->reload_on_rss); }
 static const char *set_ini(struct gy_config *c, const char *v)
 {
-    return ini_load(c, v, options_set);
+    return ini_load(c, v);
 }
 static const char *set_stats(struct gy_config *c, const char *v) { return set_string(&c->stats, v); }
 static const char *set_stats_http(struct gy_config *c, const char *v) { (void)v; c->stats_http = true; return NULL; }
@@ -321,6 +321,7 @@ const char *options_set(struct gy_config *cfg, const char *name, const char *val
 static void set_defaults(struct gy_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
+    cfg->set_option = options_set;
     cfg->callable = "application";
     cfg->cores = 1;
     cfg->chmod_socket = -1;
@@ -337,7 +338,7 @@ void options_parse(struct gy_config *cfg, int argc, char **argv)
 {
     set_defaults(cfg);
     /* UWSGI_<OPTION>/GYRE_<OPTION> first: the command line adds to them or overrides them. */
-    env_load(cfg, options_set);
+    env_load(cfg);
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {

@@ -16,6 +16,13 @@
 #include "conn.h"
 #include "response.h"
 
+/* The most body iovecs one send() is handed: wsgi.c batches a response by it, and each
+ * protocol sizes its own iovec array from it (the head and its framing included). */
+#define GY_SEND_MAX_IOV 64
+
+/* decode_body: the client called the request off (FastCGI's ABORT_REQUEST). */
+#define GY_BODY_ABORTED PTRDIFF_MIN
+
 struct gy_protocol {
     const char *name;
     /* Bytes of its own state per connection (conn->proto_state). */
@@ -29,7 +36,8 @@ struct gy_protocol {
     int (*parse_head)(struct gy_conn *c);
     /* Body framing other than a plain length: decode buf[0..*len) in place, the data moved to
      * the front and *len set to its size; > 0 when the body ended (bytes of buf it used), 0
-     * when every byte was consumed, < 0 on bad input. NULL for length-framed bodies. */
+     * when every byte was consumed, GY_BODY_ABORTED when the client called the request off,
+     * another value < 0 on bad input. NULL for length-framed bodies. */
     ptrdiff_t (*decode_body)(struct gy_conn *c, char *buf, size_t *len);
     /* Core side, before the app first reads the body (HTTP's 100 Continue). May be NULL. */
     enum io_result (*before_body)(struct gy_conn *c);
@@ -38,7 +46,8 @@ struct gy_protocol {
     /* Append the framing headers and the blank line to r's head. content_length < 0: unknown.
      * -1 when out of memory. */
     int (*head_finish)(struct gy_conn *c, struct gy_response *r, int64_t content_length);
-    /* Write the head (when not NULL: the first time) and then body[0..n), framed. */
+    /* Write the head (when not NULL: the first time) and then body[0..n), framed;
+     * n <= GY_SEND_MAX_IOV (asserted). */
     enum io_result (*send)(struct gy_conn *c, struct iovec *head, struct iovec *body, int n);
     /* Write count bytes of fd from offset as response body, framed. */
     enum io_result (*send_file)(struct gy_conn *c, int fd, off_t offset, uint64_t count,

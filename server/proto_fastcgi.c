@@ -19,6 +19,7 @@
 #include "proto.h"
 #include "server.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -219,7 +220,7 @@ static ptrdiff_t fcgi_decode_body(struct gy_conn *c, char *buf, size_t *len)
             if (ev.request_id == f->request_id) {
                 f->aborted = true;
                 *len = out;
-                return -1000; /* the app's read fails; the request ends */
+                return GY_BODY_ABORTED; /* the app's read fails; the request ends */
             }
             break;
         case FCGI_EV_BEGIN_REQUEST:
@@ -271,7 +272,7 @@ static int fcgi_head_finish(struct gy_conn *c, struct gy_response *r, int64_t co
     (void)c;
     if (resp_head_content_length(r, content_length) < 0)
         return -1;
-    return resp_head_append(r, "\r\n", 2);
+    return RESP_HEAD_APPEND_LIT(r, "\r\n");
 }
 
 /* Wrap the bytes of head and body[0..n) in STDOUT records: full records of FCGI_STREAM_CHUNK
@@ -286,12 +287,13 @@ static enum io_result fcgi_send(struct gy_conn *c, struct iovec *head, struct io
     int nout = 0, nrec = 0;
 
     /* The input as one sequence: head first, then the body. */
-    struct iovec in[66];
+    struct iovec in[1 + GY_SEND_MAX_IOV];
     int nin = 0;
     size_t total = 0;
+    assert(n <= GY_SEND_MAX_IOV);
     if (head)
         in[nin++] = *head;
-    for (int i = 0; i < n && nin < 66; i++)
+    for (int i = 0; i < n; i++)
         in[nin++] = body[i];
     for (int i = 0; i < nin; i++)
         total += in[i].iov_len;

@@ -15,6 +15,7 @@
 #include "proto.h"
 #include "server.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -324,7 +325,7 @@ static int http_head_finish(struct gy_conn *c, struct gy_response *r, int64_t co
             /* no length known, no body sent: nothing to frame */
         } else if (h->req.minor_version >= 1) {
             h->chunked_response = true;
-            if (resp_head_append(r, "Transfer-Encoding: chunked\r\n", 28) < 0)
+            if (RESP_HEAD_APPEND_LIT(r, "Transfer-Encoding: chunked\r\n") < 0)
                 return -1;
         } else {
             c->keep_alive = false; /* HTTP/1.0: the close ends the body */
@@ -336,22 +337,23 @@ static int http_head_finish(struct gy_conn *c, struct gy_response *r, int64_t co
         c->keep_alive = false;
     size_t dlen;
     const char *date = date_header(&dlen);
-    if (resp_head_append(r, date, dlen) < 0 || resp_head_append(r, "Server: gyre\r\n", 14) < 0)
+    if (resp_head_append(r, date, dlen) < 0 || RESP_HEAD_APPEND_LIT(r, "Server: gyre\r\n") < 0)
         return -1;
-    if (!c->keep_alive && resp_head_append(r, "Connection: close\r\n", 19) < 0)
+    if (!c->keep_alive && RESP_HEAD_APPEND_LIT(r, "Connection: close\r\n") < 0)
         return -1;
     if (c->keep_alive && h->req.minor_version == 0 &&
-        resp_head_append(r, "Connection: keep-alive\r\n", 24) < 0)
+        RESP_HEAD_APPEND_LIT(r, "Connection: keep-alive\r\n") < 0)
         return -1;
-    return resp_head_append(r, "\r\n", 2);
+    return RESP_HEAD_APPEND_LIT(r, "\r\n");
 }
 
 static enum io_result http_send(struct gy_conn *c, struct iovec *head, struct iovec *body,
                                 int n)
 {
     struct http_conn *h = http_of(c);
-    struct iovec iov[68];
+    struct iovec iov[GY_SEND_MAX_IOV + 3]; /* the head, a chunk's size line and its end */
     int k = 0;
+    assert(n <= GY_SEND_MAX_IOV);
     if (head)
         iov[k++] = *head;
     size_t total = 0;
@@ -362,7 +364,7 @@ static enum io_result http_send(struct gy_conn *c, struct iovec *head, struct io
         int sl = snprintf(size_line, sizeof size_line, "%zx\r\n", total);
         iov[k++] = (struct iovec){size_line, (size_t)sl};
     }
-    for (int i = 0; i < n && k < 67; i++)
+    for (int i = 0; i < n; i++)
         iov[k++] = body[i];
     if (h->chunked_response && total)
         iov[k++] = (struct iovec){(void *)"\r\n", 2};

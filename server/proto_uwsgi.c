@@ -8,6 +8,8 @@
  */
 #include "proto.h"
 #include "uwsgi.h"
+
+#include <assert.h>
 #include "server.h"
 
 static int uwsgi_parse_head(struct gy_conn *c)
@@ -32,17 +34,18 @@ static int uwsgi_head_finish(struct gy_conn *c, struct gy_response *r, int64_t c
     (void)c;
     if (resp_head_content_length(r, content_length) < 0)
         return -1;
-    return resp_head_append(r, "\r\n", 2);
+    return RESP_HEAD_APPEND_LIT(r, "\r\n");
 }
 
 static enum io_result uwsgi_send(struct gy_conn *c, struct iovec *head, struct iovec *body,
                                  int n)
 {
-    struct iovec iov[65];
+    struct iovec iov[1 + GY_SEND_MAX_IOV];
     int k = 0;
+    assert(n <= GY_SEND_MAX_IOV);
     if (head)
         iov[k++] = *head;
-    for (int i = 0; i < n && k < 65; i++)
+    for (int i = 0; i < n; i++)
         iov[k++] = body[i];
     return conn_write_all(c, iov, k);
 }

@@ -30,6 +30,8 @@ int resp_head_reserve(struct gy_response *r, size_t more);
 /* Append "Content-Length: N" unless content_length < 0, the app gave one, or the status has
  * no body; -1 when out of memory. */
 int resp_head_content_length(struct gy_response *r, int64_t content_length);
+/* Append a string literal: its length counted by the compiler, not by hand. */
+#define RESP_HEAD_APPEND_LIT(r, lit) resp_head_append((r), "" lit, sizeof(lit) - 1)
 /* 1xx, 204 and 304 have no body (RFC 9110 6.4.1). */
 bool resp_status_has_body(int status);
 static inline bool resp_has_body(const struct gy_response *r)

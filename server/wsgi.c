@@ -4,7 +4,8 @@
  * Runs inside a core's greenlet. Every write may suspend the core (conn_write_all); nothing here
  * blocks the loop.
  *
- * Depends on: conn.c, engine.c, input.c, log.c, logformat.c, response.c, scoreboard.c, server.c (server/README)
+ * Depends on: conn.c, engine.c, input.c, log.c, logformat.c, response.c, scoreboard.c, server.c
+ *     (server/README)
  */
 #include "engine.h"
 #include "log.h"
@@ -138,7 +139,9 @@ static PyObject *build_environ(struct gy_core *c, struct req_facts *f, PyObject 
         const struct gy_param *p = &conn->params[i];
         struct gy_slice n = p->name;
         /* PEP 3333: the body's type and length are CONTENT_TYPE and CONTENT_LENGTH only. */
-        if (n.len > 5 && memcmp(n.ptr, "HTTP_CONTENT_", 13 < n.len ? 13 : n.len) == 0) {
+        static const char http_content[] = "HTTP_CONTENT_";
+        if (n.len > sizeof http_content - 1 &&
+            memcmp(n.ptr, http_content, sizeof http_content - 1) == 0) {
             if (GY_SLICE_EQ(n, "HTTP_CONTENT_TYPE")) {
                 http_content_type = p->value;
                 continue;
@@ -248,6 +251,7 @@ static int head_append(struct gy_response *r, const char *p, size_t n)
     }
     return 0;
 }
+#define HEAD_APPEND_LIT(r, lit) head_append((r), "" lit, sizeof(lit) - 1)
 
 /* The status line (or CGI Status header) opening a response head. */
 static int head_start(struct gy_core *c, const char *status, size_t slen)
@@ -259,7 +263,7 @@ static int head_start(struct gy_core *c, const char *status, size_t slen)
     r->length = -1;
     r->nheaders = 0;
     return head_append(r, prefix, strlen(prefix)) < 0 || head_append(r, status, slen) < 0 ||
-                   head_append(r, "\r\n", 2) < 0
+                   HEAD_APPEND_LIT(r, "\r\n") < 0
                ? -1
                : 0;
 }
@@ -391,15 +395,16 @@ static PyObject *start_response(PyObject *self, PyObject *const *args, Py_ssize_
         const char *value = name ? latin1_of(PyTuple_GET_ITEM(h, 1), &vlen, "header value") : NULL;
         if (!value || check_header(name, nlen, value, vlen) < 0)
             goto fail;
-        if (nlen == 14 && strncasecmp(name, "Content-Length", 14) == 0 &&
+        if (nlen == sizeof("Content-Length") - 1 &&
+            strncasecmp(name, "Content-Length", (size_t)nlen) == 0 &&
             app_content_length(r, value, vlen) < 0)
             goto fail;
         if (head_reserve(r, (size_t)(nlen + vlen + 4)) < 0)
             goto fail;
         head_append(r, name, (size_t)nlen);
-        head_append(r, ": ", 2);
+        HEAD_APPEND_LIT(r, ": ");
         head_append(r, value, (size_t)vlen);
-        head_append(r, "\r\n", 2);
+        HEAD_APPEND_LIT(r, "\r\n");
         r->nheaders++;
     }
     Py_DECREF(seq);
@@ -448,7 +453,7 @@ static enum io_result send_framed(struct gy_core *c, struct iovec *body, int nbo
             r->head_only = true;
         if (c->conn->proto->head_finish(c->conn, r, content_length) < 0) {
             PyErr_NoMemory();
-            return IO_KILLED;
+            return IO_FAILED;
         }
         head = (struct iovec){r->head, r->head_len};
         r->head_sent = true;
@@ -635,6 +640,16 @@ static enum outcome io_outcome(struct gy_core *c, enum io_result rc)
         return OUT_CLIENT_GONE;
     case IO_BAD_BODY:
         return OUT_CLIENT_GONE;
+    case IO_ABORTED:
+        log_msg("core %d: the client aborted the request; closing the response", c->id);
+        return OUT_CLIENT_GONE;
+    case IO_FAILED:
+        /* gyre's own failure, not the app's: not counted as an app exception. */
+        log_msg("core %d: gyre failed sending the response to %s (out of memory, or the socket "
+                "could not be watched); connection dropped",
+                c->id, conn->listener->name);
+        PyErr_Print();
+        return OUT_CLIENT_GONE;
     }
     return OUT_CLIENT_GONE;
 }
@@ -690,10 +705,10 @@ static enum outcome send_sequence(struct gy_core *c, PyObject *seq)
         return io_outcome(c, send_response(c, NULL, 0, total));
     }
     enum outcome o = OUT_OK;
-    struct iovec iov[64];
+    struct iovec iov[GY_SEND_MAX_IOV];
     for (Py_ssize_t i = 0; i < n && o == OUT_OK;) {
         int k = 0;
-        for (; i < n && k < 64; i++) {
+        for (; i < n && k < GY_SEND_MAX_IOV; i++) {
             Py_ssize_t len = PyBytes_GET_SIZE(items[i]);
             if (len)
                 iov[k++] = (struct iovec){PyBytes_AS_STRING(items[i]), (size_t)len};
