@@ -61,13 +61,25 @@ static void fcgi_reset(struct gy_conn *c)
 }
 
 /* Small answers the loop writes on the spot: END_REQUEST for a request gyre will not serve,
- * GET_VALUES_RESULT, UNKNOWN_TYPE. */
+ * GET_VALUES_RESULT, UNKNOWN_TYPE. One that cannot go out whole (the peer is not reading)
+ * breaks the record stream: what follows would be read as garbage. The socket is shut down
+ * instead, so that every later read or write on it fails and the connection ends through its
+ * usual path (closing it here would pull it from under the parse loop that called). */
+static void write_record_now(struct gy_conn *c, const char *rec, size_t n)
+{
+    if (conn_write_now(c, rec, n) < 0) {
+        log_msg("%s: the peer does not read our records: connection shut down",
+                c->listener->name);
+        shutdown(c->fd, SHUT_RDWR);
+    }
+}
+
 static void send_end_request(struct gy_conn *c, uint16_t id, uint8_t status)
 {
     char rec[FCGI_END_REQUEST_LEN];
     int n = proto_fcgi_encode_end_request(rec, sizeof rec, id, 0, status);
     if (n > 0)
-        conn_write_now(c, rec, (size_t)n);
+        write_record_now(c, rec, (size_t)n);
 }
 
 static void answer_management(struct gy_conn *c, const struct fcgi_event *ev)
@@ -85,7 +97,7 @@ static void answer_management(struct gy_conn *c, const struct fcgi_event *ev)
         n = proto_fcgi_encode_unknown_type(rec, sizeof rec, ev->record_type);
     }
     if (n > 0)
-        conn_write_now(c, rec, (size_t)n);
+        write_record_now(c, rec, (size_t)n);
 }
 
 /* A BEGIN_REQUEST: 1 if it starts the request gyre serves next. */

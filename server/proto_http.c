@@ -77,7 +77,8 @@ static void http_reject(struct gy_conn *c, int rc, int status)
                      "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
                      "Connection: close\r\n%.*sServer: gyre\r\n\r\n%s\n",
                      status, reason_phrase(status), strlen(why) + 1, (int)dlen, date, why);
-    conn_write_now(c, resp, (size_t)n);
+    /* The connection closes next, whether the answer went out or not: nothing to undo. */
+    (void)conn_write_now(c, resp, (size_t)n);
     conn_reject(c, why);
 }
 
