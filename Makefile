@@ -42,6 +42,10 @@ PROTO_SRC   := $(sort $(wildcard proto/*.c))
 SERVER_SRC  := $(sort $(wildcard server/*.c))
 PROTO_OBJ   := $(PROTO_SRC:%.c=build/%.o)
 SERVER_OBJ  := $(SERVER_SRC:%.c=build/%.o)
+# server/'s plain C files: built without Python's include path, so that an include of Python.h
+# (directly or through a header) fails the build. Python is core.h's alone (see server/README).
+SERVER_NOPY := $(addprefix server/,main.c master.c stats.c options.c ini.c logformat.c log.c \
+    scoreboard.c server.c response.c proto_uwsgi.c proto_fastcgi.c proto_http.c)
 PROTO_TESTS := $(patsubst tests/proto/%.c,build/tests/%,$(sort $(wildcard tests/proto/test_*.c)))
 # server/'s parts that need no Python (configuration, log rendering): unit-tested like proto/.
 SERVER_PURE := server/options.c server/ini.c server/logformat.c server/log.c
@@ -67,6 +71,7 @@ build/proto/%.o: proto/%.c $(HEADERS)
 build/server/%.o: server/%.c $(HEADERS) build/boot_py.h
 	@mkdir -p $(dir $@)
 	$(CC) $(OPT) $(BASE_CFLAGS) $(SERVER_INC) $(CFLAGS) -c -o $@ $<
+$(SERVER_NOPY:%.c=build/%.o): SERVER_INC = -Iserver -Ibuild
 
 # server/boot.py, the Python half of start-up, compiled into the binary as a C string.
 build/boot_py.h: server/boot.py scripts/embed.py

@@ -23,7 +23,11 @@ struct gy_socket_conf {
     enum gy_proto proto;
 };
 
+struct gy_config;
+typedef const char *(*option_setter)(struct gy_config *cfg, const char *name, const char *value);
+
 struct gy_config {
+    option_setter set_option; /* how ini.c applies an option: options_set (options_parse) */
     struct gy_socket_conf sockets[GY_MAX_SOCKETS];
     int nsockets;
 
@@ -75,7 +79,9 @@ const char *options_set(struct gy_config *cfg, const char *name, const char *val
 
 /* ini.c: apply the [uwsgi] and [gyre] sections of an .ini file (uWSGI's format, with %(name)
  * references and the %d %n %p %s magic variables); UWSGI_<OPTION> and GYRE_<OPTION>
- * environment variables. Return NULL or an error message. */
+ * environment variables. Return NULL or an error message. Each option is applied with
+ * cfg->set_option (options_set, put there by options_parse: ini.c does not call up into
+ * options.c, which loads .ini files for --ini and the environment). */
 const char *ini_load(struct gy_config *cfg, const char *path);
 void env_load(struct gy_config *cfg);
 

@@ -3,11 +3,13 @@
  *
  * The loop side reads and parses the request head in C without holding a core, so a client
  * that trickles or stalls costs a buffer, never a core. Once the head is complete the
- * connection is handed to a core (or queued for one). From then on every read and write is done
- * by the core itself: it tries the syscall, and when the socket would block it registers an
- * IOLoop wait for the fd and suspends its greenlet until the loop switches back. When the
- * response is done, a connection the protocol keeps alive goes back to reading a head, starting
- * with any pipelined bytes already in its buffer.
+ * connection joins the queue of parsed requests (S.pending) and conn.c reports it to the part
+ * that runs requests (struct conn_runner: cores.c), which takes it from there; conn.c never
+ * calls up into the cores. From then on every read and write is done by the core itself: it
+ * tries the syscall, and when the socket would block it registers an IOLoop wait for the fd
+ * and has the runner suspend the core until the loop resumes it. When the response is done, a
+ * connection the protocol keeps alive goes back to reading a head, starting with any pipelined
+ * bytes already in its buffer.
  *
  * Every wait on a client has a deadline, checked by a sweep once a second:
  *   head    the whole request head must arrive within --socket-timeout of the moment its
@@ -18,11 +20,21 @@
  *   linger  a connection closed with its request not read to the end (see conn_linger).
  * Each kind has a list of its own: within a kind every wait has the same length and joins the
  * list when it starts, so each list is ordered by deadline by construction, and the sweep only
- * looks at the heads of the lists.
+ * looks at the heads of the lists. (The cores' own checks, abandoned cores and --harakiri, run
+ * on a timer of cores.c.)
+ *
+ * Depends on: engine.c, log.c, server.c (server/README)
  */
 #include "engine.h"
+#include "http.h"  /* HTTP_DEFAULT_MAX_HEAD: the buffer's size */
 #include "log.h"
+#include <Python.h>
+
+#include "conn.h"
+#include "listen.h"
+#include "proto.h"
 #include "server.h"
+#include "uwsgi.h" /* UWSGI_HEADER_SIZE */
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -60,6 +72,9 @@ size_t conn_max_head(void)
 enum timeout_kind { TIMEOUT_HEAD, TIMEOUT_IDLE, TIMEOUT_IO, TIMEOUT_LINGER, TIMEOUT_KINDS };
 
 static struct gy_link timeout_lists[TIMEOUT_KINDS];
+static PyObject *sweep_timer;       /* the once-a-second sweep of the deadlines */
+static void conn_sweep_start(void);
+static const struct conn_runner *runner; /* the cores (conn_set_runner) */
 
 static struct gy_link *timeout_list(enum timeout_kind k)
 {
@@ -114,14 +129,35 @@ static void timeout_disarm(struct gy_conn *c)
     link_remove(&c->timeout_link);
 }
 
-static struct gy_conn *conn_alloc(void)
+/* Bytes of protocol state every connection has room for: the largest state_size of the
+ * protocols met so far. A connection's block is allocated once and reused from S.free_conns,
+ * so all of them are the same size; a listener of a protocol with more state (met once, at the
+ * first connection it accepts) makes the free ones, too small for it, go. */
+static size_t proto_state_cap;
+
+static void conn_free(struct gy_conn *c)
 {
+    free(c->buf);
+    free(c->scratch);
+    free(c);
+}
+
+static struct gy_conn *conn_alloc(const struct gy_protocol *proto)
+{
+    if (proto->state_size > proto_state_cap) {
+        proto_state_cap = proto->state_size;
+        while (!link_empty(&S.free_conns)) {
+            struct gy_link *l = S.free_conns.next;
+            link_remove(l);
+            conn_free(link_entry(l, struct gy_conn, queue_link));
+        }
+    }
     if (!link_empty(&S.free_conns)) {
         struct gy_link *l = S.free_conns.next;
         link_remove(l);
         return link_entry(l, struct gy_conn, queue_link);
     }
-    struct gy_conn *c = calloc(1, sizeof *c);
+    struct gy_conn *c = calloc(1, sizeof *c + proto_state_cap);
     if (!c)
         return NULL;
     c->cap = UWSGI_HEADER_SIZE + conn_max_head() + BODY_READAHEAD;
@@ -147,7 +183,7 @@ void conn_close(struct gy_conn *c)
     c->core = NULL;
     link_append(&S.free_conns, &c->queue_link);
     S.nconns--;
-    listen_update();
+    runner->conn_closed();
 }
 
 void conn_reject(struct gy_conn *c, const char *why)
@@ -182,13 +218,13 @@ static void reset_request(struct gy_conn *c, size_t keep_from)
     c->body_left = 0;
     c->body_done = false;
     c->body_error = false;
+    c->body_aborted = false;
     c->decoded = false;
     c->keep_alive = false;
     c->body_held = false;
     c->nowait = false;
     c->params = NULL;
     c->nparams = 0;
-    c->content_length = 0;
     c->phase = CONN_READING;
     c->core = NULL;
     if (c->proto->reset)
@@ -207,7 +243,6 @@ void conn_body_length(struct gy_conn *c, size_t head_len, int64_t content_length
     c->body_left = cl - take;
     c->body_done = c->body_left == 0;
     c->decoded = false;
-    c->content_length = content_length;
 }
 
 /* Decode the raw bytes in the buffer onto the end of the ready body bytes. */
@@ -222,8 +257,9 @@ static int decode_raw(struct gy_conn *c)
     c->body_end += n;
     if (r < 0) {
         c->body_error = true; /* every later read fails: the framing cannot be resynchronised */
+        c->body_aborted = r == GY_BODY_ABORTED;
         c->raw_pos = c->len;
-        return (int)r;
+        return -1;
     }
     if (r > 0) {
         c->raw_pos += (size_t)r;  /* the next request starts there */
@@ -241,9 +277,16 @@ void conn_body_decoded(struct gy_conn *c, size_t head_len)
     c->body_left = 0;
     c->body_done = false;
     c->decoded = true;
-    c->content_length = -1;
 }
 
+void conn_set_runner(const struct conn_runner *r)
+{
+    runner = r;
+}
+
+/* The head is parsed: queue the request for a core. From the loop, the runner is told (and
+ * starts a core if one is free); from a core finishing the previous request, the core takes
+ * the queue's next request itself, in its own greenlet: only the loop may switch into a core. */
 static void head_complete(struct gy_conn *c, bool in_core)
 {
     c->started = engine_now();
@@ -255,12 +298,10 @@ static void head_complete(struct gy_conn *c, bool in_core)
         /* The body's framing is broken in what came with the head: the app still runs, and
          * its first read of the body fails. */
     }
-    /* Only the loop may switch into a core: from a core, queue it; the core takes it next. */
-    if (in_core || !core_start(c)) {
-        link_append(&S.pending, &c->queue_link);
-        S.npending++;
-        listen_update();
-    }
+    link_append(&S.pending, &c->queue_link);
+    S.npending++;
+    if (!in_core)
+        runner->request_queued();
 }
 
 struct gy_conn *conn_pending_pop(void)
@@ -270,7 +311,6 @@ struct gy_conn *conn_pending_pop(void)
     struct gy_conn *c = link_entry(S.pending.next, struct gy_conn, queue_link);
     link_remove(&c->queue_link);
     S.npending--;
-    listen_update();
     return c;
 }
 
@@ -342,7 +382,7 @@ static void on_head_readable(void *ctx, int fd, int events)
 
 void conn_accepted(int fd, struct gy_listener *l)
 {
-    struct gy_conn *c = conn_alloc();
+    struct gy_conn *c = conn_alloc(l->proto);
     if (!c) {
         log_msg("%s: out of memory for a new connection", l->name);
         close(fd);
@@ -354,7 +394,7 @@ void conn_accepted(int fd, struct gy_listener *l)
     c->requests = 0;
     c->peer[0] = '\0';
     c->peer_port = 0;
-    if (c->proto == &proto_http) {
+    if (c->proto->wants_peer) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
         if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
@@ -372,7 +412,6 @@ void conn_accepted(int fd, struct gy_listener *l)
     reset_request(c, 0);
     c->len = 0;
     S.nconns++;
-    listen_update();
     /* nginx writes the request right after connecting: it is usually here already. */
     read_head(c, false);
 }
@@ -510,20 +549,6 @@ void conn_request_done(struct gy_conn *c, bool response_complete)
     read_head(c, true);
 }
 
-void conn_dispatch_pending(void)
-{
-    while (S.busy < S.ncores) {
-        struct gy_conn *c = conn_pending_pop();
-        if (!c)
-            return;
-        if (!core_start(c)) {
-            link_append(&S.pending, &c->queue_link); /* back at the front: it was the oldest */
-            S.npending++;
-            return;
-        }
-    }
-}
-
 /* ---- waits of a core on its client -------------------------------------------------------- */
 
 static void on_core_fd(void *ctx, int fd, int events)
@@ -531,12 +556,10 @@ static void on_core_fd(void *ctx, int fd, int events)
     (void)fd;
     (void)events;
     struct gy_conn *c = ctx;
-    struct gy_core *core = c->core;
-    if (!core || core->wait != WAIT_FD)
+    if (!c->core_waiting)
         return;
     engine_poll(c->fd, 0, on_core_fd, c);
-    core->wake = IO_OK;
-    core_enter(core);
+    runner->resume(c, IO_OK);
 }
 
 /* Suspend the core until the client socket is ready for `events` or the timeout passes. */
@@ -545,14 +568,15 @@ static enum io_result wait_client(struct gy_conn *c, int events)
     if (c->nowait)
         return IO_TIMEOUT;
     if (engine_poll(c->fd, events, on_core_fd, c) < 0)
-        return IO_KILLED;
-    core_set_activity(c->core, events & EV_READ ? CORE_WAIT_READ : CORE_WAIT_WRITE);
+        return IO_FAILED;
     timeout_arm(c, TIMEOUT_IO);
-    int wake = core_suspend(c->core, WAIT_FD);
+    c->core_waiting = true;
+    enum io_result wake = runner->suspend(c, events & EV_READ);
+    c->core_waiting = false;
     timeout_disarm(c);
     if (wake != IO_OK && c->fd >= 0)
         engine_poll(c->fd, 0, on_core_fd, c);
-    return (enum io_result)wake;
+    return wake;
 }
 
 static enum io_result io_error(void)
@@ -598,11 +622,17 @@ static enum io_result body_start(struct gy_conn *c)
     return IO_OK;
 }
 
+/* Why every read of a body whose decoding stopped fails. */
+static enum io_result body_failure(const struct gy_conn *c)
+{
+    return c->body_aborted ? IO_ABORTED : IO_BAD_BODY;
+}
+
 enum io_result conn_fill(struct gy_conn *c)
 {
     while (c->body_pos == c->body_end && !c->body_done) {
         if (c->body_error)
-            return IO_BAD_BODY;
+            return body_failure(c);
         enum io_result rc = body_start(c);
         if (rc != IO_OK)
             return rc;
@@ -627,7 +657,7 @@ enum io_result conn_fill(struct gy_conn *c)
         c->len += got;
         if (c->decoded) {
             if (decode_raw(c) < 0)
-                return IO_BAD_BODY;
+                return body_failure(c);
         } else {
             c->body_end = c->raw_pos = c->len;
             c->body_left -= got;
@@ -733,10 +763,9 @@ static void timeout_expired(struct gy_conn *c, enum timeout_kind k)
         conn_close(c);
         break;
     case TIMEOUT_IO:
-        if (c->core && c->core->wait == WAIT_FD) {
+        if (c->core_waiting) {
             engine_poll(c->fd, 0, on_core_fd, c);
-            c->core->wake = IO_TIMEOUT;
-            core_enter(c->core);
+            runner->resume(c, IO_TIMEOUT);
         }
         break;
     default:
@@ -747,7 +776,7 @@ static void timeout_expired(struct gy_conn *c, enum timeout_kind k)
 static void sweep(void *ctx)
 {
     (void)ctx;
-    Py_CLEAR(S.sweep_timer);
+    Py_CLEAR(sweep_timer);
     double now = engine_now();
     for (int k = 0; k < TIMEOUT_KINDS; k++) {
         struct gy_link *list = timeout_list(k);
@@ -760,9 +789,7 @@ static void sweep(void *ctx)
             timeout_expired(c, k);
         }
     }
-    cores_check_abandoned(now);
-    cores_check_harakiri(now);
-    if (S.nconns > 0 || S.busy > 0)
+    if (S.nconns > 0)
         conn_sweep_start();
 }
 
@@ -775,11 +802,11 @@ void conn_drop_idle(void)
         conn_close(link_entry(list->next, struct gy_conn, timeout_link));
 }
 
-void conn_sweep_start(void)
+static void conn_sweep_start(void)
 {
-    if (S.sweep_timer)
+    if (sweep_timer)
         return;
-    S.sweep_timer = engine_call_later(1.0, sweep, NULL);
-    if (!S.sweep_timer)
+    sweep_timer = engine_call_later(1.0, sweep, NULL);
+    if (!sweep_timer)
         PyErr_Print();
 }

@@ -27,9 +27,14 @@
  * callback of the app switching into its greenlet, a kill) and puts it back whenever a
  * switch lands on the loop's greenlet again. The tracer sees every switch, so no path into a
  * core can forget it.
+ *
+ * Depends on: conn.c, engine.c, listen.c, log.c, server.c, wsgi.c (server/README)
  */
 #include "engine.h"
 #include "log.h"
+#include "conn.h"
+#include "core.h"
+#include "listen.h"
 #include "server.h"
 
 #include <greenlet.h>
@@ -39,6 +44,8 @@
  * suspensions are short, and the check materialises frame locals. */
 #define ABANDON_CHECK_AFTER 1.0
 
+static const struct conn_runner cores_runner;
+static PyObject *main_greenlet;     /* the loop's greenlet, every core's parent */
 static PyObject *internal_refs_fn; /* boot.py's greenlet_internal_refs */
 static PyObject *stack_fn;         /* boot.py's greenlet_stack */
 
@@ -89,12 +96,12 @@ static PyObject *on_switch(PyObject *self, PyObject *const *args, Py_ssize_t nar
         Py_RETURN_NONE;
     PyObject *origin = PyTuple_GET_ITEM(args[1], 0), *target = PyTuple_GET_ITEM(args[1], 1);
     PyObject *exc_type, *exc_value, *exc_tb; /* a throw carries its exception across */
-    if (target == S.main_greenlet && origin != S.main_greenlet) {
+    if (target == main_greenlet && origin != main_greenlet) {
         PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
         set_running_loop(running.saved ? running.saved : Py_None);
         Py_CLEAR(running.saved);
         PyErr_Restore(exc_type, exc_value, exc_tb);
-    } else if (origin == S.main_greenlet && target != S.main_greenlet) {
+    } else if (origin == main_greenlet && target != main_greenlet) {
         PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
         PyObject *loop = PyObject_CallNoArgs(running.get);
         if (!loop)
@@ -139,7 +146,8 @@ int cores_init(int n)
         log_msg("cannot load greenlet's C API (is python3-greenlet installed?)");
         return -1;
     }
-    S.main_greenlet = (PyObject *)PyGreenlet_GetCurrent();
+    main_greenlet = (PyObject *)PyGreenlet_GetCurrent();
+    conn_set_runner(&cores_runner);
     S.cores = calloc((size_t)n, sizeof *S.cores);
     if (!S.cores)
         return -1;
@@ -170,7 +178,7 @@ static PyObject *core_greenlet(struct gy_core *c)
     Py_XDECREF(self);
     if (!run)
         return NULL;
-    c->gr = (PyObject *)PyGreenlet_New(run, (PyGreenlet *)S.main_greenlet);
+    c->gr = (PyObject *)PyGreenlet_New(run, (PyGreenlet *)main_greenlet);
     Py_DECREF(run);
     c->gr_owned = c->gr != NULL;
     return c->gr;
@@ -195,6 +203,13 @@ static void take_core(struct gy_core *c, struct gy_conn *conn)
     conn->phase = CONN_IN_CORE;
 }
 
+/* The one place the cores tell the listeners that what accepting depends on changed: the
+ * busy cores, the queue of parsed requests, the open connections. */
+static void load_changed(void)
+{
+    listen_update();
+}
+
 static void release_core(struct gy_core *c)
 {
     c->busy = false;
@@ -206,26 +221,29 @@ static void release_core(struct gy_core *c)
     S.busy--;
     S.slot->busy = S.busy;
     core_set_activity(c, CORE_IDLE);
-    listen_update();
+    load_changed();
 }
 
-bool core_start(struct gy_conn *conn)
+static void housekeeping_start(void);
+
+/* From the loop: start the queued requests while a core is free, oldest first. */
+static void dispatch(void)
 {
-    struct gy_core *c = S.free_cores;
-    if (!c)
-        return false;
-    if (!core_greenlet(c)) {
-        PyErr_Print();
-        return false;
+    while (S.free_cores && !link_empty(&S.pending)) {
+        struct gy_core *c = S.free_cores;
+        if (!core_greenlet(c)) {
+            PyErr_Print();
+            break;
+        }
+        S.free_cores = c->next_free;
+        c->busy = true;
+        S.busy++;
+        take_core(c, conn_pending_pop());
+        load_changed();
+        housekeeping_start();
+        core_enter(c);
     }
-    S.free_cores = c->next_free;
-    c->busy = true;
-    S.busy++;
-    take_core(c, conn);
-    listen_update();
-    conn_sweep_start();
-    core_enter(c);
-    return true;
+    load_changed();
 }
 
 void core_enter(struct gy_core *c)
@@ -261,7 +279,7 @@ int core_suspend(struct gy_core *c, enum core_wait wait)
     if (wait != WAIT_FD) /* wait_client says which way the fd is awaited */
         core_set_activity(c, wait == WAIT_TIMER ? CORE_WAIT_TIMER : CORE_WAIT_FUTURE);
     own_greenlet(c);
-    PyObject *r = PyGreenlet_Switch((PyGreenlet *)S.main_greenlet, NULL, NULL);
+    PyObject *r = PyGreenlet_Switch((PyGreenlet *)main_greenlet, NULL, NULL);
     c->wait = WAIT_NONE;
     core_set_activity(c, CORE_RUNNING);
     if (!r)
@@ -288,18 +306,13 @@ bool core_in_loop_greenlet(void)
 {
     PyObject *cur = (PyObject *)PyGreenlet_GetCurrent();
     Py_XDECREF(cur); /* only its identity is compared: the greenlet itself lives on */
-    return cur == S.main_greenlet;
-}
-
-bool core_is_greenlet_exit(void)
-{
-    return PyErr_ExceptionMatches(PyExc_GreenletExit);
+    return cur == main_greenlet;
 }
 
 static void dispatch_later(void *ctx)
 {
     (void)ctx;
-    conn_dispatch_pending();
+    dispatch();
 }
 
 /* The greenlet's run(): serve requests until told to end. */
@@ -324,14 +337,15 @@ static PyObject *core_run(PyObject *self, PyObject *unused)
         struct gy_conn *next = conn_pending_pop();
         if (next) {
             take_core(c, next);
+            load_changed();
             continue;
         }
         release_core(c);
         own_greenlet(c);
-        /* Idle until core_start hands over a connection. An app may still switch in (a timer
+        /* Idle until dispatch hands over a connection. An app may still switch in (a timer
          * it forgot to cancel holds `me.switch`): ignore that and go back to sleep. */
         do {
-            PyObject *r = PyGreenlet_Switch((PyGreenlet *)S.main_greenlet, NULL, NULL);
+            PyObject *r = PyGreenlet_Switch((PyGreenlet *)main_greenlet, NULL, NULL);
             if (!r) {
                 /* Killed while idle: only happens when the interpreter goes away. */
                 PyErr_Clear();
@@ -374,7 +388,7 @@ static void check_one(struct gy_core *c, double now)
     Py_DECREF(gr);
 }
 
-void cores_check_abandoned(double now)
+static void check_abandoned(double now)
 {
     for (int i = 0; i < S.ncores; i++)
         check_one(&S.cores[i], now);
@@ -384,7 +398,7 @@ void cores_check_abandoned(double now)
  * cancelled (GreenletExit thrown where it is suspended); the worker's other requests go on. A
  * core can only be found running too long while it is suspended: the sweep runs on the loop.
  * A loop that never gets back control is the master's to kill. */
-void cores_check_harakiri(double now)
+static void check_harakiri(double now)
 {
     double limit = S.cfg->harakiri;
     if (limit <= 0)
@@ -414,3 +428,54 @@ void cores_check_harakiri(double now)
         Py_DECREF(gr);
     }
 }
+
+/* ---- housekeeping: a timer of the cores' own, while any is busy ---------------------------- */
+
+static PyObject *housekeeping_timer;
+
+static void housekeeping(void *ctx)
+{
+    (void)ctx;
+    Py_CLEAR(housekeeping_timer);
+    double now = engine_now();
+    check_abandoned(now);
+    check_harakiri(now);
+    if (S.busy > 0)
+        housekeeping_start();
+}
+
+/* Once a second while a core is busy: abandoned cores and --harakiri. */
+static void housekeeping_start(void)
+{
+    if (housekeeping_timer)
+        return;
+    housekeeping_timer = engine_call_later(1.0, housekeeping, NULL);
+    if (!housekeeping_timer)
+        PyErr_Print();
+}
+
+/* ---- what conn.c asks of the cores ---------------------------------------------------------- */
+
+static void on_request_queued(void)
+{
+    dispatch();
+}
+
+static enum io_result suspend_on_socket(struct gy_conn *c, bool reading)
+{
+    core_set_activity(c->core, reading ? CORE_WAIT_READ : CORE_WAIT_WRITE);
+    return (enum io_result)core_suspend(c->core, WAIT_FD);
+}
+
+static void resume_from_socket(struct gy_conn *c, enum io_result rc)
+{
+    c->core->wake = rc;
+    core_enter(c->core);
+}
+
+static const struct conn_runner cores_runner = {
+    .request_queued = on_request_queued,
+    .conn_closed = load_changed,
+    .suspend = suspend_on_socket,
+    .resume = resume_from_socket,
+};

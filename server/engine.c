@@ -1,3 +1,8 @@
+/*
+ * Depends on: log.c (server/README)
+ */
+#include <Python.h>
+
 #include "engine.h"
 #include "log.h"
 
@@ -18,7 +23,6 @@ struct fd_slot {
     void *ctx;
     int events;       /* what the IOLoop (or gyre's epoll set) is watching now */
     bool registered;  /* add_handler (or EPOLL_CTL_ADD) done, not removed yet */
-    bool polled;      /* in gyre's epoll set rather than registered with the IOLoop */
 };
 
 static struct {
@@ -179,7 +183,6 @@ int engine_poll(int fd, int events, engine_fd_fn fn, void *ctx)
     }
     s->fn = fn;
     s->ctx = ctx;
-    s->polled = true;
     if (s->registered && s->events == events)
         return 0;
     struct epoll_event ev = {.events = to_epoll(events), .data.fd = fd};

@@ -10,8 +10,11 @@
 #ifndef GYRE_ENGINE_H
 #define GYRE_ENGINE_H
 
-#include <Python.h>
 #include <stdbool.h>
+
+/* Python's object type, declared as Python.h declares it (a typedef may be repeated in C11), so
+ * that the plain C files using the loop need not include Python.h. */
+typedef struct _object PyObject;
 
 enum {
     EV_READ = 0x001,  /* tornado.ioloop.IOLoop.READ */

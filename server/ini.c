@@ -1,6 +1,7 @@
 /*
  * Options from .ini files (uWSGI's format, parsed by libinih) and from UWSGI_<OPTION> and
- * GYRE_<OPTION> environment variables. Both end in options_set(), like the command line.
+ * GYRE_<OPTION> environment variables. Both end in cfg->set_option (options.c's options_set,
+ * like the command line): ini.c never calls up into options.c.
  *
  * .ini files, as uWSGI reads them:
  *   - the keys of the [uwsgi] and [gyre] sections apply in file order (FILE:SECTION loads only
@@ -20,6 +21,8 @@
  *
  * Every string handed to options_set() is allocated here and never freed: the configuration
  * lives as long as the process.
+ *
+ * Depends on: no other server file (server/README)
  */
 #include "config.h"
 
@@ -67,11 +70,11 @@ static const char *placeholder_get(const char *name, size_t len)
 }
 
 /* The message options_set() gives for a name it does not know, whatever its wording. */
-static bool is_unknown_option(struct gy_config *cfg, const char *err)
+static bool is_unknown_option(option_setter set, struct gy_config *cfg, const char *err)
 {
     static const char *unknown;
     if (!unknown)
-        unknown = options_set(cfg, "\x01 not an option", NULL);
+        unknown = set(cfg, "\x01 not an option", NULL);
     return err && unknown && (err == unknown || strcmp(err, unknown) == 0);
 }
 
@@ -106,11 +109,12 @@ static bool is_set_placeholder(const char *name)
 
 /* Apply one option from a file or the environment and remember it for %(name). name and value
  * must live for the process. */
-static const char *apply(struct gy_config *cfg, const char *name, const char *value)
+static const char *apply(option_setter set, struct gy_config *cfg, const char *name,
+                         const char *value)
 {
     if (is_set_placeholder(name))
         return set_placeholder(value);
-    const char *err = options_set(cfg, name, value);
+    const char *err = set(cfg, name, value);
     if (!err)
         placeholder_add(name, value);
     return err;
@@ -120,6 +124,7 @@ static const char *apply(struct gy_config *cfg, const char *name, const char *va
 
 struct ini_file {
     struct gy_config *cfg;
+    option_setter set;
     const char *given;      /* the path as given: what messages name */
     const char *abspath;    /* realpath()'s */
     const char *section;    /* the one section asked for, or NULL for [uwsgi] and [gyre] */
@@ -279,7 +284,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
         c->err = fail("%s:%d: out of memory", c->given, c->lineno);
         return 0;
     }
-    const char *err = apply(c->cfg, key, val);
+    const char *err = apply(c->set, c->cfg, key, val);
     if (!err)
         return 1;
     if (err == errbuf) {
@@ -290,7 +295,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
             strcpy(inner, errbuf);
             fail("%s (included from %s:%d)", inner, c->given, c->lineno);
         }
-    } else if (is_unknown_option(c->cfg, err)) {
+    } else if (is_unknown_option(c->set, c->cfg, err)) {
         fail("%s:%d: unknown option '%s'", c->given, c->lineno, key);
     } else if (val) {
         fail("%s:%d: %s = %s: %s", c->given, c->lineno, key, val, err);
@@ -326,7 +331,7 @@ const char *ini_load(struct gy_config *cfg, const char *path)
         return fail("%s: .ini files nested more than %d deep (does one include itself?)", file,
                     INI_MAX_DEPTH);
 
-    struct ini_file c = {.cfg = cfg, .given = file, .section = section};
+    struct ini_file c = {.cfg = cfg, .set = cfg->set_option, .given = file, .section = section};
     c.f = fopen(file, "re");
     if (!c.f)
         return fail("cannot open %s: %s", file, strerror(errno));
@@ -391,6 +396,7 @@ static char *env_option_name(const char *p, const char *end)
 
 void env_load(struct gy_config *cfg)
 {
+    option_setter set = cfg->set_option;
     /* UWSGI_ first, then GYRE_: for an option given both ways, gyre's own name has the last
      * word. A snapshot of the names, since nothing here should depend on environ staying put. */
     static const char *const prefixes[] = {"UWSGI_", "GYRE_"};
@@ -426,8 +432,8 @@ void env_load(struct gy_config *cfg)
             if (!names[i] || strncmp(var, prefixes[k], plen) != 0)
                 continue;
             const char *eq = strchr(var, '=');
-            const char *err = apply(cfg, names[i], eq + 1);
-            if (!err || is_unknown_option(cfg, err))
+            const char *err = apply(set, cfg, names[i], eq + 1);
+            if (!err || is_unknown_option(set, cfg, err))
                 continue; /* not ours (GYRE_BIN, UWSGI_RELOADS...): ignored */
             fprintf(stderr, "gyre: %.*s=%s: %s\n", (int)(eq - var), var, eq + 1, err);
             exit(2);

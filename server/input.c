@@ -4,8 +4,12 @@
  * Reads never block the loop: when the body has not arrived yet the core suspends until the
  * socket is readable (conn.c). Large reads go straight from the socket into the bytes object
  * being returned; readline() works through the connection's buffer.
+ *
+ * Depends on: conn.c (server/README)
  */
-#include "server.h"
+#include "conn.h"
+#include "core.h"
+#include "proto.h"
 
 #include <string.h>
 
@@ -18,21 +22,29 @@ typedef struct {
     uint64_t gen;          /* the request this object belongs to */
 } Input;
 
-/* The connection, if this input's request is still being served. */
-static struct gy_conn *input_conn(Input *in)
+/* The one check "is this request still being served", for wsgi.input and for the request's
+ * other callables (input_owner): the core, or NULL with a RuntimeError naming `what`. */
+static struct gy_core *request_core(const Input *in, const char *what)
 {
     struct gy_core *c = in->core;
     if (!c->busy || c->gen != in->gen || !c->conn) {
-        PyErr_SetString(PyExc_ValueError, "wsgi.input of a request that has ended");
+        PyErr_Format(PyExc_RuntimeError, "%s of a request that has ended", what);
         return NULL;
     }
-    return c->conn;
+    return c;
+}
+
+/* The connection, if this input's request is still being served. */
+static struct gy_conn *input_conn(Input *in)
+{
+    struct gy_core *c = request_core(in, "wsgi.input");
+    return c ? c->conn : NULL;
 }
 
 static PyObject *raise_read_error(enum io_result rc)
 {
     if (PyErr_Occurred())
-        return NULL; /* the core was killed while it waited */
+        return NULL; /* the core was killed while it waited, or IO_FAILED said why */
     switch (rc) {
     case IO_TIMEOUT:
         PyErr_SetString(PyExc_TimeoutError, "socket timeout reading the request body");
@@ -40,6 +52,9 @@ static PyObject *raise_read_error(enum io_result rc)
     case IO_CLOSED:
         PyErr_SetString(PyExc_ConnectionResetError,
                         "the client closed the connection before sending the whole body");
+        break;
+    case IO_ABORTED:
+        PyErr_SetString(PyExc_ConnectionAbortedError, "the client aborted the request");
         break;
     case IO_BAD_BODY:
         PyErr_SetString(PyExc_ValueError,
@@ -75,14 +90,15 @@ static PyObject *input_read(PyObject *self, PyObject *const *args, Py_ssize_t na
         return NULL;
     /* What is left of the body, when its length is known (a chunked or FastCGI body ends
      * when its framing says so). */
-    uint64_t want = c->decoded ? UINT64_MAX
-                                          : (uint64_t)(c->body_end - c->body_pos) + c->body_left;
+    uint64_t left = conn_body_remaining(c);
+    bool length_known = left != UINT64_MAX;
+    uint64_t want = left;
     if (size >= 0 && (uint64_t)size < want)
         want = (uint64_t)size;
     /* A length from the wire sizes the allocation only up to a bound (a lying Content-Length
      * costs at most that); past it the buffer grows as the bytes arrive. Most bodies fit the
      * bound and are read with no copy at all. */
-    size_t cap = c->decoded ? 65536 : want < INPUT_PREALLOC ? (size_t)want : INPUT_PREALLOC;
+    size_t cap = !length_known ? 65536 : want < INPUT_PREALLOC ? (size_t)want : INPUT_PREALLOC;
     if (cap > want)
         cap = (size_t)want;
     PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)cap);
@@ -128,14 +144,14 @@ static PyObject *read_line(Input *in, Py_ssize_t limit)
             raise_read_error(rc);
             goto fail;
         }
-        size_t buffered = c->body_end - c->body_pos;
+        size_t buffered;
+        const char *start = conn_body_peek(c, &buffered);
         if (buffered == 0)
             break; /* end of the body */
         Py_ssize_t have = out ? PyBytes_GET_SIZE(out) : 0;
         size_t take = buffered;
         if (limit >= 0 && (size_t)(limit - have) < take)
             take = (size_t)(limit - have);
-        const char *start = c->buf + c->body_pos;
         const char *nl = memchr(start, '\n', take);
         if (nl)
             take = (size_t)(nl - start) + 1;
@@ -151,7 +167,7 @@ static PyObject *read_line(Input *in, Py_ssize_t limit)
                 goto fail;
             memcpy(PyBytes_AS_STRING(out) + have, start, take);
         }
-        c->body_pos += take;
+        conn_body_consume(c, take);
         if (nl || (limit >= 0 && PyBytes_GET_SIZE(out) >= limit))
             break;
     }
@@ -236,13 +252,7 @@ int input_init(void)
 
 struct gy_core *input_owner(PyObject *input, const char *what)
 {
-    Input *in = (Input *)input;
-    struct gy_core *c = in->core;
-    if (!c->busy || c->gen != in->gen || !c->conn) {
-        PyErr_Format(PyExc_RuntimeError, "%s of a request that has ended", what);
-        return NULL;
-    }
-    return c;
+    return request_core((Input *)input, what);
 }
 
 PyObject *input_new(struct gy_core *c)

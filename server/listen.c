@@ -11,9 +11,17 @@
  * (EMFILE, ENFILE) or memory, the level-triggered watch would report the waiting connection
  * again at once and the loop would spin: gyre stops watching until a connection closes or
  * ACCEPT_RETRY_DELAY passes, and says so once per episode.
+ *
+ * Depends on: conn.c, engine.c, log.c, proto_fastcgi.c, proto_http.c, proto_uwsgi.c, server.c
+ *     (server/README)
  */
+#include <Python.h>
+
 #include "engine.h"
 #include "log.h"
+#include "conn.h"
+#include "listen.h"
+#include "proto.h"
 #include "server.h"
 
 #include <arpa/inet.h>
@@ -305,6 +313,7 @@ static void on_acceptable(void *ctx, int fd, int events)
         }
         backoff.logged = false;
         conn_accepted(cfd, l);
+        listen_update(); /* one more connection: the limit may be reached */
     }
 }
 

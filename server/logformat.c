@@ -7,6 +7,8 @@
  *
  * Variables: method uri status size msecs pid core addr proto vars pktsize hsize headers
  * switches req time (epoch) ltime. A '%' not followed by "(" is literal text, as in uWSGI.
+ *
+ * Depends on: log.c (server/README)
  */
 #include "log.h"
 

@@ -1,9 +1,11 @@
 /*
  * gyre's entry: the options, the log's destination, the pid file, then either one worker in the
  * foreground or a master managing --processes workers.
+ *
+ * Depends on: log.c, logformat.c, master.c, options.c, worker.c (server/README)
  */
 #include "log.h"
-#include "server.h"
+#include "process.h"
 
 #include <fcntl.h>
 #include <stdio.h>

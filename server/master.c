@@ -17,8 +17,12 @@
  *
  * One poll() loop: the signal pipe, the workers' message pipe, and a 100 ms tick for the
  * clocks (deadlines, heartbeats, file times).
+ *
+ * Depends on: listen.c, log.c, scoreboard.c, server.c, stats.c, worker.c (server/README)
  */
 #include "log.h"
+#include "listen.h"
+#include "process.h"
 #include "server.h"
 
 #include <errno.h>

@@ -3,6 +3,8 @@
  *
  * One table describes every option (name, argument, setter, help); parsing, --help and the
  * error messages all read it, so an option is added in exactly one place.
+ *
+ * Depends on: ini.c (server/README)
  */
 #include "config.h"
 
@@ -184,7 +186,10 @@ static const char *set_reload_mercy(struct gy_config *c, const char *v) { return
 static const char *set_harakiri(struct gy_config *c, const char *v) { return parse_seconds(v, &c->harakiri); }
 static const char *set_max_requests(struct gy_config *c, const char *v) { return parse_ulong(v, &c->max_requests); }
 static const char *set_reload_on_rss(struct gy_config *c, const char *v) { return parse_ulong(v, &c->reload_on_rss); }
-static const char *set_ini(struct gy_config *c, const char *v) { return ini_load(c, v); }
+static const char *set_ini(struct gy_config *c, const char *v)
+{
+    return ini_load(c, v);
+}
 static const char *set_stats(struct gy_config *c, const char *v) { return set_string(&c->stats, v); }
 static const char *set_stats_http(struct gy_config *c, const char *v) { (void)v; c->stats_http = true; return NULL; }
 static const char *set_metrics_http(struct gy_config *c, const char *v) { return set_string(&c->metrics_http, v); }
@@ -316,6 +321,7 @@ const char *options_set(struct gy_config *cfg, const char *name, const char *val
 static void set_defaults(struct gy_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
+    cfg->set_option = options_set;
     cfg->callable = "application";
     cfg->cores = 1;
     cfg->chmod_socket = -1;

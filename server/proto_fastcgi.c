@@ -11,17 +11,39 @@
  * gathered in the connection's scratch buffer (--buffer-size bytes) and parsed once complete;
  * STDIN content is compacted in place into body bytes, so the app reads it as it arrives.
  * Management records (GET_VALUES, unknown types) are answered where they are met.
+ *
+ * Depends on: conn.c, log.c, response.c, server.c (server/README)
  */
+#include "fastcgi.h"
 #include "log.h"
+#include "proto.h"
 #include "server.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
+/* FastCGI state of a connection (one request at a time: FCGI_MPXS_CONNS=0), in its
+ * proto_state. */
+struct fcgi_conn {
+    struct fcgi_parser parser;      /* per connection: records run across requests */
+    uint16_t request_id;            /* the request being served, 0 between requests */
+    uint8_t flags;                  /* its BEGIN_REQUEST flags (FCGI_KEEP_CONN) */
+    bool aborted;                   /* ABORT_REQUEST seen */
+    bool params_done;
+    size_t plen;                    /* PARAMS bytes gathered in conn->scratch */
+    struct fcgi_params params;
+};
+
+static inline struct fcgi_conn *fcgi_of(struct gy_conn *c)
+{
+    return (struct fcgi_conn *)c->proto_state;
+}
+
 static void fcgi_reset(struct gy_conn *c)
 {
-    struct fcgi_conn *f = &c->u.fcgi;
+    struct fcgi_conn *f = fcgi_of(c);
     if (c->scratch_cap < S.cfg->buffer_size) {
         char *p = realloc(c->scratch, S.cfg->buffer_size);
         if (p) {
@@ -39,13 +61,25 @@ static void fcgi_reset(struct gy_conn *c)
 }
 
 /* Small answers the loop writes on the spot: END_REQUEST for a request gyre will not serve,
- * GET_VALUES_RESULT, UNKNOWN_TYPE. */
+ * GET_VALUES_RESULT, UNKNOWN_TYPE. One that cannot go out whole (the peer is not reading)
+ * breaks the record stream: what follows would be read as garbage. The socket is shut down
+ * instead, so that every later read or write on it fails and the connection ends through its
+ * usual path (closing it here would pull it from under the parse loop that called). */
+static void write_record_now(struct gy_conn *c, const char *rec, size_t n)
+{
+    if (conn_write_now(c, rec, n) < 0) {
+        log_msg("%s: the peer does not read our records: connection shut down",
+                c->listener->name);
+        shutdown(c->fd, SHUT_RDWR);
+    }
+}
+
 static void send_end_request(struct gy_conn *c, uint16_t id, uint8_t status)
 {
     char rec[FCGI_END_REQUEST_LEN];
     int n = proto_fcgi_encode_end_request(rec, sizeof rec, id, 0, status);
     if (n > 0)
-        conn_write_now(c, rec, (size_t)n);
+        write_record_now(c, rec, (size_t)n);
 }
 
 static void answer_management(struct gy_conn *c, const struct fcgi_event *ev)
@@ -63,13 +97,13 @@ static void answer_management(struct gy_conn *c, const struct fcgi_event *ev)
         n = proto_fcgi_encode_unknown_type(rec, sizeof rec, ev->record_type);
     }
     if (n > 0)
-        conn_write_now(c, rec, (size_t)n);
+        write_record_now(c, rec, (size_t)n);
 }
 
 /* A BEGIN_REQUEST: 1 if it starts the request gyre serves next. */
 static int begin(struct gy_conn *c, const struct fcgi_event *ev)
 {
-    struct fcgi_conn *f = &c->u.fcgi;
+    struct fcgi_conn *f = fcgi_of(c);
     if (f->request_id != 0) {
         send_end_request(c, ev->request_id, FCGI_CANT_MPX_CONN);
         return 0;
@@ -87,7 +121,7 @@ static int begin(struct gy_conn *c, const struct fcgi_event *ev)
 
 static int fcgi_parse_head(struct gy_conn *c)
 {
-    struct fcgi_conn *f = &c->u.fcgi;
+    struct fcgi_conn *f = fcgi_of(c);
     while (c->raw_pos < c->len) {
         struct fcgi_event ev;
         int n = proto_fcgi_next(&f->parser, c->buf + c->raw_pos, c->len - c->raw_pos, &ev);
@@ -171,7 +205,7 @@ static int fcgi_parse_head(struct gy_conn *c)
 /* Compact the STDIN content of buf[0..*len) to its front (see struct gy_protocol). */
 static ptrdiff_t fcgi_decode_body(struct gy_conn *c, char *buf, size_t *len)
 {
-    struct fcgi_conn *f = &c->u.fcgi;
+    struct fcgi_conn *f = fcgi_of(c);
     size_t in = 0, out = 0;
     while (in < *len) {
         struct fcgi_event ev;
@@ -198,7 +232,7 @@ static ptrdiff_t fcgi_decode_body(struct gy_conn *c, char *buf, size_t *len)
             if (ev.request_id == f->request_id) {
                 f->aborted = true;
                 *len = out;
-                return -1000; /* the app's read fails; the request ends */
+                return GY_BODY_ABORTED; /* the app's read fails; the request ends */
             }
             break;
         case FCGI_EV_BEGIN_REQUEST:
@@ -220,7 +254,7 @@ static ptrdiff_t fcgi_decode_body(struct gy_conn *c, char *buf, size_t *len)
  * waits for END_REQUEST before it reuses the connection. Look without waiting. */
 static bool fcgi_poll_abort(struct gy_conn *c)
 {
-    struct fcgi_conn *f = &c->u.fcgi;
+    struct fcgi_conn *f = fcgi_of(c);
     if (!c->body_done || c->len == c->cap)
         return f->aborted;
     ssize_t n = recv(c->fd, c->buf + c->len, c->cap - c->len, MSG_DONTWAIT);
@@ -245,33 +279,33 @@ static bool fcgi_poll_abort(struct gy_conn *c)
     return f->aborted;
 }
 
-static int fcgi_head_finish(struct gy_core *core, int64_t content_length)
+static int fcgi_head_finish(struct gy_conn *c, struct gy_response *r, int64_t content_length)
 {
-    struct gy_response *r = &core->resp;
-    if (wsgi_head_content_length(r, content_length) < 0)
+    (void)c;
+    if (resp_head_content_length(r, content_length) < 0)
         return -1;
-    return wsgi_head_append(r, "\r\n", 2);
+    return RESP_HEAD_APPEND_LIT(r, "\r\n");
 }
 
 /* Wrap the bytes of head and body[0..n) in STDOUT records: full records of FCGI_STREAM_CHUNK
  * bytes (no padding needed), the last one padded to 8. A batch of iovecs goes out per writev. */
-static enum io_result fcgi_send(struct gy_core *core, struct iovec *head, struct iovec *body,
+static enum io_result fcgi_send(struct gy_conn *c, struct iovec *head, struct iovec *body,
                                 int n)
 {
-    struct gy_conn *c = core->conn;
-    uint16_t id = c->u.fcgi.request_id;
+    uint16_t id = fcgi_of(c)->request_id;
     enum { MAXIOV = 128, MAXREC = 40 };
     struct iovec out[MAXIOV];
     char headers[MAXREC][FCGI_HEADER_LEN];
     int nout = 0, nrec = 0;
 
     /* The input as one sequence: head first, then the body. */
-    struct iovec in[66];
+    struct iovec in[1 + GY_SEND_MAX_IOV];
     int nin = 0;
     size_t total = 0;
+    assert(n <= GY_SEND_MAX_IOV);
     if (head)
         in[nin++] = *head;
-    for (int i = 0; i < n && nin < 66; i++)
+    for (int i = 0; i < n; i++)
         in[nin++] = body[i];
     for (int i = 0; i < nin; i++)
         total += in[i].iov_len;
@@ -310,15 +344,14 @@ static enum io_result fcgi_send(struct gy_core *core, struct iovec *head, struct
     return nout ? conn_write_all(c, out, nout) : IO_OK;
 }
 
-static enum io_result fcgi_send_file(struct gy_core *core, int fd, off_t offset, uint64_t count,
+static enum io_result fcgi_send_file(struct gy_conn *c, int fd, off_t offset, uint64_t count,
                                      uint64_t *sent)
 {
-    struct gy_conn *c = core->conn;
     *sent = 0;
     while (*sent < count) {
         size_t rec_len = fcgi_stream_chunk(count - *sent);
         char hdr[FCGI_HEADER_LEN];
-        proto_fcgi_encode_stdout_header(hdr, sizeof hdr, c->u.fcgi.request_id, rec_len);
+        proto_fcgi_encode_stdout_header(hdr, sizeof hdr, fcgi_of(c)->request_id, rec_len);
         struct iovec iov = {hdr, sizeof hdr};
         enum io_result rc = conn_write_all(c, &iov, 1);
         uint64_t got = 0;
@@ -348,10 +381,9 @@ static enum io_result fcgi_send_file(struct gy_core *core, int fd, off_t offset,
 }
 
 /* The empty STDOUT record closing the stream, then END_REQUEST. */
-static bool fcgi_finish(struct gy_core *core, bool complete)
+static bool fcgi_finish(struct gy_conn *c, bool complete)
 {
-    struct gy_conn *c = core->conn;
-    struct fcgi_conn *f = &c->u.fcgi;
+    struct fcgi_conn *f = fcgi_of(c);
     /* Records that came while the request ran: a BEGIN_REQUEST among them was sent while this
      * one was active, and gets CANT_MPX_CONN now, before our END_REQUEST. */
     fcgi_poll_abort(c);
@@ -370,6 +402,7 @@ static bool fcgi_finish(struct gy_core *core, bool complete)
 
 const struct gy_protocol proto_fastcgi = {
     .name = "fastcgi",
+    .state_size = sizeof(struct fcgi_conn),
     .reset = fcgi_reset,
     .parse_head = fcgi_parse_head,
     .decode_body = fcgi_decode_body,

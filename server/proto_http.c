@@ -6,15 +6,36 @@
  * headers joined as CGI says), and the response gets HTTP/1.1 framing: Content-Length when the
  * length is known, chunked when it is not, Date and Server, Connection as needed. Keep-alive
  * and pipelining come from conn.c: the next request starts where this one's body ended.
+ *
+ * Depends on: conn.c, response.c (server/README)
  */
 #include "engine.h"
+#include "http.h"
 #include "log.h"
+#include "proto.h"
 #include "server.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/* HTTP state of a connection, in its proto_state. */
+struct http_conn {
+    struct http_request req;
+    struct http_chunked_decoder dec;
+    size_t last_len;                /* picohttpparser's hint: buffer length of the last try */
+    bool continue_sent;
+    bool response_started;          /* head_finish ran: the response's head is going out */
+    bool chunked_response;
+    struct gy_param params[GY_MAX_PARAMS];
+};
+
+static inline struct http_conn *http_of(struct gy_conn *c)
+{
+    return (struct http_conn *)c->proto_state;
+}
 
 static const char *reason_phrase(int status)
 {
@@ -56,7 +77,8 @@ static void http_reject(struct gy_conn *c, int rc, int status)
                      "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
                      "Connection: close\r\n%.*sServer: gyre\r\n\r\n%s\n",
                      status, reason_phrase(status), strlen(why) + 1, (int)dlen, date, why);
-    conn_write_now(c, resp, (size_t)n);
+    /* The connection closes next, whether the answer went out or not: nothing to undo. */
+    (void)conn_write_now(c, resp, (size_t)n);
     conn_reject(c, why);
 }
 
@@ -209,7 +231,7 @@ static int build_params(struct gy_conn *c, struct http_request *req)
         c->scratch_cap = need;
     }
     c->scratch_len = 0;
-    struct params_builder b = {.c = c, .p = c->u.http.params};
+    struct params_builder b = {.c = c, .p = http_of(c)->params};
     ADD(&b, "REQUEST_METHOD", req->method);
     ADD(&b, "REQUEST_URI", req->target);
     ADD(&b, "PATH_INFO", decode_path(c, req->path));
@@ -232,16 +254,17 @@ static int build_params(struct gy_conn *c, struct http_request *req)
 
 static void http_reset(struct gy_conn *c)
 {
-    struct http_conn *h = &c->u.http;
+    struct http_conn *h = http_of(c);
     h->last_len = 0;
     h->continue_sent = false;
+    h->response_started = false;
     h->chunked_response = false;
     memset(&h->dec, 0, sizeof h->dec);
 }
 
 static int http_parse_head(struct gy_conn *c)
 {
-    struct http_conn *h = &c->u.http;
+    struct http_conn *h = http_of(c);
     struct http_limits lim = {.max_head = conn_max_head()};
     int rc = proto_http_parse_request(c->buf, c->len, h->last_len, &lim, &h->req);
     if (rc == HTTP_INCOMPLETE) {
@@ -267,19 +290,19 @@ static int http_parse_head(struct gy_conn *c)
 
 static ptrdiff_t http_decode_body(struct gy_conn *c, char *buf, size_t *len)
 {
-    return proto_http_decode_chunked(&c->u.http.dec, buf, len);
+    return proto_http_decode_chunked(&http_of(c)->dec, buf, len);
 }
 
 static enum io_result http_before_body(struct gy_conn *c)
 {
-    struct http_conn *h = &c->u.http;
+    struct http_conn *h = http_of(c);
     if (!h->req.expect_continue || h->continue_sent)
         return IO_OK;
     /* RFC 9110 15.2: a 1xx comes before the final response, never after its head. Once the
      * head is out, the client sends the body on its own (after its wait for a 100) or not at
      * all: the read waits for it as for any slow body, and the connection stays unusable for
      * another request until the body is in (body_held). */
-    if (!c->core || c->core->resp.head_sent)
+    if (h->response_started)
         return IO_OK;
     /* The client waits for this before sending the body: only now, when the app reads it. */
     h->continue_sent = true;
@@ -289,22 +312,21 @@ static enum io_result http_before_body(struct gy_conn *c)
     return conn_write_all(c, &iov, 1);
 }
 
-static int http_head_finish(struct gy_core *core, int64_t content_length)
+static int http_head_finish(struct gy_conn *c, struct gy_response *r, int64_t content_length)
 {
-    struct gy_conn *c = core->conn;
-    struct http_conn *h = &c->u.http;
-    struct gy_response *r = &core->resp;
+    struct http_conn *h = http_of(c);
+    h->response_started = true; /* no 100 Continue from now on */
     h->chunked_response = false;
-    if (wsgi_response_has_body(r) && !r->has_content_length) {
+    if (resp_has_body(r) && !r->has_content_length) {
         /* A HEAD response says the length the GET would have; it just sends no body. */
         if (content_length >= 0) {
-            if (wsgi_head_content_length(r, content_length) < 0)
+            if (resp_head_content_length(r, content_length) < 0)
                 return -1;
         } else if (r->head_only) {
             /* no length known, no body sent: nothing to frame */
         } else if (h->req.minor_version >= 1) {
             h->chunked_response = true;
-            if (wsgi_head_append(r, "Transfer-Encoding: chunked\r\n", 28) < 0)
+            if (RESP_HEAD_APPEND_LIT(r, "Transfer-Encoding: chunked\r\n") < 0)
                 return -1;
         } else {
             c->keep_alive = false; /* HTTP/1.0: the close ends the body */
@@ -316,22 +338,23 @@ static int http_head_finish(struct gy_core *core, int64_t content_length)
         c->keep_alive = false;
     size_t dlen;
     const char *date = date_header(&dlen);
-    if (wsgi_head_append(r, date, dlen) < 0 || wsgi_head_append(r, "Server: gyre\r\n", 14) < 0)
+    if (resp_head_append(r, date, dlen) < 0 || RESP_HEAD_APPEND_LIT(r, "Server: gyre\r\n") < 0)
         return -1;
-    if (!c->keep_alive && wsgi_head_append(r, "Connection: close\r\n", 19) < 0)
+    if (!c->keep_alive && RESP_HEAD_APPEND_LIT(r, "Connection: close\r\n") < 0)
         return -1;
     if (c->keep_alive && h->req.minor_version == 0 &&
-        wsgi_head_append(r, "Connection: keep-alive\r\n", 24) < 0)
+        RESP_HEAD_APPEND_LIT(r, "Connection: keep-alive\r\n") < 0)
         return -1;
-    return wsgi_head_append(r, "\r\n", 2);
+    return RESP_HEAD_APPEND_LIT(r, "\r\n");
 }
 
-static enum io_result http_send(struct gy_core *core, struct iovec *head, struct iovec *body,
+static enum io_result http_send(struct gy_conn *c, struct iovec *head, struct iovec *body,
                                 int n)
 {
-    struct http_conn *h = &core->conn->u.http;
-    struct iovec iov[68];
+    struct http_conn *h = http_of(c);
+    struct iovec iov[GY_SEND_MAX_IOV + 3]; /* the head, a chunk's size line and its end */
     int k = 0;
+    assert(n <= GY_SEND_MAX_IOV);
     if (head)
         iov[k++] = *head;
     size_t total = 0;
@@ -342,27 +365,26 @@ static enum io_result http_send(struct gy_core *core, struct iovec *head, struct
         int sl = snprintf(size_line, sizeof size_line, "%zx\r\n", total);
         iov[k++] = (struct iovec){size_line, (size_t)sl};
     }
-    for (int i = 0; i < n && k < 67; i++)
+    for (int i = 0; i < n; i++)
         iov[k++] = body[i];
     if (h->chunked_response && total)
         iov[k++] = (struct iovec){(void *)"\r\n", 2};
-    return conn_write_all(core->conn, iov, k);
+    return conn_write_all(c, iov, k);
 }
 
-static enum io_result http_send_file(struct gy_core *core, int fd, off_t offset, uint64_t count,
+static enum io_result http_send_file(struct gy_conn *c, int fd, off_t offset, uint64_t count,
                                      uint64_t *sent)
 {
     /* The length is known, so the head carries Content-Length: no chunk framing here. */
-    return conn_sendfile(core->conn, fd, offset, count, sent);
+    return conn_sendfile(c, fd, offset, count, sent);
 }
 
 /* A cut response gets no last chunk: its absence (and the close) tells the client. */
-static bool http_finish(struct gy_core *core, bool complete)
+static bool http_finish(struct gy_conn *c, bool complete)
 {
-    struct gy_conn *c = core->conn;
     if (!complete)
         return false;
-    if (!c->u.http.chunked_response)
+    if (!http_of(c)->chunked_response)
         return true;
     struct iovec last = {(void *)"0\r\n\r\n", 5};
     return conn_write_all(c, &last, 1) == IO_OK;
@@ -370,6 +392,8 @@ static bool http_finish(struct gy_core *core, bool complete)
 
 const struct gy_protocol proto_http = {
     .name = "http",
+    .state_size = sizeof(struct http_conn),
+    .wants_peer = true,
     .reset = http_reset,
     .parse_head = http_parse_head,
     .decode_body = http_decode_body,

@@ -7,9 +7,12 @@
  *
  * Both waits park the core's greenlet and hand the loop a Resumer: a small callable that the
  * Future (add_done_callback) or the IOLoop timer calls, and that switches back into the core.
+ *
+ * Depends on: cores.c, engine.c (server/README)
  */
 #include "engine.h"
 #include "log.h"
+#include "core.h"
 #include "server.h"
 
 #include "boot_py.h"

@@ -1,3 +1,6 @@
+/*
+ * Depends on: no other server file (server/README)
+ */
 #include "scoreboard.h"
 
 #include <string.h>

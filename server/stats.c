@@ -5,8 +5,13 @@
  * only process. Each connection gets one document and is closed, as uWSGI's stats server does
  * (--stats-http and --metrics-http wrap it in an HTTP/1.0 response). The documents are a few
  * KiB, built in memory and written at once.
+ *
+ * Depends on: listen.c, log.c, scoreboard.c, server.c (server/README)
  */
 #include "log.h"
+#include "listen.h"
+#include "process.h"
+#include "proto.h"
 #include "server.h"
 
 #include <errno.h>

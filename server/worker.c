@@ -7,9 +7,17 @@
  * in-flight requests --worker-reload-mercy seconds, SIGHUP (from a master reloading)
  * --reload-mercy seconds; a second signal stops at once. SIGINT (Ctrl-C) and SIGQUIT stop at
  * once, as in uWSGI and gunicorn: the requests in flight are cut, each one logged.
+ *
+ * Depends on: conn.c, cores.c, engine.c, input.c, listen.c, log.c, pymodule.c, scoreboard.c,
+ *     server.c, stats.c, wsgi.c (server/README)
  */
 #include "engine.h"
 #include "log.h"
+#include "conn.h"
+#include "core.h"
+#include "listen.h"
+#include "process.h"
+#include "proto.h"
 #include "server.h"
 
 #include <errno.h>
@@ -23,8 +31,6 @@
 #include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
-
-struct gy_server S;
 
 static int signal_pipe[2] = {-1, -1};
 static double stop_deadline, stop_grace;
@@ -63,6 +69,7 @@ static void on_stop_now_overdue(int signo)
     _exit(1);
 }
 
+#define PARAM(c, lit) param((c), "" lit, sizeof(lit) - 1)
 static struct gy_slice param(const struct gy_conn *c, const char *name, size_t len)
 {
     for (uint32_t i = 0; i < c->nparams; i++)
@@ -73,7 +80,7 @@ static struct gy_slice param(const struct gy_conn *c, const char *name, size_t l
 
 static void log_cut(const char *why, const struct gy_conn *c, const char *where, double now)
 {
-    struct gy_slice method = param(c, "REQUEST_METHOD", 14), uri = param(c, "REQUEST_URI", 11);
+    struct gy_slice method = PARAM(c, "REQUEST_METHOD"), uri = PARAM(c, "REQUEST_URI");
     log_msg("%s: cutting %.*s %.*s (%s, %.1f s in flight)", why, (int)method.len, method.ptr,
             (int)uri.len, uri.ptr, where, now - c->started);
 }
@@ -427,15 +434,10 @@ static void flush_python(void)
     fflush(NULL);
 }
 
-int worker_run(struct gy_config *cfg, const struct gy_worker_link *link)
+/* Everything before the loop runs: 0, or -1 with a log line (what it opened is closed by
+ * worker_run's one way out). */
+static int worker_start(struct gy_config *cfg, const struct gy_worker_link *link)
 {
-    S.cfg = cfg;
-    S.pid = getpid();
-    S.link = link;
-    link_init(&S.pending);
-    link_init(&S.free_conns);
-    log_init();
-
     if (link) {
         /* The master bound the sockets and removes their files: a worker only closes its fds. */
         for (int i = 0; i < S.nlisteners; i++)
@@ -445,26 +447,20 @@ int worker_run(struct gy_config *cfg, const struct gy_worker_link *link)
     } else {
         if (scoreboard_create(&S.board, 1, cfg->cores) < 0) {
             log_errno("scoreboard");
-            return 1;
+            return -1;
         }
         S.slot = scoreboard_slot(&S.board, 0);
         S.slot->id = 1;
         S.slot->pid = S.pid;
         S.slot->started = (double)time(NULL);
-        if (listen_open_all() < 0 || stats_open() < 0) {
-            listen_close_all();
-            stats_close(true);
-            return 1;
-        }
+        if (listen_open_all() < 0 || stats_open() < 0)
+            return -1;
     }
-    if (drop_privileges(cfg) < 0) {
-        listen_close_all();
-        return 1;
-    }
+    if (drop_privileges(cfg) < 0)
+        return -1;
     if (cfg->chdir && chdir(cfg->chdir) < 0) {
         log_errno("chdir(%s)", cfg->chdir);
-        listen_close_all();
-        return 1;
+        return -1;
     }
     for (int i = 0; i < cfg->nenv; i++) {
         char *kv = strdup(cfg->env[i]);
@@ -475,32 +471,26 @@ int worker_run(struct gy_config *cfg, const struct gy_worker_link *link)
     }
     if (install_signals() < 0) {
         log_errno("signal pipe");
-        listen_close_all();
-        return 1;
+        return -1;
     }
     if (init_python(cfg) < 0 || pymodule_init() < 0 || engine_init() < 0 ||
         cores_init(cfg->cores) < 0 || wsgi_init() < 0 || input_init() < 0) {
         log_msg("start-up failed");
-        listen_close_all();
-        return 1;
+        return -1;
     }
     log_banner();
     if (!link)
         log_root_warning(cfg);
-    S.app = load_app(cfg);
-    if (!S.app) {
-        listen_close_all();
-        return 1;
-    }
+    PyObject *app = load_app(cfg);
+    if (!app)
+        return -1;
+    wsgi_set_app(app);
     if (engine_watch(signal_pipe[0], EV_READ, on_signal_pipe, NULL) < 0) {
         PyErr_Print();
-        listen_close_all();
-        return 1;
+        return -1;
     }
-    if (!link && stats_start() < 0) {
-        listen_close_all();
-        return 1;
-    }
+    if (!link && stats_start() < 0)
+        return -1;
     listen_limits_init(); /* after engine_init raised the soft fd limit to the hard one */
     listen_update();
     if (link) {
@@ -509,14 +499,30 @@ int worker_run(struct gy_config *cfg, const struct gy_worker_link *link)
     } else {
         sd_notifyf(0, "READY=1\nSTATUS=serving with %d cores\nMAINPID=%d", S.ncores, (int)S.pid);
     }
-    int rc = engine_run();
+    return 0;
+}
+
+int worker_run(struct gy_config *cfg, const struct gy_worker_link *link)
+{
+    S.cfg = cfg;
+    S.pid = getpid();
+    S.link = link;
+    link_init(&S.pending);
+    link_init(&S.free_conns);
+    log_init();
+
+    bool started = worker_start(cfg, link) == 0;
+    int rc = started ? engine_run() : -1;
+    /* The one way out, started or not. */
     listen_close_all();
     if (!link)
         stats_close(true);
-    log_msg("stopped after %llu request%s", (unsigned long long)S.requests,
-            S.requests == 1 ? "" : "s");
-    /* No Py_Finalize: suspended cores may hold app frames that would run again while the
-     * interpreter is torn down. Flush what Python buffered and leave. */
-    flush_python();
+    if (started) {
+        log_msg("stopped after %llu request%s", (unsigned long long)S.requests,
+                S.requests == 1 ? "" : "s");
+        /* No Py_Finalize: suspended cores may hold app frames that would run again while the
+         * interpreter is torn down. Flush what Python buffered and leave. */
+        flush_python();
+    }
     return rc < 0 ? 1 : 0;
 }

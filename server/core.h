@@ -1,0 +1,67 @@
+/*
+ * The Python side of the server: greenlet cores (cores.c), PEP 3333 (wsgi.c), wsgi.input
+ * (input.c) and the `gyre` module (pymodule.c). The only server header that includes Python.h:
+ * the rest of the server is plain C.
+ */
+#ifndef GYRE_CORE_H
+#define GYRE_CORE_H
+
+#include <Python.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "conn.h"
+#include "response.h"
+#include "scoreboard.h"
+
+enum core_wait {
+    WAIT_NONE,       /* running, or suspended by the app itself */
+    WAIT_FD,         /* gyre waits for its client socket */
+    WAIT_TIMER,      /* gyre.sleep() */
+    WAIT_FUTURE,     /* gyre.wait() */
+};
+
+struct gy_core {
+    int id;
+    bool busy;
+    PyObject *gr;                   /* the core's greenlet, or NULL before its first request */
+    bool gr_owned;                  /* gyre holds a reference to gr (not while the app holds it) */
+    struct gy_conn *conn;
+    uint64_t gen;                   /* request count: stale resumers and inputs check it */
+
+    enum core_wait wait;
+    int wake;                       /* why a gyre wait ended: enum io_result */
+    bool app_suspended;             /* the app switched to the loop on its own */
+    double suspended_since;
+
+    bool harakiri;                  /* cancelled by --harakiri */
+    struct gy_response resp;
+    uint64_t switches;              /* switches into the core during this request */
+    struct gy_core *next_free;
+};
+
+/* cores.c */
+int cores_init(int n);
+void core_enter(struct gy_core *c);      /* switch into a core from the loop */
+int core_suspend(struct gy_core *c, enum core_wait wait);
+struct gy_core *core_current(void);      /* the core running now, or NULL */
+bool core_in_loop_greenlet(void);        /* the loop's greenlet runs, not a core's */
+void core_set_activity(struct gy_core *c, enum core_activity a);   /* for stats */
+
+/* wsgi.c */
+int wsgi_init(void);
+void wsgi_set_app(PyObject *app);        /* the WSGI callable; the reference is stolen */
+bool wsgi_serve(struct gy_core *c);      /* false when the core's greenlet must end */
+
+/* input.c */
+int input_init(void);
+PyObject *input_new(struct gy_core *c);
+/* The core still serving the request `input` (a wsgi.input) belongs to, or NULL with a
+ * RuntimeError naming `what`. The request's other callables carry their input as a ticket. */
+struct gy_core *input_owner(PyObject *input, const char *what);
+
+/* pymodule.c */
+PyObject *PyInit_gyre(void);
+int pymodule_init(void);
+
+#endif

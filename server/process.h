@@ -1,0 +1,48 @@
+/*
+ * Master and workers (master.c, worker.c), and the stats servers the master runs (stats.c).
+ *
+ * Each worker process has a slot of the scoreboard (scoreboard.h) that it writes and the master
+ * reads: the heartbeat shows its loop is alive (--harakiri kills a worker whose loop stopped),
+ * the counters feed stats and metrics. Workers tell the master about themselves over one pipe,
+ * in records of a few bytes (atomic below PIPE_BUF). Plain C, no Python.
+ */
+#ifndef GYRE_PROCESS_H
+#define GYRE_PROCESS_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "config.h"
+
+enum gy_msg_type {
+    MSG_READY = 1,                    /* app loaded, accepting */
+    MSG_RETIRE = 2,                   /* --max-requests/--reload-on-rss reached: replace me */
+};
+
+struct gy_msg {
+    int type;
+    int rec;                          /* the master's record of the worker */
+    pid_t pid;
+};
+
+struct gy_worker_link {
+    int id;                           /* 1..--processes, as uWSGI numbers workers */
+    int rec;
+    int notify_fd;                    /* the pipe to the master */
+};
+
+/* worker.c: serve until stopped; link is NULL without a master. Returns the exit status. */
+int worker_run(struct gy_config *cfg, const struct gy_worker_link *link);
+/* master.c: bind, fork and manage the workers. Returns the exit status. */
+int master_run(struct gy_config *cfg);
+/* The loud line uWSGI also logs when root runs the app without --uid. */
+void log_root_warning(const struct gy_config *cfg);
+/* Drop to --uid/--gid (no-op when not given). -1 with a log line on failure. */
+int drop_privileges(const struct gy_config *cfg);
+
+/* stats.c: --stats and --metrics-http, served by the master or the only process */
+int stats_open(void);                  /* bind (before the first fork) */
+int stats_start(void);                 /* serve, from a thread of its own */
+void stats_close(bool unlink_files);
+
+#endif
