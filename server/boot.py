@@ -13,6 +13,38 @@ import sys
 CO_OPTIMIZED = 0x1
 
 
+def hide_running_loop_in_cores(loop_greenlet):
+    """Inside a core there is no *running* asyncio loop: a WSGI app is synchronous code, and
+    libraries that ask (Django's async_unsafe, asgiref) must not take it for a coroutine. The
+    loop gyre runs lives in the greenlet loop_greenlet of this thread; every other greenlet of
+    this thread is a core (or one the app made in a core). Other threads are left alone: one may
+    run an asyncio loop of its own. The names the app and libraries look up are replaced before
+    the app is imported, so `from asyncio import get_running_loop` gets these too."""
+    import asyncio
+    import asyncio.events
+    import threading
+
+    from greenlet import getcurrent
+
+    loop_thread = threading.get_ident()
+    real_get = asyncio.events._get_running_loop
+
+    def _get_running_loop():
+        if getcurrent() is not loop_greenlet and threading.get_ident() == loop_thread:
+            return None
+        return real_get()
+
+    def get_running_loop():
+        loop = _get_running_loop()
+        if loop is None:
+            raise RuntimeError("no running event loop")
+        return loop
+
+    for mod in (asyncio, asyncio.events):
+        mod._get_running_loop = _get_running_loop
+        mod.get_running_loop = get_running_loop
+
+
 def load_app(wsgi_file, module, callable_name):
     """Import the app the way uWSGI's --wsgi-file / --module do and return the callable."""
     if wsgi_file:

@@ -22,11 +22,15 @@
  * while a core runs there is no *running* asyncio loop (asyncio.get_running_loop() raises, as
  * in any WSGI server; Django's async-safety check passes), while asyncio.get_event_loop() and
  * IOLoop.current() still return the loop gyre runs, which keeps running gyre.wait's coroutines.
- * asyncio keeps the running loop in a per-thread slot: gyre's greenlet tracer empties it
- * whenever the loop's greenlet switches away (into a core: gyre's own switches, a timer or
- * callback of the app switching into its greenlet, a kill) and puts it back whenever a
- * switch lands on the loop's greenlet again. The tracer sees every switch, so no path into a
- * core can forget it.
+ * asyncio keeps the running loop in a per-thread slot, which greenlet switches do not touch.
+ * Emptying it on every switch into a core (a greenlet tracer did) costs two getpid() system
+ * calls and an allocation per switch in CPython 3.11's _asyncio, about 7 us per request here.
+ * Instead the question is answered where it is asked: boot.py replaces asyncio's
+ * get_running_loop/_get_running_loop (the names the app and its libraries call) with versions
+ * that say "no running loop" on the loop's thread outside the loop's greenlet, and pass through
+ * everywhere else. No path into a core can forget it, and it costs nothing unless asked.
+ * asyncio's own C code (get_event_loop, Future()) still sees the loop: what a core creates
+ * belongs to the loop gyre runs.
  *
  * Depends on: conn.c, engine.c, listen.c, log.c, server.c, wsgi.c (server/README)
  */
@@ -48,12 +52,6 @@ static const struct conn_runner cores_runner;
 static PyObject *main_greenlet;     /* the loop's greenlet, every core's parent */
 static PyObject *internal_refs_fn; /* boot.py's greenlet_internal_refs */
 static PyObject *stack_fn;         /* boot.py's greenlet_stack */
-
-/* The loop's running-loop slot while a core runs (see the top of the file). */
-static struct {
-    PyObject *get, *set; /* asyncio.events._get_running_loop, _set_running_loop */
-    PyObject *saved;     /* the loop greenlet's running loop, while a core runs */
-} running;
 
 static PyObject *core_run(PyObject *self, PyObject *unused);
 static PyMethodDef core_run_def = {"_core_run", core_run, METH_NOARGS, NULL};
@@ -79,61 +77,13 @@ static void disown_greenlet(struct gy_core *c)
     }
 }
 
-static void set_running_loop(PyObject *loop)
+/* boot.py's hide_running_loop_in_cores: asyncio's running-loop getters answer "none" in a
+ * core (see the top of the file). */
+static int hide_running_loop_in_cores(PyObject *boot)
 {
-    PyObject *r = PyObject_CallOneArg(running.set, loop);
+    PyObject *r = PyObject_CallMethod(boot, "hide_running_loop_in_cores", "O", main_greenlet);
     if (!r)
-        PyErr_Print(); /* only on memory exhaustion; the switch itself must go on */
-    Py_XDECREF(r);
-}
-
-/* greenlet's tracer, called on every switch and throw of the loop's thread with
- * (event, (origin, target)). It must not fail: greenlet would raise its error in the target. */
-static PyObject *on_switch(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    (void)self;
-    if (nargs != 2 || !PyTuple_Check(args[1]) || PyTuple_GET_SIZE(args[1]) != 2)
-        Py_RETURN_NONE;
-    PyObject *origin = PyTuple_GET_ITEM(args[1], 0), *target = PyTuple_GET_ITEM(args[1], 1);
-    PyObject *exc_type, *exc_value, *exc_tb; /* a throw carries its exception across */
-    if (target == main_greenlet && origin != main_greenlet) {
-        PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
-        set_running_loop(running.saved ? running.saved : Py_None);
-        Py_CLEAR(running.saved);
-        PyErr_Restore(exc_type, exc_value, exc_tb);
-    } else if (origin == main_greenlet && target != main_greenlet) {
-        PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
-        PyObject *loop = PyObject_CallNoArgs(running.get);
-        if (!loop)
-            PyErr_Print();
-        Py_XSETREF(running.saved, loop);
-        set_running_loop(Py_None);
-        PyErr_Restore(exc_type, exc_value, exc_tb);
-    }
-    Py_RETURN_NONE;
-}
-
-static PyMethodDef on_switch_def = {"_on_switch", (PyCFunction)(void (*)(void))on_switch,
-                                    METH_FASTCALL, NULL};
-
-/* Install on_switch as the loop thread's greenlet tracer. */
-static int hide_running_loop_in_cores(void)
-{
-    PyObject *events = PyImport_ImportModule("asyncio.events");
-    running.get = events ? PyObject_GetAttrString(events, "_get_running_loop") : NULL;
-    running.set = events ? PyObject_GetAttrString(events, "_set_running_loop") : NULL;
-    Py_XDECREF(events);
-    PyObject *greenlet = PyImport_ImportModule("greenlet");
-    PyObject *tracer = PyCFunction_New(&on_switch_def, NULL);
-    PyObject *r = greenlet && tracer && running.get && running.set
-                      ? PyObject_CallMethod(greenlet, "settrace", "O", tracer)
-                      : NULL;
-    Py_XDECREF(greenlet);
-    Py_XDECREF(tracer);
-    if (!r) {
-        PyErr_Print();
         return -1;
-    }
     Py_DECREF(r);
     return 0;
 }
@@ -161,12 +111,11 @@ int cores_init(int n)
     PyObject *boot = PyImport_ImportModule("_gyre_boot");
     internal_refs_fn = boot ? PyObject_GetAttrString(boot, "greenlet_internal_refs") : NULL;
     stack_fn = boot ? PyObject_GetAttrString(boot, "greenlet_stack") : NULL;
+    int rc = internal_refs_fn && stack_fn ? hide_running_loop_in_cores(boot) : -1;
     Py_XDECREF(boot);
-    if (!internal_refs_fn || !stack_fn) {
+    if (rc < 0)
         PyErr_Print();
-        return -1;
-    }
-    return hide_running_loop_in_cores();
+    return rc;
 }
 
 static PyObject *core_greenlet(struct gy_core *c)
