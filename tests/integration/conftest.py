@@ -174,8 +174,43 @@ class Session:
         self.logf.close()
 
 
-class Nginx:
+class FrontEnd:
+    """A private web server in the foreground on a free loopback port, its files in prefix."""
+
+    name = "front end"
+    stop_signal = signal.SIGQUIT
+
+    def wait_listening(self):
+        def listening():
+            if self.proc.poll() is not None:
+                raise AssertionError("%s exited:\n%s" % (self.name, self.error_log()))
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return True
+            except OSError:
+                return False
+        wait_for(listening, what=self.name)
+
+    def error_log(self):
+        try:
+            return open(os.path.join(self.prefix, "error.log")).read()
+        except OSError:
+            return ""
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(self.stop_signal)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Nginx(FrontEnd):
     """A private nginx in the foreground, in front of a unix socket."""
+
+    name = "nginx"
 
     def __init__(self, tmp, socket_path, template=NGINX_TEMPLATE):
         self.prefix = os.path.join(tmp, "nginx")
@@ -192,31 +227,7 @@ class Nginx:
                                       "-g", "daemon off;"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.url = "http://127.0.0.1:%d" % self.port
-
-        def listening():
-            if self.proc.poll() is not None:
-                raise AssertionError("nginx exited:\n" + self.error_log())
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return True
-            except OSError:
-                return False
-        wait_for(listening, what="nginx")
-
-    def error_log(self):
-        try:
-            return open(os.path.join(self.prefix, "error.log")).read()
-        except OSError:
-            return ""
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGQUIT)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        self.wait_listening()
 
 
 class Stack:

@@ -14,8 +14,9 @@ import time
 import pytest
 import requests
 
-from conftest import (FCGI_PARAMS, GYRE, NGINX_TEMPLATES, Nginx, Session, connect, fcgi_begin_request,
-                      fcgi_record, free_port, parse_response, recv_all, uwsgi_packet, wait_for)
+from conftest import (FCGI_PARAMS, GYRE, NGINX_TEMPLATES, FrontEnd, Nginx, Session, connect,
+                      fcgi_begin_request, fcgi_record, free_port, parse_response, recv_all,
+                      uwsgi_packet, wait_for)
 
 APP = "conn_app.py"
 APP_PATH = os.path.join(os.path.dirname(__file__), "..", "apps", APP)
@@ -307,8 +308,11 @@ ProxyPass "/" "{backend}"
 """
 
 
-class Apache:
+class Apache(FrontEnd):
     """A private apache2 in the foreground, in front of gyre on a TCP port."""
+
+    name = "apache2"
+    stop_signal = signal.SIGTERM  # apache2's graceless stop: its children go with it
 
     def __init__(self, tmp, backend):
         self.prefix = os.path.join(tmp, "apache")
@@ -322,30 +326,14 @@ class Apache:
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         self.url = "http://127.0.0.1:%d" % self.port
-
-        def listening():
-            assert self.proc.poll() is None, "apache2 exited:\n" + self.error_log()
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return True
-            except OSError:
-                return False
-        wait_for(listening, what="apache2")
-
-    def error_log(self):
-        try:
-            return open(os.path.join(self.prefix, "error.log")).read()
-        except OSError:
-            return ""
+        self.wait_listening()
 
     def stop(self):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        super().stop()
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # any child left of its group
+        except ProcessLookupError:
+            pass
 
 
 @pytest.fixture
@@ -359,7 +347,7 @@ def apache(gyre, tmp_path):
     def start(proto):
         port = free_port()
         flag = {"fastcgi": "--fastcgi-socket", "uwsgi": "--socket"}[proto]
-        g = gyre(APP, flag, "127.0.0.1:%d" % port, "--tornado", "4", proto=proto)
+        gyre(APP, flag, "127.0.0.1:%d" % port, "--tornado", "4", proto=proto)
         a = Apache(str(tmp_path), "%s://127.0.0.1:%d/" % ({"fastcgi": "fcgi"}.get(proto, proto),
                                                           port))
         started.append(a)
