@@ -3,7 +3,7 @@
 #   make           build ./gyre
 #   make deps      install every Debian package gyre needs (idempotent)
 #   make run       deps + build, then nginx on 127.0.0.1:$(PORT) in front of gyre
-#   make test      deps + build + every test (C unit tests, fuzz smoke, integration)
+#   make test      deps + build + every test (style, C unit tests, fuzz smoke, integration)
 #   make fuzz      run each libFuzzer harness for FUZZ_SECONDS
 #   make bench     wrk through nginx: gyre side by side with uWSGI
 #   make valgrind  the request path's integration tests against gyre under memcheck
@@ -56,7 +56,7 @@ HEADERS     := $(wildcard proto/*.h server/*.h)
 FORMAT_SRC  := $(sort $(wildcard proto/*.[ch] server/*.[ch] tests/*.h tests/*/*.[ch]))
 CLANG_FORMAT ?= clang-format
 
-.PHONY: all deps run test test-deps test-proto test-fuzz test-integration fuzz bench clean ubsan valgrind \
+.PHONY: all deps run test test-style test-deps test-proto test-fuzz test-integration fuzz bench clean ubsan valgrind \
         format format-check
 
 all: gyre
@@ -114,7 +114,14 @@ run: deps
 
 test: deps
 	@$(MAKE) --no-print-directory gyre
-	@$(MAKE) --no-print-directory test-deps test-proto test-fuzz test-integration
+	@$(MAKE) --no-print-directory test-style test-deps test-proto test-fuzz test-integration
+
+# One style (.clang-format): every C file formatted, every sizeof with parentheses.
+test-style:
+	@$(CLANG_FORMAT) --dry-run --Werror $(FORMAT_SRC)
+	@! grep -nE 'sizeof [A-Za-z_(*]' $(FORMAT_SRC) || \
+	    { echo "write sizeof(x), not sizeof x (.clang-format)"; exit 1; }
+	@echo "== style: clang-format clean, sizeof(x) throughout"
 
 # server/'s files depend on each other one way: a cycle (from nm of the objects) fails the tests.
 test-deps: gyre

@@ -32,34 +32,34 @@
 
 #define FCGI_HEADER_LEN 8
 #define FCGI_VERSION_1 1
-#define FCGI_NULL_REQUEST_ID 0   /* management records */
-#define FCGI_MAX_CONTENT 65535   /* contentLength is 16 bits */
+#define FCGI_NULL_REQUEST_ID 0 /* management records */
+#define FCGI_MAX_CONTENT 65535 /* contentLength is 16 bits */
 #define FCGI_MAX_PADDING 255
 /* The most proto_fcgi_next() consumes in one call: padding, then a header and its content. */
 #define FCGI_MAX_STEP (FCGI_MAX_PADDING + FCGI_HEADER_LEN + FCGI_MAX_CONTENT)
 
 /* Record types. */
-#define FCGI_BEGIN_REQUEST 1     /* server -> app, application record */
-#define FCGI_ABORT_REQUEST 2     /* server -> app, application record */
-#define FCGI_END_REQUEST 3       /* app -> server */
-#define FCGI_PARAMS 4            /* server -> app, stream */
-#define FCGI_STDIN 5             /* server -> app, stream */
-#define FCGI_STDOUT 6            /* app -> server, stream */
-#define FCGI_STDERR 7            /* app -> server, stream */
-#define FCGI_DATA 8              /* server -> app, stream (filter role only) */
-#define FCGI_GET_VALUES 9        /* server -> app, management record */
+#define FCGI_BEGIN_REQUEST 1      /* server -> app, application record */
+#define FCGI_ABORT_REQUEST 2      /* server -> app, application record */
+#define FCGI_END_REQUEST 3        /* app -> server */
+#define FCGI_PARAMS 4             /* server -> app, stream */
+#define FCGI_STDIN 5              /* server -> app, stream */
+#define FCGI_STDOUT 6             /* app -> server, stream */
+#define FCGI_STDERR 7             /* app -> server, stream */
+#define FCGI_DATA 8               /* server -> app, stream (filter role only) */
+#define FCGI_GET_VALUES 9         /* server -> app, management record */
 #define FCGI_GET_VALUES_RESULT 10 /* app -> server, management record */
-#define FCGI_UNKNOWN_TYPE 11     /* app -> server, management record */
+#define FCGI_UNKNOWN_TYPE 11      /* app -> server, management record */
 
 /* BEGIN_REQUEST roles and flags. */
 #define FCGI_RESPONDER 1
 #define FCGI_AUTHORIZER 2
 #define FCGI_FILTER 3
-#define FCGI_KEEP_CONN 1         /* flags: keep the connection open after END_REQUEST */
+#define FCGI_KEEP_CONN 1 /* flags: keep the connection open after END_REQUEST */
 
 /* END_REQUEST protocolStatus. */
 #define FCGI_REQUEST_COMPLETE 0
-#define FCGI_CANT_MPX_CONN 1     /* a second request on a connection that serves one at a time */
+#define FCGI_CANT_MPX_CONN 1 /* a second request on a connection that serves one at a time */
 #define FCGI_OVERLOADED 2
 #define FCGI_UNKNOWN_ROLE 3
 
@@ -102,25 +102,25 @@ const char *proto_fcgi_strerror(int status);
 /* ---- the record parser ---- */
 
 enum fcgi_event_type {
-    FCGI_EV_NONE = 0,       /* bytes consumed, nothing complete yet (header, padding, ...) */
-    FCGI_EV_BEGIN_REQUEST,  /* request_id, role, flags */
-    FCGI_EV_ABORT_REQUEST,  /* request_id */
-    FCGI_EV_PARAMS,         /* request_id, data: the next piece of the PARAMS stream */
-    FCGI_EV_PARAMS_END,     /* request_id: the empty PARAMS record, the stream is complete */
-    FCGI_EV_STDIN,          /* request_id, data: the next piece of the request body */
-    FCGI_EV_STDIN_END,      /* request_id: the empty STDIN record, the body is complete */
-    FCGI_EV_DATA,           /* request_id, data: the next piece of the DATA stream (filter) */
-    FCGI_EV_DATA_END,       /* request_id: the empty DATA record */
-    FCGI_EV_GET_VALUES,     /* request_id 0, data: the record's whole content, see below */
-    FCGI_EV_UNKNOWN_TYPE,   /* request_id, record_type: answer proto_fcgi_encode_unknown_type() */
+    FCGI_EV_NONE = 0,      /* bytes consumed, nothing complete yet (header, padding, ...) */
+    FCGI_EV_BEGIN_REQUEST, /* request_id, role, flags */
+    FCGI_EV_ABORT_REQUEST, /* request_id */
+    FCGI_EV_PARAMS,        /* request_id, data: the next piece of the PARAMS stream */
+    FCGI_EV_PARAMS_END,    /* request_id: the empty PARAMS record, the stream is complete */
+    FCGI_EV_STDIN,         /* request_id, data: the next piece of the request body */
+    FCGI_EV_STDIN_END,     /* request_id: the empty STDIN record, the body is complete */
+    FCGI_EV_DATA,          /* request_id, data: the next piece of the DATA stream (filter) */
+    FCGI_EV_DATA_END,      /* request_id: the empty DATA record */
+    FCGI_EV_GET_VALUES,    /* request_id 0, data: the record's whole content, see below */
+    FCGI_EV_UNKNOWN_TYPE,  /* request_id, record_type: answer proto_fcgi_encode_unknown_type() */
 };
 
 struct fcgi_event {
     enum fcgi_event_type type;
-    uint8_t record_type;    /* the type byte of the record the event comes from */
-    uint8_t flags;          /* BEGIN_REQUEST: FCGI_KEEP_CONN and the rest as sent */
-    uint16_t role;          /* BEGIN_REQUEST: FCGI_RESPONDER, ... as sent, not checked */
-    uint16_t request_id;    /* every event but NONE */
+    uint8_t record_type; /* the type byte of the record the event comes from */
+    uint8_t flags;       /* BEGIN_REQUEST: FCGI_KEEP_CONN and the rest as sent */
+    uint16_t role;       /* BEGIN_REQUEST: FCGI_RESPONDER, ... as sent, not checked */
+    uint16_t request_id; /* every event but NONE */
     /*
      * PARAMS, STDIN, DATA: 1 byte or more, inside buf[0..consumed) of the call that returned
      * the event, valid as long as that buffer is. GET_VALUES: 0 to FCGI_GET_VALUES_MAX bytes
@@ -134,14 +134,14 @@ struct fcgi_event {
  * there is nothing to release. The fields are private: read events, not these.
  */
 struct fcgi_parser {
-    uint8_t state;           /* enum in fastcgi.c: header, content, padding */
-    uint8_t header_have;     /* header bytes in header[] so far */
-    uint8_t type;            /* of the record in progress */
+    uint8_t state;       /* enum in fastcgi.c: header, content, padding */
+    uint8_t header_have; /* header bytes in header[] so far */
+    uint8_t type;        /* of the record in progress */
     uint8_t padding_left;
     uint16_t request_id;
     uint16_t content_length;
     uint16_t content_left;
-    int16_t error;           /* once negative, every later call returns it */
+    int16_t error; /* once negative, every later call returns it */
     uint8_t header[FCGI_HEADER_LEN];
     uint8_t body[FCGI_GET_VALUES_MAX]; /* BEGIN_REQUEST's or GET_VALUES's content, accumulated */
 };
@@ -181,7 +181,7 @@ int proto_fcgi_next(struct fcgi_parser *p, const char *buf, size_t len, struct f
 
 struct fcgi_params {
     uint32_t nparams;
-    int64_t content_length;  /* 0 when the CONTENT_LENGTH param is absent or empty */
+    int64_t content_length; /* 0 when the CONTENT_LENGTH param is absent or empty */
     struct gy_param params[GY_MAX_PARAMS];
 };
 
@@ -212,9 +212,9 @@ int proto_fcgi_parse_params(const char *buf, size_t len, struct fcgi_params *out
 int proto_fcgi_get_values_asked(const char *content, size_t len);
 
 struct fcgi_values {
-    uint32_t max_conns;      /* FCGI_MAX_CONNS: concurrent transport connections accepted */
-    uint32_t max_reqs;       /* FCGI_MAX_REQS: concurrent requests accepted */
-    int mpxs_conns;          /* FCGI_MPXS_CONNS: non-zero if requests are multiplexed */
+    uint32_t max_conns; /* FCGI_MAX_CONNS: concurrent transport connections accepted */
+    uint32_t max_reqs;  /* FCGI_MAX_REQS: concurrent requests accepted */
+    int mpxs_conns;     /* FCGI_MPXS_CONNS: non-zero if requests are multiplexed */
 };
 
 /*

@@ -36,22 +36,38 @@ enum {
 
 /* Generated from the definitions above, and checked byte by byte by the unit tests. */
 static const uint8_t char_class[256] = {
-    /* 0_ */ NO,  NO,  NO,  NO,  NO,  NO,  NO,  NO,  NO,  WS,  NO,  NO,  NO,  NO,  NO,  NO,
-    /* 1_ */ NO,  NO,  NO,  NO,  NO,  NO,  NO,  NO,  NO,  NO,  NO,  NO,  NO,  NO,  NO,  NO,
-    /* 2_ */ WS,  ALL, VU,  TV,  ALL, ALL, ALL, ALL, VUH, VUH, ALL, ALL, VUH, ALL, ALL, VU,
-    /* 3_ */ ALL, ALL, ALL, ALL, ALL, ALL, ALL, ALL, ALL, ALL, VUH, VUH, VU,  VUH, VU,  VU,
-    /* 4_ */ VU,  ALL, ALL, ALL, ALL, ALL, ALL, ALL, ALL, ALL, ALL, ALL, ALL, ALL, ALL, ALL,
-    /* 5_ */ ALL, ALL, ALL, ALL, ALL, ALL, ALL, ALL, ALL, ALL, ALL, VUH, VU,  VUH, TVU, ALL,
-    /* 6_ */ TVU, ALL, ALL, ALL, ALL, ALL, ALL, ALL, ALL, ALL, ALL, ALL, ALL, ALL, ALL, ALL,
-    /* 7_ */ ALL, ALL, ALL, ALL, ALL, ALL, ALL, ALL, ALL, ALL, ALL, VU,  TVU, VU,  ALL, NO,
-    /* 8_ */ VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,
-    /* 9_ */ VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,
-    /* a_ */ VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,
-    /* b_ */ VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,
-    /* c_ */ VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,
-    /* d_ */ VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,
-    /* e_ */ VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,
-    /* f_ */ VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,
+    /* 0_ */ NO,  NO,  NO,  NO,  NO,  NO,  NO,  NO,
+    NO,           WS,  NO,  NO,  NO,  NO,  NO,  NO,
+    /* 1_ */ NO,  NO,  NO,  NO,  NO,  NO,  NO,  NO,
+    NO,           NO,  NO,  NO,  NO,  NO,  NO,  NO,
+    /* 2_ */ WS,  ALL, VU,  TV,  ALL, ALL, ALL, ALL,
+    VUH,          VUH, ALL, ALL, VUH, ALL, ALL, VU,
+    /* 3_ */ ALL, ALL, ALL, ALL, ALL, ALL, ALL, ALL,
+    ALL,          ALL, VUH, VUH, VU,  VUH, VU,  VU,
+    /* 4_ */ VU,  ALL, ALL, ALL, ALL, ALL, ALL, ALL,
+    ALL,          ALL, ALL, ALL, ALL, ALL, ALL, ALL,
+    /* 5_ */ ALL, ALL, ALL, ALL, ALL, ALL, ALL, ALL,
+    ALL,          ALL, ALL, VUH, VU,  VUH, TVU, ALL,
+    /* 6_ */ TVU, ALL, ALL, ALL, ALL, ALL, ALL, ALL,
+    ALL,          ALL, ALL, ALL, ALL, ALL, ALL, ALL,
+    /* 7_ */ ALL, ALL, ALL, ALL, ALL, ALL, ALL, ALL,
+    ALL,          ALL, ALL, VU,  TVU, VU,  ALL, NO,
+    /* 8_ */ VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,
+    VU,           VU,  VU,  VU,  VU,  VU,  VU,  VU,
+    /* 9_ */ VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,
+    VU,           VU,  VU,  VU,  VU,  VU,  VU,  VU,
+    /* a_ */ VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,
+    VU,           VU,  VU,  VU,  VU,  VU,  VU,  VU,
+    /* b_ */ VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,
+    VU,           VU,  VU,  VU,  VU,  VU,  VU,  VU,
+    /* c_ */ VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,
+    VU,           VU,  VU,  VU,  VU,  VU,  VU,  VU,
+    /* d_ */ VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,
+    VU,           VU,  VU,  VU,  VU,  VU,  VU,  VU,
+    /* e_ */ VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,
+    VU,           VU,  VU,  VU,  VU,  VU,  VU,  VU,
+    /* f_ */ VU,  VU,  VU,  VU,  VU,  VU,  VU,  VU,
+    VU,           VU,  VU,  VU,  VU,  VU,  VU,  VU,
 };
 
 #undef NO
@@ -197,8 +213,8 @@ static int is_host(const unsigned char *p, const unsigned char *end)
  * Which of the four forms of RFC 9112 3.2 the target is, and its path, query and authority.
  * The bytes are already known to be C_TARGET.
  */
-static int split_target(const unsigned char *t, const unsigned char *end,
-                        struct gy_slice method, struct target *out)
+static int split_target(const unsigned char *t, const unsigned char *end, struct gy_slice method,
+                        struct target *out)
 {
     const unsigned char *path = t, *q;
 
@@ -333,8 +349,8 @@ enum {
  * element as its value; the others are collapsed into it (RFC 9110 8.6), so that what the app
  * reads is the length the body was framed by, "5" and never "5, 5".
  */
-static int field_content_length(struct gy_param *h, const unsigned char *v,
-                                const unsigned char *ve, struct fields *f)
+static int field_content_length(struct gy_param *h, const unsigned char *v, const unsigned char *ve,
+                                struct fields *f)
 {
     int repeat = f->has_content_length;
 
@@ -368,8 +384,8 @@ static int field_content_length(struct gy_param *h, const unsigned char *v,
  * alone. Each element is judged in order, so "gzip, chunked" is 501 at gzip (a coding we cannot
  * undo) and "chunked, chunked" 400 at the second.
  */
-static int field_transfer_encoding(const unsigned char *v, const unsigned char *ve,
-                                   uint8_t minor, struct fields *f)
+static int field_transfer_encoding(const unsigned char *v, const unsigned char *ve, uint8_t minor,
+                                   struct fields *f)
 {
     /* RFC 9112 6.1: framing of an HTTP/1.0 message with Transfer-Encoding is faulty. */
     if (minor == 0)
@@ -436,8 +452,8 @@ static void field_expect(const unsigned char *v, const unsigned char *ve, struct
  * the field as it will be kept (name, trimmed value v..ve). Returns FIELD_KEEP, FIELD_COLLAPSED
  * or an error status.
  */
-static int field(struct gy_param *h, const unsigned char *v, const unsigned char *ve,
-                 uint8_t minor, struct fields *f)
+static int field(struct gy_param *h, const unsigned char *v, const unsigned char *ve, uint8_t minor,
+                 struct fields *f)
 {
     struct gy_slice name = h->name;
 
@@ -493,7 +509,7 @@ static int parse_field_line(const unsigned char **pp, const unsigned char *end,
     q = scan(p, stop, C_TCHAR);
     if (q == stop)
         return (size_t)(stop - p) > l->max_header_line ? HTTP_E_HEADER_LINE_TOO_LONG
-                                                        : HTTP_INCOMPLETE;
+                                                       : HTTP_INCOMPLETE;
     if (*q != ':')
         return is_ows(*q) ? HTTP_E_SPACE_BEFORE_COLON : HTTP_E_HEADER_NAME;
     if (q == p)
@@ -504,7 +520,7 @@ static int parse_field_line(const unsigned char **pp, const unsigned char *end,
     ve = scan(v, stop, C_VALUE);
     if (ve == stop)
         return (size_t)(stop - p) > l->max_header_line ? HTTP_E_HEADER_LINE_TOO_LONG
-                                                        : HTTP_INCOMPLETE;
+                                                       : HTTP_INCOMPLETE;
     if (*ve != '\r')
         return *ve == '\n' ? HTTP_E_LINE_ENDING : HTTP_E_HEADER_VALUE;
     q = ve;
@@ -524,8 +540,8 @@ static int parse_head(const unsigned char *buf, const unsigned char *end, const 
     const unsigned char *p = buf;
     struct fields f = { .host = slice(buf, 0) };
     struct target tg;
-    uint32_t n = 0;     /* fields kept in req->headers */
-    size_t lines = 0;   /* field lines, the kept and the collapsed: what max_headers counts */
+    uint32_t n = 0;   /* fields kept in req->headers */
+    size_t lines = 0; /* field lines, the kept and the collapsed: what max_headers counts */
     int r;
 
     if (p == end)
@@ -847,18 +863,18 @@ size_t proto_http_cgi_name(struct gy_slice name, char *out, size_t outsize)
  * behind for the next one, and where the input is split cannot matter.
  */
 enum {
-    CS_SIZE = 0,      /* hex digits; zero-initialised decoders start here */
-    CS_SIZE_BWS,      /* SP/HTAB after the digits: only ';' may follow */
-    CS_EXT,           /* extensions, up to the CR */
-    CS_SIZE_LF,       /* LF ending the chunk-size line */
+    CS_SIZE = 0, /* hex digits; zero-initialised decoders start here */
+    CS_SIZE_BWS, /* SP/HTAB after the digits: only ';' may follow */
+    CS_EXT,      /* extensions, up to the CR */
+    CS_SIZE_LF,  /* LF ending the chunk-size line */
     CS_DATA,
-    CS_DATA_CR,       /* CRLF after the chunk data */
+    CS_DATA_CR, /* CRLF after the chunk data */
     CS_DATA_LF,
     CS_TRAILER_START, /* start of a trailer line, or of the final CRLF */
     CS_TRAILER_NAME,
     CS_TRAILER_VALUE,
     CS_TRAILER_LF,
-    CS_END_LF,        /* LF of the final CRLF */
+    CS_END_LF, /* LF of the final CRLF */
     CS_DONE,
 };
 

@@ -55,9 +55,9 @@
 #define HTTP_DEFAULT_MAX_HEADERS 100
 
 /* Bounds of the chunked decoder. */
-#define HTTP_CHUNK_MAX_HEX 16          /* hex digits of a chunk-size, leading zeros included */
-#define HTTP_CHUNK_MAX_EXT 1024        /* bytes between the chunk-size and its CRLF */
-#define HTTP_CHUNK_MAX_TRAILERS 8192   /* trailer section, final CRLF included */
+#define HTTP_CHUNK_MAX_HEX 16        /* hex digits of a chunk-size, leading zeros included */
+#define HTTP_CHUNK_MAX_EXT 1024      /* bytes between the chunk-size and its CRLF */
+#define HTTP_CHUNK_MAX_TRAILERS 8192 /* trailer section, final CRLF included */
 
 /*
  * Results of proto_http_parse_request() (> 0 is the length of the head) and of
@@ -65,43 +65,43 @@
  * to answer each with; every error means the connection is to be closed after the answer.
  */
 enum http_status {
-    HTTP_INCOMPLETE = 0,                 /* need more bytes */
-    HTTP_E_LINE_ENDING = -1,             /* CR without LF, or LF without CR (400) */
-    HTTP_E_METHOD = -2,                  /* method empty or not a token (400) */
-    HTTP_E_METHOD_TOO_LONG = -3,         /* method over HTTP_MAX_METHOD bytes (501) */
-    HTTP_E_TARGET = -4,                  /* bad request-target: byte or form (400) */
-    HTTP_E_TARGET_TOO_LONG = -5,         /* request-target over lim->max_target (414) */
-    HTTP_E_REQUEST_LINE = -6,            /* no version after the target (400) */
-    HTTP_E_VERSION = -7,                 /* malformed HTTP-version (400) */
-    HTTP_E_VERSION_UNSUPPORTED = -8,     /* well-formed, but not HTTP/1.0 or 1.1 (505) */
-    HTTP_E_OBS_FOLD = -9,                /* field line starting with SP or HTAB (400) */
-    HTTP_E_HEADER_NAME = -10,            /* field name empty or not a token, or no colon (400) */
-    HTTP_E_SPACE_BEFORE_COLON = -11,     /* whitespace between field name and colon (400) */
-    HTTP_E_HEADER_VALUE = -12,           /* control character in a field value (400) */
-    HTTP_E_HEADER_LINE_TOO_LONG = -13,   /* field line over lim->max_header_line (431) */
-    HTTP_E_TOO_MANY_HEADERS = -14,       /* more than lim->max_headers fields (431) */
-    HTTP_E_HEAD_TOO_LARGE = -15,         /* no end of head within lim->max_head bytes (431) */
-    HTTP_E_HOST_MISSING = -16,           /* HTTP/1.1 request without Host (400) */
-    HTTP_E_HOST_DUPLICATE = -17,         /* more than one Host field (400) */
-    HTTP_E_HOST_INVALID = -18,           /* Host value not uri-host [ ":" port ] (400) */
-    HTTP_E_CONTENT_LENGTH = -19,         /* Content-Length not 1*DIGIT <= INT64_MAX (400) */
+    HTTP_INCOMPLETE = 0,                  /* need more bytes */
+    HTTP_E_LINE_ENDING = -1,              /* CR without LF, or LF without CR (400) */
+    HTTP_E_METHOD = -2,                   /* method empty or not a token (400) */
+    HTTP_E_METHOD_TOO_LONG = -3,          /* method over HTTP_MAX_METHOD bytes (501) */
+    HTTP_E_TARGET = -4,                   /* bad request-target: byte or form (400) */
+    HTTP_E_TARGET_TOO_LONG = -5,          /* request-target over lim->max_target (414) */
+    HTTP_E_REQUEST_LINE = -6,             /* no version after the target (400) */
+    HTTP_E_VERSION = -7,                  /* malformed HTTP-version (400) */
+    HTTP_E_VERSION_UNSUPPORTED = -8,      /* well-formed, but not HTTP/1.0 or 1.1 (505) */
+    HTTP_E_OBS_FOLD = -9,                 /* field line starting with SP or HTAB (400) */
+    HTTP_E_HEADER_NAME = -10,             /* field name empty or not a token, or no colon (400) */
+    HTTP_E_SPACE_BEFORE_COLON = -11,      /* whitespace between field name and colon (400) */
+    HTTP_E_HEADER_VALUE = -12,            /* control character in a field value (400) */
+    HTTP_E_HEADER_LINE_TOO_LONG = -13,    /* field line over lim->max_header_line (431) */
+    HTTP_E_TOO_MANY_HEADERS = -14,        /* more than lim->max_headers fields (431) */
+    HTTP_E_HEAD_TOO_LARGE = -15,          /* no end of head within lim->max_head bytes (431) */
+    HTTP_E_HOST_MISSING = -16,            /* HTTP/1.1 request without Host (400) */
+    HTTP_E_HOST_DUPLICATE = -17,          /* more than one Host field (400) */
+    HTTP_E_HOST_INVALID = -18,            /* Host value not uri-host [ ":" port ] (400) */
+    HTTP_E_CONTENT_LENGTH = -19,          /* Content-Length not 1*DIGIT <= INT64_MAX (400) */
     HTTP_E_CONTENT_LENGTH_CONFLICT = -20, /* Content-Length values that differ (400) */
-    HTTP_E_TRANSFER_ENCODING = -21,      /* malformed Transfer-Encoding list (400) */
-    HTTP_E_TE_UNSUPPORTED = -22,         /* a transfer coding other than chunked (501) */
-    HTTP_E_TE_CHUNKED_TWICE = -23,       /* chunked applied twice (400) */
-    HTTP_E_TE_HTTP10 = -24,              /* Transfer-Encoding in an HTTP/1.0 request (400) */
-    HTTP_E_CL_AND_TE = -25,              /* both Content-Length and Transfer-Encoding (400) */
+    HTTP_E_TRANSFER_ENCODING = -21,       /* malformed Transfer-Encoding list (400) */
+    HTTP_E_TE_UNSUPPORTED = -22,          /* a transfer coding other than chunked (501) */
+    HTTP_E_TE_CHUNKED_TWICE = -23,        /* chunked applied twice (400) */
+    HTTP_E_TE_HTTP10 = -24,               /* Transfer-Encoding in an HTTP/1.0 request (400) */
+    HTTP_E_CL_AND_TE = -25,               /* both Content-Length and Transfer-Encoding (400) */
     /* chunked body */
-    HTTP_E_CHUNK_SIZE = -26,             /* chunk-size empty, not hex, or junk after it (400) */
-    HTTP_E_CHUNK_SIZE_TOO_LONG = -27,    /* more than HTTP_CHUNK_MAX_HEX digits (400) */
-    HTTP_E_CHUNK_EXT = -28,              /* control character in a chunk extension (400) */
-    HTTP_E_CHUNK_EXT_TOO_LONG = -29,     /* extensions over HTTP_CHUNK_MAX_EXT bytes (400) */
-    HTTP_E_CHUNK_DATA_CRLF = -30,        /* chunk data not followed by CRLF (400) */
-    HTTP_E_CHUNK_TRAILER = -31,          /* malformed trailer field line (400) */
+    HTTP_E_CHUNK_SIZE = -26,               /* chunk-size empty, not hex, or junk after it (400) */
+    HTTP_E_CHUNK_SIZE_TOO_LONG = -27,      /* more than HTTP_CHUNK_MAX_HEX digits (400) */
+    HTTP_E_CHUNK_EXT = -28,                /* control character in a chunk extension (400) */
+    HTTP_E_CHUNK_EXT_TOO_LONG = -29,       /* extensions over HTTP_CHUNK_MAX_EXT bytes (400) */
+    HTTP_E_CHUNK_DATA_CRLF = -30,          /* chunk data not followed by CRLF (400) */
+    HTTP_E_CHUNK_TRAILER = -31,            /* malformed trailer field line (400) */
     HTTP_E_CHUNK_TRAILERS_TOO_LARGE = -32, /* trailers over HTTP_CHUNK_MAX_TRAILERS (431) */
-    HTTP_E_CHUNK_AFTER_END = -33,        /* decoder called again after the last chunk (500) */
+    HTTP_E_CHUNK_AFTER_END = -33,          /* decoder called again after the last chunk (500) */
     /* request line, continued */
-    HTTP_E_METHOD_CONNECT = -34,         /* CONNECT: a tunnel, which gyre does not serve (501) */
+    HTTP_E_METHOD_CONNECT = -34, /* CONNECT: a tunnel, which gyre does not serve (501) */
 };
 #define HTTP_E_LAST HTTP_E_METHOD_CONNECT /* the most negative status */
 
@@ -114,14 +114,14 @@ struct http_limits {
 };
 
 enum http_body {
-    HTTP_BODY_NONE = 0,     /* no Content-Length, no Transfer-Encoding: no body at all */
-    HTTP_BODY_LENGTH = 1,   /* content_length bytes follow the head (0 is possible) */
-    HTTP_BODY_CHUNKED = 2,  /* a chunked body follows: proto_http_decode_chunked() */
+    HTTP_BODY_NONE = 0,    /* no Content-Length, no Transfer-Encoding: no body at all */
+    HTTP_BODY_LENGTH = 1,  /* content_length bytes follow the head (0 is possible) */
+    HTTP_BODY_CHUNKED = 2, /* a chunked body follows: proto_http_decode_chunked() */
 };
 
 struct http_request {
-    struct gy_slice method;   /* a token, case-sensitive ("GET", not "get") */
-    struct gy_slice target;   /* the request-target as sent */
+    struct gy_slice method; /* a token, case-sensitive ("GET", not "get") */
+    struct gy_slice target; /* the request-target as sent */
     /* The target split: path up to the first '?', query after it (without the '?'; empty when
      * there is none). Origin form "/p?q": path "/p". Absolute form "http://h/p?q": path "/p",
      * and empty for "http://h?q" (which means "/"). Asterisk form "*": path "*". (Authority
@@ -131,11 +131,11 @@ struct http_request {
     /* The authority of an absolute-form target, which RFC 9112 3.2.2 says wins over the Host
      * field, or else the Host field value; empty if there is neither (HTTP/1.0). */
     struct gy_slice host;
-    uint8_t minor_version;    /* 0 or 1; 0xff until the version was read */
-    uint8_t body;             /* enum http_body */
-    uint8_t keep_alive;       /* 1.1: unless "Connection: close"; 1.0: only with "keep-alive" */
-    uint8_t expect_continue;  /* "Expect: 100-continue" in an HTTP/1.1 request */
-    int64_t content_length;   /* HTTP_BODY_LENGTH: the body size; otherwise 0 */
+    uint8_t minor_version;   /* 0 or 1; 0xff until the version was read */
+    uint8_t body;            /* enum http_body */
+    uint8_t keep_alive;      /* 1.1: unless "Connection: close"; 1.0: only with "keep-alive" */
+    uint8_t expect_continue; /* "Expect: 100-continue" in an HTTP/1.1 request */
+    int64_t content_length;  /* HTTP_BODY_LENGTH: the body size; otherwise 0 */
     uint32_t nheaders;
     /* In order, repeats kept (proto_http_join_repeats() joins them), but for Content-Length:
      * at most one field, whose value is the first of the identical numbers sent (its list and

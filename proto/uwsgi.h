@@ -34,7 +34,7 @@ struct uwsgi_request {
     uint8_t modifier2;
     uint16_t datasize;
     uint32_t nparams;
-    int64_t content_length;          /* 0 when the CONTENT_LENGTH var is absent or empty */
+    int64_t content_length; /* 0 when the CONTENT_LENGTH var is absent or empty */
     struct gy_param params[GY_MAX_PARAMS];
 };
 

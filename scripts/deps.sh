@@ -17,7 +17,7 @@ PKGS=(
     # the front end (any nginx that provides /usr/sbin/nginx will do, see below)
     nginx-light
     # fuzzing and sanitizers
-    clang libclang-rt-14-dev valgrind
+    clang libclang-rt-14-dev clang-format valgrind
     # benchmarks
     wrk
     # libraries

@@ -19,7 +19,7 @@ enum gy_proto {
 };
 
 struct gy_socket_conf {
-    const char *addr;         /* as given: a path, HOST:PORT or :PORT */
+    const char *addr; /* as given: a path, HOST:PORT or :PORT */
     enum gy_proto proto;
 };
 
@@ -32,18 +32,18 @@ struct gy_config {
     int nsockets;
 
     const char *wsgi_file;
-    const char *module;       /* pkg.mod or pkg.mod:callable */
-    const char *callable;     /* default "application" */
+    const char *module;   /* pkg.mod or pkg.mod:callable */
+    const char *callable; /* default "application" */
     const char *chdir;
     const char *pythonpath[GY_MAX_LIST];
     int npythonpath;
     const char *env[GY_MAX_LIST];
     int nenv;
 
-    int cores;                /* --tornado N */
+    int cores; /* --tornado N */
     bool greenlet;
-    int chmod_socket;         /* file mode, or -1 to leave the umask's */
-    unsigned buffer_size;     /* largest uwsgi vars block accepted */
+    int chmod_socket;     /* file mode, or -1 to leave the umask's */
+    unsigned buffer_size; /* largest uwsgi vars block accepted */
     int listen_backlog;
     double socket_timeout;    /* seconds a client may stay silent on a read or write, and
                                  seconds a request head may take to arrive whole */
@@ -58,14 +58,14 @@ struct gy_config {
 
     /* process manager */
     bool master;
-    int processes;            /* workers the master forks */
+    int processes; /* workers the master forks */
     const char *touch_reload[GY_MAX_LIST];
     int ntouch_reload;
-    double reload_mercy;      /* seconds an old worker gets to finish on a reload */
-    unsigned long max_requests;   /* a worker retires after serving this many (0: never) */
-    unsigned long reload_on_rss;  /* ... or once its RSS passes this many MiB (0: never) */
-    double harakiri;          /* seconds a request may run (0: forever) */
-    const char *uid, *gid;    /* the workers' identity, dropped to after binding */
+    double reload_mercy;         /* seconds an old worker gets to finish on a reload */
+    unsigned long max_requests;  /* a worker retires after serving this many (0: never) */
+    unsigned long reload_on_rss; /* ... or once its RSS passes this many MiB (0: never) */
+    double harakiri;             /* seconds a request may run (0: forever) */
+    const char *uid, *gid;       /* the workers' identity, dropped to after binding */
 
     /* observability */
     const char *stats;        /* --stats ADDR: one JSON document per connection */

@@ -26,7 +26,7 @@
  * Depends on: engine.c, log.c, server.c (server/README)
  */
 #include "engine.h"
-#include "http.h"  /* HTTP_DEFAULT_MAX_HEAD: the buffer's size */
+#include "http.h" /* HTTP_DEFAULT_MAX_HEAD: the buffer's size */
 #include "log.h"
 #include <Python.h>
 
@@ -72,7 +72,7 @@ size_t conn_max_head(void)
 enum timeout_kind { TIMEOUT_HEAD, TIMEOUT_IDLE, TIMEOUT_IO, TIMEOUT_LINGER, TIMEOUT_KINDS };
 
 static struct gy_link timeout_lists[TIMEOUT_KINDS];
-static PyObject *sweep_timer;       /* the once-a-second sweep of the deadlines */
+static PyObject *sweep_timer; /* the once-a-second sweep of the deadlines */
 static void conn_sweep_start(void);
 static const struct conn_runner *runner; /* the cores (conn_set_runner) */
 
@@ -157,7 +157,7 @@ static struct gy_conn *conn_alloc(const struct gy_protocol *proto)
         link_remove(l);
         return link_entry(l, struct gy_conn, queue_link);
     }
-    struct gy_conn *c = calloc(1, sizeof *c + proto_state_cap);
+    struct gy_conn *c = calloc(1, sizeof(*c) + proto_state_cap);
     if (!c)
         return NULL;
     c->cap = UWSGI_HEADER_SIZE + conn_max_head() + BODY_READAHEAD;
@@ -239,7 +239,7 @@ void conn_body_length(struct gy_conn *c, size_t head_len, int64_t content_length
     c->head_len = head_len;
     c->body_pos = head_len;
     c->body_end = head_len + take;
-    c->raw_pos = c->body_end;     /* what follows the body: a pipelined request */
+    c->raw_pos = c->body_end; /* what follows the body: a pipelined request */
     c->body_left = cl - take;
     c->body_done = c->body_left == 0;
     c->decoded = false;
@@ -262,7 +262,7 @@ static int decode_raw(struct gy_conn *c)
         return -1;
     }
     if (r > 0) {
-        c->raw_pos += (size_t)r;  /* the next request starts there */
+        c->raw_pos += (size_t)r; /* the next request starts there */
         c->body_done = true;
     } else {
         c->raw_pos = c->len;
@@ -347,7 +347,8 @@ static void read_head(struct gy_conn *c, bool in_core)
             if (c->len == 0 && c->requests > 0)
                 conn_close(c); /* a kept-alive connection closed between requests: normal */
             else
-                conn_reject(c, c->len ? "client closed mid-request" : "client closed without a request");
+                conn_reject(c, c->len ? "client closed mid-request"
+                                      : "client closed without a request");
             return;
         }
         if (errno == EINTR)
@@ -396,15 +397,15 @@ void conn_accepted(int fd, struct gy_listener *l)
     c->peer_port = 0;
     if (c->proto->wants_peer) {
         struct sockaddr_storage ss;
-        socklen_t sl = sizeof ss;
+        socklen_t sl = sizeof(ss);
         if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
             if (ss.ss_family == AF_INET) {
                 struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-                inet_ntop(AF_INET, &a->sin_addr, c->peer, sizeof c->peer);
+                inet_ntop(AF_INET, &a->sin_addr, c->peer, sizeof(c->peer));
                 c->peer_port = ntohs(a->sin_port);
             } else if (ss.ss_family == AF_INET6) {
                 struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-                inet_ntop(AF_INET6, &a->sin6_addr, c->peer, sizeof c->peer);
+                inet_ntop(AF_INET6, &a->sin6_addr, c->peer, sizeof(c->peer));
                 c->peer_port = ntohs(a->sin6_port);
             }
         }
@@ -672,8 +673,7 @@ enum io_result conn_read_some(struct gy_conn *c, char *dst, size_t n, size_t *go
     *got = 0;
     if (n == 0)
         return IO_OK;
-    if (c->body_pos == c->body_end && !c->body_done && !c->decoded &&
-        c->raw_pos == c->len) {
+    if (c->body_pos == c->body_end && !c->body_done && !c->decoded && c->raw_pos == c->len) {
         /* Length framing and nothing buffered: straight from the socket into dst. */
         enum io_result rc = body_start(c);
         if (rc != IO_OK)

@@ -20,21 +20,21 @@ struct gy_listener;
 struct gy_protocol;
 
 enum conn_phase {
-    CONN_READING,  /* reading the request head; no core is held */
-    CONN_QUEUED,   /* head parsed, waiting for a free core */
-    CONN_IN_CORE,  /* a core runs the app for it */
-    CONN_LINGERING,/* answered and closing: reading and dropping the rest of the request */
+    CONN_READING,   /* reading the request head; no core is held */
+    CONN_QUEUED,    /* head parsed, waiting for a free core */
+    CONN_IN_CORE,   /* a core runs the app for it */
+    CONN_LINGERING, /* answered and closing: reading and dropping the rest of the request */
 };
 
 enum io_result {
     IO_OK = 0,
-    IO_CLOSED = -1,    /* the client went away (EOF, reset, broken pipe) */
-    IO_TIMEOUT = -2,   /* --socket-timeout passed with nothing moving */
-    IO_ERROR = -3,     /* any other error; errno says which */
-    IO_KILLED = -4,    /* the core was killed while it waited (a Python error is set) */
-    IO_BAD_BODY = -5,  /* the body's framing (chunked, FastCGI records) is broken */
-    IO_ABORTED = -6,   /* the client called the request off (FastCGI's ABORT_REQUEST) */
-    IO_FAILED = -7,    /* gyre could not go on: out of memory, or the socket could not be
+    IO_CLOSED = -1,   /* the client went away (EOF, reset, broken pipe) */
+    IO_TIMEOUT = -2,  /* --socket-timeout passed with nothing moving */
+    IO_ERROR = -3,    /* any other error; errno says which */
+    IO_KILLED = -4,   /* the core was killed while it waited (a Python error is set) */
+    IO_BAD_BODY = -5, /* the body's framing (chunked, FastCGI records) is broken */
+    IO_ABORTED = -6,  /* the client called the request off (FastCGI's ABORT_REQUEST) */
+    IO_FAILED = -7,   /* gyre could not go on: out of memory, or the socket could not be
                           watched (epoll_ctl); a Python error is set. Not the app's fault. */
 };
 
@@ -43,7 +43,7 @@ struct gy_conn {
     enum conn_phase phase;
     struct gy_listener *listener;
     const struct gy_protocol *proto;
-    struct gy_core *core;           /* while CONN_IN_CORE */
+    struct gy_core *core; /* while CONN_IN_CORE */
 
     /*
      * Input buffer:  [0, head_len)          the head (kept for the log line)
@@ -55,38 +55,38 @@ struct gy_conn {
     size_t cap, len;
     size_t head_len;
     size_t body_pos, body_end, raw_pos;
-    uint64_t body_left;             /* length framing: body bytes not yet in the buffer or read */
-    bool body_done;                 /* every body byte is in [body_pos, body_end) or was read */
-    bool decoded;                   /* framed by proto->decode_body, not by a length */
-    bool body_error;                /* the framing broke: every read of the body fails */
-    bool body_aborted;              /* ... because the client called the request off */
-    bool keep_alive;                /* the peer asked for another request on this connection and
+    uint64_t body_left; /* length framing: body bytes not yet in the buffer or read */
+    bool body_done;     /* every body byte is in [body_pos, body_end) or was read */
+    bool decoded;       /* framed by proto->decode_body, not by a length */
+    bool body_error;    /* the framing broke: every read of the body fails */
+    bool body_aborted;  /* ... because the client called the request off */
+    bool keep_alive;    /* the peer asked for another request on this connection and
                                        the response's framing does not end with the close (a fact
                                        the protocols report; conn_keep_alive decides) */
-    bool body_held;                 /* the client holds the body back until asked (HTTP's
+    bool body_held;     /* the client holds the body back until asked (HTTP's
                                        Expect: 100-continue) and was not asked yet */
-    bool nowait;                    /* writes must not suspend the core (it is being killed) */
-    bool core_waiting;              /* its core is suspended in runner->suspend, on the socket */
+    bool nowait;        /* writes must not suspend the core (it is being killed) */
+    bool core_waiting;  /* its core is suspended in runner->suspend, on the socket */
 
     /* The request, as CGI params: slices into buf (or into protocol state). */
     struct gy_param *params;
     uint32_t nparams;
 
-    char *scratch;                  /* protocol's own bytes: FastCGI PARAMS, HTTP CGI names */
+    char *scratch; /* protocol's own bytes: FastCGI PARAMS, HTTP CGI names */
     size_t scratch_cap, scratch_len;
-    char peer[64];                  /* REMOTE_ADDR of a TCP client, for HTTP */
+    char peer[64]; /* REMOTE_ADDR of a TCP client, for HTTP */
     uint16_t peer_port;
-    uint64_t requests;              /* served on this connection */
+    uint64_t requests; /* served on this connection */
 
     /* The wait the connection is in (head, idle, core I/O, lingering close): its deadline,
      * and which of conn.c's timeout lists holds it. */
     double deadline;
     int timeout_kind;
-    struct gy_link timeout_link;    /* in a timeout list while waiting on the client */
-    uint64_t linger_left;           /* CONN_LINGERING: bytes it may still drop before closing */
-    struct gy_link queue_link;      /* in S.pending while CONN_QUEUED; in S.free_conns when free */
+    struct gy_link timeout_link; /* in a timeout list while waiting on the client */
+    uint64_t linger_left;        /* CONN_LINGERING: bytes it may still drop before closing */
+    struct gy_link queue_link;   /* in S.pending while CONN_QUEUED; in S.free_conns when free */
 
-    double started;                 /* when the head was complete */
+    double started; /* when the head was complete */
 
     /* The protocol's own state (struct fcgi_conn, struct http_conn, ...: private to its
      * proto_*.c, proto->state_size bytes), allocated in the same block as the connection. */
@@ -137,7 +137,7 @@ enum io_result conn_read_some(struct gy_conn *c, char *dst, size_t n, size_t *go
 /* Make the buffer hold body bytes (buf[body_pos..len)) unless the body is complete. */
 enum io_result conn_fill(struct gy_conn *c);
 enum io_result conn_write_all(struct gy_conn *c, struct iovec *iov, int iovcnt);
-size_t conn_max_head(void);             /* the largest request head a buffer must hold */
+size_t conn_max_head(void); /* the largest request head a buffer must hold */
 enum io_result conn_sendfile(struct gy_conn *c, int fd, off_t offset, uint64_t count,
                              uint64_t *sent);
 /* Stopping: close the kept-alive connections that wait for their next request. */

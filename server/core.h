@@ -15,43 +15,43 @@
 #include "scoreboard.h"
 
 enum core_wait {
-    WAIT_NONE,       /* running, or suspended by the app itself */
-    WAIT_FD,         /* gyre waits for its client socket */
-    WAIT_TIMER,      /* gyre.sleep() */
-    WAIT_FUTURE,     /* gyre.wait() */
+    WAIT_NONE,   /* running, or suspended by the app itself */
+    WAIT_FD,     /* gyre waits for its client socket */
+    WAIT_TIMER,  /* gyre.sleep() */
+    WAIT_FUTURE, /* gyre.wait() */
 };
 
 struct gy_core {
     int id;
     bool busy;
-    PyObject *gr;                   /* the core's greenlet, or NULL before its first request */
-    bool gr_owned;                  /* gyre holds a reference to gr (not while the app holds it) */
+    PyObject *gr;  /* the core's greenlet, or NULL before its first request */
+    bool gr_owned; /* gyre holds a reference to gr (not while the app holds it) */
     struct gy_conn *conn;
-    uint64_t gen;                   /* request count: stale resumers and inputs check it */
+    uint64_t gen; /* request count: stale resumers and inputs check it */
 
     enum core_wait wait;
-    int wake;                       /* why a gyre wait ended: enum io_result */
-    bool app_suspended;             /* the app switched to the loop on its own */
+    int wake;           /* why a gyre wait ended: enum io_result */
+    bool app_suspended; /* the app switched to the loop on its own */
     double suspended_since;
 
-    bool harakiri;                  /* cancelled by --harakiri */
+    bool harakiri; /* cancelled by --harakiri */
     struct gy_response resp;
-    uint64_t switches;              /* switches into the core during this request */
+    uint64_t switches; /* switches into the core during this request */
     struct gy_core *next_free;
 };
 
 /* cores.c */
 int cores_init(int n);
-void core_enter(struct gy_core *c);      /* switch into a core from the loop */
+void core_enter(struct gy_core *c); /* switch into a core from the loop */
 int core_suspend(struct gy_core *c, enum core_wait wait);
-struct gy_core *core_current(void);      /* the core running now, or NULL */
-bool core_in_loop_greenlet(void);        /* the loop's greenlet runs, not a core's */
-void core_set_activity(struct gy_core *c, enum core_activity a);   /* for stats */
+struct gy_core *core_current(void); /* the core running now, or NULL */
+bool core_in_loop_greenlet(void);   /* the loop's greenlet runs, not a core's */
+void core_set_activity(struct gy_core *c, enum core_activity a); /* for stats */
 
 /* wsgi.c */
 int wsgi_init(void);
-void wsgi_set_app(PyObject *app);        /* the WSGI callable; the reference is stolen */
-bool wsgi_serve(struct gy_core *c);      /* false when the core's greenlet must end */
+void wsgi_set_app(PyObject *app);   /* the WSGI callable; the reference is stolen */
+bool wsgi_serve(struct gy_core *c); /* false when the core's greenlet must end */
 
 /* input.c */
 int input_init(void);

@@ -49,12 +49,12 @@
 #define ABANDON_CHECK_AFTER 1.0
 
 static const struct conn_runner cores_runner;
-static PyObject *main_greenlet;     /* the loop's greenlet, every core's parent */
+static PyObject *main_greenlet;    /* the loop's greenlet, every core's parent */
 static PyObject *internal_refs_fn; /* boot.py's greenlet_internal_refs */
 static PyObject *stack_fn;         /* boot.py's greenlet_stack */
 
 static PyObject *core_run(PyObject *self, PyObject *unused);
-static PyMethodDef core_run_def = {"_core_run", core_run, METH_NOARGS, NULL};
+static PyMethodDef core_run_def = { "_core_run", core_run, METH_NOARGS, NULL };
 
 static struct gy_core *core_of(PyObject *capsule)
 {
@@ -98,7 +98,7 @@ int cores_init(int n)
     }
     main_greenlet = (PyObject *)PyGreenlet_GetCurrent();
     conn_set_runner(&cores_runner);
-    S.cores = calloc((size_t)n, sizeof *S.cores);
+    S.cores = calloc((size_t)n, sizeof(*S.cores));
     if (!S.cores)
         return -1;
     S.ncores = n;
@@ -364,7 +364,7 @@ static void check_harakiri(double now)
         if (!text)
             PyErr_Clear();
         char first[160];
-        snprintf(first, sizeof first,
+        snprintf(first, sizeof(first),
                  "core %d: harakiri: the request has run for %.1f s (--harakiri %g): "
                  "cancelling it. Its stack, most recent call last:",
                  c->id, now - c->conn->started, limit);

@@ -21,25 +21,24 @@
 struct fd_slot {
     engine_fd_fn fn;
     void *ctx;
-    int events;       /* what the IOLoop (or gyre's epoll set) is watching now */
-    bool registered;  /* add_handler (or EPOLL_CTL_ADD) done, not removed yet */
+    int events;      /* what the IOLoop (or gyre's epoll set) is watching now */
+    bool registered; /* add_handler (or EPOLL_CTL_ADD) done, not removed yet */
 };
 
 static struct {
     PyObject *ioloop;
     PyObject *add_handler, *update_handler, *remove_handler; /* bound methods of ioloop */
     PyObject *call_later, *remove_timeout;
-    PyObject *on_fd_event;   /* the one Python callable every fd handler is */
+    PyObject *on_fd_event; /* the one Python callable every fd handler is */
     struct fd_slot *slots;
     int nslots;
-    int epfd;                /* gyre's epoll set of client connections */
+    int epfd; /* gyre's epoll set of client connections */
 } E;
 
 /* ---- C callbacks as Python callables ------------------------------------------------------ */
 
 typedef struct {
-    PyObject_HEAD
-    void (*fn)(void *ctx);
+    PyObject_HEAD void (*fn)(void *ctx);
     void *ctx;
 } CCallback;
 
@@ -55,8 +54,7 @@ static PyObject *ccallback_call(PyObject *self, PyObject *args, PyObject *kw)
 }
 
 static PyTypeObject CCallbackType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "gyre._CCallback",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "gyre._CCallback",
     .tp_basicsize = sizeof(CCallback),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_call = ccallback_call,
@@ -84,8 +82,8 @@ static PyObject *on_fd_event(PyObject *self, PyObject *const *args, Py_ssize_t n
     Py_RETURN_NONE;
 }
 
-static PyMethodDef on_fd_event_def = {
-    "_on_fd_event", (PyCFunction)(void (*)(void))on_fd_event, METH_FASTCALL, NULL};
+static PyMethodDef on_fd_event_def = { "_on_fd_event", (PyCFunction)(void (*)(void))on_fd_event,
+                                       METH_FASTCALL, NULL };
 
 static struct fd_slot *slot_for(int fd)
 {
@@ -95,11 +93,11 @@ static struct fd_slot *slot_for(int fd)
         int n = E.nslots ? E.nslots : 1024;
         while (n <= fd)
             n *= 2;
-        struct fd_slot *s = realloc(E.slots, (size_t)n * sizeof *s);
+        struct fd_slot *s = realloc(E.slots, (size_t)n * sizeof(*s));
         if (!s)
             return NULL;
         for (int i = E.nslots; i < n; i++)
-            s[i] = (struct fd_slot){0};
+            s[i] = (struct fd_slot){ 0 };
         E.slots = s;
         E.nslots = n;
     }
@@ -113,10 +111,10 @@ static int call_handler_method(PyObject *method, int fd, int events, bool with_h
     PyObject *r = NULL;
     if (fdobj && evobj) {
         if (with_handler) {
-            PyObject *args[3] = {fdobj, E.on_fd_event, evobj};
+            PyObject *args[3] = { fdobj, E.on_fd_event, evobj };
             r = PyObject_Vectorcall(method, args, 3, NULL);
         } else {
-            PyObject *args[2] = {fdobj, evobj};
+            PyObject *args[2] = { fdobj, evobj };
             r = PyObject_Vectorcall(method, args, 2, NULL);
         }
     }
@@ -164,7 +162,7 @@ void engine_forget(int fd)
         Py_XDECREF(r);
         Py_XDECREF(fdobj);
     }
-    *s = (struct fd_slot){0};
+    *s = (struct fd_slot){ 0 };
 }
 
 /* ---- client connections: gyre's epoll set ------------------------------------------------- */
@@ -185,7 +183,7 @@ int engine_poll(int fd, int events, engine_fd_fn fn, void *ctx)
     s->ctx = ctx;
     if (s->registered && s->events == events)
         return 0;
-    struct epoll_event ev = {.events = to_epoll(events), .data.fd = fd};
+    struct epoll_event ev = { .events = to_epoll(events), .data.fd = fd };
     int rc = 0;
     if (!events) {
         if (s->registered)
@@ -210,7 +208,7 @@ void engine_unpoll(int fd)
     struct fd_slot *s = &E.slots[fd];
     if (s->registered)
         epoll_ctl(E.epfd, EPOLL_CTL_DEL, fd, NULL);
-    *s = (struct fd_slot){0};
+    *s = (struct fd_slot){ 0 };
 }
 
 /* The IOLoop says gyre's epoll set has ready fds: dispatch them. A handler may close or
@@ -251,7 +249,7 @@ PyObject *engine_call_later(double delay, void (*fn)(void *ctx), void *ctx)
     PyObject *d = PyFloat_FromDouble(delay);
     PyObject *handle = NULL;
     if (d) {
-        PyObject *args[2] = {d, (PyObject *)cb};
+        PyObject *args[2] = { d, (PyObject *)cb };
         handle = PyObject_Vectorcall(E.call_later, args, 2, NULL);
         Py_DECREF(d);
     }

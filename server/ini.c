@@ -52,7 +52,7 @@ static struct placeholder *placeholders;
 
 static void placeholder_add(const char *name, const char *value)
 {
-    struct placeholder *p = malloc(sizeof *p);
+    struct placeholder *p = malloc(sizeof(*p));
     if (!p)
         return; /* out of memory at start-up: the %(name) stays unexpanded */
     p->name = name;
@@ -125,9 +125,9 @@ static const char *apply(option_setter set, struct gy_config *cfg, const char *n
 struct ini_file {
     struct gy_config *cfg;
     option_setter set;
-    const char *given;      /* the path as given: what messages name */
-    const char *abspath;    /* realpath()'s */
-    const char *section;    /* the one section asked for, or NULL for [uwsgi] and [gyre] */
+    const char *given;   /* the path as given: what messages name */
+    const char *abspath; /* realpath()'s */
+    const char *section; /* the one section asked for, or NULL for [uwsgi] and [gyre] */
     FILE *f;
     char *line;
     size_t line_cap;
@@ -143,7 +143,7 @@ __attribute__((format(printf, 1, 2))) static const char *fail(const char *fmt, .
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(errbuf, sizeof errbuf, fmt, ap);
+    vsnprintf(errbuf, sizeof(errbuf), fmt, ap);
     va_end(ap);
     return errbuf;
 }
@@ -162,8 +162,7 @@ static char *read_line(char *str, int num, void *stream)
     c->lineno++;
     if (n >= num) {
         /* Stop here (as at the end of the file); ini_load() reports it. */
-        c->err = fail("%s:%d: line too long (the limit is %d bytes)", c->given, c->lineno,
-                      num - 2);
+        c->err = fail("%s:%d: line too long (the limit is %d bytes)", c->given, c->lineno, num - 2);
         return NULL;
     }
     memcpy(str, c->line, (size_t)n);
@@ -198,7 +197,7 @@ static char *expand(const struct ini_file *c, const char *v)
                     val = placeholder_get(p + 2, len);
                 } else {
                     char name[256];
-                    snprintf(name, sizeof name, "%.*s", (int)len, p + 2);
+                    snprintf(name, sizeof(name), "%.*s", (int)len, p + 2);
                     val = getenv(name);
                     if (!val)
                         val = "";
@@ -247,12 +246,12 @@ static char *expand(const struct ini_file *c, const char *v)
             fputs(c->given, m);
             break;
         case 'v':
-            fputs(getcwd(buf, sizeof buf) ? buf : "", m);
+            fputs(getcwd(buf, sizeof(buf)) ? buf : "", m);
             break;
         case 'h':
-            if (gethostname(buf, sizeof buf) < 0)
+            if (gethostname(buf, sizeof(buf)) < 0)
                 buf[0] = '\0';
-            buf[sizeof buf - 1] = '\0';
+            buf[sizeof(buf) - 1] = '\0';
             fputs(buf, m);
             break;
         case 'k':
@@ -291,7 +290,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
         /* From a nested ini: it already says where; add where it was included from (once: the
          * innermost include is the one that tells). */
         if (!strstr(errbuf, " (included from ")) {
-            char inner[sizeof errbuf];
+            char inner[sizeof(errbuf)];
             strcpy(inner, errbuf);
             fail("%s (included from %s:%d)", inner, c->given, c->lineno);
         }
@@ -331,7 +330,7 @@ const char *ini_load(struct gy_config *cfg, const char *path)
         return fail("%s: .ini files nested more than %d deep (does one include itself?)", file,
                     INI_MAX_DEPTH);
 
-    struct ini_file c = {.cfg = cfg, .set = cfg->set_option, .given = file, .section = section};
+    struct ini_file c = { .cfg = cfg, .set = cfg->set_option, .given = file, .section = section };
     c.f = fopen(file, "re");
     if (!c.f)
         return fail("cannot open %s: %s", file, strerror(errno));
@@ -358,8 +357,7 @@ const char *ini_load(struct gy_config *cfg, const char *path)
     if (rc == -2)
         return fail("%s: out of memory", file);
     if (rc != 0)
-        return fail("%s:%d: syntax error: expected [section], key = value or a comment", file,
-                    rc);
+        return fail("%s:%d: syntax error: expected [section], key = value or a comment", file, rc);
     if (section && !c.saw_section)
         return fail("%s: no [%s] section", file, section);
     if (!c.saw_section) /* as uWSGI: not an error (an include may hold only placeholders) */
@@ -399,11 +397,11 @@ void env_load(struct gy_config *cfg)
     option_setter set = cfg->set_option;
     /* UWSGI_ first, then GYRE_: for an option given both ways, gyre's own name has the last
      * word. A snapshot of the names, since nothing here should depend on environ staying put. */
-    static const char *const prefixes[] = {"UWSGI_", "GYRE_"};
+    static const char *const prefixes[] = { "UWSGI_", "GYRE_" };
     size_t n = 0;
     while (environ && environ[n])
         n++;
-    char **snap = calloc(n + 1, sizeof *snap);
+    char **snap = calloc(n + 1, sizeof(*snap));
     if (!snap)
         return;
     for (size_t i = 0; i < n; i++)
@@ -411,7 +409,7 @@ void env_load(struct gy_config *cfg)
 
     /* Every UWSGI_X/GYRE_X is a %(x) for .ini files, whatever the order of environ, even when
      * UWSGI_INI loads one before X is seen; one that is no option is only that, as in uWSGI. */
-    char **names = calloc(n + 1, sizeof *names);
+    char **names = calloc(n + 1, sizeof(*names));
     if (!names)
         return;
     for (size_t k = 0; k < 2; k++) {

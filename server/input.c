@@ -17,9 +17,8 @@
 #define INPUT_PREALLOC (1u << 20)
 
 typedef struct {
-    PyObject_HEAD
-    struct gy_core *core;
-    uint64_t gen;          /* the request this object belongs to */
+    PyObject_HEAD struct gy_core *core;
+    uint64_t gen; /* the request this object belongs to */
 } Input;
 
 /* The one check "is this request still being served", for wsgi.input and for the request's
@@ -225,18 +224,17 @@ static PyObject *input_next(PyObject *self)
 }
 
 static PyMethodDef input_methods[] = {
-    {"read", (PyCFunction)(void (*)(void))input_read, METH_FASTCALL,
-     "read(size=-1): up to size bytes of the body; all of what is left when size is omitted"},
-    {"readline", (PyCFunction)(void (*)(void))input_readline, METH_FASTCALL,
-     "readline(size=-1): one line of the body"},
-    {"readlines", (PyCFunction)(void (*)(void))input_readlines, METH_FASTCALL,
-     "readlines(hint=-1): the remaining lines of the body"},
-    {NULL, NULL, 0, NULL},
+    { "read", (PyCFunction)(void (*)(void))input_read, METH_FASTCALL,
+      "read(size=-1): up to size bytes of the body; all of what is left when size is omitted" },
+    { "readline", (PyCFunction)(void (*)(void))input_readline, METH_FASTCALL,
+      "readline(size=-1): one line of the body" },
+    { "readlines", (PyCFunction)(void (*)(void))input_readlines, METH_FASTCALL,
+      "readlines(hint=-1): the remaining lines of the body" },
+    { NULL, NULL, 0, NULL },
 };
 
 static PyTypeObject InputType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "gyre.Input",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "gyre.Input",
     .tp_basicsize = sizeof(Input),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_iter = PyObject_SelfIter,

@@ -12,8 +12,14 @@ struct gy_link {
     struct gy_link *prev, *next;
 };
 
-static inline void link_init(struct gy_link *l) { l->prev = l->next = l; }
-static inline bool link_empty(const struct gy_link *l) { return l->next == l; }
+static inline void link_init(struct gy_link *l)
+{
+    l->prev = l->next = l;
+}
+static inline bool link_empty(const struct gy_link *l)
+{
+    return l->next == l;
+}
 static inline void link_remove(struct gy_link *n)
 {
     n->prev->next = n->next;
@@ -27,6 +33,6 @@ static inline void link_append(struct gy_link *head, struct gy_link *n)
     head->prev->next = n;
     head->prev = n;
 }
-#define link_entry(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define link_entry(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 #endif

@@ -41,8 +41,8 @@
 
 static int open_unix(struct gy_listener *l, const char *path)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof sa.sun_path) {
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof(sa.sun_path)) {
         log_msg("socket path too long: %s", path);
         return -1;
     }
@@ -57,7 +57,7 @@ static int open_unix(struct gy_listener *l, const char *path)
     struct stat st;
     if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
         unlink(path);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
         log_errno("bind(%s)", path);
         close(fd);
         return -1;
@@ -77,7 +77,7 @@ static int open_tcp(const char *addr)
     char host[256];
     const char *colon = strrchr(addr, ':');
     size_t hlen = (size_t)(colon - addr);
-    if (hlen >= sizeof host) {
+    if (hlen >= sizeof(host)) {
         log_msg("bad socket address: %s", addr);
         return -1;
     }
@@ -87,8 +87,9 @@ static int open_tcp(const char *addr)
         memmove(host, host + 1, hlen - 2);
         host[hlen - 2] = '\0';
     }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo hints = { .ai_family = AF_UNSPEC,
+                              .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
     struct addrinfo *res;
     int rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &res);
     if (rc != 0) {
@@ -102,7 +103,7 @@ static int open_tcp(const char *addr)
         return -1;
     }
     int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (bind(fd, res->ai_addr, res->ai_addrlen) < 0) {
         log_errno("bind(%s)", addr);
         close(fd);
@@ -121,7 +122,7 @@ static bool is_tcp_address(const char *addr)
 
 int listen_open_one(struct gy_listener *l, const char *addr)
 {
-    snprintf(l->name, sizeof l->name, "%s", addr);
+    snprintf(l->name, sizeof(l->name), "%s", addr);
     l->unlink_on_exit = false;
     int fd = is_tcp_address(addr) ? open_tcp(addr) : open_unix(l, addr);
     if (fd < 0)
@@ -166,7 +167,7 @@ int listen_open_all(void)
     int nfds = sd_listen_fds(1);
     if (nfds < 0)
         nfds = 0;
-    bool used[64] = {false};
+    bool used[64] = { false };
     if (nfds > 64)
         nfds = 64;
     int matched[GY_MAX_SOCKETS];
@@ -188,18 +189,18 @@ int listen_open_all(void)
     for (int i = 0; i < S.cfg->nsockets; i++) {
         const struct gy_socket_conf *sc = &S.cfg->sockets[i];
         struct gy_listener *l = &S.listeners[S.nlisteners];
-        *l = (struct gy_listener){.fd = -1, .proto = by_conf[sc->proto]};
+        *l = (struct gy_listener){ .fd = -1, .proto = by_conf[sc->proto] };
         if (matched[i] >= 0) {
             int fd = SD_LISTEN_FDS_START + matched[i];
             fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
             fcntl(fd, F_SETFD, FD_CLOEXEC);
-            snprintf(l->name, sizeof l->name, "%s", sc->addr);
+            snprintf(l->name, sizeof(l->name), "%s", sc->addr);
             /* Matched by order, the inherited socket may live elsewhere: name it as it is. */
             struct sockaddr_un sa;
-            socklen_t sl = sizeof sa;
+            socklen_t sl = sizeof(sa);
             if (getsockname(fd, (struct sockaddr *)&sa, &sl) == 0 && sa.sun_family == AF_UNIX &&
                 sl > offsetof(struct sockaddr_un, sun_path) && sa.sun_path[0])
-                snprintf(l->name, sizeof l->name, "%s", sa.sun_path);
+                snprintf(l->name, sizeof(l->name), "%s", sa.sun_path);
             l->fd = fd;
             l->unlink_on_exit = false; /* systemd's socket: it stays when gyre restarts */
             l->inherited = true;       /* the banner says so */
@@ -230,7 +231,7 @@ int listen_open_all(void)
  * closes (S.nconns drops below nconns_at) or the retry timer fires. */
 static struct {
     bool paused;
-    bool logged;            /* this episode was logged; an accept that works ends the episode */
+    bool logged; /* this episode was logged; an accept that works ends the episode */
     int nconns_at;
     PyObject *timer;
 } backoff;
@@ -274,7 +275,8 @@ static void backoff_start(struct gy_listener *l, int err)
 {
     if (!backoff.logged) {
         log_msg("accept(%s): %s with %d connection(s) open: accepting again when one closes "
-                "(or in %g s)", l->name, strerror(err), S.nconns, ACCEPT_RETRY_DELAY);
+                "(or in %g s)",
+                l->name, strerror(err), S.nconns, ACCEPT_RETRY_DELAY);
         backoff.logged = true;
     }
     backoff.paused = true;

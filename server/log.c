@@ -82,14 +82,14 @@ size_t log_escaped_len(const char *src, size_t n)
 static void log_vmsg(const char *suffix, const char *fmt, va_list ap)
 {
     char text[2048];
-    int m = vsnprintf(text, sizeof text, fmt, ap);
-    size_t tlen = m < 0 ? 0 : (size_t)m < sizeof text ? (size_t)m : sizeof text - 1;
+    int m = vsnprintf(text, sizeof(text), fmt, ap);
+    size_t tlen = m < 0 ? 0 : (size_t)m < sizeof(text) ? (size_t)m : sizeof(text) - 1;
     char line[4096];
     size_t slen = strlen(suffix);
-    int n = snprintf(line, sizeof line, "[gyre %d] ", log_pid);
+    int n = snprintf(line, sizeof(line), "[gyre %d] ", log_pid);
     size_t len = (size_t)n;
-    len += escape(line + len, sizeof line - len - slen - 1, text, tlen, false);
-    len += escape(line + len, sizeof line - len - 1, suffix, slen, false);
+    len += escape(line + len, sizeof(line) - len - slen - 1, text, tlen, false);
+    len += escape(line + len, sizeof(line) - len - 1, suffix, slen, false);
     line[len++] = '\n';
     log_raw(line, len);
 }
@@ -118,7 +118,7 @@ void log_msg(const char *fmt, ...)
 void log_errno(const char *fmt, ...)
 {
     char suffix[160];
-    snprintf(suffix, sizeof suffix, ": %s", strerror(errno));
+    snprintf(suffix, sizeof(suffix), ": %s", strerror(errno));
     va_list ap;
     va_start(ap, fmt);
     log_vmsg(suffix, fmt, ap);
@@ -133,7 +133,7 @@ const char *log_asctime(void)
     if (now != cached_at) {
         struct tm tm;
         localtime_r(&now, &tm);
-        strftime(buf, sizeof buf, "%a %b %e %H:%M:%S %Y", &tm);
+        strftime(buf, sizeof(buf), "%a %b %e %H:%M:%S %Y", &tm);
         cached_at = now;
     }
     return buf;

@@ -24,17 +24,17 @@ const char *log_asctime(void);
 
 /* What a request log line can say. */
 struct log_fields {
-    const char *method, *uri, *addr, *proto;   /* with their lengths: */
+    const char *method, *uri, *addr, *proto; /* with their lengths: */
     int method_len, uri_len, addr_len, proto_len;
     int status;
-    unsigned long long size;      /* body bytes the app produced */
+    unsigned long long size; /* body bytes the app produced */
     unsigned msecs;
     int pid;
     int core;
-    unsigned long long req;       /* the worker's request counter */
-    unsigned vars;                /* CGI params of the request */
-    unsigned head_size;           /* bytes of its head */
-    unsigned headers;             /* response headers */
+    unsigned long long req; /* the worker's request counter */
+    unsigned vars;          /* CGI params of the request */
+    unsigned head_size;     /* bytes of its head */
+    unsigned headers;       /* response headers */
     size_t headers_size;
     unsigned long long switches;
 };

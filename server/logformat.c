@@ -43,12 +43,12 @@ static const struct {
     const char *name;
     enum lf_var var;
 } VARS[] = {
-    {"method", V_METHOD},   {"uri", V_URI},         {"status", V_STATUS},
-    {"size", V_SIZE},       {"msecs", V_MSECS},     {"pid", V_PID},
-    {"core", V_CORE},       {"addr", V_ADDR},       {"proto", V_PROTO},
-    {"vars", V_VARS},       {"pktsize", V_PKTSIZE}, {"hsize", V_HSIZE},
-    {"headers", V_HEADERS}, {"switches", V_SWITCHES}, {"req", V_REQ},
-    {"time", V_TIME},       {"epoch", V_TIME},      {"ltime", V_LTIME},
+    { "method", V_METHOD },   { "uri", V_URI },           { "status", V_STATUS },
+    { "size", V_SIZE },       { "msecs", V_MSECS },       { "pid", V_PID },
+    { "core", V_CORE },       { "addr", V_ADDR },         { "proto", V_PROTO },
+    { "vars", V_VARS },       { "pktsize", V_PKTSIZE },   { "hsize", V_HSIZE },
+    { "headers", V_HEADERS }, { "switches", V_SWITCHES }, { "req", V_REQ },
+    { "time", V_TIME },       { "epoch", V_TIME },        { "ltime", V_LTIME },
 };
 
 struct piece {
@@ -75,7 +75,7 @@ const char *logformat_compile(const char *fmt)
     size_t max = 1;
     for (const char *p = fmt; (p = strstr(p, "%(")); p += 2)
         max += 2;
-    struct piece *out = calloc(max, sizeof *out);
+    struct piece *out = calloc(max, sizeof(*out));
     char *copy = strdup(fmt);
     if (!out || !copy) {
         free(out);
@@ -93,24 +93,26 @@ const char *logformat_compile(const char *fmt)
         const char *name = p + 2;
         size_t len = (size_t)(close - name);
         enum lf_var var = V_LITERAL;
-        for (size_t i = 0; i < sizeof VARS / sizeof VARS[0]; i++)
+        for (size_t i = 0; i < sizeof(VARS) / sizeof(VARS[0]); i++)
             if (strlen(VARS[i].name) == len && memcmp(VARS[i].name, name, len) == 0)
                 var = VARS[i].var;
         if (var == V_LITERAL) {
-            snprintf(err, sizeof err, "unknown variable %%(%.*s): known are method uri status "
+            snprintf(err, sizeof(err),
+                     "unknown variable %%(%.*s): known are method uri status "
                      "size msecs pid core addr proto vars pktsize hsize headers switches req "
-                     "time ltime", len > 40 ? 40 : (int)len, name);
+                     "time ltime",
+                     len > 40 ? 40 : (int)len, name);
             free(out);
             free(copy);
             return err;
         }
         if (p > lit)
-            out[n++] = (struct piece){V_LITERAL, lit, (size_t)(p - lit)};
-        out[n++] = (struct piece){var, NULL, 0};
+            out[n++] = (struct piece){ V_LITERAL, lit, (size_t)(p - lit) };
+        out[n++] = (struct piece){ var, NULL, 0 };
         p = lit = close + 1;
     }
     if (*lit)
-        out[n++] = (struct piece){V_LITERAL, lit, strlen(lit)};
+        out[n++] = (struct piece){ V_LITERAL, lit, strlen(lit) };
     free(pieces);
     free(pieces_text);
     pieces = out;
@@ -154,12 +156,12 @@ static void put_text(struct sink *s, const char *p, int n)
 static void put_num(struct sink *s, unsigned long long v)
 {
     char tmp[24];
-    size_t i = sizeof tmp;
+    size_t i = sizeof(tmp);
     do {
         tmp[--i] = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    put(s, tmp + i, sizeof tmp - i);
+    put(s, tmp + i, sizeof(tmp) - i);
 }
 
 static void put_int(struct sink *s, long long v)
@@ -181,27 +183,61 @@ size_t logformat_render(const struct log_fields *f, char *out, size_t cap)
     }
     if (!pieces && logformat_compile(LOGFORMAT_UWSGI) != NULL)
         return 0; /* out of memory: no line rather than a wrong one */
-    struct sink s = {out, 0, cap - 2, false};
+    struct sink s = { out, 0, cap - 2, false };
     for (size_t i = 0; i < npieces && !s.cut; i++) {
         const struct piece *pc = &pieces[i];
         switch (pc->var) {
-        case V_LITERAL: put(&s, pc->text, pc->len); break;
-        case V_METHOD: put_text(&s, f->method, f->method_len); break;
-        case V_URI: put_text(&s, f->uri, f->uri_len); break;
-        case V_ADDR: put_text(&s, f->addr, f->addr_len); break;
-        case V_PROTO: put_text(&s, f->proto, f->proto_len); break;
-        case V_STATUS: put_int(&s, f->status); break;
-        case V_SIZE: put_num(&s, f->size); break;
-        case V_MSECS: put_num(&s, f->msecs); break;
-        case V_PID: put_int(&s, f->pid); break;
-        case V_CORE: put_int(&s, f->core); break;
-        case V_VARS: put_num(&s, f->vars); break;
-        case V_PKTSIZE: put_num(&s, f->head_size); break;
-        case V_HSIZE: put_num(&s, f->headers_size); break;
-        case V_HEADERS: put_num(&s, f->headers); break;
-        case V_SWITCHES: put_num(&s, f->switches); break;
-        case V_REQ: put_num(&s, f->req); break;
-        case V_TIME: put_int(&s, (long long)time(NULL)); break;
+        case V_LITERAL:
+            put(&s, pc->text, pc->len);
+            break;
+        case V_METHOD:
+            put_text(&s, f->method, f->method_len);
+            break;
+        case V_URI:
+            put_text(&s, f->uri, f->uri_len);
+            break;
+        case V_ADDR:
+            put_text(&s, f->addr, f->addr_len);
+            break;
+        case V_PROTO:
+            put_text(&s, f->proto, f->proto_len);
+            break;
+        case V_STATUS:
+            put_int(&s, f->status);
+            break;
+        case V_SIZE:
+            put_num(&s, f->size);
+            break;
+        case V_MSECS:
+            put_num(&s, f->msecs);
+            break;
+        case V_PID:
+            put_int(&s, f->pid);
+            break;
+        case V_CORE:
+            put_int(&s, f->core);
+            break;
+        case V_VARS:
+            put_num(&s, f->vars);
+            break;
+        case V_PKTSIZE:
+            put_num(&s, f->head_size);
+            break;
+        case V_HSIZE:
+            put_num(&s, f->headers_size);
+            break;
+        case V_HEADERS:
+            put_num(&s, f->headers);
+            break;
+        case V_SWITCHES:
+            put_num(&s, f->switches);
+            break;
+        case V_REQ:
+            put_num(&s, f->req);
+            break;
+        case V_TIME:
+            put_int(&s, (long long)time(NULL));
+            break;
         case V_LTIME: {
             const char *t = log_asctime();
             put(&s, t, strlen(t));

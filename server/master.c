@@ -46,11 +46,11 @@ struct worker_rec {
     enum rec_state state;
     int id;
     pid_t pid;
-    unsigned gen;               /* reload generation it was started in */
+    unsigned gen; /* reload generation it was started in */
     double started;
-    double deadline;            /* STOPPING: SIGKILL after this */
-    bool replaced;              /* a newer process for this id has been started */
-    bool want_replacement;      /* ... should be: retried while no record is free */
+    double deadline;       /* STOPPING: SIGKILL after this */
+    bool replaced;         /* a newer process for this id has been started */
+    bool want_replacement; /* ... should be: retried while no record is free */
 };
 
 static struct {
@@ -60,11 +60,11 @@ static struct {
     unsigned gen;
     int sigpipe[2], msgpipe[2];
     bool stopping;
-    bool notify_ready;         /* tell systemd READY=1 once every worker runs */
+    bool notify_ready; /* tell systemd READY=1 once every worker runs */
     double stop_deadline;
-    double next_spawn[1 + 1024];  /* per worker id: not before (respawn backoff) */
+    double next_spawn[1 + 1024]; /* per worker id: not before (respawn backoff) */
     double backoff[1 + 1024];
-    uint64_t respawns[1 + 1024];  /* per worker id, for stats */
+    uint64_t respawns[1 + 1024]; /* per worker id, for stats */
     time_t touch_mtime[GY_MAX_LIST];
 } M;
 
@@ -124,12 +124,13 @@ static bool spawn(int id)
         close(M.msgpipe[0]);
         stats_close(false);
         unsetenv("NOTIFY_SOCKET"); /* the master speaks to systemd */
-        struct gy_worker_link link = {.id = id, .rec = r, .notify_fd = M.msgpipe[1]};
+        struct gy_worker_link link = { .id = id, .rec = r, .notify_fd = M.msgpipe[1] };
         S.slot = slot;
         _exit(worker_run(M.cfg, &link));
     }
-    *w = (struct worker_rec){.state = REC_STARTING, .id = id, .pid = pid, .gen = M.gen,
-                             .started = now()};
+    *w = (struct worker_rec){
+        .state = REC_STARTING, .id = id, .pid = pid, .gen = M.gen, .started = now()
+    };
     slot->pid = pid;
     log_msg("master: started worker %d (pid %d)", id, (int)pid);
     return true;
@@ -152,8 +153,8 @@ static void retire_older(const struct worker_rec *fresh)
         struct worker_rec *w = &M.recs[i];
         if (w != fresh && w->id == fresh->id && w->pid != fresh->pid &&
             (w->state == REC_RUNNING || w->state == REC_STARTING) && w->replaced) {
-            log_msg("master: worker %d (pid %d) replaced by pid %d: finishing its requests",
-                    w->id, (int)w->pid, (int)fresh->pid);
+            log_msg("master: worker %d (pid %d) replaced by pid %d: finishing its requests", w->id,
+                    (int)w->pid, (int)fresh->pid);
             stop_worker(w, SIGHUP);
         }
     }
@@ -243,8 +244,8 @@ static void reap(void)
                 M.backoff[id] = M.backoff[id] ? M.backoff[id] * 2 : 0.5;
                 if (M.backoff[id] > 30)
                     M.backoff[id] = 30;
-                log_msg("master: worker %d died %.2f s after its start: respawning in %g s",
-                        id, lived, M.backoff[id]);
+                log_msg("master: worker %d died %.2f s after its start: respawning in %g s", id,
+                        lived, M.backoff[id]);
             } else {
                 M.backoff[id] = 0;
             }
@@ -321,8 +322,8 @@ static void check_clocks(void)
     for (int i = 0; i < M.nrecs; i++) {
         struct worker_rec *w = &M.recs[i];
         if (w->state == REC_STOPPING && t > w->deadline) {
-            log_msg("master: worker %d (pid %d) still running after its grace: killing it",
-                    w->id, (int)w->pid);
+            log_msg("master: worker %d (pid %d) still running after its grace: killing it", w->id,
+                    (int)w->pid);
             kill(w->pid, SIGKILL);
             w->deadline = t + 3600;
         }
@@ -383,7 +384,7 @@ static void stop_all(int sig)
 static void on_signals(void)
 {
     unsigned char sigs[16];
-    ssize_t n = read(M.sigpipe[0], sigs, sizeof sigs);
+    ssize_t n = read(M.sigpipe[0], sigs, sizeof(sigs));
     for (ssize_t i = 0; i < n; i++) {
         switch (sigs[i]) {
         case SIGCHLD:
@@ -402,8 +403,8 @@ static void on_signals(void)
                 log_msg("master: %s again: stopping now", strsignal(sigs[i]));
                 stop_all(SIGQUIT);
             } else {
-                log_msg("master: %s: graceful stop of %d worker(s), up to %g s",
-                        strsignal(sigs[i]), live_workers(), M.cfg->stop_grace);
+                log_msg("master: %s: graceful stop of %d worker(s), up to %g s", strsignal(sigs[i]),
+                        live_workers(), M.cfg->stop_grace);
                 stop_all(SIGTERM);
             }
         }
@@ -414,7 +415,7 @@ int master_run(struct gy_config *cfg)
 {
     M.cfg = cfg;
     M.nrecs = 3 * cfg->processes + 2;
-    M.recs = calloc((size_t)M.nrecs, sizeof *M.recs);
+    M.recs = calloc((size_t)M.nrecs, sizeof(*M.recs));
     if (!M.recs || scoreboard_create(&S.board, M.nrecs, cfg->cores) < 0) {
         log_errno("master: shared memory");
         return 1;
@@ -424,11 +425,11 @@ int master_run(struct gy_config *cfg)
         return 1;
     }
     fcntl(M.msgpipe[0], F_SETFL, O_NONBLOCK);
-    struct sigaction sa = {.sa_handler = on_signal};
+    struct sigaction sa = { .sa_handler = on_signal };
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
-    int sigs[] = {SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGCHLD};
-    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+    int sigs[] = { SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGCHLD };
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
         sigaction(sigs[i], &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -454,14 +455,14 @@ int master_run(struct gy_config *cfg)
         return 1;
 
     for (;;) {
-        struct pollfd pfd[2] = {{.fd = M.sigpipe[0], .events = POLLIN},
-                                {.fd = M.msgpipe[0], .events = POLLIN}};
+        struct pollfd pfd[2] = { { .fd = M.sigpipe[0], .events = POLLIN },
+                                 { .fd = M.msgpipe[0], .events = POLLIN } };
         poll(pfd, 2, 100);
         if (pfd[0].revents & POLLIN)
             on_signals();
         if (pfd[1].revents & POLLIN) {
             struct gy_msg m;
-            while (read(M.msgpipe[0], &m, sizeof m) == (ssize_t)sizeof m)
+            while (read(M.msgpipe[0], &m, sizeof(m)) == (ssize_t)sizeof(m))
                 on_message(&m);
         }
         reap();

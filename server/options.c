@@ -77,17 +77,60 @@ static const char *add_list(const char **list, int *n, const char *v)
     return NULL;
 }
 
-static const char *set_socket(struct gy_config *c, const char *v) { return add_socket(c, v, GY_PROTO_UWSGI); }
-static const char *set_fastcgi_socket(struct gy_config *c, const char *v) { return add_socket(c, v, GY_PROTO_FASTCGI); }
-static const char *set_http_socket(struct gy_config *c, const char *v) { return add_socket(c, v, GY_PROTO_HTTP); }
-static const char *set_wsgi_file(struct gy_config *c, const char *v) { c->wsgi_file = v; return NULL; }
-static const char *set_module(struct gy_config *c, const char *v) { c->module = v; return NULL; }
-static const char *set_callable(struct gy_config *c, const char *v) { c->callable = v; return NULL; }
-static const char *set_chdir(struct gy_config *c, const char *v) { c->chdir = v; return NULL; }
-static const char *set_pythonpath(struct gy_config *c, const char *v) { return add_list(c->pythonpath, &c->npythonpath, v); }
-static const char *set_greenlet(struct gy_config *c, const char *v) { (void)v; c->greenlet = true; return NULL; }
-static const char *set_disable_logging(struct gy_config *c, const char *v) { (void)v; c->disable_logging = true; return NULL; }
-static const char *set_ignored(struct gy_config *c, const char *v) { (void)c; (void)v; return NULL; }
+static const char *set_socket(struct gy_config *c, const char *v)
+{
+    return add_socket(c, v, GY_PROTO_UWSGI);
+}
+static const char *set_fastcgi_socket(struct gy_config *c, const char *v)
+{
+    return add_socket(c, v, GY_PROTO_FASTCGI);
+}
+static const char *set_http_socket(struct gy_config *c, const char *v)
+{
+    return add_socket(c, v, GY_PROTO_HTTP);
+}
+static const char *set_wsgi_file(struct gy_config *c, const char *v)
+{
+    c->wsgi_file = v;
+    return NULL;
+}
+static const char *set_module(struct gy_config *c, const char *v)
+{
+    c->module = v;
+    return NULL;
+}
+static const char *set_callable(struct gy_config *c, const char *v)
+{
+    c->callable = v;
+    return NULL;
+}
+static const char *set_chdir(struct gy_config *c, const char *v)
+{
+    c->chdir = v;
+    return NULL;
+}
+static const char *set_pythonpath(struct gy_config *c, const char *v)
+{
+    return add_list(c->pythonpath, &c->npythonpath, v);
+}
+static const char *set_greenlet(struct gy_config *c, const char *v)
+{
+    (void)v;
+    c->greenlet = true;
+    return NULL;
+}
+static const char *set_disable_logging(struct gy_config *c, const char *v)
+{
+    (void)v;
+    c->disable_logging = true;
+    return NULL;
+}
+static const char *set_ignored(struct gy_config *c, const char *v)
+{
+    (void)c;
+    (void)v;
+    return NULL;
+}
 
 static const char *set_env(struct gy_config *c, const char *v)
 {
@@ -175,24 +218,70 @@ static const char *parse_ulong(const char *v, unsigned long *out)
     return err;
 }
 
-static const char *set_log_format(struct gy_config *c, const char *v) { return set_string(&c->log_format, v); }
-static const char *set_logto(struct gy_config *c, const char *v) { return set_string(&c->logto, v); }
-static const char *set_pidfile(struct gy_config *c, const char *v) { return set_string(&c->pidfile, v); }
-static const char *set_uid(struct gy_config *c, const char *v) { return set_string(&c->uid, v); }
-static const char *set_gid(struct gy_config *c, const char *v) { return set_string(&c->gid, v); }
-static const char *set_master(struct gy_config *c, const char *v) { (void)v; c->master = true; return NULL; }
-static const char *set_touch_reload(struct gy_config *c, const char *v) { return add_list(c->touch_reload, &c->ntouch_reload, v); }
-static const char *set_reload_mercy(struct gy_config *c, const char *v) { return parse_seconds(v, &c->reload_mercy); }
-static const char *set_harakiri(struct gy_config *c, const char *v) { return parse_seconds(v, &c->harakiri); }
-static const char *set_max_requests(struct gy_config *c, const char *v) { return parse_ulong(v, &c->max_requests); }
-static const char *set_reload_on_rss(struct gy_config *c, const char *v) { return parse_ulong(v, &c->reload_on_rss); }
+static const char *set_log_format(struct gy_config *c, const char *v)
+{
+    return set_string(&c->log_format, v);
+}
+static const char *set_logto(struct gy_config *c, const char *v)
+{
+    return set_string(&c->logto, v);
+}
+static const char *set_pidfile(struct gy_config *c, const char *v)
+{
+    return set_string(&c->pidfile, v);
+}
+static const char *set_uid(struct gy_config *c, const char *v)
+{
+    return set_string(&c->uid, v);
+}
+static const char *set_gid(struct gy_config *c, const char *v)
+{
+    return set_string(&c->gid, v);
+}
+static const char *set_master(struct gy_config *c, const char *v)
+{
+    (void)v;
+    c->master = true;
+    return NULL;
+}
+static const char *set_touch_reload(struct gy_config *c, const char *v)
+{
+    return add_list(c->touch_reload, &c->ntouch_reload, v);
+}
+static const char *set_reload_mercy(struct gy_config *c, const char *v)
+{
+    return parse_seconds(v, &c->reload_mercy);
+}
+static const char *set_harakiri(struct gy_config *c, const char *v)
+{
+    return parse_seconds(v, &c->harakiri);
+}
+static const char *set_max_requests(struct gy_config *c, const char *v)
+{
+    return parse_ulong(v, &c->max_requests);
+}
+static const char *set_reload_on_rss(struct gy_config *c, const char *v)
+{
+    return parse_ulong(v, &c->reload_on_rss);
+}
 static const char *set_ini(struct gy_config *c, const char *v)
 {
     return ini_load(c, v);
 }
-static const char *set_stats(struct gy_config *c, const char *v) { return set_string(&c->stats, v); }
-static const char *set_stats_http(struct gy_config *c, const char *v) { (void)v; c->stats_http = true; return NULL; }
-static const char *set_metrics_http(struct gy_config *c, const char *v) { return set_string(&c->metrics_http, v); }
+static const char *set_stats(struct gy_config *c, const char *v)
+{
+    return set_string(&c->stats, v);
+}
+static const char *set_stats_http(struct gy_config *c, const char *v)
+{
+    (void)v;
+    c->stats_http = true;
+    return NULL;
+}
+static const char *set_metrics_http(struct gy_config *c, const char *v)
+{
+    return set_string(&c->metrics_http, v);
+}
 
 static const char *set_processes(struct gy_config *c, const char *v)
 {
@@ -203,53 +292,81 @@ static const char *set_processes(struct gy_config *c, const char *v)
 }
 
 static const struct option_def OPTIONS[] = {
-    {"socket", ARG_REQUIRED, set_socket, "ADDR", "serve the uwsgi protocol on a unix socket PATH or HOST:PORT (repeatable)"},
-    {"uwsgi-socket", ARG_REQUIRED, set_socket, "ADDR", "same as --socket"},
-    {"fastcgi-socket", ARG_REQUIRED, set_fastcgi_socket, "ADDR", "serve FastCGI on a unix socket PATH or HOST:PORT (repeatable)"},
-    {"http-socket", ARG_REQUIRED, set_http_socket, "ADDR", "serve HTTP/1.1 on [HOST]:PORT or a unix socket PATH (repeatable)"},
-    {"wsgi-file", ARG_REQUIRED, set_wsgi_file, "FILE", "load the WSGI app from a Python file"},
-    {"file", ARG_REQUIRED, set_wsgi_file, "FILE", "same as --wsgi-file"},
-    {"module", ARG_REQUIRED, set_module, "MOD[:CALLABLE]", "load the WSGI app from an importable module"},
-    {"wsgi", ARG_REQUIRED, set_module, "MOD[:CALLABLE]", "same as --module"},
-    {"callable", ARG_REQUIRED, set_callable, "NAME", "name of the WSGI callable (default: application)"},
-    {"tornado", ARG_REQUIRED, set_cores, "N", "number of async cores: requests served at once (default: 1)"},
-    {"async", ARG_REQUIRED, set_cores, "N", "same as --tornado"},
-    {"greenlet", ARG_NONE, set_greenlet, NULL, "use greenlet as the suspend engine (always on)"},
-    {"chmod-socket", ARG_OPTIONAL, set_chmod_socket, "MODE", "chmod unix sockets to MODE (666 when given bare)"},
-    {"buffer-size", ARG_REQUIRED, set_buffer_size, "N", "largest request head (uwsgi vars, FastCGI params) accepted, in bytes (default: 4096, max 65535)"},
-    {"listen", ARG_REQUIRED, set_listen, "N", "listen backlog of every socket (default: 1024)"},
-    {"socket-timeout", ARG_REQUIRED, set_socket_timeout, "SECONDS", "drop a client silent this long on a read or write (default: 30)"},
-    {"keepalive-timeout", ARG_REQUIRED, set_keepalive_timeout, "SECONDS", "close a kept-alive connection idle this long between requests (default: 75)"},
-    {"max-conns", ARG_REQUIRED, set_max_conns, "N", "open client connections per process at most; more wait in the listen backlog (default: the fd limit minus a reserve)"},
-    {"worker-reload-mercy", ARG_REQUIRED, set_stop_grace, "SECONDS", "time in-flight requests get to finish on SIGTERM (default: 5)"},
-    {"chdir", ARG_REQUIRED, set_chdir, "DIR", "chdir to DIR before loading the app"},
-    {"pythonpath", ARG_REQUIRED, set_pythonpath, "DIR", "add DIR to sys.path (repeatable)"},
-    {"python-path", ARG_REQUIRED, set_pythonpath, "DIR", "same as --pythonpath"},
-    {"pp", ARG_REQUIRED, set_pythonpath, "DIR", "same as --pythonpath"},
-    {"env", ARG_REQUIRED, set_env, "KEY=VALUE", "set an environment variable (repeatable)"},
-    {"disable-logging", ARG_NONE, set_disable_logging, NULL, "no log line per request"},
-    {"log-format", ARG_REQUIRED, set_log_format, "FORMAT", "request log line with %(method) %(uri) %(status) %(size) %(msecs) %(pid) %(core) ..."},
-    {"logformat", ARG_REQUIRED, set_log_format, "FORMAT", "same as --log-format"},
-    {"logto", ARG_REQUIRED, set_logto, "FILE", "append the log to FILE instead of stderr"},
-    {"pidfile", ARG_REQUIRED, set_pidfile, "FILE", "write the (master) pid to FILE"},
-    {"master", ARG_NONE, set_master, NULL, "run a master that binds the sockets and manages worker processes"},
-    {"processes", ARG_REQUIRED, set_processes, "N", "number of worker processes (with --master; default: 1)"},
-    {"workers", ARG_REQUIRED, set_processes, "N", "same as --processes"},
-    {"lazy-apps", ARG_NONE, set_ignored, NULL, "accepted: every worker loads the app after the fork, always"},
-    {"touch-reload", ARG_REQUIRED, set_touch_reload, "FILE", "gracefully reload the workers when FILE's mtime changes (repeatable)"},
-    {"reload-mercy", ARG_REQUIRED, set_reload_mercy, "SECONDS", "time an old worker gets to finish its requests on a reload (default: 30)"},
-    {"max-requests", ARG_REQUIRED, set_max_requests, "N", "gracefully recycle a worker after N requests"},
-    {"reload-on-rss", ARG_REQUIRED, set_reload_on_rss, "MIB", "gracefully recycle a worker whose RSS passes MIB megabytes"},
-    {"harakiri", ARG_REQUIRED, set_harakiri, "SECONDS", "cancel a request running longer than SECONDS; kill a worker whose loop is stuck that long"},
-    {"uid", ARG_REQUIRED, set_uid, "USER", "workers run as USER (name or number), dropped to after binding"},
-    {"gid", ARG_REQUIRED, set_gid, "GROUP", "workers run as GROUP (name or number)"},
-    {"ini", ARG_REQUIRED, set_ini, "FILE", "read options from the [uwsgi] and [gyre] sections of an .ini file"},
-    {"stats", ARG_REQUIRED, set_stats, "ADDR", "serve uWSGI-style stats JSON on a unix socket PATH or HOST:PORT"},
-    {"stats-server", ARG_REQUIRED, set_stats, "ADDR", "same as --stats"},
-    {"stats-http", ARG_NONE, set_stats_http, NULL, "serve the --stats JSON as an HTTP response"},
-    {"metrics-http", ARG_REQUIRED, set_metrics_http, "ADDR", "serve Prometheus metrics over HTTP on HOST:PORT or a unix socket PATH"},
-    {"plugin", ARG_REQUIRED, set_ignored, "NAME", "accepted for uWSGI compatibility and ignored: the engine is built in"},
-    {"plugins", ARG_REQUIRED, set_ignored, "NAMES", "same as --plugin"},
+    { "socket", ARG_REQUIRED, set_socket, "ADDR",
+      "serve the uwsgi protocol on a unix socket PATH or HOST:PORT (repeatable)" },
+    { "uwsgi-socket", ARG_REQUIRED, set_socket, "ADDR", "same as --socket" },
+    { "fastcgi-socket", ARG_REQUIRED, set_fastcgi_socket, "ADDR",
+      "serve FastCGI on a unix socket PATH or HOST:PORT (repeatable)" },
+    { "http-socket", ARG_REQUIRED, set_http_socket, "ADDR",
+      "serve HTTP/1.1 on [HOST]:PORT or a unix socket PATH (repeatable)" },
+    { "wsgi-file", ARG_REQUIRED, set_wsgi_file, "FILE", "load the WSGI app from a Python file" },
+    { "file", ARG_REQUIRED, set_wsgi_file, "FILE", "same as --wsgi-file" },
+    { "module", ARG_REQUIRED, set_module, "MOD[:CALLABLE]",
+      "load the WSGI app from an importable module" },
+    { "wsgi", ARG_REQUIRED, set_module, "MOD[:CALLABLE]", "same as --module" },
+    { "callable", ARG_REQUIRED, set_callable, "NAME",
+      "name of the WSGI callable (default: application)" },
+    { "tornado", ARG_REQUIRED, set_cores, "N",
+      "number of async cores: requests served at once (default: 1)" },
+    { "async", ARG_REQUIRED, set_cores, "N", "same as --tornado" },
+    { "greenlet", ARG_NONE, set_greenlet, NULL, "use greenlet as the suspend engine (always on)" },
+    { "chmod-socket", ARG_OPTIONAL, set_chmod_socket, "MODE",
+      "chmod unix sockets to MODE (666 when given bare)" },
+    { "buffer-size", ARG_REQUIRED, set_buffer_size, "N",
+      "largest request head (uwsgi vars, FastCGI params) accepted, in bytes (default: 4096, max "
+      "65535)" },
+    { "listen", ARG_REQUIRED, set_listen, "N", "listen backlog of every socket (default: 1024)" },
+    { "socket-timeout", ARG_REQUIRED, set_socket_timeout, "SECONDS",
+      "drop a client silent this long on a read or write (default: 30)" },
+    { "keepalive-timeout", ARG_REQUIRED, set_keepalive_timeout, "SECONDS",
+      "close a kept-alive connection idle this long between requests (default: 75)" },
+    { "max-conns", ARG_REQUIRED, set_max_conns, "N",
+      "open client connections per process at most; more wait in the listen backlog (default: the "
+      "fd limit minus a reserve)" },
+    { "worker-reload-mercy", ARG_REQUIRED, set_stop_grace, "SECONDS",
+      "time in-flight requests get to finish on SIGTERM (default: 5)" },
+    { "chdir", ARG_REQUIRED, set_chdir, "DIR", "chdir to DIR before loading the app" },
+    { "pythonpath", ARG_REQUIRED, set_pythonpath, "DIR", "add DIR to sys.path (repeatable)" },
+    { "python-path", ARG_REQUIRED, set_pythonpath, "DIR", "same as --pythonpath" },
+    { "pp", ARG_REQUIRED, set_pythonpath, "DIR", "same as --pythonpath" },
+    { "env", ARG_REQUIRED, set_env, "KEY=VALUE", "set an environment variable (repeatable)" },
+    { "disable-logging", ARG_NONE, set_disable_logging, NULL, "no log line per request" },
+    { "log-format", ARG_REQUIRED, set_log_format, "FORMAT",
+      "request log line with %(method) %(uri) %(status) %(size) %(msecs) %(pid) %(core) ..." },
+    { "logformat", ARG_REQUIRED, set_log_format, "FORMAT", "same as --log-format" },
+    { "logto", ARG_REQUIRED, set_logto, "FILE", "append the log to FILE instead of stderr" },
+    { "pidfile", ARG_REQUIRED, set_pidfile, "FILE", "write the (master) pid to FILE" },
+    { "master", ARG_NONE, set_master, NULL,
+      "run a master that binds the sockets and manages worker processes" },
+    { "processes", ARG_REQUIRED, set_processes, "N",
+      "number of worker processes (with --master; default: 1)" },
+    { "workers", ARG_REQUIRED, set_processes, "N", "same as --processes" },
+    { "lazy-apps", ARG_NONE, set_ignored, NULL,
+      "accepted: every worker loads the app after the fork, always" },
+    { "touch-reload", ARG_REQUIRED, set_touch_reload, "FILE",
+      "gracefully reload the workers when FILE's mtime changes (repeatable)" },
+    { "reload-mercy", ARG_REQUIRED, set_reload_mercy, "SECONDS",
+      "time an old worker gets to finish its requests on a reload (default: 30)" },
+    { "max-requests", ARG_REQUIRED, set_max_requests, "N",
+      "gracefully recycle a worker after N requests" },
+    { "reload-on-rss", ARG_REQUIRED, set_reload_on_rss, "MIB",
+      "gracefully recycle a worker whose RSS passes MIB megabytes" },
+    { "harakiri", ARG_REQUIRED, set_harakiri, "SECONDS",
+      "cancel a request running longer than SECONDS; kill a worker whose loop is stuck that long" },
+    { "uid", ARG_REQUIRED, set_uid, "USER",
+      "workers run as USER (name or number), dropped to after binding" },
+    { "gid", ARG_REQUIRED, set_gid, "GROUP", "workers run as GROUP (name or number)" },
+    { "ini", ARG_REQUIRED, set_ini, "FILE",
+      "read options from the [uwsgi] and [gyre] sections of an .ini file" },
+    { "stats", ARG_REQUIRED, set_stats, "ADDR",
+      "serve uWSGI-style stats JSON on a unix socket PATH or HOST:PORT" },
+    { "stats-server", ARG_REQUIRED, set_stats, "ADDR", "same as --stats" },
+    { "stats-http", ARG_NONE, set_stats_http, NULL, "serve the --stats JSON as an HTTP response" },
+    { "metrics-http", ARG_REQUIRED, set_metrics_http, "ADDR",
+      "serve Prometheus metrics over HTTP on HOST:PORT or a unix socket PATH" },
+    { "plugin", ARG_REQUIRED, set_ignored, "NAME",
+      "accepted for uWSGI compatibility and ignored: the engine is built in" },
+    { "plugins", ARG_REQUIRED, set_ignored, "NAMES", "same as --plugin" },
 };
 #define NOPTIONS (sizeof(OPTIONS) / sizeof(OPTIONS[0]))
 
@@ -263,11 +380,11 @@ static void usage(FILE *out)
         const struct option_def *o = &OPTIONS[i];
         char left[64];
         if (o->arg == ARG_NONE)
-            snprintf(left, sizeof left, "--%s", o->name);
+            snprintf(left, sizeof(left), "--%s", o->name);
         else if (o->arg == ARG_OPTIONAL)
-            snprintf(left, sizeof left, "--%s[=%s]", o->name, o->metavar);
+            snprintf(left, sizeof(left), "--%s[=%s]", o->name, o->metavar);
         else
-            snprintf(left, sizeof left, "--%s %s", o->name, o->metavar);
+            snprintf(left, sizeof(left), "--%s %s", o->name, o->metavar);
         fprintf(out, "  %-34s %s\n", left, o->help);
     }
     fprintf(out, "  %-34s %s\n  %-34s %s\n", "--help", "show this help", "--version",
@@ -320,7 +437,7 @@ const char *options_set(struct gy_config *cfg, const char *name, const char *val
 
 static void set_defaults(struct gy_config *cfg)
 {
-    memset(cfg, 0, sizeof *cfg);
+    memset(cfg, 0, sizeof(*cfg));
     cfg->set_option = options_set;
     cfg->callable = "application";
     cfg->cores = 1;
@@ -328,7 +445,7 @@ static void set_defaults(struct gy_config *cfg)
     cfg->buffer_size = 4096;
     cfg->listen_backlog = 1024;
     cfg->socket_timeout = 30;
-    cfg->keepalive_timeout = -1;  /* conn.c's default */
+    cfg->keepalive_timeout = -1; /* conn.c's default */
     cfg->stop_grace = 5;
     cfg->processes = 1;
     cfg->reload_mercy = 30;
@@ -381,7 +498,7 @@ void options_parse(struct gy_config *cfg, int argc, char **argv)
         const char *err = o->set(cfg, value);
         if (err) {
             char what[256];
-            snprintf(what, sizeof what, "%s: %s", value ? value : "", err);
+            snprintf(what, sizeof(what), "%s: %s", value ? value : "", err);
             die_usage(arg, what);
         }
     }

@@ -15,20 +15,20 @@
 #include "config.h"
 
 enum gy_msg_type {
-    MSG_READY = 1,                    /* app loaded, accepting */
-    MSG_RETIRE = 2,                   /* --max-requests/--reload-on-rss reached: replace me */
+    MSG_READY = 1,  /* app loaded, accepting */
+    MSG_RETIRE = 2, /* --max-requests/--reload-on-rss reached: replace me */
 };
 
 struct gy_msg {
     int type;
-    int rec;                          /* the master's record of the worker */
+    int rec; /* the master's record of the worker */
     pid_t pid;
 };
 
 struct gy_worker_link {
-    int id;                           /* 1..--processes, as uWSGI numbers workers */
+    int id; /* 1..--processes, as uWSGI numbers workers */
     int rec;
-    int notify_fd;                    /* the pipe to the master */
+    int notify_fd; /* the pipe to the master */
 };
 
 /* worker.c: serve until stopped; link is NULL without a master. Returns the exit status. */
@@ -41,8 +41,8 @@ void log_root_warning(const struct gy_config *cfg);
 int drop_privileges(const struct gy_config *cfg);
 
 /* stats.c: --stats and --metrics-http, served by the master or the only process */
-int stats_open(void);                  /* bind (before the first fork) */
-int stats_start(void);                 /* serve, from a thread of its own */
+int stats_open(void);  /* bind (before the first fork) */
+int stats_start(void); /* serve, from a thread of its own */
 void stats_close(bool unlink_files);
 
 #endif

@@ -27,12 +27,12 @@
 /* FastCGI state of a connection (one request at a time: FCGI_MPXS_CONNS=0), in its
  * proto_state. */
 struct fcgi_conn {
-    struct fcgi_parser parser;      /* per connection: records run across requests */
-    uint16_t request_id;            /* the request being served, 0 between requests */
-    uint8_t flags;                  /* its BEGIN_REQUEST flags (FCGI_KEEP_CONN) */
-    bool aborted;                   /* ABORT_REQUEST seen */
+    struct fcgi_parser parser; /* per connection: records run across requests */
+    uint16_t request_id;       /* the request being served, 0 between requests */
+    uint8_t flags;             /* its BEGIN_REQUEST flags (FCGI_KEEP_CONN) */
+    bool aborted;              /* ABORT_REQUEST seen */
     bool params_done;
-    size_t plen;                    /* PARAMS bytes gathered in conn->scratch */
+    size_t plen; /* PARAMS bytes gathered in conn->scratch */
     struct fcgi_params params;
 };
 
@@ -52,7 +52,7 @@ static void fcgi_reset(struct gy_conn *c)
         }
     }
     if (c->requests == 0)
-        memset(&f->parser, 0, sizeof f->parser);
+        memset(&f->parser, 0, sizeof(f->parser));
     f->request_id = 0;
     f->flags = 0;
     f->aborted = false;
@@ -68,8 +68,7 @@ static void fcgi_reset(struct gy_conn *c)
 static void write_record_now(struct gy_conn *c, const char *rec, size_t n)
 {
     if (conn_write_now(c, rec, n) < 0) {
-        log_msg("%s: the peer does not read our records: connection shut down",
-                c->listener->name);
+        log_msg("%s: the peer does not read our records: connection shut down", c->listener->name);
         shutdown(c->fd, SHUT_RDWR);
     }
 }
@@ -77,7 +76,7 @@ static void write_record_now(struct gy_conn *c, const char *rec, size_t n)
 static void send_end_request(struct gy_conn *c, uint16_t id, uint8_t status)
 {
     char rec[FCGI_END_REQUEST_LEN];
-    int n = proto_fcgi_encode_end_request(rec, sizeof rec, id, 0, status);
+    int n = proto_fcgi_encode_end_request(rec, sizeof(rec), id, 0, status);
     if (n > 0)
         write_record_now(c, rec, (size_t)n);
 }
@@ -88,13 +87,13 @@ static void answer_management(struct gy_conn *c, const struct fcgi_event *ev)
     int n;
     if (ev->type == FCGI_EV_GET_VALUES) {
         int asked = proto_fcgi_get_values_asked(ev->data.ptr, ev->data.len);
-        struct fcgi_values v = {.max_conns = (uint32_t)S.max_conns,
-                                .max_reqs = (uint32_t)S.ncores,
-                                .mpxs_conns = 0};
-        n = asked < 0 ? asked : proto_fcgi_encode_get_values_result(rec, sizeof rec,
-                                                                    (unsigned)asked, &v);
+        struct fcgi_values v = { .max_conns = (uint32_t)S.max_conns,
+                                 .max_reqs = (uint32_t)S.ncores,
+                                 .mpxs_conns = 0 };
+        n = asked < 0 ? asked
+                      : proto_fcgi_encode_get_values_result(rec, sizeof(rec), (unsigned)asked, &v);
     } else {
-        n = proto_fcgi_encode_unknown_type(rec, sizeof rec, ev->record_type);
+        n = proto_fcgi_encode_unknown_type(rec, sizeof(rec), ev->record_type);
     }
     if (n > 0)
         write_record_now(c, rec, (size_t)n);
@@ -289,8 +288,7 @@ static int fcgi_head_finish(struct gy_conn *c, struct gy_response *r, int64_t co
 
 /* Wrap the bytes of head and body[0..n) in STDOUT records: full records of FCGI_STREAM_CHUNK
  * bytes (no padding needed), the last one padded to 8. A batch of iovecs goes out per writev. */
-static enum io_result fcgi_send(struct gy_conn *c, struct iovec *head, struct iovec *body,
-                                int n)
+static enum io_result fcgi_send(struct gy_conn *c, struct iovec *head, struct iovec *body, int n)
 {
     uint16_t id = fcgi_of(c)->request_id;
     enum { MAXIOV = 128, MAXREC = 40 };
@@ -322,13 +320,13 @@ static enum io_result fcgi_send(struct gy_conn *c, struct iovec *head, struct io
             nout = nrec = 0;
         }
         proto_fcgi_encode_stdout_header(headers[nrec], FCGI_HEADER_LEN, id, rec_len);
-        out[nout++] = (struct iovec){headers[nrec++], FCGI_HEADER_LEN};
+        out[nout++] = (struct iovec){ headers[nrec++], FCGI_HEADER_LEN };
         size_t need = rec_len;
         while (need > 0) {
             size_t avail = in[i].iov_len - off;
             size_t take = avail < need ? avail : need;
             if (take)
-                out[nout++] = (struct iovec){(char *)in[i].iov_base + off, take};
+                out[nout++] = (struct iovec){ (char *)in[i].iov_base + off, take };
             need -= take;
             off += take;
             if (off == in[i].iov_len) {
@@ -338,7 +336,7 @@ static enum io_result fcgi_send(struct gy_conn *c, struct iovec *head, struct io
         }
         size_t pad = fcgi_padding_length(rec_len);
         if (pad)
-            out[nout++] = (struct iovec){(void *)FCGI_PADDING_BYTES, pad};
+            out[nout++] = (struct iovec){ (void *)FCGI_PADDING_BYTES, pad };
         total -= rec_len;
     }
     return nout ? conn_write_all(c, out, nout) : IO_OK;
@@ -351,8 +349,8 @@ static enum io_result fcgi_send_file(struct gy_conn *c, int fd, off_t offset, ui
     while (*sent < count) {
         size_t rec_len = fcgi_stream_chunk(count - *sent);
         char hdr[FCGI_HEADER_LEN];
-        proto_fcgi_encode_stdout_header(hdr, sizeof hdr, fcgi_of(c)->request_id, rec_len);
-        struct iovec iov = {hdr, sizeof hdr};
+        proto_fcgi_encode_stdout_header(hdr, sizeof(hdr), fcgi_of(c)->request_id, rec_len);
+        struct iovec iov = { hdr, sizeof(hdr) };
         enum io_result rc = conn_write_all(c, &iov, 1);
         uint64_t got = 0;
         if (rc == IO_OK)
@@ -362,7 +360,8 @@ static enum io_result fcgi_send_file(struct gy_conn *c, int fd, off_t offset, ui
             /* The file shrank under us: the record was announced, so fill it. */
             static const char zeros[4096];
             for (uint64_t left = rec_len - got; rc == IO_OK && left > 0;) {
-                struct iovec z = {(void *)zeros, left < sizeof zeros ? (size_t)left : sizeof zeros};
+                struct iovec z = { (void *)zeros,
+                                   left < sizeof(zeros) ? (size_t)left : sizeof(zeros) };
                 left -= z.iov_len;
                 rc = conn_write_all(c, &z, 1);
             }
@@ -371,7 +370,7 @@ static enum io_result fcgi_send_file(struct gy_conn *c, int fd, off_t offset, ui
         }
         size_t pad = fcgi_padding_length(rec_len);
         if (rc == IO_OK && pad) {
-            struct iovec p = {(void *)FCGI_PADDING_BYTES, pad};
+            struct iovec p = { (void *)FCGI_PADDING_BYTES, pad };
             rc = conn_write_all(c, &p, 1);
         }
         if (rc != IO_OK)
@@ -395,7 +394,7 @@ static bool fcgi_finish(struct gy_conn *c, bool complete)
     proto_fcgi_encode_stdout_header(recs, FCGI_HEADER_LEN, f->request_id, 0);
     proto_fcgi_encode_end_request(recs + FCGI_HEADER_LEN, FCGI_END_REQUEST_LEN, f->request_id, 0,
                                   FCGI_REQUEST_COMPLETE);
-    struct iovec iov = {recs, sizeof recs};
+    struct iovec iov = { recs, sizeof(recs) };
     /* An aborted request ends cleanly too: END_REQUEST closes it on the wire. */
     return conn_write_all(c, &iov, 1) == IO_OK;
 }

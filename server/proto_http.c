@@ -25,9 +25,9 @@
 struct http_conn {
     struct http_request req;
     struct http_chunked_decoder dec;
-    size_t last_len;                /* picohttpparser's hint: buffer length of the last try */
+    size_t last_len; /* picohttpparser's hint: buffer length of the last try */
     bool continue_sent;
-    bool response_started;          /* head_finish ran: the response's head is going out */
+    bool response_started; /* head_finish ran: the response's head is going out */
     bool chunked_response;
     struct gy_param params[GY_MAX_PARAMS];
 };
@@ -40,12 +40,18 @@ static inline struct http_conn *http_of(struct gy_conn *c)
 static const char *reason_phrase(int status)
 {
     switch (status) {
-    case 400: return "Bad Request";
-    case 414: return "URI Too Long";
-    case 431: return "Request Header Fields Too Large";
-    case 501: return "Not Implemented";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Internal Server Error";
+    case 400:
+        return "Bad Request";
+    case 414:
+        return "URI Too Long";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 501:
+        return "Not Implemented";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Internal Server Error";
     }
 }
 
@@ -59,7 +65,7 @@ static const char *date_header(size_t *len)
     if (now != cached_at) {
         struct tm tm;
         gmtime_r(&now, &tm);
-        buf_len = strftime(buf, sizeof buf, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+        buf_len = strftime(buf, sizeof(buf), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
         cached_at = now;
     }
     *len = buf_len;
@@ -73,7 +79,7 @@ static void http_reject(struct gy_conn *c, int rc, int status)
     char resp[512];
     size_t dlen;
     const char *date = date_header(&dlen);
-    int n = snprintf(resp, sizeof resp,
+    int n = snprintf(resp, sizeof(resp),
                      "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
                      "Connection: close\r\n%.*sServer: gyre\r\n\r\n%s\n",
                      status, reason_phrase(status), strlen(why) + 1, (int)dlen, date, why);
@@ -96,7 +102,7 @@ static struct gy_slice scratch_copy(struct gy_conn *c, const char *p, size_t n)
     char *d = scratch_take(c, n);
     if (d)
         memcpy(d, p, n);
-    return (struct gy_slice){d, d ? (uint32_t)n : 0};
+    return (struct gy_slice){ d, d ? (uint32_t)n : 0 };
 }
 
 static int hexval(char ch)
@@ -116,7 +122,7 @@ static struct gy_slice decode_path(struct gy_conn *c, struct gy_slice path)
 {
     char *d = scratch_take(c, path.len);
     if (!d)
-        return (struct gy_slice){NULL, 0};
+        return (struct gy_slice){ NULL, 0 };
     size_t n = 0;
     for (uint32_t i = 0; i < path.len; i++) {
         int hi, lo;
@@ -128,7 +134,7 @@ static struct gy_slice decode_path(struct gy_conn *c, struct gy_slice path)
             d[n++] = path.ptr[i];
         }
     }
-    return (struct gy_slice){d, (uint32_t)n};
+    return (struct gy_slice){ d, (uint32_t)n };
 }
 
 struct params_builder {
@@ -144,7 +150,7 @@ static void add(struct params_builder *b, const char *name, size_t nlen, struct 
         b->overflow = true;
         return;
     }
-    b->p[b->n].name = (struct gy_slice){name, (uint32_t)nlen};
+    b->p[b->n].name = (struct gy_slice){ name, (uint32_t)nlen };
     b->p[b->n].value = value;
     b->n++;
 }
@@ -152,7 +158,7 @@ static void add(struct params_builder *b, const char *name, size_t nlen, struct 
 
 static struct gy_slice cstr(const char *s)
 {
-    return (struct gy_slice){s, (uint32_t)strlen(s)};
+    return (struct gy_slice){ s, (uint32_t)strlen(s) };
 }
 
 /* A header, under its CGI name; its repeats are joined to it (", ", or "; " for cookies) in one
@@ -162,7 +168,7 @@ static void add_header(struct params_builder *b, const struct http_request *req,
                        const struct gy_param *h)
 {
     char name[256];
-    size_t nlen = proto_http_cgi_name(h->name, name, sizeof name);
+    size_t nlen = proto_http_cgi_name(h->name, name, sizeof(name));
     if (nlen == 0)
         return; /* a name with '_' (it would pass for a '-' one), or one too long */
     if (strcmp(name, "HTTP_PROXY") == 0)
@@ -176,7 +182,7 @@ static void add_header(struct params_builder *b, const struct http_request *req,
     size_t vlen = proto_http_join_repeats(req, h, sep, 2, c->scratch + c->scratch_len, room);
     struct gy_slice value = h->value;
     if (vlen != h->value.len) {
-        value = (struct gy_slice){scratch_take(c, vlen), (uint32_t)vlen}; /* NULL if too big */
+        value = (struct gy_slice){ scratch_take(c, vlen), (uint32_t)vlen }; /* NULL if too big */
         if (!value.ptr) {
             b->overflow = true;
             return;
@@ -193,7 +199,7 @@ static void add_header(struct params_builder *b, const struct http_request *req,
 /* SERVER_NAME and SERVER_PORT: from the Host (or absolute target), else the socket's address. */
 static void add_server(struct params_builder *b, struct gy_slice host)
 {
-    struct gy_slice name = host, port = {NULL, 0};
+    struct gy_slice name = host, port = { NULL, 0 };
     if (host.len == 0) {
         name = cstr(b->c->listener->name);
         const char *colon = strrchr(name.ptr, ':');
@@ -201,7 +207,7 @@ static void add_server(struct params_builder *b, struct gy_slice host)
             port = cstr(colon + 1);
             name.len = (uint32_t)(colon - name.ptr);
         } else {
-            port = (struct gy_slice){NULL, 0};
+            port = (struct gy_slice){ NULL, 0 };
         }
         if (name.len == 0)
             name = cstr("localhost");
@@ -212,7 +218,7 @@ static void add_server(struct params_builder *b, struct gy_slice host)
         while (p > host.ptr && p[-1] >= '0' && p[-1] <= '9')
             p--;
         if (p > host.ptr && p[-1] == ':' && (host.ptr[0] != '[' || p[-2] == ']')) {
-            port = (struct gy_slice){p, (uint32_t)(end - p)};
+            port = (struct gy_slice){ p, (uint32_t)(end - p) };
             name.len = (uint32_t)(p - 1 - host.ptr);
         }
     }
@@ -231,7 +237,7 @@ static int build_params(struct gy_conn *c, struct http_request *req)
         c->scratch_cap = need;
     }
     c->scratch_len = 0;
-    struct params_builder b = {.c = c, .p = http_of(c)->params};
+    struct params_builder b = { .c = c, .p = http_of(c)->params };
     ADD(&b, "REQUEST_METHOD", req->method);
     ADD(&b, "REQUEST_URI", req->target);
     ADD(&b, "PATH_INFO", decode_path(c, req->path));
@@ -240,7 +246,7 @@ static int build_params(struct gy_conn *c, struct http_request *req)
     ADD(&b, "SCRIPT_NAME", cstr(""));
     ADD(&b, "REMOTE_ADDR", cstr(c->peer[0] ? c->peer : "127.0.0.1"));
     char port[8];
-    int pl = snprintf(port, sizeof port, "%u", (unsigned)c->peer_port);
+    int pl = snprintf(port, sizeof(port), "%u", (unsigned)c->peer_port);
     ADD(&b, "REMOTE_PORT", scratch_copy(c, port, (size_t)pl));
     add_server(&b, req->host);
     for (uint32_t i = 0; i < req->nheaders; i++)
@@ -259,13 +265,13 @@ static void http_reset(struct gy_conn *c)
     h->continue_sent = false;
     h->response_started = false;
     h->chunked_response = false;
-    memset(&h->dec, 0, sizeof h->dec);
+    memset(&h->dec, 0, sizeof(h->dec));
 }
 
 static int http_parse_head(struct gy_conn *c)
 {
     struct http_conn *h = http_of(c);
-    struct http_limits lim = {.max_head = conn_max_head()};
+    struct http_limits lim = { .max_head = conn_max_head() };
     int rc = proto_http_parse_request(c->buf, c->len, h->last_len, &lim, &h->req);
     if (rc == HTTP_INCOMPLETE) {
         h->last_len = c->len;
@@ -284,7 +290,8 @@ static int http_parse_head(struct gy_conn *c)
     if (h->req.body == HTTP_BODY_CHUNKED)
         conn_body_decoded(c, (size_t)rc);
     else
-        conn_body_length(c, (size_t)rc, h->req.body == HTTP_BODY_LENGTH ? h->req.content_length : 0);
+        conn_body_length(c, (size_t)rc,
+                         h->req.body == HTTP_BODY_LENGTH ? h->req.content_length : 0);
     return 1;
 }
 
@@ -308,7 +315,7 @@ static enum io_result http_before_body(struct gy_conn *c)
     h->continue_sent = true;
     c->body_held = false;
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    struct iovec iov = {(void *)cont, sizeof cont - 1};
+    struct iovec iov = { (void *)cont, sizeof(cont) - 1 };
     return conn_write_all(c, &iov, 1);
 }
 
@@ -348,8 +355,7 @@ static int http_head_finish(struct gy_conn *c, struct gy_response *r, int64_t co
     return RESP_HEAD_APPEND_LIT(r, "\r\n");
 }
 
-static enum io_result http_send(struct gy_conn *c, struct iovec *head, struct iovec *body,
-                                int n)
+static enum io_result http_send(struct gy_conn *c, struct iovec *head, struct iovec *body, int n)
 {
     struct http_conn *h = http_of(c);
     struct iovec iov[GY_SEND_MAX_IOV + 3]; /* the head, a chunk's size line and its end */
@@ -362,13 +368,13 @@ static enum io_result http_send(struct gy_conn *c, struct iovec *head, struct io
         total += body[i].iov_len;
     char size_line[24];
     if (h->chunked_response && total) {
-        int sl = snprintf(size_line, sizeof size_line, "%zx\r\n", total);
-        iov[k++] = (struct iovec){size_line, (size_t)sl};
+        int sl = snprintf(size_line, sizeof(size_line), "%zx\r\n", total);
+        iov[k++] = (struct iovec){ size_line, (size_t)sl };
     }
     for (int i = 0; i < n; i++)
         iov[k++] = body[i];
     if (h->chunked_response && total)
-        iov[k++] = (struct iovec){(void *)"\r\n", 2};
+        iov[k++] = (struct iovec){ (void *)"\r\n", 2 };
     return conn_write_all(c, iov, k);
 }
 
@@ -386,7 +392,7 @@ static bool http_finish(struct gy_conn *c, bool complete)
         return false;
     if (!http_of(c)->chunked_response)
         return true;
-    struct iovec last = {(void *)"0\r\n\r\n", 5};
+    struct iovec last = { (void *)"0\r\n\r\n", 5 };
     return conn_write_all(c, &last, 1) == IO_OK;
 }
 

@@ -37,8 +37,7 @@ static int uwsgi_head_finish(struct gy_conn *c, struct gy_response *r, int64_t c
     return RESP_HEAD_APPEND_LIT(r, "\r\n");
 }
 
-static enum io_result uwsgi_send(struct gy_conn *c, struct iovec *head, struct iovec *body,
-                                 int n)
+static enum io_result uwsgi_send(struct gy_conn *c, struct iovec *head, struct iovec *body, int n)
 {
     struct iovec iov[1 + GY_SEND_MAX_IOV];
     int k = 0;

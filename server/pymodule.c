@@ -26,8 +26,7 @@ static unsigned long loop_thread; /* the thread that runs the loop and every cor
 static PyObject *convert_yielded;
 
 typedef struct {
-    PyObject_HEAD
-    struct gy_core *core;  /* NULL once the wait is over: a late call does nothing */
+    PyObject_HEAD struct gy_core *core; /* NULL once the wait is over: a late call does nothing */
     uint64_t gen;
     bool fired;
 } Resumer;
@@ -63,8 +62,7 @@ static PyObject *resumer_call(PyObject *self, PyObject *args, PyObject *kw)
 }
 
 static PyTypeObject ResumerType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "gyre._Resumer",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "gyre._Resumer",
     .tp_basicsize = sizeof(Resumer),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_call = resumer_call,
@@ -140,7 +138,7 @@ static PyObject *gyre_sleep(PyObject *mod, PyObject *arg)
 static PyObject *gyre_wait(PyObject *mod, PyObject *args, PyObject *kw)
 {
     (void)mod;
-    static char *kwlist[] = {"future", "timeout", NULL};
+    static char *kwlist[] = { "future", "timeout", NULL };
     PyObject *aw, *timeout_obj = Py_None;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "O|O:wait", kwlist, &aw, &timeout_obj))
         return NULL;
@@ -239,8 +237,8 @@ static PyObject *timerfd_arm(PyObject *mod, PyObject *const *args, Py_ssize_t na
         return NULL;
     if (t < 1e-9)
         t = 1e-9; /* 0 would disarm */
-    struct itimerspec its = {.it_value = {.tv_sec = (time_t)t,
-                                          .tv_nsec = (long)((t - (double)(time_t)t) * 1e9)}};
+    struct itimerspec its = { .it_value = { .tv_sec = (time_t)t,
+                                            .tv_nsec = (long)((t - (double)(time_t)t) * 1e9) } };
     if (timerfd_settime((int)fd, 0, &its, NULL) < 0)
         return PyErr_SetFromErrno(PyExc_OSError);
     Py_RETURN_NONE;
@@ -252,33 +250,39 @@ static PyObject *timerfd_disarm(PyObject *mod, PyObject *arg)
     long fd = PyLong_AsLong(arg);
     if (fd == -1 && PyErr_Occurred())
         return NULL;
-    struct itimerspec off = {0};
+    struct itimerspec off = { 0 };
     timerfd_settime((int)fd, 0, &off, NULL);
     uint64_t expirations;
-    ssize_t n = read((int)fd, &expirations, sizeof expirations); /* clear a fired timer */
+    ssize_t n = read((int)fd, &expirations, sizeof(expirations)); /* clear a fired timer */
     (void)n;
     Py_RETURN_NONE;
 }
 
 static PyMethodDef gyre_methods[] = {
-    {"wait", (PyCFunction)(void (*)(void))gyre_wait, METH_VARARGS | METH_KEYWORDS,
-     "wait(future_or_awaitable, timeout=None)\n\n"
-     "Suspend this request's core until the Tornado/asyncio Future (or coroutine, or other\n"
-     "awaitable) finishes, without blocking the IOLoop; return its result or raise its\n"
-     "exception. With a timeout, raise TimeoutError when it passes first."},
-    {"sleep", gyre_sleep, METH_O,
-     "sleep(seconds)\n\nSuspend this request's core for `seconds`; the IOLoop runs meanwhile."},
-    {"core_id", gyre_core_id, METH_NOARGS, "core_id() -> the id of the running core, or None"},
-    {"_timerfd_create", timerfd_create_, METH_NOARGS, NULL},
-    {"_timerfd_arm", (PyCFunction)(void (*)(void))timerfd_arm, METH_FASTCALL, NULL},
-    {"_timerfd_disarm", timerfd_disarm, METH_O, NULL},
-    {NULL, NULL, 0, NULL},
+    { "wait", (PyCFunction)(void (*)(void))gyre_wait, METH_VARARGS | METH_KEYWORDS,
+      "wait(future_or_awaitable, timeout=None)\n\n"
+      "Suspend this request's core until the Tornado/asyncio Future (or coroutine, or other\n"
+      "awaitable) finishes, without blocking the IOLoop; return its result or raise its\n"
+      "exception. With a timeout, raise TimeoutError when it passes first." },
+    { "sleep", gyre_sleep, METH_O,
+      "sleep(seconds)\n\nSuspend this request's core for `seconds`; the IOLoop runs meanwhile." },
+    { "core_id", gyre_core_id, METH_NOARGS, "core_id() -> the id of the running core, or None" },
+    { "_timerfd_create", timerfd_create_, METH_NOARGS, NULL },
+    { "_timerfd_arm", (PyCFunction)(void (*)(void))timerfd_arm, METH_FASTCALL, NULL },
+    { "_timerfd_disarm", timerfd_disarm, METH_O, NULL },
+    { NULL, NULL, 0, NULL },
 };
 
 static struct PyModuleDef gyre_module = {
-    PyModuleDef_HEAD_INIT, "gyre",
-    "The gyre application server's API for WSGI apps running in its greenlet cores.", -1,
-    gyre_methods, NULL, NULL, NULL, NULL,
+    PyModuleDef_HEAD_INIT,
+    "gyre",
+    "The gyre application server's API for WSGI apps running in its greenlet cores.",
+    -1,
+    gyre_methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
 };
 
 PyObject *PyInit_gyre(void)
@@ -288,9 +292,9 @@ PyObject *PyInit_gyre(void)
     PyObject *m = PyModule_Create(&gyre_module);
     if (!m)
         return NULL;
-    NotInCoreError = PyErr_NewExceptionWithDoc(
-        "gyre.NotInCoreError", "a suspending call was made outside a request core",
-        PyExc_RuntimeError, NULL);
+    NotInCoreError = PyErr_NewExceptionWithDoc("gyre.NotInCoreError",
+                                               "a suspending call was made outside a request core",
+                                               PyExc_RuntimeError, NULL);
     if (!NotInCoreError || PyModule_AddObjectRef(m, "NotInCoreError", NotInCoreError) < 0 ||
         PyModule_AddStringConstant(m, "version", GYRE_VERSION) < 0) {
         Py_DECREF(m);

@@ -47,7 +47,7 @@ int resp_head_content_length(struct gy_response *r, int64_t content_length)
     if (content_length < 0 || r->has_content_length || !resp_status_has_body(r->status))
         return 0;
     char line[48];
-    int n = snprintf(line, sizeof line, "Content-Length: %lld\r\n", (long long)content_length);
+    int n = snprintf(line, sizeof(line), "Content-Length: %lld\r\n", (long long)content_length);
     r->has_content_length = true;
     r->length = content_length;
     return resp_head_append(r, line, (size_t)n);

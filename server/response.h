@@ -10,16 +10,16 @@
 #include <stdint.h>
 
 struct gy_response {
-    char *head;                     /* status line + headers, serialised by start_response */
+    char *head; /* status line + headers, serialised by start_response */
     size_t head_len, head_cap;
     int status;
-    bool started;                   /* start_response called */
+    bool started; /* start_response called */
     bool head_sent;
     bool has_content_length;
-    bool head_only;                 /* HEAD request: no body bytes on the wire */
-    int64_t length;                 /* the head's Content-Length (the app's or gyre's); -1: none */
-    uint64_t body_sent;             /* body bytes the app produced (also for HEAD) */
-    uint64_t body_out;              /* body bytes handed to the wire: never more than length */
+    bool head_only;     /* HEAD request: no body bytes on the wire */
+    int64_t length;     /* the head's Content-Length (the app's or gyre's); -1: none */
+    uint64_t body_sent; /* body bytes the app produced (also for HEAD) */
+    uint64_t body_out;  /* body bytes handed to the wire: never more than length */
     uint32_t nheaders;
 };
 

@@ -6,18 +6,21 @@
 #include <string.h>
 #include <sys/mman.h>
 
-const double sb_bucket_bounds[SB_BUCKETS] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                             0.25,  0.5,   1,    2.5,   5,    10};
+const double sb_bucket_bounds[SB_BUCKETS] = { 0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                              0.25,  0.5,   1,    2.5,   5,    10 };
 
 const char *core_activity_name(enum core_activity a)
 {
     static const char *const names[] = {
-        [CORE_IDLE] = "idle",           [CORE_RUNNING] = "running",
-        [CORE_WAIT_READ] = "fd-read",   [CORE_WAIT_WRITE] = "fd-write",
-        [CORE_WAIT_TIMER] = "timer",    [CORE_WAIT_FUTURE] = "future",
+        [CORE_IDLE] = "idle",
+        [CORE_RUNNING] = "running",
+        [CORE_WAIT_READ] = "fd-read",
+        [CORE_WAIT_WRITE] = "fd-write",
+        [CORE_WAIT_TIMER] = "timer",
+        [CORE_WAIT_FUTURE] = "future",
         [CORE_APP_SUSPENDED] = "app-suspended",
     };
-    return (unsigned)a < sizeof names / sizeof names[0] ? names[a] : "?";
+    return (unsigned)a < sizeof(names) / sizeof(names[0]) ? names[a] : "?";
 }
 
 int scoreboard_create(struct scoreboard *sb, int nslots, int ncores)

@@ -16,12 +16,12 @@
 /* What a core is doing: for stats, "waiting on what" is what uWSGI cannot show. */
 enum core_activity {
     CORE_IDLE = 0,
-    CORE_RUNNING,        /* in the app, on the CPU */
-    CORE_WAIT_READ,      /* gyre waits for the client socket to be readable (request body) */
-    CORE_WAIT_WRITE,     /* ... writable (response) */
-    CORE_WAIT_TIMER,     /* gyre.sleep() */
-    CORE_WAIT_FUTURE,    /* gyre.wait() */
-    CORE_APP_SUSPENDED,  /* the app switched to the loop itself (greenlet parent.switch()) */
+    CORE_RUNNING,       /* in the app, on the CPU */
+    CORE_WAIT_READ,     /* gyre waits for the client socket to be readable (request body) */
+    CORE_WAIT_WRITE,    /* ... writable (response) */
+    CORE_WAIT_TIMER,    /* gyre.sleep() */
+    CORE_WAIT_FUTURE,   /* gyre.wait() */
+    CORE_APP_SUSPENDED, /* the app switched to the loop itself (greenlet parent.switch()) */
 };
 const char *core_activity_name(enum core_activity a);
 
@@ -31,30 +31,30 @@ extern const double sb_bucket_bounds[SB_BUCKETS];
 
 struct sb_core {
     volatile uint64_t requests;
-    volatile uint8_t activity;     /* enum core_activity */
+    volatile uint8_t activity; /* enum core_activity */
 };
 
 struct sb_worker {
     volatile pid_t pid;
-    volatile int id;               /* 1..processes; 0: slot unused */
-    volatile double heartbeat;     /* CLOCK_MONOTONIC seconds of the loop's last tick */
-    volatile double started;       /* CLOCK_REALTIME seconds of the fork */
+    volatile int id;           /* 1..processes; 0: slot unused */
+    volatile double heartbeat; /* CLOCK_MONOTONIC seconds of the loop's last tick */
+    volatile double started;   /* CLOCK_REALTIME seconds of the fork */
     volatile uint8_t accepting;
-    volatile int busy;             /* cores serving a request */
+    volatile int busy; /* cores serving a request */
     volatile uint64_t requests;
-    volatile uint64_t exceptions;  /* requests the app failed (500 from gyre) */
+    volatile uint64_t exceptions; /* requests the app failed (500 from gyre) */
     volatile uint64_t harakiri;
-    volatile uint64_t tx;          /* response body bytes */
-    volatile uint64_t rt_us;       /* sum of request durations, microseconds */
-    volatile uint64_t status[6];   /* by class: [1] 1xx ... [5] 5xx, [0] other */
+    volatile uint64_t tx;        /* response body bytes */
+    volatile uint64_t rt_us;     /* sum of request durations, microseconds */
+    volatile uint64_t status[6]; /* by class: [1] 1xx ... [5] 5xx, [0] other */
     volatile uint64_t hist[SB_BUCKETS + 1];
-    volatile uint64_t respawns;    /* of this worker id, kept across its processes by the master */
-    struct sb_core cores[];        /* ncores of them */
+    volatile uint64_t respawns; /* of this worker id, kept across its processes by the master */
+    struct sb_core cores[];     /* ncores of them */
 };
 
 struct scoreboard {
     int nslots, ncores;
-    size_t stride;                 /* bytes per worker slot, cores included */
+    size_t stride; /* bytes per worker slot, cores included */
     char *mem;
 };
 

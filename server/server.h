@@ -44,17 +44,17 @@ struct gy_server {
     int ncores, busy;
     struct gy_core *free_cores;
 
-    struct gy_link pending;         /* parsed requests waiting for a core, oldest first */
+    struct gy_link pending; /* parsed requests waiting for a core, oldest first */
     int npending;
     struct gy_link free_conns;
-    int nconns;                     /* open client connections */
+    int nconns; /* open client connections */
     int max_conns;
 
     uint64_t requests;
     pid_t pid;
-    const struct gy_worker_link *link;  /* NULL without a master */
-    struct scoreboard board;          /* every worker's slot (made before any fork) */
-    struct sb_worker *slot;           /* this process's */
+    const struct gy_worker_link *link; /* NULL without a master */
+    struct scoreboard board;           /* every worker's slot (made before any fork) */
+    struct sb_worker *slot;            /* this process's */
 };
 
 extern struct gy_server S;

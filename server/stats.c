@@ -51,21 +51,24 @@ static int unix_queue(int fd)
         struct nlmsghdr nlh;
         struct unix_diag_req req;
     } rq = {
-        .nlh = {.nlmsg_len = sizeof rq, .nlmsg_type = SOCK_DIAG_BY_FAMILY,
-                .nlmsg_flags = NLM_F_REQUEST},
-        .req = {.sdiag_family = AF_UNIX, .udiag_states = -1U, .udiag_ino = (unsigned)st.st_ino,
-                .udiag_show = UDIAG_SHOW_RQLEN, .udiag_cookie = {~0U, ~0U}},
+        .nlh = { .nlmsg_len = sizeof(rq),
+                 .nlmsg_type = SOCK_DIAG_BY_FAMILY,
+                 .nlmsg_flags = NLM_F_REQUEST },
+        .req = { .sdiag_family = AF_UNIX,
+                 .udiag_states = -1U,
+                 .udiag_ino = (unsigned)st.st_ino,
+                 .udiag_show = UDIAG_SHOW_RQLEN,
+                 .udiag_cookie = { ~0U, ~0U } },
     };
     int queue = -1;
     char buf[1024];
-    if (send(nl, &rq, sizeof rq, 0) == (ssize_t)sizeof rq) {
-        ssize_t n = recv(nl, buf, sizeof buf, 0);
+    if (send(nl, &rq, sizeof(rq), 0) == (ssize_t)sizeof(rq)) {
+        ssize_t n = recv(nl, buf, sizeof(buf), 0);
         struct nlmsghdr *h = (struct nlmsghdr *)buf;
         if (n > 0 && NLMSG_OK(h, (size_t)n) && h->nlmsg_type == SOCK_DIAG_BY_FAMILY) {
             struct unix_diag_msg *m = NLMSG_DATA(h);
-            int len = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof *m));
-            for (struct rtattr *a = (struct rtattr *)(m + 1); RTA_OK(a, len);
-                 a = RTA_NEXT(a, len))
+            int len = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(*m)));
+            for (struct rtattr *a = (struct rtattr *)(m + 1); RTA_OK(a, len); a = RTA_NEXT(a, len))
                 if (a->rta_type == UNIX_DIAG_RQLEN) {
                     struct unix_diag_rqlen *q = RTA_DATA(a);
                     queue = (int)q->udiag_rqueue;
@@ -80,7 +83,7 @@ static int unix_queue(int fd)
 static int listen_queue(int fd)
 {
     struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
+    socklen_t sl = sizeof(ss);
     if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
         return 0;
     if (ss.ss_family == AF_UNIX) {
@@ -88,7 +91,7 @@ static int listen_queue(int fd)
         return q < 0 ? 0 : q;
     }
     struct tcp_info ti;
-    socklen_t tl = sizeof ti;
+    socklen_t tl = sizeof(ti);
     if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0)
         return (int)ti.tcpi_unacked; /* for a listening socket: its accept queue */
     return 0;
@@ -99,7 +102,7 @@ static int listen_queue(int fd)
 static void proc_mem(pid_t pid, unsigned long long *rss, unsigned long long *vsz)
 {
     char path[64];
-    snprintf(path, sizeof path, "/proc/%d/statm", (int)pid);
+    snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
     FILE *f = fopen(path, "r");
     unsigned long long pages_vsz = 0, pages_rss = 0;
     if (f) {
@@ -127,7 +130,7 @@ static char *stats_json(void)
     json_object_set_new(doc, "pid", json_integer(getpid()));
     json_object_set_new(doc, "uid", json_integer(getuid()));
     json_object_set_new(doc, "gid", json_integer(getgid()));
-    json_object_set_new(doc, "cwd", json_string(getcwd(cwd, sizeof cwd) ? cwd : ""));
+    json_object_set_new(doc, "cwd", json_string(getcwd(cwd, sizeof(cwd)) ? cwd : ""));
 
     json_t *sockets = json_array();
     int total_queue = 0;
@@ -241,8 +244,8 @@ static void add(struct text *t, const char *fmt, ...)
 
 static char *metrics_text(void)
 {
-    struct text t = {0};
-    const char *classes[6] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
+    struct text t = { 0 };
+    const char *classes[6] = { "other", "1xx", "2xx", "3xx", "4xx", "5xx" };
     add(&t, "# HELP gyre_requests_total Requests served, by worker and status class.\n"
             "# TYPE gyre_requests_total counter\n");
     for (int i = 0; i < S.board.nslots; i++) {
@@ -253,13 +256,13 @@ static char *metrics_text(void)
             add(&t, "gyre_requests_total{worker=\"%d\",pid=\"%d\",class=\"%s\"} %llu\n", w->id,
                 (int)w->pid, classes[c], (unsigned long long)w->status[c]);
     }
-#define PER_WORKER(name, type, help, expr)                                                      \
-    add(&t, "# HELP " name " " help "\n# TYPE " name " " type "\n");                            \
-    for (int i = 0; i < S.board.nslots; i++) {                                                  \
-        const struct sb_worker *w = scoreboard_slot(&S.board, i);                               \
-        if (slot_live(w))                                                                       \
-            add(&t, name "{worker=\"%d\",pid=\"%d\"} %llu\n", w->id, (int)w->pid,              \
-                (unsigned long long)(expr));                                                    \
+#define PER_WORKER(name, type, help, expr)                                                         \
+    add(&t, "# HELP " name " " help "\n# TYPE " name " " type "\n");                               \
+    for (int i = 0; i < S.board.nslots; i++) {                                                     \
+        const struct sb_worker *w = scoreboard_slot(&S.board, i);                                  \
+        if (slot_live(w))                                                                          \
+            add(&t, name "{worker=\"%d\",pid=\"%d\"} %llu\n", w->id, (int)w->pid,                  \
+                (unsigned long long)(expr));                                                       \
     }
     PER_WORKER("gyre_exceptions_total", "counter", "Requests the app failed (answered 500).",
                w->exceptions)
@@ -274,7 +277,7 @@ static char *metrics_text(void)
         const struct sb_worker *w = scoreboard_slot(&S.board, i);
         if (!slot_live(w))
             continue;
-        int count[CORE_APP_SUSPENDED + 1] = {0};
+        int count[CORE_APP_SUSPENDED + 1] = { 0 };
         for (int c = 0; c < S.board.ncores; c++)
             if (w->cores[c].activity <= CORE_APP_SUSPENDED)
                 count[w->cores[c].activity]++;
@@ -291,7 +294,8 @@ static char *metrics_text(void)
         unsigned long long cum = 0;
         for (int b = 0; b < SB_BUCKETS; b++) {
             cum += w->hist[b];
-            add(&t, "gyre_request_duration_seconds_bucket{worker=\"%d\",pid=\"%d\",le=\"%g\"} %llu\n",
+            add(&t,
+                "gyre_request_duration_seconds_bucket{worker=\"%d\",pid=\"%d\",le=\"%g\"} %llu\n",
                 w->id, (int)w->pid, sb_bucket_bounds[b], cum);
         }
         cum += w->hist[SB_BUCKETS];
@@ -322,12 +326,12 @@ static char *metrics_text(void)
  * The thread touches no Python, only the scoreboard and the listeners.
  */
 
-#define STATS_MAX_CLIENTS 64   /* clients served at once; the next one evicts the oldest */
-#define STATS_DEADLINE_MS 5000 /* a client's whole exchange, from accept to close */
-#define STATS_LINGER_MS 500    /* after the document: wait this long for the client's close */
-#define STATS_QUIET_MS 500     /* an HTTP client silent this long has sent all it will send */
-#define STATS_MAX_HEAD 16384   /* an HTTP request head longer than this is not a scraper's */
-#define STATS_ACCEPT_BURST 16  /* accepts per listener and loop turn: clients get turns too */
+#define STATS_MAX_CLIENTS 64      /* clients served at once; the next one evicts the oldest */
+#define STATS_DEADLINE_MS 5000    /* a client's whole exchange, from accept to close */
+#define STATS_LINGER_MS 500       /* after the document: wait this long for the client's close */
+#define STATS_QUIET_MS 500        /* an HTTP client silent this long has sent all it will send */
+#define STATS_MAX_HEAD 16384      /* an HTTP request head longer than this is not a scraper's */
+#define STATS_ACCEPT_BURST 16     /* accepts per listener and loop turn: clients get turns too */
 #define STATS_ACCEPT_PAUSE_MS 100 /* after accept() failed for want of fds (or memory) */
 
 enum client_state {
@@ -340,17 +344,17 @@ enum client_state {
 struct stats_client {
     int fd;
     enum client_state state;
-    bool metrics;          /* which document: /metrics or the stats JSON */
-    bool http;             /* the request head is read and the document wrapped in HTTP/1.0 */
-    uint8_t crlf_matched;  /* bytes of "\r\n\r\n" matched at the end of what was read */
+    bool metrics;         /* which document: /metrics or the stats JSON */
+    bool http;            /* the request head is read and the document wrapped in HTTP/1.0 */
+    uint8_t crlf_matched; /* bytes of "\r\n\r\n" matched at the end of what was read */
     size_t head_read;
-    char *out;             /* the whole response, HTTP head included */
+    char *out; /* the whole response, HTTP head included */
     size_t out_len, out_sent;
     int64_t accepted_ms, deadline_ms;
-    int64_t quiet_ms;      /* CLIENT_READ_HEAD: answer then, if no byte came meanwhile */
+    int64_t quiet_ms; /* CLIENT_READ_HEAD: answer then, if no byte came meanwhile */
 };
 
-static struct gy_listener stats_l = {.fd = -1}, metrics_l = {.fd = -1};
+static struct gy_listener stats_l = { .fd = -1 }, metrics_l = { .fd = -1 };
 static struct stats_client clients[STATS_MAX_CLIENTS];
 /* Listeners are not polled before then: a pending connection that cannot be accepted (EMFILE)
  * would make poll() return at once, forever. */
@@ -367,7 +371,7 @@ static void client_close(struct stats_client *c)
 {
     close(c->fd);
     free(c->out);
-    *c = (struct stats_client){.fd = -1};
+    *c = (struct stats_client){ .fd = -1 };
 }
 
 /* The document, with its HTTP head if the client speaks HTTP. NULL if it cannot be made. */
@@ -420,7 +424,7 @@ static void client_start_linger(struct stats_client *c, int64_t now)
 /* Feeds the bytes read to the search for the blank line ending an HTTP head. */
 static bool head_ended(struct stats_client *c, const char *p, size_t n)
 {
-    static const char crlfcrlf[4] = {'\r', '\n', '\r', '\n'};
+    static const char crlfcrlf[4] = { '\r', '\n', '\r', '\n' };
     for (size_t i = 0; i < n; i++) {
         if (p[i] == crlfcrlf[c->crlf_matched])
             c->crlf_matched++;
@@ -435,7 +439,7 @@ static bool head_ended(struct stats_client *c, const char *p, size_t n)
 static void client_readable(struct stats_client *c, int64_t now)
 {
     char buf[4096];
-    ssize_t n = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT);
+    ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
     if (c->state != CLIENT_READ_HEAD) {
@@ -548,8 +552,8 @@ static void *serve(void *unused)
         int n = 0, timeout = -1;
         int64_t now = now_ms();
         bool accepting = now >= accept_paused_until_ms;
-        pfd[n++] = (struct pollfd){.fd = accepting ? stats_l.fd : -1, .events = POLLIN};
-        pfd[n++] = (struct pollfd){.fd = accepting ? metrics_l.fd : -1, .events = POLLIN};
+        pfd[n++] = (struct pollfd){ .fd = accepting ? stats_l.fd : -1, .events = POLLIN };
+        pfd[n++] = (struct pollfd){ .fd = accepting ? metrics_l.fd : -1, .events = POLLIN };
         if (!accepting)
             timeout = (int)(accept_paused_until_ms - now);
         for (int i = 0; i < STATS_MAX_CLIENTS; i++) {
@@ -564,7 +568,8 @@ static void *serve(void *unused)
                 timeout = left;
             slot_of[n] = i;
             pfd[n++] = (struct pollfd){
-                .fd = c->fd, .events = (short)(c->state == CLIENT_WRITE ? POLLOUT : POLLIN)};
+                .fd = c->fd, .events = (short)(c->state == CLIENT_WRITE ? POLLOUT : POLLIN)
+            };
         }
         if (poll(pfd, (nfds_t)n, timeout) < 0) {
             if (errno == EINTR)
@@ -598,7 +603,7 @@ static void *serve(void *unused)
 static int restrict_unix_socket(const struct gy_listener *l)
 {
     struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
+    socklen_t sl = sizeof(ss);
     if (getsockname(l->fd, (struct sockaddr *)&ss, &sl) < 0 || ss.ss_family != AF_UNIX)
         return 0;
     if (chmod(l->name, 0600) < 0) {
@@ -652,7 +657,7 @@ int stats_start(void)
 
 void stats_close(bool unlink_files)
 {
-    struct gy_listener *ls[2] = {&stats_l, &metrics_l};
+    struct gy_listener *ls[2] = { &stats_l, &metrics_l };
     for (int i = 0; i < 2; i++) {
         if (ls[i]->fd >= 0)
             close(ls[i]->fd);

@@ -32,7 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int signal_pipe[2] = {-1, -1};
+static int signal_pipe[2] = { -1, -1 };
 static double stop_deadline, stop_grace;
 static bool retiring;
 
@@ -58,7 +58,7 @@ static void on_stop_now_overdue(int signo)
     (void)signo;
     static const char msg[] = "[gyre] the loop did not stop within 1 s of SIGINT/SIGQUIT "
                               "(the app holds it): exiting\n";
-    ssize_t n = write(STDERR_FILENO, msg, sizeof msg - 1);
+    ssize_t n = write(STDERR_FILENO, msg, sizeof(msg) - 1);
     (void)n;
     /* What listen_close_all and main would have removed on the way out. */
     for (int i = 0; i < S.nlisteners; i++)
@@ -75,7 +75,7 @@ static struct gy_slice param(const struct gy_conn *c, const char *name, size_t l
     for (uint32_t i = 0; i < c->nparams; i++)
         if (gy_slice_eq(c->params[i].name, name, len))
             return c->params[i].value;
-    return (struct gy_slice){"?", 1};
+    return (struct gy_slice){ "?", 1 };
 }
 
 static void log_cut(const char *why, const struct gy_conn *c, const char *where, double now)
@@ -94,7 +94,7 @@ static int log_cut_requests(const char *why)
     for (int i = 0; i < S.ncores; i++) {
         const struct gy_core *core = &S.cores[i];
         if (core->busy && core->conn) {
-            snprintf(where, sizeof where, "core %d", core->id);
+            snprintf(where, sizeof(where), "core %d", core->id);
             log_cut(why, core->conn, where, now);
             n++;
         }
@@ -155,7 +155,7 @@ static void on_signal_pipe(void *ctx, int fd, int events)
     (void)ctx;
     (void)events;
     unsigned char sigs[16];
-    ssize_t n = read(fd, sigs, sizeof sigs);
+    ssize_t n = read(fd, sigs, sizeof(sigs));
     for (ssize_t i = 0; i < n; i++) {
         int sig = sigs[i];
         if (sig == SIGINT || sig == SIGQUIT) {
@@ -182,7 +182,7 @@ static int install_signals(void)
 {
     if (pipe2(signal_pipe, O_NONBLOCK | O_CLOEXEC) < 0)
         return -1;
-    struct sigaction sa = {.sa_handler = on_signal};
+    struct sigaction sa = { .sa_handler = on_signal };
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
     sigaction(SIGINT, &sa, NULL);
@@ -240,28 +240,28 @@ static const char *version_of(const char *module, const char *attr, char *buf, s
 static void log_banner(void)
 {
     char tornado[32], greenlet[32], py[32], socks[512];
-    snprintf(py, sizeof py, "%s", Py_GetVersion());
+    snprintf(py, sizeof(py), "%s", Py_GetVersion());
     py[strcspn(py, " ")] = '\0';
     size_t len = 0;
     socks[0] = '\0';
-    for (int i = 0; i < S.nlisteners && len < sizeof socks; i++)
-        len += (size_t)snprintf(socks + len, sizeof socks - len, "%s%s://%s%s", i ? ", " : "",
+    for (int i = 0; i < S.nlisteners && len < sizeof(socks); i++)
+        len += (size_t)snprintf(socks + len, sizeof(socks) - len, "%s%s://%s%s", i ? ", " : "",
                                 S.listeners[i].proto->name, S.listeners[i].name,
                                 S.listeners[i].inherited ? " (from systemd)" : "");
     char who[32] = "";
     if (S.link)
-        snprintf(who, sizeof who, " (worker %d)", S.link->id);
-    log_msg("gyre %s (Python %s, Tornado %s, greenlet %s) pid %d%s: %d core%s on %s",
-            GYRE_VERSION, py, version_of("tornado", "version", tornado, sizeof tornado),
-            version_of("greenlet", "__version__", greenlet, sizeof greenlet), (int)S.pid, who,
+        snprintf(who, sizeof(who), " (worker %d)", S.link->id);
+    log_msg("gyre %s (Python %s, Tornado %s, greenlet %s) pid %d%s: %d core%s on %s", GYRE_VERSION,
+            py, version_of("tornado", "version", tornado, sizeof(tornado)),
+            version_of("greenlet", "__version__", greenlet, sizeof(greenlet)), (int)S.pid, who,
             S.ncores, S.ncores == 1 ? "" : "s", socks);
 }
 
 static PyObject *load_app(const struct gy_config *cfg)
 {
     PyObject *boot = PyImport_ImportModule("_gyre_boot");
-    PyObject *app = boot ? PyObject_CallMethod(boot, "load_app", "zzs", cfg->wsgi_file,
-                                               cfg->module, cfg->callable)
+    PyObject *app = boot ? PyObject_CallMethod(boot, "load_app", "zzs", cfg->wsgi_file, cfg->module,
+                                               cfg->callable)
                          : NULL;
     Py_XDECREF(boot);
     if (!app) {
@@ -322,7 +322,7 @@ static int check_no_root_group(void)
 {
     gid_t rgid, egid, sgid;
     int n = getgroups(0, NULL);
-    gid_t *groups = n > 0 ? calloc((size_t)n, sizeof *groups) : NULL;
+    gid_t *groups = n > 0 ? calloc((size_t)n, sizeof(*groups)) : NULL;
     if (getresgid(&rgid, &egid, &sgid) < 0 || n < 0 || (n > 0 && !groups) ||
         (n = getgroups(n, groups)) < 0) {
         log_errno("getresgid/getgroups");
@@ -378,8 +378,8 @@ static void send_to_master(int type)
 {
     if (!S.link)
         return;
-    struct gy_msg m = {.type = type, .rec = S.link->rec, .pid = S.pid};
-    ssize_t n = write(S.link->notify_fd, &m, sizeof m);
+    struct gy_msg m = { .type = type, .rec = S.link->rec, .pid = S.pid };
+    ssize_t n = write(S.link->notify_fd, &m, sizeof(m));
     (void)n;
 }
 
@@ -424,7 +424,7 @@ static void heartbeat(void *ctx)
 
 static void flush_python(void)
 {
-    const char *streams[] = {"stdout", "stderr"};
+    const char *streams[] = { "stdout", "stderr" };
     for (int i = 0; i < 2; i++) {
         PyObject *f = PySys_GetObject(streams[i]);
         PyObject *r = f ? PyObject_CallMethod(f, "flush", NULL) : NULL;

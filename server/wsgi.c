@@ -31,12 +31,13 @@ static bool answer_500(struct gy_core *c)
     r->status = 500;
     r->started = true;
     r->body_sent = r->body_out = 0;
-    if (head_start(c, status, sizeof status - 1) < 0 || head_append(r, ctype, sizeof ctype - 1) < 0) {
+    if (head_start(c, status, sizeof(status) - 1) < 0 ||
+        head_append(r, ctype, sizeof(ctype) - 1) < 0) {
         PyErr_Clear();
         return false;
     }
     r->nheaders = 1;
-    enum io_result rc = send_response(c, BODY_500, sizeof BODY_500 - 1, sizeof BODY_500 - 1);
+    enum io_result rc = send_response(c, BODY_500, sizeof(BODY_500) - 1, sizeof(BODY_500) - 1);
     PyErr_Clear();
     return rc == IO_OK;
 }
@@ -70,10 +71,14 @@ static void log_request(struct gy_core *c, const struct req_facts *f, double sta
     struct gy_slice addr = environ_param(conn, f->addr, "-");
     struct gy_slice proto = environ_param(conn, f->proto, "HTTP/1.1");
     struct log_fields lf = {
-        .method = method.ptr, .method_len = (int)method.len,
-        .uri = uri.ptr, .uri_len = (int)(uri.len > 512 ? 512 : uri.len),
-        .addr = addr.ptr, .addr_len = (int)addr.len,
-        .proto = proto.ptr, .proto_len = (int)proto.len,
+        .method = method.ptr,
+        .method_len = (int)method.len,
+        .uri = uri.ptr,
+        .uri_len = (int)(uri.len > 512 ? 512 : uri.len),
+        .addr = addr.ptr,
+        .addr_len = (int)addr.len,
+        .proto = proto.ptr,
+        .proto_len = (int)proto.len,
         .status = c->resp.status,
         .size = (unsigned long long)c->resp.body_sent,
         .msecs = (unsigned)((engine_now() - started) * 1000.0),
@@ -89,7 +94,7 @@ static void log_request(struct gy_core *c, const struct req_facts *f, double sta
     /* --log-format or uWSGI's default line: one renderer, which escapes the client's text.
      * Room for the URI's 512 bytes escaped (4 each) and the rest of the line. */
     char line[4096];
-    size_t n = logformat_render(&lf, line, sizeof line);
+    size_t n = logformat_render(&lf, line, sizeof(line));
     if (n > 0)
         log_raw(line, n);
 }
@@ -112,11 +117,11 @@ bool wsgi_serve(struct gy_core *c)
     PyObject *env = start_response_obj ? environ_build(c, &facts, input) : NULL;
     if (!env) {
         o = app_failed(c, "cannot build the environ");
-        facts = (struct req_facts){-1, -1, -1, -1, -1, false, {NULL, 0}};
+        facts = (struct req_facts){ -1, -1, -1, -1, -1, false, { NULL, 0 } };
     } else {
         struct gy_slice m = environ_param(conn, facts.method, "GET");
         r->head_only = GY_SLICE_EQ(m, "HEAD");
-        PyObject *args[2] = {env, start_response_obj};
+        PyObject *args[2] = { env, start_response_obj };
         PyObject *result = PyObject_Vectorcall(W.app, args, 2, NULL);
         if (!result) {
             o = app_failed(c, "the app raised");
@@ -135,7 +140,7 @@ bool wsgi_serve(struct gy_core *c)
         char what[64 + 4 * 256];
         size_t wl = log_escape(what, 64, m.ptr, m.len);
         what[wl++] = ' ';
-        wl += log_escape(what + wl, sizeof what - wl, u.ptr, u.len > 256 ? 256 : u.len);
+        wl += log_escape(what + wl, sizeof(what) - wl, u.ptr, u.len > 256 ? 256 : u.len);
         if (c->harakiri)
             log_msg("core %d: %.*s cancelled by harakiri%s", c->id, (int)wl, what,
                     r->head_sent ? "" : "; answered 500");

@@ -17,18 +17,18 @@
 
 /* What the log line and the response need to know of the request's vars. */
 struct req_facts {
-    int method, uri, path_info, addr, proto;    /* param indexes or -1 */
+    int method, uri, path_info, addr, proto; /* param indexes or -1 */
     bool https;
     struct gy_slice scheme;
 };
 
 /* How serving a request went. */
 enum outcome {
-    OUT_OK,            /* response complete */
-    OUT_APP_ERROR,     /* the app failed; a traceback was logged */
-    OUT_CLIENT_GONE,   /* the client went away or timed out */
-    OUT_ABANDONED,     /* the core was killed: its greenlet must end */
-    OUT_NOT_A_FILE,    /* send_file: no regular file behind the wrapper, iterate it instead */
+    OUT_OK,          /* response complete */
+    OUT_APP_ERROR,   /* the app failed; a traceback was logged */
+    OUT_CLIENT_GONE, /* the client went away or timed out */
+    OUT_ABANDONED,   /* the core was killed: its greenlet must end */
+    OUT_NOT_A_FILE,  /* send_file: no regular file behind the wrapper, iterate it instead */
 };
 
 /* wsgi_environ.c */
@@ -62,7 +62,7 @@ enum outcome app_failed(struct gy_core *c, const char *what);
 
 /* wsgi_filewrapper.c */
 int filewrapper_init_type(void);
-PyObject *filewrapper_type(void);           /* borrowed: environ's wsgi.file_wrapper */
+PyObject *filewrapper_type(void); /* borrowed: environ's wsgi.file_wrapper */
 bool filewrapper_check(PyObject *o);
 /* The file behind a file_wrapper as (fd, offset, size), when it is a regular file. */
 bool filewrapper_source(PyObject *o, int *fd, off_t *offset, uint64_t *count);

@@ -11,8 +11,8 @@
 static struct {
     PyObject *wsgi_version, *stderr_obj;
     PyObject *s_http, *s_https, *s_empty, *s_get, *s_localhost, *s_80, *s_http11;
-    PyObject *k_wsgi_version, *k_url_scheme, *k_input, *k_errors, *k_multithread,
-        *k_multiprocess, *k_run_once, *k_file_wrapper, *k_input_terminated, *k_core;
+    PyObject *k_wsgi_version, *k_url_scheme, *k_input, *k_errors, *k_multithread, *k_multiprocess,
+        *k_run_once, *k_file_wrapper, *k_input_terminated, *k_core;
     PyObject *k_script_name, *k_path_info, *k_query_string, *k_request_method, *k_server_name,
         *k_server_port, *k_server_protocol, *k_content_type;
 } W;
@@ -72,7 +72,7 @@ static PyObject *environ_key(struct gy_slice name)
 
 static PyObject *intern_cstr(const char *s)
 {
-    struct gy_slice sl = {s, (uint32_t)strlen(s)};
+    struct gy_slice sl = { s, (uint32_t)strlen(s) };
     return environ_key(sl);
 }
 
@@ -103,8 +103,8 @@ PyObject *environ_build(struct gy_core *c, struct req_facts *f, PyObject *input)
     PyObject *env = PyDict_New();
     if (!env)
         return NULL;
-    *f = (struct req_facts){.method = -1, .uri = -1, .path_info = -1, .addr = -1, .proto = -1};
-    struct gy_slice http_content_type = {NULL, 0};
+    *f = (struct req_facts){ .method = -1, .uri = -1, .path_info = -1, .addr = -1, .proto = -1 };
+    struct gy_slice http_content_type = { NULL, 0 };
     bool have_content_type = false;
 
     for (uint32_t i = 0; i < conn->nparams; i++) {
@@ -112,8 +112,8 @@ PyObject *environ_build(struct gy_core *c, struct req_facts *f, PyObject *input)
         struct gy_slice n = p->name;
         /* PEP 3333: the body's type and length are CONTENT_TYPE and CONTENT_LENGTH only. */
         static const char http_content[] = "HTTP_CONTENT_";
-        if (n.len > sizeof http_content - 1 &&
-            memcmp(n.ptr, http_content, sizeof http_content - 1) == 0) {
+        if (n.len > sizeof(http_content) - 1 &&
+            memcmp(n.ptr, http_content, sizeof(http_content) - 1) == 0) {
             if (GY_SLICE_EQ(n, "HTTP_CONTENT_TYPE")) {
                 http_content_type = p->value;
                 continue;
@@ -198,7 +198,7 @@ fail:
 struct gy_slice environ_param(const struct gy_conn *conn, int index, const char *dflt)
 {
     if (index < 0)
-        return (struct gy_slice){dflt, (uint32_t)strlen(dflt)};
+        return (struct gy_slice){ dflt, (uint32_t)strlen(dflt) };
     return conn->params[index].value;
 }
 

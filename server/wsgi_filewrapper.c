@@ -14,14 +14,13 @@ static struct {
 } W;
 
 typedef struct {
-    PyObject_HEAD
-    PyObject *filelike;
+    PyObject_HEAD PyObject *filelike;
     Py_ssize_t blksize;
 } FileWrapper;
 
 static int filewrapper_init(PyObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"filelike", "blksize", NULL};
+    static char *kwlist[] = { "filelike", "blksize", NULL };
     FileWrapper *fw = (FileWrapper *)self;
     PyObject *filelike;
     Py_ssize_t blksize = 65536;
@@ -64,13 +63,12 @@ static void filewrapper_dealloc(PyObject *self)
 }
 
 static PyMethodDef filewrapper_methods[] = {
-    {"close", filewrapper_close, METH_NOARGS, "close the file"},
-    {NULL, NULL, 0, NULL},
+    { "close", filewrapper_close, METH_NOARGS, "close the file" },
+    { NULL, NULL, 0, NULL },
 };
 
 static PyTypeObject FileWrapperType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "gyre.FileWrapper",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "gyre.FileWrapper",
     .tp_basicsize = sizeof(FileWrapper),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_new = PyType_GenericNew,

@@ -74,7 +74,8 @@ static int check_header(const char *name, Py_ssize_t nlen, const char *value, Py
     }
     for (Py_ssize_t i = 0; i < nlen; i++)
         if (!is_token_char((unsigned char)name[i])) {
-            PyErr_Format(PyExc_ValueError, "invalid character in header name %.*s", (int)nlen, name);
+            PyErr_Format(PyExc_ValueError, "invalid character in header name %.*s", (int)nlen,
+                         name);
             return -1;
         }
     for (Py_ssize_t i = 0; i < vlen; i++) {
@@ -112,7 +113,8 @@ static int app_content_length(struct gy_response *r, const char *value, Py_ssize
 static PyObject *start_response(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 static PyMethodDef start_response_def = {
     "start_response", (PyCFunction)(void (*)(void))start_response, METH_FASTCALL,
-    "start_response(status, headers, exc_info=None) -> write"};
+    "start_response(status, headers, exc_info=None) -> write"
+};
 
 static PyObject *start_response(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -120,8 +122,8 @@ static PyObject *start_response(PyObject *self, PyObject *const *args, Py_ssize_
     if (!c)
         return NULL;
     if (nargs < 2 || nargs > 3)
-        return PyErr_Format(PyExc_TypeError,
-                            "start_response() takes 2 or 3 arguments (%zd given)", nargs);
+        return PyErr_Format(PyExc_TypeError, "start_response() takes 2 or 3 arguments (%zd given)",
+                            nargs);
     struct gy_response *r = &c->resp;
     PyObject *exc_info = nargs == 3 ? args[2] : Py_None;
     if (exc_info != Py_None) {
@@ -160,8 +162,10 @@ static PyObject *start_response(PyObject *self, PyObject *const *args, Py_ssize_
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *h = PySequence_Fast_GET_ITEM(seq, i);
         if (!PyTuple_Check(h) || PyTuple_GET_SIZE(h) != 2) {
-            PyErr_Format(PyExc_TypeError, "each response header must be a (name, value) tuple, "
-                                          "not %R", h);
+            PyErr_Format(PyExc_TypeError,
+                         "each response header must be a (name, value) tuple, "
+                         "not %R",
+                         h);
             goto fail;
         }
         Py_ssize_t nlen, vlen;

@@ -17,7 +17,7 @@
 #include <sys/uio.h>
 
 static struct {
-    PyObject *greenlet_exit;        /* greenlet.GreenletExit: how a killed core ends */
+    PyObject *greenlet_exit; /* greenlet.GreenletExit: how a killed core ends */
     PyObject *str_close;
 } W;
 
@@ -50,7 +50,7 @@ static enum io_result send_framed(struct gy_core *c, struct iovec *body, int nbo
                                   int64_t content_length)
 {
     struct gy_response *r = &c->resp;
-    struct iovec head = {NULL, 0};
+    struct iovec head = { NULL, 0 };
     if (!r->head_sent) {
         /* 1xx, 204 and 304 have no body, whatever the app returns, as HEAD responses. */
         if (!resp_has_body(r))
@@ -59,7 +59,7 @@ static enum io_result send_framed(struct gy_core *c, struct iovec *body, int nbo
             PyErr_NoMemory();
             return IO_FAILED;
         }
-        head = (struct iovec){r->head, r->head_len};
+        head = (struct iovec){ r->head, r->head_len };
         r->head_sent = true;
     }
     nbody = r->head_only ? 0 : clip_to_length(r, body, nbody);
@@ -73,7 +73,7 @@ static enum io_result send_framed(struct gy_core *c, struct iovec *body, int nbo
 enum io_result send_response(struct gy_core *c, const char *body, size_t blen,
                              int64_t content_length)
 {
-    struct iovec biov = {(void *)body, blen};
+    struct iovec biov = { (void *)body, blen };
     r_account(c, blen);
     return send_framed(c, &biov, blen && !c->resp.head_only ? 1 : 0, content_length);
 }
@@ -100,7 +100,8 @@ static PyObject *write_callable(PyObject *self, PyObject *data)
     if (!PyBytes_Check(data))
         return PyErr_Format(PyExc_TypeError, "write() takes bytes, not %.100s",
                             Py_TYPE(data)->tp_name);
-    enum io_result rc = send_response(c, PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data), -1);
+    enum io_result rc = send_response(c, PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data),
+                                      -1);
     if (rc != IO_OK) {
         raise_io(rc);
         return NULL;
@@ -108,13 +109,13 @@ static PyObject *write_callable(PyObject *self, PyObject *data)
     Py_RETURN_NONE;
 }
 
-static PyMethodDef write_def = {"write", write_callable, METH_O, "write(data): send body bytes now"};
+static PyMethodDef write_def = { "write", write_callable, METH_O,
+                                 "write(data): send body bytes now" };
 
 PyObject *write_new(PyObject *input)
 {
     return PyCFunction_New(&write_def, input);
 }
-
 
 static enum outcome io_outcome(struct gy_core *c, enum io_result rc)
 {
@@ -124,7 +125,7 @@ static enum outcome io_outcome(struct gy_core *c, enum io_result rc)
         return OUT_OK;
     case IO_KILLED:
         return PyErr_Occurred() && PyErr_ExceptionMatches(W.greenlet_exit) ? OUT_ABANDONED
-                                                                            : OUT_APP_ERROR;
+                                                                           : OUT_APP_ERROR;
     case IO_TIMEOUT:
         log_msg("core %d: socket timeout writing the response to %s, connection dropped", c->id,
                 conn->listener->name);
@@ -170,8 +171,7 @@ static enum outcome app_error(struct gy_core *c, const char *what, const char *t
 static enum outcome send_item(struct gy_core *c, PyObject *item, int64_t content_length)
 {
     if (!PyBytes_Check(item))
-        return app_error(c, "the app's response items must be bytes, not ",
-                         Py_TYPE(item)->tp_name);
+        return app_error(c, "the app's response items must be bytes, not ", Py_TYPE(item)->tp_name);
     Py_ssize_t n = PyBytes_GET_SIZE(item);
     if (n == 0 && content_length < 0)
         return OUT_OK; /* PEP 3333: the head waits for the first non-empty item */
@@ -208,7 +208,7 @@ static enum outcome send_sequence(struct gy_core *c, PyObject *seq)
         for (; i < n && k < GY_SEND_MAX_IOV; i++) {
             Py_ssize_t len = PyBytes_GET_SIZE(items[i]);
             if (len)
-                iov[k++] = (struct iovec){PyBytes_AS_STRING(items[i]), (size_t)len};
+                iov[k++] = (struct iovec){ PyBytes_AS_STRING(items[i]), (size_t)len };
             c->resp.body_sent += (uint64_t)len;
         }
         o = io_outcome(c, send_framed(c, iov, k, total));
