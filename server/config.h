@@ -71,6 +71,16 @@ struct gy_config {
     const char *stats;        /* --stats ADDR: one JSON document per connection */
     bool stats_http;          /* ... wrapped in an HTTP response */
     const char *metrics_http; /* --metrics-http ADDR: Prometheus text format over HTTP */
+
+    /* -- options that are already gyre's behaviour or a true no-op (issue 10, group 1) -- */
+
+    /* -- the HTTP router and static files (issue 10, groups 2 and 6) -- */
+
+    /* -- the Python environment, routes and request handling (issue 10, groups 3 and 8) -- */
+
+    /* -- processes, hooks and daemons (issue 10, group 4) -- */
+
+    /* -- logging (issue 10, group 5) -- */
 };
 
 /* Set one option by name, as the command line, an .ini file or the environment give it: value

@@ -291,6 +291,16 @@ static const char *set_processes(struct gy_config *c, const char *v)
     return err;
 }
 
+/* -- setters: options that are already gyre's behaviour or a true no-op (issue 10, group 1) -- */
+
+/* -- setters: the HTTP router and static files (issue 10, groups 2 and 6) -- */
+
+/* -- setters: the Python environment, routes and request handling (issue 10, groups 3 and 8) -- */
+
+/* -- setters: processes, hooks and daemons (issue 10, group 4) -- */
+
+/* -- setters: logging (issue 10, group 5) -- */
+
 static const struct option_def OPTIONS[] = {
     { "socket", ARG_REQUIRED, set_socket, "ADDR",
       "serve the uwsgi protocol on a unix socket PATH or HOST:PORT (repeatable)" },
@@ -367,6 +377,16 @@ static const struct option_def OPTIONS[] = {
     { "plugin", ARG_REQUIRED, set_ignored, "NAME",
       "accepted for uWSGI compatibility and ignored: the engine is built in" },
     { "plugins", ARG_REQUIRED, set_ignored, "NAMES", "same as --plugin" },
+
+    /* -- options that are already gyre's behaviour or a true no-op (issue 10, group 1) -- */
+
+    /* -- the HTTP router and static files (issue 10, groups 2 and 6) -- */
+
+    /* -- the Python environment, routes and request handling (issue 10, groups 3 and 8) -- */
+
+    /* -- processes, hooks and daemons (issue 10, group 4) -- */
+
+    /* -- logging (issue 10, group 5) -- */
 };
 #define NOPTIONS (sizeof(OPTIONS) / sizeof(OPTIONS[0]))
 
