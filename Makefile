@@ -45,7 +45,7 @@ SERVER_OBJ  := $(SERVER_SRC:%.c=build/%.o)
 # server/'s plain C files: built without Python's include path, so that an include of Python.h
 # (directly or through a header) fails the build. Python is core.h's alone (see server/README).
 SERVER_NOPY := $(addprefix server/,main.c master.c stats.c options.c ini.c logformat.c log.c \
-    scoreboard.c server.c response.c proto_uwsgi.c proto_fastcgi.c proto_http.c)
+    scoreboard.c server.c response.c proto_uwsgi.c proto_fastcgi.c proto_http.c conn.c listen.c)
 PROTO_TESTS := $(patsubst tests/proto/%.c,build/tests/%,$(sort $(wildcard tests/proto/test_*.c)))
 # server/'s parts that need no Python (configuration, log rendering): unit-tested like proto/.
 SERVER_PURE := server/options.c server/ini.c server/logformat.c server/log.c

@@ -28,7 +28,6 @@
 #include "engine.h"
 #include "http.h" /* HTTP_DEFAULT_MAX_HEAD: the buffer's size */
 #include "log.h"
-#include <Python.h>
 
 #include "conn.h"
 #include "listen.h"
@@ -38,6 +37,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h> /* IOV_MAX */
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,7 +72,7 @@ size_t conn_max_head(void)
 enum timeout_kind { TIMEOUT_HEAD, TIMEOUT_IDLE, TIMEOUT_IO, TIMEOUT_LINGER, TIMEOUT_KINDS };
 
 static struct gy_link timeout_lists[TIMEOUT_KINDS];
-static PyObject *sweep_timer; /* the once-a-second sweep of the deadlines */
+static struct engine_timer sweep_timer; /* the once-a-second sweep of the deadlines */
 static void conn_sweep_start(void);
 static const struct conn_runner *runner; /* the cores (conn_set_runner) */
 
@@ -355,7 +355,6 @@ static void read_head(struct gy_conn *c, bool in_core)
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
             if (engine_poll(c->fd, EV_READ, on_head_readable, c) < 0) {
-                PyErr_Print();
                 conn_close(c);
                 return;
             }
@@ -432,10 +431,10 @@ static bool drain_body(struct gy_conn *c)
         budget -= ready;
         if (!c->decoded && c->body_left > budget)
             return false;
-        if (conn_fill(c) != IO_OK) {
-            PyErr_Clear(); /* a kill arriving here only ends the connection */
+        /* A kill of the core arriving here (IO_KILLED, its Python error left for the core to
+         * clear) only ends the connection. */
+        if (conn_fill(c) != IO_OK)
             return false;
-        }
     }
 }
 
@@ -502,10 +501,8 @@ static void linger_read(struct gy_conn *c)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            if (engine_poll(c->fd, EV_READ, on_linger_readable, c) < 0) {
-                PyErr_Print();
+            if (engine_poll(c->fd, EV_READ, on_linger_readable, c) < 0)
                 conn_close(c);
-            }
             return;
         }
         conn_close(c); /* EOF or an error: the peer is done with the connection */
@@ -776,7 +773,6 @@ static void timeout_expired(struct gy_conn *c, enum timeout_kind k)
 static void sweep(void *ctx)
 {
     (void)ctx;
-    Py_CLEAR(sweep_timer);
     double now = engine_now();
     for (int k = 0; k < TIMEOUT_KINDS; k++) {
         struct gy_link *list = timeout_list(k);
@@ -804,9 +800,5 @@ void conn_drop_idle(void)
 
 static void conn_sweep_start(void)
 {
-    if (sweep_timer)
-        return;
-    sweep_timer = engine_call_later(1.0, sweep, NULL);
-    if (!sweep_timer)
-        PyErr_Print();
+    engine_timer_arm(&sweep_timer, 1.0, sweep, NULL);
 }

@@ -35,7 +35,7 @@ enum io_result {
     IO_BAD_BODY = -5, /* the body's framing (chunked, FastCGI records) is broken */
     IO_ABORTED = -6,  /* the client called the request off (FastCGI's ABORT_REQUEST) */
     IO_FAILED = -7,   /* gyre could not go on: out of memory, or the socket could not be
-                          watched (epoll_ctl); a Python error is set. Not the app's fault. */
+                          watched (epoll_ctl); logged where it happened. Not the app's fault. */
 };
 
 struct gy_conn {

@@ -130,7 +130,7 @@ int engine_watch(int fd, int events, engine_fd_fn fn, void *ctx)
 {
     struct fd_slot *s = slot_for(fd);
     if (!s) {
-        PyErr_NoMemory();
+        log_msg("watching fd %d: out of memory", fd);
         return -1;
     }
     s->fn = fn;
@@ -145,6 +145,8 @@ int engine_watch(int fd, int events, engine_fd_fn fn, void *ctx)
     if (rc == 0) {
         s->registered = s->registered || events;
         s->events = events;
+    } else {
+        PyErr_Print(); /* the IOLoop's exception says why */
     }
     return rc;
 }
@@ -176,7 +178,8 @@ int engine_poll(int fd, int events, engine_fd_fn fn, void *ctx)
 {
     struct fd_slot *s = slot_for(fd);
     if (!s) {
-        PyErr_NoMemory();
+        log_msg("watching client fd %d: out of memory", fd);
+        errno = ENOMEM;
         return -1;
     }
     s->fn = fn;
@@ -194,7 +197,7 @@ int engine_poll(int fd, int events, engine_fd_fn fn, void *ctx)
         s->registered = rc == 0;
     }
     if (rc < 0) {
-        PyErr_SetFromErrno(PyExc_OSError);
+        log_errno("epoll_ctl(client fd %d)", fd);
         return -1;
     }
     s->events = events;
@@ -269,6 +272,35 @@ void engine_cancel(PyObject *handle)
         PyErr_Print();
     Py_XDECREF(r);
     PyErr_Restore(type, value, tb);
+}
+
+static void timer_fired(void *ctx)
+{
+    struct engine_timer *t = ctx;
+    Py_CLEAR(t->handle);
+    t->fn(t->ctx);
+}
+
+int engine_timer_arm(struct engine_timer *t, double delay, void (*fn)(void *ctx), void *ctx)
+{
+    if (t->handle)
+        return 0;
+    t->fn = fn;
+    t->ctx = ctx;
+    t->handle = engine_call_later(delay, timer_fired, t);
+    if (!t->handle) {
+        PyErr_Print();
+        return -1;
+    }
+    return 0;
+}
+
+void engine_timer_disarm(struct engine_timer *t)
+{
+    if (!t->handle)
+        return;
+    engine_cancel(t->handle);
+    Py_CLEAR(t->handle);
 }
 
 double engine_now(void)

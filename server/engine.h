@@ -11,6 +11,7 @@
 #define GYRE_ENGINE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /* Python's object type, declared as Python.h declares it (a typedef may be repeated in C11), so
  * that the plain C files using the loop need not include Python.h. */
@@ -31,8 +32,8 @@ PyObject *engine_ioloop(void);
 
 /* Route fd's events to fn(ctx, ...) and watch it for `events` with the IOLoop's own
  * add_handler/update_handler (0 stops watching, the handler stays registered). For the few
- * long-lived fds: listening sockets, the signal pipe. Returns -1 with a Python error set if the
- * IOLoop refused. */
+ * long-lived fds: listening sockets, the signal pipe. Returns -1 if the IOLoop refused; why is
+ * logged here (the callers are plain C: no Python error is left set). */
 int engine_watch(int fd, int events, engine_fd_fn fn, void *ctx);
 /* Stop watching fd and forget its handler; call before closing fd. */
 void engine_forget(int fd);
@@ -44,13 +45,28 @@ void engine_forget(int fd);
  * (add_handler, selector.register), and readiness still arrives only through the IOLoop: no
  * second loop, nothing blocks it. events 0 stops watching.
  */
-int engine_poll(int fd, int events, engine_fd_fn fn, void *ctx);
+int engine_poll(int fd, int events, engine_fd_fn fn, void *ctx); /* -1: logged, errno set */
 void engine_unpoll(int fd);
 
 /* Call fn(ctx) after `delay` seconds, once, from the loop. Returns the IOLoop's timeout handle
  * (a new reference) for engine_cancel, or NULL with a Python error set. */
 PyObject *engine_call_later(double delay, void (*fn)(void *ctx), void *ctx);
 void engine_cancel(PyObject *handle);
+
+/* The same for plain C files: a one-shot timer that owns its handle. Armed at most once at a
+ * time; disarmed before fn runs, so that fn may arm it again. Never moved while armed. */
+struct engine_timer {
+    PyObject *handle; /* the IOLoop's, while armed */
+    void (*fn)(void *ctx);
+    void *ctx;
+};
+/* Arm t unless it is armed. Returns -1 if the loop refused (logged here). */
+int engine_timer_arm(struct engine_timer *t, double delay, void (*fn)(void *ctx), void *ctx);
+void engine_timer_disarm(struct engine_timer *t);
+static inline bool engine_timer_armed(const struct engine_timer *t)
+{
+    return t->handle != NULL;
+}
 
 /* Run the loop until engine_stop(). */
 int engine_run(void);

@@ -43,8 +43,11 @@ static struct gy_conn *input_conn(Input *in)
 static PyObject *raise_read_error(enum io_result rc)
 {
     if (PyErr_Occurred())
-        return NULL; /* the core was killed while it waited, or IO_FAILED said why */
+        return NULL; /* the core was killed while it waited */
     switch (rc) {
+    case IO_FAILED:
+        PyErr_SetString(PyExc_OSError, "gyre could not wait for the request body (logged)");
+        break;
     case IO_TIMEOUT:
         PyErr_SetString(PyExc_TimeoutError, "socket timeout reading the request body");
         break;

@@ -15,7 +15,6 @@
  * Depends on: conn.c, engine.c, log.c, proto_fastcgi.c, proto_http.c, proto_uwsgi.c, server.c
  *     (server/README)
  */
-#include <Python.h>
 
 #include "engine.h"
 #include "log.h"
@@ -28,6 +27,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <systemd/sd-daemon.h>
 #include <errno.h>
@@ -233,7 +233,7 @@ static struct {
     bool paused;
     bool logged; /* this episode was logged; an accept that works ends the episode */
     int nconns_at;
-    PyObject *timer;
+    struct engine_timer timer;
 } backoff;
 
 /* The connection limit: --max-conns, or what RLIMIT_NOFILE leaves after the reserve. */
@@ -257,7 +257,6 @@ void listen_limits_init(void)
 static void on_backoff_timer(void *ctx)
 {
     (void)ctx;
-    Py_CLEAR(backoff.timer);
     backoff.paused = false;
     listen_update();
 }
@@ -265,10 +264,7 @@ static void on_backoff_timer(void *ctx)
 static void backoff_end(void)
 {
     backoff.paused = false;
-    if (backoff.timer) {
-        engine_cancel(backoff.timer);
-        Py_CLEAR(backoff.timer);
-    }
+    engine_timer_disarm(&backoff.timer);
 }
 
 static void backoff_start(struct gy_listener *l, int err)
@@ -281,11 +277,8 @@ static void backoff_start(struct gy_listener *l, int err)
     }
     backoff.paused = true;
     backoff.nconns_at = S.nconns;
-    if (!backoff.timer) {
-        backoff.timer = engine_call_later(ACCEPT_RETRY_DELAY, on_backoff_timer, NULL);
-        if (!backoff.timer)
-            PyErr_Print(); /* a closing connection still ends the pause */
-    }
+    /* Should the loop refuse the timer, a closing connection still ends the pause. */
+    engine_timer_arm(&backoff.timer, ACCEPT_RETRY_DELAY, on_backoff_timer, NULL);
     listen_update();
 }
 
@@ -341,8 +334,7 @@ void listen_update(void)
         struct gy_listener *l = &S.listeners[i];
         if (l->fd < 0)
             continue;
-        if (engine_watch(l->fd, want ? EV_READ : 0, on_acceptable, l) < 0)
-            PyErr_Print();
+        engine_watch(l->fd, want ? EV_READ : 0, on_acceptable, l); /* a failure is logged */
     }
 }
 

@@ -485,10 +485,8 @@ static int worker_start(struct gy_config *cfg, const struct gy_worker_link *link
     if (!app)
         return -1;
     wsgi_set_app(app);
-    if (engine_watch(signal_pipe[0], EV_READ, on_signal_pipe, NULL) < 0) {
-        PyErr_Print();
+    if (engine_watch(signal_pipe[0], EV_READ, on_signal_pipe, NULL) < 0)
         return -1;
-    }
     if (!link && stats_start() < 0)
         return -1;
     listen_limits_init(); /* after engine_init raised the soft fd limit to the hard one */

@@ -169,6 +169,7 @@ bool wsgi_serve(struct gy_core *c)
     Py_XDECREF(input);
     c->conn = NULL;
     conn_request_done(conn, reusable);
+    PyErr_Clear(); /* a kill while conn_request_done drained the body ends only the connection */
     return o != OUT_ABANDONED;
 }
 

@@ -56,7 +56,7 @@ static enum io_result send_framed(struct gy_core *c, struct iovec *body, int nbo
         if (!resp_has_body(r))
             r->head_only = true;
         if (c->conn->proto->head_finish(c->conn, r, content_length) < 0) {
-            PyErr_NoMemory();
+            log_msg("core %d: out of memory for the response head", c->id);
             return IO_FAILED;
         }
         head = (struct iovec){ r->head, r->head_len };
@@ -146,7 +146,6 @@ static enum outcome io_outcome(struct gy_core *c, enum io_result rc)
         log_msg("core %d: gyre failed sending the response to %s (out of memory, or the socket "
                 "could not be watched); connection dropped",
                 c->id, conn->listener->name);
-        PyErr_Print();
         return OUT_CLIENT_GONE;
     }
     return OUT_CLIENT_GONE;
