@@ -98,6 +98,15 @@ build/tests/server/%: tests/server/%.c $(SERVER_PURE) $(HEADERS) tests/testlib.h
 	@mkdir -p $(dir $@)
 	$(CC) -O1 -g $(BASE_CFLAGS) -Itests -Iserver $(SAN) -o $@ $< $(SERVER_PURE) -linih
 
+# conn.c's buffer arithmetic, with the real uwsgi and HTTP protocols on a socketpair: conn.c is
+# plain C and reaches the loop through engine.h alone, which tests/server/conn_loop.c provides.
+CONN_TEST_SRC := $(addprefix server/,conn.c server.c log.c response.c proto_uwsgi.c proto_http.c) \
+    tests/server/conn_loop.c
+build/tests/server/test_conn: tests/server/test_conn.c $(CONN_TEST_SRC) $(PROTO_SRC) $(HEADERS) \
+        tests/testlib.h
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -g $(BASE_CFLAGS) -Itests -Iserver $(SAN) -o $@ $< $(CONN_TEST_SRC) $(PROTO_SRC)
+
 build/fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)
 	clang -O1 -g -std=c11 -D_GNU_SOURCE $(WARN) -Iproto \
