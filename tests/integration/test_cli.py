@@ -133,7 +133,11 @@ def test_version():
     (["--listen", ""], "--listen"),
     (["--socket-timeout", "soon"], "soon"),
     (["--chmod-socket=rw"], "rw"),
-    (["--greenlet=yes"], "--greenlet"),
+    (["--greenlet=maybe"], "--greenlet"),
+    (["-q"], "-q"),                                     # no such short flag in uWSGI either
+    (["-x"], "-x"),                                     # uWSGI's --xmlconfig: takes a value
+    (["app.yaml"], ".ini"),                             # uWSGI's yaml config: not read
+    (["--enable_threads"], "--enable-threads"),         # a typo, named
     (["--env", "NOEQUALS"], "NOEQUALS"),
 ])
 def test_bad_option_one_line_exit_2(tmp_path, args, mention):
