@@ -16,8 +16,10 @@ A few options of plugins Debian does not ship (gevent, asyncio...) are added by 
 """
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 
 PLUGIN_DIR = "/usr/lib/uwsgi/plugins"
 # Options of uWSGI plugins Debian does not package, as uWSGI's documentation lists them.
@@ -38,9 +40,14 @@ def plugins():
     return ",".join(first + rest)
 
 
+# uWSGI runs some options at once (--build-plugin writes .uwsgi_plugins_builder/ into its
+# working directory): every probe runs in a scratch directory.
+SCRATCH = tempfile.mkdtemp(prefix="uwsgi-options.")
+
+
 def uwsgi(*args, stderr=subprocess.STDOUT):
     r = subprocess.run(["uwsgi", "--plugin", plugins(), *args], stdin=subprocess.DEVNULL,
-                       stdout=subprocess.PIPE, stderr=stderr, timeout=30)
+                       stdout=subprocess.PIPE, stderr=stderr, timeout=30, cwd=SCRATCH)
     return r.stdout.decode(errors="replace")
 
 
@@ -81,4 +88,7 @@ def main():
     print("};")
 
 
-main()
+try:
+    main()
+finally:
+    shutil.rmtree(SCRATCH, ignore_errors=True)

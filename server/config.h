@@ -121,7 +121,7 @@ const char *config_add(const char *key, const char *value, const char *where,
  * where it was named (for messages), or NULL. */
 const char *config_add_file(const char *path, const char *from);
 /* Every UWSGI_<OPTION>, then every GYRE_<OPTION> variable of the environment. */
-void config_add_env(void);
+const char *config_add_env(void);
 /* Replace the %(name), %(a + b), $(VAR) and @(FILE) references of the entries added since. */
 const char *config_expand(void);
 struct config_entry *config_entries(void);

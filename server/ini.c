@@ -421,8 +421,7 @@ const char *config_add(const char *key, const char *value, const char *where,
     }
     if (logic && logic_start(key)) {
         logic = NULL;
-        return fail("%s: %s inside an if/for block: blocks do not nest (as in uWSGI)", where,
-                    key);
+        return fail("%s: %s inside an if/for block: blocks do not nest (as in uWSGI)", where, key);
     }
     if (logic) {
         logic_err = NULL;
@@ -715,10 +714,11 @@ static char *env_option_name(const char *p, const char *end)
     return name;
 }
 
-void config_add_env(void)
+const char *config_add_env(void)
 {
     /* UWSGI_ first, then GYRE_: for an option given both ways, gyre's own name has the last
-     * word. Copies of the strings, since nothing here should depend on environ staying put. */
+     * word. Copies of the strings, since nothing here should depend on environ staying put.
+     * Through config_add, as uWSGI: UWSGI_INI=app.ini reads app.ini. */
     static const struct {
         const char *prefix;
         enum config_origin origin;
@@ -729,10 +729,14 @@ void config_add_env(void)
             const char *eq = strchr(*v, '=');
             if (strncmp(*v, sources[k].prefix, plen) != 0 || !eq || eq == *v + plen)
                 continue;
-            entry_add(env_option_name(*v + plen, eq), keep(strdup(eq + 1)),
-                      keep(strndup(*v, (size_t)(eq - *v))), sources[k].origin, false);
+            const char *err = config_add(env_option_name(*v + plen, eq), keep(strdup(eq + 1)),
+                                         keep(strndup(*v, (size_t)(eq - *v))), sources[k].origin);
+            if (err)
+                return err;
         }
     }
+    logic = NULL; /* an if/for block does not run on from the environment */
+    return NULL;
 }
 
 /* ---- plugins ------------------------------------------------------------------------------- */

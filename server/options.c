@@ -887,7 +887,9 @@ void options_parse(struct gy_config *cfg, int argc, char **argv)
     set_defaults(cfg);
     config_reset();
     /* UWSGI_<OPTION>/GYRE_<OPTION> first: the command line adds to them or overrides them. */
-    config_add_env();
+    const char *env_err = config_add_env();
+    if (env_err)
+        die(2, env_err);
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0 || strcmp(arg, "--usage") == 0) {

@@ -562,6 +562,14 @@ TEST(for_loops_as_uwsgi)
     }
 }
 
+TEST(blocks_do_not_nest_as_in_uwsgi)
+{
+    struct gy_config c = fresh();
+    const char *p = write_file("nest.ini", "[uwsgi]\nif-env = PATH\nfor = a b\nenv = X=1\n");
+    const char *err = load(&c, p);
+    CHECK(err != NULL && strstr(err, "nest.ini:3") != NULL && strstr(err, "nest") != NULL);
+}
+
 TEST(set_is_an_option_or_a_placeholder)
 {
     struct gy_config c = fresh();
@@ -616,6 +624,15 @@ TEST(environment_options_with_both_prefixes)
     CHECK(load(&c, p) == NULL);
     CHECK_EQ_STR(c.chdir, "/x");
     unsetenv("UWSGI_UNRELATED_THING");
+}
+
+TEST(uwsgi_ini_from_the_environment_reads_the_file)
+{
+    const char *p = write_file("fromenv.ini", "[uwsgi]\ntornado = 21\n");
+    setenv("UWSGI_INI", p, 1);
+    struct gy_config c = fresh();
+    unsetenv("UWSGI_INI");
+    CHECK_EQ_INT(c.cores, 21);
 }
 
 /* ---- the command line ------------------------------------------------------------------------ */
