@@ -25,7 +25,7 @@
  *     that key (an option or not; left as written when there is none, so that log formats keep
  *     their %(status)), %(a + b * 2) arithmetic on numbers and entries (+ - * /, left to right,
  *     spaces around each operator, a name that is no entry is 0), $(VAR) the environment
- *     variable VAR (empty if unset), @(FILE) the content of FILE without its last newline;
+ *     variable VAR (left as written if unset, as uWSGI), @(FILE) the content of FILE without its last newline;
  *   - set-placeholder/set-ph NAME=VALUE is an entry that is never an option, set/-S NAME=VALUE
  *     one that is an option if NAME is one;
  *   - "ini = FILE[:SECTION]" reads FILE there (nesting is limited);
@@ -863,7 +863,10 @@ static bool put_reference(FILE *m, char sigil, const char *name, size_t len,
     bool done = true;
     if (sigil == '$') {
         const char *v = getenv(s);
-        fputs(v ? v : "", m);
+        if (v)
+            fputs(v, m);
+        else
+            done = false; /* unset: left as written, as uWSGI does */
     } else if (sigil == '@') {
         *err = put_file(m, s, e);
     } else {
