@@ -402,7 +402,15 @@ static const char *add_one(const char *key, const char *value, const char *where
     if (strcmp(key, "ini") == 0) {
         if (!value || !*value)
             return fail("%s: ini: missing file name", where);
-        return config_add_file(value, where);
+        const char *err = config_add_file(value, where);
+        if (!err || origin == CONFIG_FROM_FILE)
+            return err; /* a file's own messages say where it was included from */
+        /* UWSGI_INI=x.ini or --ini x.ini: the message says which. */
+        char inner[sizeof(errbuf)];
+        snprintf(inner, sizeof(inner), "%s", err);
+        if (origin == CONFIG_FROM_CLI)
+            return fail("%s: %s", where, inner);
+        return fail("%s=%s: %s", where, value, inner);
     }
     if (strcmp(key, "set-placeholder") == 0 || strcmp(key, "set-ph") == 0)
         return add_named(value, where, origin, true);
