@@ -28,7 +28,8 @@
  *     variable VAR (left as written if unset, as uWSGI), @(FILE) the content of FILE without its last newline;
  *   - set-placeholder/set-ph NAME=VALUE is an entry that is never an option, set/-S NAME=VALUE
  *     one that is an option if NAME is one;
- *   - "ini = FILE[:SECTION]" reads FILE there (nesting is limited);
+ *   - "ini = FILE[:SECTION]" (or uWSGI's "include = FILE") reads FILE there (nesting is
+ *     limited);
  *   - uWSGI's configuration logic: if-env, if-not-env (VAR or VAR=VALUE), if-opt, if-not-opt
  *     (NAME or NAME=VALUE, among the entries so far), if-exists, if-not-exists, if-file,
  *     if-not-file, if-dir, if-not-dir, if-directory, if-hostname, if-not-hostname, if-reload,
@@ -395,13 +396,14 @@ static const char *add_named(const char *v, const char *where, enum config_origi
     return NULL;
 }
 
-/* One entry, the configuration logic aside: "ini" and the placeholder setters are read here. */
+/* One entry, the configuration logic aside: "ini", "include" and the placeholder setters are
+ * read here. */
 static const char *add_one(const char *key, const char *value, const char *where,
                            enum config_origin origin)
 {
-    if (strcmp(key, "ini") == 0) {
+    if (strcmp(key, "ini") == 0 || strcmp(key, "include") == 0) {
         if (!value || !*value)
-            return fail("%s: ini: missing file name", where);
+            return fail("%s: %s: missing file name", where, key);
         const char *err = config_add_file(value, where);
         if (!err || origin == CONFIG_FROM_FILE)
             return err; /* a file's own messages say where it was included from */

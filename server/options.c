@@ -436,6 +436,7 @@ static const struct option_def OPTIONS[] = {
       "uWSGI's plugins gyre has built in (python3, tornado, greenlet, http...) are no-ops; "
       "another one is a warning (an error with --strict)" },
     { "plugins", ARG_REQUIRED, set_plugin, "NAMES", "same as --plugin" },
+    { "include", ARG_REQUIRED, set_ini, "FILE", "same as --ini (uWSGI's immediate include)" },
     { "strict", ARG_NONE, set_strict, NULL,
       "a key that is no gyre option (a placeholder, a uWSGI option gyre lacks) is an error" },
     { "set", ARG_REQUIRED, set_ignored, "NAME=VALUE",

@@ -1,6 +1,6 @@
 /*
  * Unit tests of the configuration layer: options.c (every value form an option takes) and ini.c
- * (uWSGI's .ini format: sections, substitutions, includes, bad lines) and env_load. Pure C: no
+ * (uWSGI's .ini format: sections, substitutions, includes, bad lines) and the environment. Pure C: no
  * Python, no server; the .ini files are written to a temporary directory.
  */
 #include "config.h"
@@ -317,6 +317,12 @@ TEST(ini_include_and_section_selection)
     CHECK(load(&c, p) == NULL);
     CHECK_EQ_INT(c.cores, 9);
     CHECK_EQ_INT(c.processes, 3);
+    /* uWSGI's include = FILE reads it there too. */
+    c = fresh();
+    snprintf(inc, sizeof(inc), "[uwsgi]\ninclude = %s/inc-base.ini\n", tmpdir);
+    p = write_file("inc-include.ini", inc);
+    CHECK(load(&c, p) == NULL);
+    CHECK_EQ_INT(c.cores, 9);
 }
 
 TEST(ini_errors_name_file_line_and_key)
