@@ -325,6 +325,19 @@ static const char *set_strict(struct gy_config *c, const char *v)
     return NULL;
 }
 
+/* Was plugin name warned about already? Remembers it if not (a few names at most). */
+static bool plugin_warned(const char *name)
+{
+    static char warned[16][64];
+    static int nwarned;
+    for (int i = 0; i < nwarned; i++)
+        if (strcmp(warned[i], name) == 0)
+            return true;
+    if (nwarned < 16)
+        snprintf(warned[nwarned++], sizeof(warned[0]), "%s", name);
+    return false;
+}
+
 /* --plugin python3,tornado_python3 (commas or blanks, repeatable): gyre has its plugins built
  * in (ini.c's EMBEDDED_PLUGINS); one it has not is a warning, once, or an error under --strict,
  * since what it would have done is not done. */
@@ -342,7 +355,8 @@ static const char *set_plugin(struct gy_config *c, const char *v)
             free(list);
             return err;
         }
-        fprintf(stderr, "gyre: warning: plugin '%s' is not built into gyre: ignored\n", name);
+        if (!plugin_warned(name))
+            fprintf(stderr, "gyre: warning: plugin '%s' is not built into gyre: ignored\n", name);
     }
     free(list);
     return NULL;

@@ -518,7 +518,7 @@ def test_uwsgi_option_gyre_lacks_warns_once_from_the_master(launch, tmp_path):
     ini = tmp_path / "gevent.ini"
     ini.write_text("[uwsgi]\nsocket = %%d%%n.sock\nwsgi-file = %s\nmaster = True\n"
                    "processes = 2 ; two workers\ngevent = 100\ngevent = 100\nthunder-lock\n"
-                   "plugins = python3,gevent\n" % APP)
+                   "plugins = python3,gevent\nplugin = gevent\n" % APP)
     g = launch("--ini", str(ini))
     assert report(str(tmp_path / "gevent.sock"), g)["cwd"]
     wait_for(lambda: len(children(g.proc.pid)) == 2, what="2 workers")

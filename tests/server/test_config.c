@@ -646,8 +646,8 @@ TEST(uwsgi_ini_from_the_environment_reads_the_file)
 TEST(command_line_short_flags_and_bare_ini)
 {
     const char *p = write_file("bare.ini", "[uwsgi]\nlisten = 77\n");
-    char *argv[] = { "gyre",    "-s", "/tmp/x.sock", "-w", "pkg.app", "-M",  "-p4", "-b",
-                     "8192",    "-t", "30",          "-L", "-C",      "660", "-z",  "9",
+    char *argv[] = { "gyre",    "-s", "/tmp/x.sock", "-w", "pkg.app", "-ML", "-p4", "-b",
+                     "8192",    "-t", "30",          "-i", "-C",      "660", "-z",  "9",
                      (char *)p, "-R", "100",         "-l", "88",      NULL };
     struct gy_config c;
     options_parse(&c, (int)(sizeof(argv) / sizeof(argv[0])) - 1, argv);
