@@ -27,7 +27,8 @@ struct gy_config;
 typedef const char *(*option_setter)(struct gy_config *cfg, const char *name, const char *value);
 
 struct gy_config {
-    option_setter set_option; /* how ini.c applies an option: options_set (options_parse) */
+    option_setter set_option; /* options_set (options_parse) */
+    bool strict;              /* --strict: an unknown or unsupported option is an error */
     struct gy_socket_conf sockets[GY_MAX_SOCKETS];
     int nsockets;
 
@@ -83,17 +84,55 @@ struct gy_config {
     /* -- logging (issue 10, group 5) -- */
 };
 
+/* What options_set returns for a name that is no option of gyre's. */
+#define GY_UNKNOWN_OPTION "unknown option"
+
 /* Set one option by name, as the command line, an .ini file or the environment give it: value
  * is NULL for a flag given bare. Returns NULL, or what is wrong (a static string). */
 const char *options_set(struct gy_config *cfg, const char *name, const char *value);
 
-/* ini.c: apply the [uwsgi] and [gyre] sections of an .ini file (uWSGI's format, with %(name)
- * references and the %d %n %p %s magic variables); UWSGI_<OPTION> and GYRE_<OPTION>
- * environment variables. Return NULL or an error message. Each option is applied with
- * cfg->set_option (options_set, put there by options_parse: ini.c does not call up into
- * options.c, which loads .ini files for --ini and the environment). */
-const char *ini_load(struct gy_config *cfg, const char *path);
-void env_load(struct gy_config *cfg);
+/* ini.c: where options come from. Every source adds entries to one ordered list; nothing is
+ * applied while they are read (uWSGI's model: a %(name) may name a later key, `strict` anywhere
+ * applies to all). options.c applies them (options_apply). */
+enum config_origin {
+    CONFIG_FROM_FILE,      /* an .ini file */
+    CONFIG_FROM_CLI,       /* the command line */
+    CONFIG_FROM_UWSGI_ENV, /* UWSGI_<OPTION> */
+    CONFIG_FROM_GYRE_ENV,  /* GYRE_<OPTION>: gyre's own prefix, never an error */
+};
+
+struct config_entry {
+    const char *key;
+    const char *value; /* NULL: a flag given bare */
+    const char *where; /* what a message names: "FILE:LINE", "--opt" or "UWSGI_OPT" */
+    enum config_origin origin;
+    bool placeholder_only; /* set-placeholder: never an option */
+    bool expanded;         /* its %(...) $(...) @(...) are replaced */
+    bool applied;          /* options_apply has seen it */
+    struct config_entry *next;
+};
+
+void config_reset(void);
+/* One key = value (value NULL for a bare flag), through the configuration logic (if-*, for-*),
+ * "ini" and set-placeholder. Returns NULL or a message that names where. */
+const char *config_add(const char *key, const char *value, const char *where,
+                       enum config_origin origin);
+/* The [uwsgi] and [gyre] sections of an .ini file (FILE, FILE:SECTION or :SECTION); from is
+ * where it was named (for messages), or NULL. */
+const char *config_add_file(const char *path, const char *from);
+/* Every UWSGI_<OPTION>, then every GYRE_<OPTION> variable of the environment. */
+const char *config_add_env(void);
+/* Replace the %(name), %(a + b), $(VAR) and @(FILE) references of the entries added since. */
+const char *config_expand(void);
+struct config_entry *config_entries(void);
+/* Is NAME (python3, tornado_python3_plugin.so...) a uWSGI plugin gyre has built in? */
+bool config_plugin_is_embedded(const char *name);
+
+/* options.c: apply the entries not applied yet, in order (a `strict` entry first). Returns NULL,
+ * or one line saying what is wrong and *status, the exit status it calls for (1: refused by
+ * strict mode, as uWSGI; 2: a bad value). Warns once (stderr) for each uWSGI option gyre does
+ * not implement. */
+const char *options_apply(struct gy_config *cfg, int *status);
 
 /* Fill cfg from argv. Prints usage and exits 0 for --help/--version; prints one line to stderr
  * and exits 2 for an unknown or malformed option. */

@@ -1,16 +1,28 @@
 /*
- * The command line, uWSGI style: `--opt value` and `--opt=value`, every option long.
+ * The options: one table describes every option gyre has (name, argument, setter, help);
+ * parsing, --help and the error messages all read it, so an option is added in exactly one
+ * place. And the command line, as uWSGI's: `--opt value`, `--opt=value`, uWSGI's short flags
+ * (-s ADDR, -M, -p4...), a config file as a bare argument (app.ini, app.ini:section).
  *
- * One table describes every option (name, argument, setter, help); parsing, --help and the
- * error messages all read it, so an option is added in exactly one place.
+ * Every source (the environment, the command line, .ini files) is collected by ini.c into one
+ * list of entries first; options_apply() then applies them in order. A key that is no option of
+ * gyre is, as in uWSGI:
+ *   - a placeholder (silently: an .ini may define %(base) that way) when it is no uWSGI option
+ *     either, except that a command-line option gyre and uWSGI do not know is an error (exit 2);
+ *   - one warning line when it is one of uWSGI's options (server/uwsgi_options.h, generated from
+ *     Debian's uWSGI by scripts/uwsgi-options.py) that gyre does not implement, saying what gyre
+ *     does instead (UNSUPPORTED), or "not supported by gyre: ignored";
+ *   - an error under --strict (exit 1, uWSGI's status), both kinds.
  *
  * Depends on: ini.c (server/README)
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <strings.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,12 +37,24 @@ struct option_def {
     const char *help;
 };
 
+/* Is end the end of a number or word: nothing, or blanks then a " ; comment" or " # comment"?
+ * uWSGI keeps such a comment in the value and reads numbers with atoi(), so `processes = 4 ;
+ * four workers` is 4 there: so it is here, for numbers and flags (a string keeps it whole, as in
+ * uWSGI). A comment right after the number ("4;x") is not one. */
+static bool at_value_end(const char *end)
+{
+    const char *p = end;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    return *p == '\0' || (p > end && (*p == ';' || *p == '#'));
+}
+
 static const char *parse_long(const char *s, long min, long max, long *out)
 {
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || errno)
+    if (*s == '\0' || end == s || !at_value_end(end) || errno)
         return "expected a whole number";
     if (v < min || v > max)
         return "number out of range";
@@ -43,7 +67,7 @@ static const char *parse_seconds(const char *s, double *out)
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (*s == '\0' || *end != '\0' || errno || !(v >= 0) || v > 1e6)
+    if (*s == '\0' || end == s || !at_value_end(end) || errno || !(v >= 0) || v > 1e6)
         return "expected a number of seconds";
     *out = v;
     return NULL;
@@ -156,7 +180,7 @@ static const char *set_chmod_socket(struct gy_config *c, const char *v)
     }
     char *end;
     long mode = strtol(v, &end, 8);
-    if (*v == '\0' || *end != '\0' || mode < 0 || mode > 07777)
+    if (*v == '\0' || end == v || !at_value_end(end) || mode < 0 || mode > 07777)
         return "expected an octal file mode such as 660";
     c->chmod_socket = (int)mode;
     return NULL;
@@ -266,7 +290,10 @@ static const char *set_reload_on_rss(struct gy_config *c, const char *v)
 }
 static const char *set_ini(struct gy_config *c, const char *v)
 {
-    return ini_load(c, v);
+    /* Only reached by a direct options_set("ini"): sources read "ini" themselves. */
+    int status;
+    const char *err = config_add_file(v, NULL);
+    return err ? err : options_apply(c, &status);
 }
 static const char *set_stats(struct gy_config *c, const char *v)
 {
@@ -289,6 +316,50 @@ static const char *set_processes(struct gy_config *c, const char *v)
     const char *err = parse_long(v, 1, 1024, &n);
     c->processes = (int)n;
     return err;
+}
+
+static const char *set_strict(struct gy_config *c, const char *v)
+{
+    (void)v;
+    c->strict = true;
+    return NULL;
+}
+
+/* Was plugin name warned about already? Remembers it if not (a few names at most). */
+static bool plugin_warned(const char *name)
+{
+    static char warned[16][64];
+    static int nwarned;
+    for (int i = 0; i < nwarned; i++)
+        if (strcmp(warned[i], name) == 0)
+            return true;
+    if (nwarned < 16)
+        snprintf(warned[nwarned++], sizeof(warned[0]), "%s", name);
+    return false;
+}
+
+/* --plugin python3,tornado_python3 (commas or blanks, repeatable): gyre has its plugins built
+ * in (ini.c's EMBEDDED_PLUGINS); one it has not is a warning, once, or an error under --strict,
+ * since what it would have done is not done. */
+static const char *set_plugin(struct gy_config *c, const char *v)
+{
+    static char err[256];
+    char *list = strdup(v), *save = NULL;
+    if (!list)
+        return "out of memory";
+    for (char *name = strtok_r(list, ", \t", &save); name; name = strtok_r(NULL, ", \t", &save)) {
+        if (config_plugin_is_embedded(name))
+            continue;
+        if (c->strict) {
+            snprintf(err, sizeof(err), "plugin '%s' is not built into gyre (strict mode)", name);
+            free(list);
+            return err;
+        }
+        if (!plugin_warned(name))
+            fprintf(stderr, "gyre: warning: plugin '%s' is not built into gyre: ignored\n", name);
+    }
+    free(list);
+    return NULL;
 }
 
 /* -- setters: options that are already gyre's behaviour or a true no-op (issue 10, group 1) -- */
@@ -366,17 +437,27 @@ static const struct option_def OPTIONS[] = {
     { "uid", ARG_REQUIRED, set_uid, "USER",
       "workers run as USER (name or number), dropped to after binding" },
     { "gid", ARG_REQUIRED, set_gid, "GROUP", "workers run as GROUP (name or number)" },
-    { "ini", ARG_REQUIRED, set_ini, "FILE",
-      "read options from the [uwsgi] and [gyre] sections of an .ini file" },
+    { "ini", ARG_REQUIRED, set_ini, "FILE[:SECTION]",
+      "read options from the [uwsgi] and [gyre] sections (or SECTION) of an .ini file; "
+      "`gyre FILE.ini` is the same" },
     { "stats", ARG_REQUIRED, set_stats, "ADDR",
       "serve uWSGI-style stats JSON on a unix socket PATH or HOST:PORT" },
     { "stats-server", ARG_REQUIRED, set_stats, "ADDR", "same as --stats" },
     { "stats-http", ARG_NONE, set_stats_http, NULL, "serve the --stats JSON as an HTTP response" },
     { "metrics-http", ARG_REQUIRED, set_metrics_http, "ADDR",
       "serve Prometheus metrics over HTTP on HOST:PORT or a unix socket PATH" },
-    { "plugin", ARG_REQUIRED, set_ignored, "NAME",
-      "accepted for uWSGI compatibility and ignored: the engine is built in" },
-    { "plugins", ARG_REQUIRED, set_ignored, "NAMES", "same as --plugin" },
+    { "plugin", ARG_REQUIRED, set_plugin, "NAMES",
+      "uWSGI's plugins gyre has built in (python3, tornado, greenlet, http...) are no-ops; "
+      "another one is a warning (an error with --strict)" },
+    { "plugins", ARG_REQUIRED, set_plugin, "NAMES", "same as --plugin" },
+    { "include", ARG_REQUIRED, set_ini, "FILE", "same as --ini (uWSGI's immediate include)" },
+    { "strict", ARG_NONE, set_strict, NULL,
+      "a key that is no gyre option (a placeholder, a uWSGI option gyre lacks) is an error" },
+    { "set", ARG_REQUIRED, set_ignored, "NAME=VALUE",
+      "set an option, or a %(NAME) placeholder when NAME is no option (uWSGI's -S)" },
+    { "set-placeholder", ARG_REQUIRED, set_ignored, "NAME=VALUE",
+      "set a %(NAME) placeholder for .ini values" },
+    { "set-ph", ARG_REQUIRED, set_ignored, "NAME=VALUE", "same as --set-placeholder" },
 
     /* -- options that are already gyre's behaviour or a true no-op (issue 10, group 1) -- */
 
@@ -390,12 +471,111 @@ static const struct option_def OPTIONS[] = {
 };
 #define NOPTIONS (sizeof(OPTIONS) / sizeof(OPTIONS[0]))
 
+/* ---- uWSGI's options gyre does not implement -------------------------------------------------- */
+
+struct uwsgi_option {
+    const char *name;
+    char arg; /* 'N' no value, 'R' a value, 'O' an optional --opt=value */
+    char short_flag;
+};
+#include "uwsgi_options.h"
+#define NUWSGI_OPTIONS (sizeof(UWSGI_OPTIONS) / sizeof(UWSGI_OPTIONS[0]))
+
+/* What gyre does instead, where there is more to say than the default. */
+static const struct {
+    const char *name, *instead;
+} UNSUPPORTED[] = {
+    { "gevent", "gyre serves concurrency with --tornado N greenlet cores" },
+    { "gevent-monkey-patch", "no gevent in gyre: --tornado N greenlet cores on the Tornado loop" },
+    { "gevent-early-monkey-patch",
+      "no gevent in gyre: --tornado N greenlet cores on the Tornado loop" },
+    { "asyncio", "gyre serves concurrency with --tornado N greenlet cores" },
+    { "ugreen", "gyre serves concurrency with --tornado N greenlet cores" },
+    { "threads", "gyre serves concurrency with --tornado N greenlet cores, not threads" },
+    { "emperor", "gyre runs one app: run one gyre per app (e.g. a systemd unit each)" },
+    { "cheaper", "gyre runs a fixed number of --processes" },
+    { "xmlconfig", "gyre reads .ini files only" },
+    { "xml", "gyre reads .ini files only" },
+    { "yaml", "gyre reads .ini files only" },
+    { "yml", "gyre reads .ini files only" },
+    { "json", "gyre reads .ini files only" },
+    { "js", "gyre reads .ini files only" },
+};
+
+static int compare_uwsgi_option(const void *key, const void *elem)
+{
+    return strcmp(key, ((const struct uwsgi_option *)elem)->name);
+}
+
+static const struct uwsgi_option *uwsgi_option_find(const char *name)
+{
+    return bsearch(name, UWSGI_OPTIONS, NUWSGI_OPTIONS, sizeof(UWSGI_OPTIONS[0]),
+                   compare_uwsgi_option);
+}
+
+static const char *unsupported_text(const char *name)
+{
+    for (size_t i = 0; i < sizeof(UNSUPPORTED) / sizeof(UNSUPPORTED[0]); i++)
+        if (strcmp(UNSUPPORTED[i].name, name) == 0)
+            return UNSUPPORTED[i].instead;
+    return "not supported by gyre: ignored";
+}
+
+/* uWSGI's short flags (uwsgi --help), as the long option each one stands for. */
+static const struct {
+    char flag;
+    const char *name;
+} SHORT_FLAGS[] = {
+    { 'a', "abstract-socket" },
+    { 'A', "sharedarea" },
+    { 'b', "buffer-size" },
+    { 'c', "cgi-mode" },
+    { 'C', "chmod-socket" },
+    { 'd', "daemonize" },
+    { 'H', "home" },
+    { 'i', "single-interpreter" },
+    { 'j', "json" },
+    { 'J', "test" },
+    { 'l', "listen" },
+    { 'L', "disable-logging" },
+    { 'm', "memory-report" },
+    { 'M', "master" },
+    { 'O', "optimize" },
+    { 'p', "processes" },
+    { 'Q', "spooler" },
+    { 'r', "reaper" },
+    { 'R', "max-requests" },
+    { 's', "socket" },
+    { 'S', "set" },
+    { 't', "harakiri" },
+    { 'T', "enable-threads" },
+    { 'v', "max-vars" },
+    { 'w', "module" },
+    { 'x', "xmlconfig" },
+    { 'y', "yaml" },
+    { 'z', "socket-timeout" },
+};
+
+static const char *short_flag_name(char flag)
+{
+    for (size_t i = 0; i < sizeof(SHORT_FLAGS) / sizeof(SHORT_FLAGS[0]); i++)
+        if (SHORT_FLAGS[i].flag == flag)
+            return SHORT_FLAGS[i].name;
+    return NULL;
+}
+
+/* ---- applying options ------------------------------------------------------------------------- */
+
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: gyre [OPTIONS]\n"
-            "Serve a WSGI app behind nginx on greenlet cores scheduled by the Tornado IOLoop.\n\n"
-            "  e.g. gyre --socket /run/app.sock --wsgi-file app.py --tornado 100 --greenlet\n\n");
+    fprintf(
+        out,
+        "Usage: gyre [OPTIONS] [FILE.ini[:SECTION]]\n"
+        "Serve a WSGI app behind nginx on greenlet cores scheduled by the Tornado IOLoop.\n\n"
+        "  e.g. gyre --socket /run/app.sock --wsgi-file app.py --tornado 100 --greenlet\n\n"
+        "Options are also read from .ini files (--ini, or a bare FILE.ini) and UWSGI_<OPTION>\n"
+        "or GYRE_<OPTION> variables; uWSGI's short flags (-s -w -M -p -b -t -L -C ...) stand\n"
+        "for their long option; a uWSGI option gyre lacks is a warning (--strict: an error).\n\n");
     for (size_t i = 0; i < NOPTIONS; i++) {
         const struct option_def *o = &OPTIONS[i];
         char left[64];
@@ -411,7 +591,13 @@ static void usage(FILE *out)
             "show the version");
 }
 
-static void die_usage(const char *opt, const char *what)
+__attribute__((noreturn)) static void die(int status, const char *what)
+{
+    fprintf(stderr, "gyre: %s\n", what);
+    exit(status);
+}
+
+__attribute__((noreturn)) static void die_usage(const char *opt, const char *what)
 {
     fprintf(stderr, "gyre: %s%s%s (see gyre --help)\n", opt ? opt : "", opt ? ": " : "", what);
     exit(2);
@@ -435,24 +621,145 @@ static bool is_octal_word(const char *s)
     return true;
 }
 
+/* A flag's value: uWSGI's words, in any case, with a trailing " ; comment" allowed; an empty
+ * value is true, as in uWSGI. Returns 1 (true), 0 (false) or -1. */
+static int flag_value(const char *v)
+{
+    static const char *const yes[] = { "true", "yes", "on", "1" }, *const no[] = { "false", "no",
+                                                                                   "off", "0" };
+    size_t len = 0;
+    while (isalnum((unsigned char)v[len]))
+        len++;
+    if (!at_value_end(v + len))
+        return -1;
+    if (len == 0)
+        return 1;
+    for (size_t i = 0; i < 4; i++) {
+        if (strlen(yes[i]) == len && strncasecmp(v, yes[i], len) == 0)
+            return 1;
+        if (strlen(no[i]) == len && strncasecmp(v, no[i], len) == 0)
+            return 0;
+    }
+    return -1;
+}
+
 const char *options_set(struct gy_config *cfg, const char *name, const char *value)
 {
     const struct option_def *o = find_option(name, strlen(name));
     if (!o)
-        return "unknown option";
+        return GY_UNKNOWN_OPTION;
     if (o->arg == ARG_REQUIRED && !value)
         return "missing value";
     if (o->arg == ARG_NONE && value) {
-        /* From an .ini file or the environment: "true" sets a flag, "false" leaves it. */
-        if (!strcmp(value, "false") || !strcmp(value, "0") || !strcmp(value, "no") ||
-            !strcmp(value, "off"))
+        /* "true" sets a flag, "false" leaves it: master = True, --master=yes, UWSGI_MASTER=1. */
+        int on = flag_value(value);
+        if (on < 0)
+            return "this option takes no value (or true/false, yes/no, on/off, 1/0)";
+        if (on == 0)
             return NULL;
-        if (*value && strcmp(value, "true") && strcmp(value, "1") && strcmp(value, "yes") &&
-            strcmp(value, "on"))
-            return "this option takes no value (or true/false)";
         value = NULL;
     }
     return o->set(cfg, value);
+}
+
+/* The entry's error err, saying where it was written. */
+static const char *entry_error(const struct config_entry *e, const char *err)
+{
+    static char msg[1024];
+    if (e->origin == CONFIG_FROM_CLI)
+        snprintf(msg, sizeof(msg), "%s: %s%s%s (see gyre --help)", e->where,
+                 e->value ? e->value : "", e->value ? ": " : "", err);
+    else if (e->origin == CONFIG_FROM_FILE && e->value)
+        snprintf(msg, sizeof(msg), "%s: %s = %s: %s", e->where, e->key, e->value, err);
+    else if (e->origin == CONFIG_FROM_FILE)
+        snprintf(msg, sizeof(msg), "%s: %s: %s", e->where, e->key, err);
+    else
+        snprintf(msg, sizeof(msg), "%s=%s: %s", e->where, e->value ? e->value : "", err);
+    return msg;
+}
+
+/* Was an earlier entry of the same key warned about? (one warning per name) */
+static bool warned_before(const struct config_entry *e)
+{
+    for (const struct config_entry *p = config_entries(); p && p != e; p = p->next)
+        if (!p->placeholder_only && strcmp(p->key, e->key) == 0)
+            return true;
+    return false;
+}
+
+/* enable_threads -> enable-threads, when that is an option (uWSGI ignores such a key too, as a
+ * placeholder: a hint costs nothing). */
+static void hint_underscores(const struct config_entry *e)
+{
+    if (!strchr(e->key, '_') || warned_before(e))
+        return;
+    char dashed[128];
+    snprintf(dashed, sizeof(dashed), "%s", e->key);
+    for (char *p = dashed; *p; p++)
+        if (*p == '_')
+            *p = '-';
+    if (find_option(dashed, strlen(dashed)) || uwsgi_option_find(dashed))
+        fprintf(stderr,
+                "gyre: warning: %s: '%s' is no option, only a placeholder (as in uWSGI): "
+                "did you mean '%s'?\n",
+                e->where, e->key, dashed);
+}
+
+/* A key that is no option of gyre's. */
+static const char *apply_foreign(struct gy_config *cfg, const struct config_entry *e, int *status)
+{
+    static char msg[1024];
+    if (e->placeholder_only || e->origin == CONFIG_FROM_GYRE_ENV)
+        return NULL; /* GYRE_BIN and the like are the tools', not options */
+    if (uwsgi_option_find(e->key)) {
+        if (cfg->strict) {
+            *status = 1;
+            snprintf(msg, sizeof(msg),
+                     "%s: %s: a uWSGI option gyre does not implement (%s), "
+                     "refused by --strict",
+                     e->where, e->key, unsupported_text(e->key));
+            return msg;
+        }
+        if (!warned_before(e))
+            fprintf(stderr, "gyre: warning: %s: %s: %s\n", e->where, e->key,
+                    unsupported_text(e->key));
+        return NULL;
+    }
+    if (cfg->strict) {
+        *status = 1;
+        snprintf(msg, sizeof(msg), "%s: unknown option '%s' (--strict: no placeholders)", e->where,
+                 e->key);
+        return msg;
+    }
+    hint_underscores(e);
+    return NULL; /* a placeholder: its value was there for %(...) */
+}
+
+static const char *apply_entry(struct gy_config *cfg, struct config_entry *e, int *status)
+{
+    e->applied = true;
+    if (e->placeholder_only || !find_option(e->key, strlen(e->key)))
+        return apply_foreign(cfg, e, status);
+    const char *err = options_set(cfg, e->key, e->value);
+    if (err && cfg->strict && strstr(err, "(strict mode)"))
+        *status = 1;
+    return err ? entry_error(e, err) : NULL;
+}
+
+const char *options_apply(struct gy_config *cfg, int *status)
+{
+    *status = 2;
+    const char *err = config_expand();
+    if (err)
+        return err;
+    /* `strict` anywhere decides for every entry, the ones before it included (uWSGI's). */
+    for (struct config_entry *e = config_entries(); e; e = e->next)
+        if (!e->applied && strcmp(e->key, "strict") == 0 && (err = apply_entry(cfg, e, status)))
+            return err;
+    for (struct config_entry *e = config_entries(); e; e = e->next)
+        if (!e->applied && (err = apply_entry(cfg, e, status)))
+            return err;
+    return NULL;
 }
 
 static void set_defaults(struct gy_config *cfg)
@@ -471,14 +778,136 @@ static void set_defaults(struct gy_config *cfg)
     cfg->reload_mercy = 30;
 }
 
+/* ---- the command line ------------------------------------------------------------------------ */
+
+/* The argument kind of option name (len bytes), gyre's or uWSGI's; false if neither knows it. */
+static bool option_arg(const char *name, size_t len, enum arg_kind *arg)
+{
+    const struct option_def *o = find_option(name, len);
+    if (o) {
+        *arg = o->arg;
+        return true;
+    }
+    char buf[128];
+    if (len >= sizeof(buf))
+        return false;
+    memcpy(buf, name, len);
+    buf[len] = '\0';
+    const struct uwsgi_option *u = uwsgi_option_find(buf);
+    if (!u)
+        return false;
+    *arg = u->arg == 'N' ? ARG_NONE : u->arg == 'R' ? ARG_REQUIRED : ARG_OPTIONAL;
+    return true;
+}
+
+/* A config file given bare, as uWSGI takes one: FILE.ini or FILE.ini:SECTION. */
+static void add_bare_file(const char *arg)
+{
+    static const char *const others[] = { ".xml", ".yaml", ".yml", ".json", ".js" };
+    const char *colon = strrchr(arg, ':');
+    size_t len = colon && !strchr(colon, '/') ? (size_t)(colon - arg) : strlen(arg);
+    if (len > 4 && strncmp(arg + len - 4, ".ini", 4) == 0) {
+        const char *err = config_add_file(arg, NULL);
+        if (err)
+            die(2, err);
+        return;
+    }
+    for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+        size_t n = strlen(others[i]);
+        if (len > n && strncmp(arg + len - n, others[i], n) == 0)
+            die_usage(arg, "gyre reads .ini config files only: write this one as an .ini");
+    }
+    die_usage(arg, "unexpected argument: options start with -- (a config file ends in .ini)");
+}
+
+/* The value of option arg (kind kind, "=value" already split off into *value), from argv[*i +
+ * 1] where it takes one there. */
+static void take_value(const char *arg, const char *name, enum arg_kind kind, int argc, char **argv,
+                       int *i, const char **value)
+{
+    if (*value || kind == ARG_NONE)
+        return;
+    if (kind == ARG_REQUIRED) {
+        if (*i + 1 >= argc)
+            die_usage(arg, "missing value");
+        *value = argv[++*i];
+    } else if (strcmp(name, "chmod-socket") == 0 && *i + 1 < argc && is_octal_word(argv[*i + 1])) {
+        /* uWSGI users write both --chmod-socket=660 and --chmod-socket 660. */
+        *value = argv[++*i];
+    }
+}
+
+static void add_cli(const char *name, const char *value, const char *where)
+{
+    const char *err = config_add(name, value, where, CONFIG_FROM_CLI);
+    if (err)
+        die(2, err);
+}
+
+/* -M, -p 4, -p4, -MT: uWSGI's short flags, bundled or not. */
+static void parse_short(const char *arg, int argc, char **argv, int *i)
+{
+    for (const char *p = arg + 1; *p; p++) {
+        const char *name = short_flag_name(*p);
+        char flag[3] = { '-', *p, '\0' };
+        enum arg_kind kind;
+        if (!name || !option_arg(name, strlen(name), &kind))
+            die_usage(flag, "unknown option");
+        if (strcmp(name, "help") == 0) {
+            usage(stdout);
+            exit(0);
+        }
+        const char *value = NULL;
+        if (kind != ARG_NONE && p[1]) {
+            value = p + 1; /* -p4 */
+        } else if (kind != ARG_NONE) {
+            take_value(flag, name, kind, argc, argv, i, &value);
+        }
+        add_cli(name, value, strdup(flag));
+        if (value && value == p + 1)
+            return;
+    }
+}
+
+static void parse_long_option(const char *arg, int argc, char **argv, int *i)
+{
+    const char *name = arg + 2;
+    const char *eq = strchr(name, '=');
+    size_t name_len = eq ? (size_t)(eq - name) : strlen(name);
+    enum arg_kind kind;
+    if (!option_arg(name, name_len, &kind)) {
+        /* uWSGI refuses --enable_threads too; say what was meant. */
+        char dashed[128];
+        snprintf(dashed, sizeof(dashed), "%.*s", (int)name_len, name);
+        for (char *p = dashed; *p; p++)
+            if (*p == '_')
+                *p = '-';
+        if (strchr(dashed, '-') && option_arg(dashed, strlen(dashed), &kind)) {
+            char what[192];
+            snprintf(what, sizeof(what), "unknown option: did you mean --%s?", dashed);
+            die_usage(arg, what);
+        }
+        die_usage(arg, "unknown option");
+    }
+    const char *value = eq ? eq + 1 : NULL;
+    char *key = strndup(name, name_len);
+    if (!key)
+        die(1, "out of memory");
+    take_value(arg, key, kind, argc, argv, i, &value);
+    add_cli(key, value, eq ? strndup(arg, (size_t)(eq - arg)) : arg);
+}
+
 void options_parse(struct gy_config *cfg, int argc, char **argv)
 {
     set_defaults(cfg);
+    config_reset();
     /* UWSGI_<OPTION>/GYRE_<OPTION> first: the command line adds to them or overrides them. */
-    env_load(cfg);
+    const char *env_err = config_add_env();
+    if (env_err)
+        die(2, env_err);
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0 || strcmp(arg, "--usage") == 0) {
             usage(stdout);
             exit(0);
         }
@@ -486,42 +915,19 @@ void options_parse(struct gy_config *cfg, int argc, char **argv)
             printf("gyre %s\n", GYRE_VERSION);
             exit(0);
         }
-        if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0')
+        if (arg[0] != '-' || arg[1] == '\0')
+            add_bare_file(arg);
+        else if (arg[1] != '-')
+            parse_short(arg, argc, argv, &i);
+        else if (arg[2] == '\0')
             die_usage(arg, "unexpected argument: options start with --");
-
-        const char *name = arg + 2;
-        const char *eq = strchr(name, '=');
-        size_t name_len = eq ? (size_t)(eq - name) : strlen(name);
-        const struct option_def *o = find_option(name, name_len);
-        if (!o)
-            die_usage(arg, "unknown option");
-
-        const char *value = eq ? eq + 1 : NULL;
-        switch (o->arg) {
-        case ARG_NONE:
-            if (value)
-                die_usage(arg, "this option takes no value");
-            break;
-        case ARG_REQUIRED:
-            if (!value) {
-                if (i + 1 >= argc)
-                    die_usage(arg, "missing value");
-                value = argv[++i];
-            }
-            break;
-        case ARG_OPTIONAL:
-            /* uWSGI users write both --chmod-socket=660 and --chmod-socket 660. */
-            if (!value && i + 1 < argc && is_octal_word(argv[i + 1]))
-                value = argv[++i];
-            break;
-        }
-        const char *err = o->set(cfg, value);
-        if (err) {
-            char what[256];
-            snprintf(what, sizeof(what), "%s: %s", value ? value : "", err);
-            die_usage(arg, what);
-        }
+        else
+            parse_long_option(arg, argc, argv, &i);
     }
+    int status;
+    const char *err = options_apply(cfg, &status);
+    if (err)
+        die(status, err);
     if (cfg->nsockets == 0)
         die_usage(NULL, "no socket to serve: give --socket, --fastcgi-socket or --http-socket");
     if (!cfg->wsgi_file && !cfg->module)

@@ -133,7 +133,11 @@ def test_version():
     (["--listen", ""], "--listen"),
     (["--socket-timeout", "soon"], "soon"),
     (["--chmod-socket=rw"], "rw"),
-    (["--greenlet=yes"], "--greenlet"),
+    (["--greenlet=maybe"], "--greenlet"),
+    (["-q"], "-q"),                                     # no such short flag in uWSGI either
+    (["-x"], "-x"),                                     # uWSGI's --xmlconfig: takes a value
+    (["app.yaml"], ".ini"),                             # uWSGI's yaml config: not read
+    (["--enable_threads"], "--enable-threads"),         # a typo, named
     (["--env", "NOEQUALS"], "NOEQUALS"),
 ])
 def test_bad_option_one_line_exit_2(tmp_path, args, mention):
@@ -187,6 +191,28 @@ def test_uwsgi_plugin_options_accepted(gyre):
              "--tornado", "2")
     assert "2 cores" in g.log()
     assert "cwd" in get_json(g.socket)
+    assert "warning" not in g.log()
+
+
+def test_uwsgi_options_gyre_lacks_warn_and_keep_their_value(gyre):
+    # --gevent takes a value in uWSGI: 100 is its value, not a stray argument; --thunder-lock
+    # takes none; --master=True is a flag with a value; -T is uWSGI's --enable-threads.
+    g = gyre("cli_app.py", "--gevent", "100", "--thunder-lock", "--master=True", "--tornado", "2",
+             "--plugin", "php")
+    assert "cwd" in get_json(g.socket)
+    log = g.log()
+    assert "gyre: warning: --gevent: gevent: gyre serves concurrency with --tornado N greenlet " \
+           "cores" in log, log
+    assert "gyre: warning: --thunder-lock: thunder-lock: not supported by gyre: ignored" in log
+    assert "plugin 'php' is not built into gyre" in log
+
+
+def test_strict_on_the_command_line_refuses_uwsgi_options_gyre_lacks(tmp_path):
+    sock = str(tmp_path / "s.sock")
+    r = run("--socket", sock, "--wsgi-file", APP, "--gevent", "100", "--strict")
+    assert r.returncode == 1, r
+    assert r.stderr.count("\n") == 1 and "--gevent" in r.stderr and "strict" in r.stderr, r
+    assert not os.path.exists(sock)
 
 
 # ---- loading the app ----------------------------------------------------------------------------

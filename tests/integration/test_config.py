@@ -250,19 +250,28 @@ def test_log_format_in_ini_keeps_its_variables(launch, tmp_path):
 
 # ---- .ini errors: exit 2, one line --------------------------------------------------------------
 
-def test_unknown_key_names_file_and_line(tmp_path):
+def test_unknown_key_is_a_placeholder_but_strict_refuses_it(launch, tmp_path):
+    # As uWSGI: bogus-option is a placeholder, no error; with --strict it is one (exit 1).
     ini = setup_dir(tmp_path, "bad_key.ini")
-    err = one_line_exit_2(run("--ini", ini))
-    assert ini + ":6: unknown option 'bogus-option'" in err
+    g = launch("--ini", ini)
+    assert report(str(tmp_path / "bad.sock"), g)["cwd"]
+    assert "bogus-option" not in g.log()
+    g.stop()
+    (tmp_path / "bad.sock").unlink(missing_ok=True)
+    r = run("--strict", "--ini", ini)
+    assert r.returncode == 1, r
+    assert r.stderr.count("\n") == 1, r.stderr
+    assert ini + ":6: unknown option 'bogus-option'" in r.stderr
     assert not os.path.exists(tmp_path / "bad.sock")
 
 
-def test_unknown_key_in_an_included_file(tmp_path):
+def test_unknown_key_in_an_included_file_under_strict(tmp_path):
     setup_dir(tmp_path, "bad_nested.ini", "bad_key.ini")
     # Relative: the message names the outer file as given (and gyre's line has a length limit).
-    err = one_line_exit_2(run("--ini", "bad_nested.ini", cwd=str(tmp_path)))
+    r = run("--ini", "bad_nested.ini", "--strict", cwd=str(tmp_path))
+    assert r.returncode == 1, r
     inner = os.path.join(os.path.realpath(str(tmp_path)), "bad_key.ini")
-    assert inner + ":6: unknown option 'bogus-option' (included from bad_nested.ini:3)" in err
+    assert inner + ":6 (included from bad_nested.ini:3): unknown option 'bogus-option'" in r.stderr
 
 
 def test_bad_value_names_file_line_and_problem(tmp_path):
@@ -434,3 +443,133 @@ def test_log_format_unknown_variable_from_ini(tmp_path):
                    "\nlog-format = %(status) %(referer)\n")
     err = one_line_exit_2(run("--ini", str(ini)))
     assert "%(referer)" in err
+
+
+# ---- uWSGI's syntax: the same config through gyre and Debian's uWSGI ---------------------------
+
+UWSGI = ["uwsgi", "--plugin", "python3", "--die-on-term"]
+
+
+@pytest.fixture
+def launch_any(tmp_path):
+    """launch_any(name, *argv): gyre (name "gyre") or Debian's uWSGI with its python3 plugin
+    (name "uwsgi") started with that argv; killed, with its workers, at the end."""
+    started = []
+
+    def start(name, *argv, env=None, cwd=None):
+        exe = [GYRE] if name == "gyre" else UWSGI
+        p = Session(str(tmp_path), exe + list(argv), env=clean_env() if env is None else env,
+                    cwd=str(cwd or tmp_path))
+        started.append(p)
+        return p
+    yield start
+    for p in started:
+        p.stop()
+        p.kill_group()
+
+
+def test_placeholders_math_logic_as_uwsgi(launch_any, tmp_path):
+    """One .ini with uWSGI's syntax (custom placeholders, forward references, arithmetic,
+    @(file), if-*/for, flags in any case, a trailing comment on a number): the app sees the
+    same CFG_* environment under gyre and under uWSGI, and both run 2 workers."""
+    setup_dir(tmp_path, "syntax.ini")
+    (tmp_path / "content.txt").write_text("from a file\n")
+    envs = {}
+    for name, sock in (("gyre", "gyre.sock"), ("uwsgi", "uwsgi.sock")):
+        g = launch_any(name, "--ini", str(tmp_path / "syntax.ini"),
+                       env=clean_env(CFG_SOCK=sock, CFG_MODE="prod"))
+        envs[name] = report(str(tmp_path / sock), g)["env"]
+        assert envs[name].pop("CFG_SOCK") == sock
+        wait_for(lambda: len(children(g.proc.pid)) == 2, what=name + ": 2 workers")
+        g.stop()
+    assert envs["gyre"] == envs["uwsgi"]
+    cpus = os.cpu_count()
+    assert envs["gyre"] == {
+        "CFG_BASE": str(tmp_path) + "/",          # a key that is no option: a placeholder
+        "CFG_FIRST": "one",                       # %(twice) is its first value
+        "CFG_LATER": "defined below",             # a placeholder set further down
+        "CFG_MATH": "7",                          # %(n * 2 + 1)
+        "CFG_LTR": "9",                           # %(1 + 2 * 3): left to right
+        "CFG_CPUS": str(cpus * 2),                # %(%k * 2)
+        "CFG_NOMATH": "%(n+1)",                   # no blanks: a name, and no such name
+        "CFG_FILE": "from a file",                # @(file)
+        "CFG_IFENV": "prod",                      # if-env = CFG_MODE: %(_) is its value
+        "CFG_IFOPT": "2 ; two workers",           # if-opt = processes: the value as written
+        "CFG_FOR_a": "1", "CFG_FOR_b": "1",       # for = a b
+        "CFG_T1": "x", "CFG_T2": "x",             # for-times = 2
+        "CFG_GLOB_content.txt": "1",              # for-glob = *.txt
+        "CFG_TRUE": "1",                          # if-exists, if-dir
+        "CFG_MODE": "prod",
+    }
+
+
+def test_strict_refuses_an_unknown_key_in_both(tmp_path):
+    ini = tmp_path / "strict.ini"
+    ini.write_text("[uwsgi]\nhttp-socket = 127.0.0.1:%d\nwsgi-file = %s\nmy-setting = 1\n"
+                   "strict = true\n" % (free_port(), APP))
+    for argv in ([GYRE], ["uwsgi", "--plugin", "python3"]):
+        r = subprocess.run(argv + ["--ini", str(ini)], capture_output=True, text=True,
+                           timeout=TIMEOUT, stdin=subprocess.DEVNULL, env=clean_env())
+        assert r.returncode == 1, (argv, r)
+        assert "my-setting" in r.stderr, (argv, r.stderr)
+
+
+def test_uwsgi_option_gyre_lacks_warns_once_from_the_master(launch, tmp_path):
+    ini = tmp_path / "gevent.ini"
+    ini.write_text("[uwsgi]\nsocket = %%d%%n.sock\nwsgi-file = %s\nmaster = True\n"
+                   "processes = 2 ; two workers\ngevent = 100\ngevent = 100\nthunder-lock\n"
+                   "plugins = python3,gevent\nplugin = gevent\n" % APP)
+    g = launch("--ini", str(ini))
+    assert report(str(tmp_path / "gevent.sock"), g)["cwd"]
+    wait_for(lambda: len(children(g.proc.pid)) == 2, what="2 workers")
+    log = g.log()
+    warnings = [l for l in log.splitlines() if "warning" in l]
+    assert len([l for l in warnings if "gevent:" in l]) == 1, log
+    assert any("gevent: gyre serves concurrency with --tornado N greenlet cores" in l
+               for l in warnings), log
+    assert len([l for l in warnings if "thunder-lock" in l]) == 1, log
+    assert len([l for l in warnings if "plugin 'gevent'" in l]) == 1, log
+    assert "plugin 'python3'" not in log
+    r = run("--strict", "--ini", str(ini))
+    assert r.returncode == 1 and "gevent" in r.stderr and r.stderr.count("\n") == 1, r
+
+
+def test_uwsgi_environment_variables_map_like_ini_keys(launch, tmp_path):
+    sock = str(tmp_path / "env.sock")
+    env = clean_env(UWSGI_SOCKET=sock, UWSGI_WSGI_FILE=APP, UWSGI_MASTER="True",
+                    UWSGI_PROCESSES="2", UWSGI_ENV="CFG_FROM=env", UWSGI_MY_THING="x",
+                    UWSGI_THUNDER_LOCK="1")
+    g = launch(env=env)
+    assert report(sock, g)["env"] == {"CFG_FROM": "env"}
+    wait_for(lambda: len(children(g.proc.pid)) == 2, what="2 workers")
+    log = g.log()
+    assert "UWSGI_THUNDER_LOCK: thunder-lock: not supported by gyre: ignored" in log, log
+    assert "MY_THING" not in log and "my-thing" not in log
+
+
+def test_bare_ini_argument(launch_any, tmp_path):
+    setup_dir(tmp_path, "sections.ini")
+    for name in ("gyre", "uwsgi"):
+        g = launch_any(name, "sections.ini")
+        assert report(str(tmp_path / "sections.sock"), g)["env"] == {"CFG_WHICH": "uwsgi"}, name
+        g.stop()
+        (tmp_path / "sections.sock").unlink(missing_ok=True)
+
+
+def test_bare_ini_argument_with_a_section(launch, tmp_path):
+    # gyre only: uWSGI takes FILE:SECTION with --ini, not bare ("unable to load configuration").
+    setup_dir(tmp_path, "sections.ini")
+    g = launch("sections.ini:app2")
+    assert report(str(tmp_path / "app2.sock"), g)["env"] == {"CFG_WHICH": "app2"}
+
+
+def test_short_flags_as_uwsgi(launch_any, tmp_path):
+    for name in ("gyre", "uwsgi"):
+        sock = str(tmp_path / (name + ".sock"))
+        g = launch_any(name, "-s", sock, "--chdir", APPS, "-w", "cfg_app", "-M", "-p", "2", "-L",
+                       "-C", "-b", "8192", "-t", "30")
+        r = report(sock, g)
+        assert os.path.realpath(r["cwd"]) == os.path.realpath(APPS), name
+        assert oct(os.stat(sock).st_mode & 0o777) == "0o666", name       # -C bare: 666
+        wait_for(lambda: len(children(g.proc.pid)) == 2, what=name + ": -p 2 workers")
+        g.stop()
