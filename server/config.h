@@ -23,12 +23,8 @@ struct gy_socket_conf {
     enum gy_proto proto;
 };
 
-struct gy_config;
-typedef const char *(*option_setter)(struct gy_config *cfg, const char *name, const char *value);
-
 struct gy_config {
-    option_setter set_option; /* options_set (options_parse) */
-    bool strict;              /* --strict: an unknown or unsupported option is an error */
+    bool strict; /* --strict: an unknown or unsupported option is an error */
     struct gy_socket_conf sockets[GY_MAX_SOCKETS];
     int nsockets;
 

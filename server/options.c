@@ -765,7 +765,6 @@ const char *options_apply(struct gy_config *cfg, int *status)
 static void set_defaults(struct gy_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
-    cfg->set_option = options_set;
     cfg->callable = "application";
     cfg->cores = 1;
     cfg->chmod_socket = -1;
