@@ -28,7 +28,11 @@ def report(server, sources, outcomes, verbose):
     served = sum(o.ok for o in outcomes)
     print("== %s" % server)
     for src, o in zip(sources, outcomes):
-        print("  %-55s %5.1fs %s" % (o.name, o.seconds, "served" if o.ok else "FAIL  " + o.error))
+        what = "FAIL  " + o.error
+        if o.ok:
+            what = "served" + ("  (%d warning line(s), first: %s)" % (len(o.warnings), o.warnings[0])
+                               if o.warnings and server == "gyre" else "")
+        print("  %-55s %5.1fs %s" % (o.name, o.seconds, what))
         if verbose:
             for r in o.rewrites:
                 print("      rewrite: " + r)
