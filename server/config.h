@@ -21,12 +21,14 @@ enum gy_proto {
 struct gy_socket_conf {
     const char *addr; /* as given: a path, HOST:PORT or :PORT */
     enum gy_proto proto;
+    bool by_protocol; /* --socket: speaks --protocol (uWSGI's "default sockets") */
 };
 
 struct gy_config {
     bool strict; /* --strict: an unknown or unsupported option is an error */
     struct gy_socket_conf sockets[GY_MAX_SOCKETS];
     int nsockets;
+    enum gy_proto protocol; /* --protocol: what --socket sockets speak (default uwsgi) */
 
     const char *wsgi_file;
     const char *module;   /* pkg.mod or pkg.mod:callable */

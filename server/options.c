@@ -103,7 +103,34 @@ static const char *add_list(const char **list, int *n, const char *v)
 
 static const char *set_socket(struct gy_config *c, const char *v)
 {
+    const char *err = add_socket(c, v, GY_PROTO_UWSGI);
+    if (!err)
+        c->sockets[c->nsockets - 1].by_protocol = true;
+    return err;
+}
+static const char *set_uwsgi_socket(struct gy_config *c, const char *v)
+{
     return add_socket(c, v, GY_PROTO_UWSGI);
+}
+/* uWSGI's --protocol: the protocol of the "default" sockets (--socket, -s), wherever it is
+ * given; --uwsgi-socket, --http-socket and --fastcgi-socket say theirs. */
+static const char *set_protocol(struct gy_config *c, const char *v)
+{
+    static const struct {
+        const char *name;
+        enum gy_proto proto;
+    } known[] = { { "uwsgi", GY_PROTO_UWSGI },
+                  { "http", GY_PROTO_HTTP },
+                  { "http11", GY_PROTO_HTTP },
+                  { "fastcgi", GY_PROTO_FASTCGI },
+                  { "fcgi", GY_PROTO_FASTCGI } };
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+        if (strcmp(v, known[i].name) == 0) {
+            c->protocol = known[i].proto;
+            return NULL;
+        }
+    }
+    return "gyre speaks uwsgi, http (http11) and fastcgi (fcgi)";
 }
 static const char *set_fastcgi_socket(struct gy_config *c, const char *v)
 {
@@ -375,7 +402,10 @@ static const char *set_plugin(struct gy_config *c, const char *v)
 static const struct option_def OPTIONS[] = {
     { "socket", ARG_REQUIRED, set_socket, "ADDR",
       "serve the uwsgi protocol on a unix socket PATH or HOST:PORT (repeatable)" },
-    { "uwsgi-socket", ARG_REQUIRED, set_socket, "ADDR", "same as --socket" },
+    { "uwsgi-socket", ARG_REQUIRED, set_uwsgi_socket, "ADDR",
+      "the uwsgi protocol on ADDR, whatever --protocol says (repeatable)" },
+    { "protocol", ARG_REQUIRED, set_protocol, "NAME",
+      "what --socket sockets speak: uwsgi (default), http or fastcgi" },
     { "fastcgi-socket", ARG_REQUIRED, set_fastcgi_socket, "ADDR",
       "serve FastCGI on a unix socket PATH or HOST:PORT (repeatable)" },
     { "http-socket", ARG_REQUIRED, set_http_socket, "ADDR",
@@ -927,6 +957,9 @@ void options_parse(struct gy_config *cfg, int argc, char **argv)
     const char *err = options_apply(cfg, &status);
     if (err)
         die(status, err);
+    for (int i = 0; i < cfg->nsockets; i++)
+        if (cfg->sockets[i].by_protocol)
+            cfg->sockets[i].proto = cfg->protocol;
     if (cfg->nsockets == 0)
         die_usage(NULL, "no socket to serve: give --socket, --fastcgi-socket or --http-socket");
     if (!cfg->wsgi_file && !cfg->module)

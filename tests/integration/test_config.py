@@ -573,3 +573,55 @@ def test_short_flags_as_uwsgi(launch_any, tmp_path):
         assert oct(os.stat(sock).st_mode & 0o777) == "0o666", name       # -C bare: 666
         wait_for(lambda: len(children(g.proc.pid)) == 2, what=name + ": -p 2 workers")
         g.stop()
+
+
+@pytest.mark.parametrize("protocol", ["http", "fastcgi", "uwsgi"])
+def test_protocol_sets_what_socket_speaks_as_uwsgi(launch_any, tmp_path, protocol):
+    """--protocol is what the "default" sockets (--socket) speak, wherever it is given (here
+    after the socket); --uwsgi-socket stays uwsgi. The same answers from gyre and uWSGI."""
+    from conftest import fcgi_request_bytes, connect
+    app = os.path.join(os.path.dirname(__file__), "..", "apps", "hello.py")
+
+    def ask(path):
+        """The status of one request in the protocol under test."""
+        with connect(path) as s:
+            if protocol == "http":
+                s.sendall(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+                return parse_response(recv_all(s))[0]
+            if protocol == "fastcgi":
+                # uWSGI does not pad its records to 8 bytes: the loose check of both servers
+                # is a STDOUT record first, the app's body in it.
+                s.sendall(fcgi_request_bytes())
+                raw = recv_all(s)
+                return 200 if raw[:2] == b"\x01\x06" and b"Hello, World!" in raw else raw
+            s.sendall(uwsgi_packet({"PATH_INFO": "/", "REQUEST_METHOD": "GET"}))
+            return parse_response(recv_all(s))[0]
+
+    for name in ("gyre", "uwsgi"):
+        sock, other = str(tmp_path / (name + ".sock")), str(tmp_path / (name + "-u.sock"))
+        g = launch_any(name, "--socket", sock, "--uwsgi-socket", other, "--wsgi-file", app,
+                       "--protocol", protocol)
+        wait_for(lambda: os.path.exists(sock) and os.path.exists(other), what=name + " sockets")
+        assert ask(sock) == 200, name
+        raw = wait_for_request(other)
+        assert parse_response(raw)[0] == 200, name
+        g.stop()
+
+
+def wait_for_request(path):
+    """One uwsgi request, retried until the socket accepts."""
+    out = []
+
+    def once():
+        try:
+            out.append(uwsgi_request(path, {"PATH_INFO": "/", "REQUEST_METHOD": "GET"}))
+            return True
+        except OSError:
+            return False
+    wait_for(once, what="uwsgi answer on " + path)
+    return out[0]
+
+
+def test_protocol_names_what_gyre_does_not_speak(tmp_path):
+    r = run("--socket", str(tmp_path / "s.sock"), "--wsgi-file", "app.py", "--protocol", "scgi")
+    assert r.returncode != 0 and "scgi" in r.stderr and "gyre speaks" in r.stderr, r.stderr
