@@ -749,7 +749,7 @@ static enum io_result send_answer(struct gy_conn *c, struct gy_response *r, stru
 }
 
 bool static_serve(const struct gy_config *cfg, struct gy_conn *c, struct gy_response *r,
-                  bool *complete)
+                  enum io_result *io, bool *complete)
 {
     if (!static_enabled(cfg))
         return false;
@@ -759,6 +759,7 @@ bool static_serve(const struct gy_config *cfg, struct gy_conn *c, struct gy_resp
     if (!static_find(cfg, &q, &f) || !static_open(cfg, &q, &f))
         return false;
     enum io_result rc = send_answer(c, r, &f, GY_SLICE_EQ(q.method, "HEAD"));
+    *io = rc;
     *complete = rc == IO_OK && (r->head_only || r->body_out == f.length);
     if (rc == IO_FAILED)
         log_msg("static files: out of memory answering for %s: connection dropped", f.path);
@@ -768,7 +769,7 @@ bool static_serve(const struct gy_config *cfg, struct gy_conn *c, struct gy_resp
         log_msg("static files: %s shrank while it was sent (%llu of %llu bytes): connection "
                 "dropped",
                 f.path, (unsigned long long)r->body_out, (unsigned long long)f.length);
-    else if (rc != IO_OK)
+    else if (rc == IO_CLOSED || rc == IO_TIMEOUT)
         log_msg("static files: the client went away (or timed out) during %s", f.path);
     static_close(&f);
     return true;

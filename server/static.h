@@ -64,9 +64,10 @@ time_t static_parse_http_date(const char *p, size_t len);
 int static_parse_range(struct gy_slice v, uint64_t size, uint64_t *from, uint64_t *to);
 
 /* Core side, before the app: answer c's request with a static file when one matches. true:
- * answered (r holds the status and sizes for the log line), *complete when the whole answer
- * went out (the connection may carry another request); false: the app gets the request. */
+ * answered (r holds the status and sizes for the log line), *io says how the writes ended
+ * (IO_KILLED: the core is being killed, a Python error is set), *complete when the whole
+ * answer went out (the connection may carry another request); false: the app gets it. */
 bool static_serve(const struct gy_config *cfg, struct gy_conn *c, struct gy_response *r,
-                  bool *complete);
+                  enum io_result *io, bool *complete);
 
 #endif

@@ -120,17 +120,31 @@ static void facts_of_params(const struct gy_conn *conn, struct req_facts *f)
 }
 
 /* --static-map and friends (static.c): a static file is answered here, in C, and the app is
- * not called; the request is counted and logged like any other. */
-static bool serve_static(struct gy_core *c)
+ * not called; the request is counted and logged like any other. 0: not a static file; 1:
+ * answered; -1: answered, and the core was killed meanwhile (--harakiri on a slow client): its
+ * greenlet must end, as wsgi_serve's callers know. */
+static int serve_static(struct gy_core *c)
 {
     struct gy_conn *conn = c->conn;
+    enum io_result io = IO_OK;
     bool complete = false;
-    if (!static_serve(S.cfg, conn, &c->resp, &complete))
-        return false;
-    bool reusable = conn->proto->finish(conn, complete);
+    if (!static_serve(S.cfg, conn, &c->resp, &io, &complete))
+        return 0;
+    bool killed = io == IO_KILLED;
+    if (io == IO_FAILED && PyErr_Occurred())
+        PyErr_Print();
+    PyErr_Clear();
+    if (killed) {
+        log_msg("core %d: static file cancelled%s", c->id, c->harakiri ? " by harakiri" : "");
+        conn->nowait = true; /* this greenlet is being killed and may not suspend */
+    }
+    bool reusable = conn->proto->finish(conn, complete) && !killed;
+    PyErr_Clear();
     scoreboard_record_request(S.slot, c->resp.status, c->resp.body_sent,
-                              engine_now() - conn->started, false);
+                              engine_now() - conn->started, killed);
     S.slot->cores[c->id].requests++;
+    if (c->harakiri)
+        S.slot->harakiri++;
     if (!S.cfg->disable_logging) {
         struct req_facts facts;
         facts_of_params(conn, &facts);
@@ -138,7 +152,7 @@ static bool serve_static(struct gy_core *c)
     }
     c->conn = NULL;
     conn_request_done(conn, reusable);
-    return true;
+    return killed ? -1 : 1;
 }
 
 bool wsgi_serve(struct gy_core *c)
@@ -152,8 +166,9 @@ bool wsgi_serve(struct gy_core *c)
     r->body_sent = r->body_out = 0;
     r->nheaders = 0;
     S.requests++;
-    if (serve_static(c))
-        return true;
+    int served_static = serve_static(c);
+    if (served_static)
+        return served_static > 0;
     struct req_facts facts;
     enum outcome o;
     PyObject *input = input_new(c);

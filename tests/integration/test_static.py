@@ -317,3 +317,28 @@ def test_bad_static_options_are_refused(tmp_path):
         assert p.wait_exit() == 2
         assert what in p.log(), (args, p.log())
         p.stop()
+
+
+def test_harakiri_cancels_a_static_answer_to_a_client_that_stopped_reading(http_server, site):
+    """--harakiri on a static file: the core waiting on a client that reads nothing is cancelled
+    like an app's request, logged, and the worker serves on."""
+    big = site / "static" / "huge.bin"
+    with open(big, "wb") as f:
+        f.truncate(32 << 20)  # more than the socket buffers of both ends take
+    s = http_server("gyre", app(site), "--static-map", "/static=" + static_dir(site),
+                    "--harakiri", "1", "--tornado", "2")
+    stuck = socket.socket()
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.settimeout(10)
+    stuck.connect(("127.0.0.1", s.port))
+    try:
+        stuck.sendall(b"GET /static/huge.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        wait_for(lambda: "static file cancelled by harakiri" in s.log(), 30,
+                 what="the harakiri line")
+        wait_for(lambda: "GET /static/huge.bin => generated" in s.log(), 10,
+                 what="the request's log line")
+        assert get(s.url + "/static/a.css").content == CSS
+        assert get(s.url + "/after").text == "APP /after"
+        assert "Traceback" not in s.log()
+    finally:
+        stuck.close()
