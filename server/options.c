@@ -337,7 +337,7 @@ static const char *set_modifier(struct gy_config *c, const char *v)
 static const char *set_offload_threads(struct gy_config *c, const char *v)
 {
     (void)c;
-    return check_number(v, 0, 1024);
+    return check_number(v, 0, 1000000);
 }
 static const char *set_chown_socket(struct gy_config *c, const char *v)
 {
@@ -640,6 +640,12 @@ static const struct option_def OPTIONS[] = {
     { "offload-threads", ARG_REQUIRED, set_offload_threads, "N",
       "accepted: static files go out with sendfile() on each worker's loop, no thread needed" },
     { "offload-thread", ARG_REQUIRED, set_offload_threads, "N", "same as --offload-threads" },
+    { "static-cache-paths", ARG_REQUIRED, set_offload_threads, "SECONDS",
+      "accepted: static paths are resolved on every request (no stale answer after a deploy)" },
+    { "static-cache-paths-name", ARG_REQUIRED, set_ignored, "CACHE",
+      "accepted: see --static-cache-paths" },
+    { "http-manage-expect", ARG_OPTIONAL, set_http_keepalive, "N",
+      "accepted: Expect: 100-continue is always answered when the app first reads the body" },
 
     /* -- the Python environment, routes and request handling (issue 10, groups 3 and 8) -- */
 
