@@ -334,7 +334,7 @@ static const char *set_modifier(struct gy_config *c, const char *v)
     (void)c;
     return check_number(v, 0, 255);
 }
-static const char *set_offload_threads(struct gy_config *c, const char *v)
+static const char *set_accepted_count(struct gy_config *c, const char *v)
 {
     (void)c;
     return check_number(v, 0, 1000000);
@@ -637,10 +637,10 @@ static const struct option_def OPTIONS[] = {
       "Expires: mtime + SECONDS, by PATH_INFO (repeatable)" },
     { "honour-range", ARG_NONE, set_ignored, NULL,
       "accepted: a single Range: bytes= on a static file is always honoured (206/416)" },
-    { "offload-threads", ARG_REQUIRED, set_offload_threads, "N",
+    { "offload-threads", ARG_REQUIRED, set_accepted_count, "N",
       "accepted: static files go out with sendfile() on each worker's loop, no thread needed" },
-    { "offload-thread", ARG_REQUIRED, set_offload_threads, "N", "same as --offload-threads" },
-    { "static-cache-paths", ARG_REQUIRED, set_offload_threads, "SECONDS",
+    { "offload-thread", ARG_REQUIRED, set_accepted_count, "N", "same as --offload-threads" },
+    { "static-cache-paths", ARG_REQUIRED, set_accepted_count, "SECONDS",
       "accepted: static paths are resolved on every request (no stale answer after a deploy)" },
     { "static-cache-paths-name", ARG_REQUIRED, set_ignored, "CACHE",
       "accepted: see --static-cache-paths" },
