@@ -342,3 +342,19 @@ def test_harakiri_cancels_a_static_answer_to_a_client_that_stopped_reading(http_
         assert "Traceback" not in s.log()
     finally:
         stuck.close()
+
+
+def test_check_static_docroot_and_gzip_rules(gyre, site):
+    """--check-static-docroot: the front end's DOCUMENT_ROOT + PATH_INFO; --static-gzip-ext and
+    --static-gzip (a regexp) pick which files get their .gz looked for."""
+    g = gyre(app(site), "--check-static-docroot", "--static-gzip-ext", ".js",
+             "--static-gzip", r"/a\.css$")
+    def ask(path, **extra):
+        v = {"PATH_INFO": path, "DOCUMENT_ROOT": static_dir(site), **extra}
+        return parse_response(uwsgi_request(g.socket, v))
+    status, headers, body = ask("/a.css", HTTP_ACCEPT_ENCODING="gzip, br")
+    assert (status, headers.get("content-encoding"), body) == (200, "gzip", GZ)
+    assert ask("/img.png")[2] == PNG
+    # no DOCUMENT_ROOT: the app
+    raw = uwsgi_request(g.socket, {"PATH_INFO": "/a.css"})
+    assert parse_response(raw)[2] == b"APP /a.css"
