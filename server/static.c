@@ -307,12 +307,15 @@ static bool try_root(const struct gy_config *cfg, const struct root *rt, const c
     return !skipped(cfg, f->path, strlen(f->path));
 }
 
-/* A mapping's file (MOUNT=FILE): served for its mountpoint, as in uWSGI. */
-static bool try_file(const struct root *rt, struct static_file *f)
+/* A mapping's file (MOUNT=FILE): served for its mountpoint, as in uWSGI. Its directory is
+ * the root its FILE.gz must resolve into. */
+static void use_file(const struct root *rt, struct static_file *f)
 {
     memcpy(f->path, rt->real, rt->len + 1);
     memcpy(f->root, rt->real, rt->len + 1);
-    return true;
+    char *slash = strrchr(f->root, '/');
+    if (slash)
+        slash[slash == f->root ? 1 : 0] = '\0'; /* "/file" lives in "/" */
 }
 
 /* PATH_INFO starts with the mountpoint, at a '/' boundary ("/static" is not "/staticx"). */
@@ -334,9 +337,8 @@ static bool try_maps(const struct gy_config *cfg, const char *const *maps, int n
             !root_resolve(&roots[i], eq + 1, strlen(eq + 1), option))
             continue;
         if (roots[i].is_file) {
-            if (try_file(&roots[i], f))
-                return true;
-            continue;
+            use_file(&roots[i], f);
+            return true;
         }
         size_t skip = keep_mount ? 0 : mlen;
         if (try_root(cfg, &roots[i], q->path_info.ptr + skip, q->path_info.len - skip, f))

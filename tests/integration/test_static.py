@@ -358,3 +358,12 @@ def test_check_static_docroot_and_gzip_rules(gyre, site):
     # no DOCUMENT_ROOT: the app
     raw = uwsgi_request(g.socket, {"PATH_INFO": "/a.css"})
     assert parse_response(raw)[2] == b"APP /a.css"
+
+
+def test_static_map_to_a_file_with_its_gzip(http_server, site):
+    s = http_server("gyre", app(site), "--static-gzip-all", "--static-map",
+                    "/style.css=" + os.path.join(static_dir(site), "a.css"))
+    r = get(s.url + "/style.css", headers={"Accept-Encoding": "gzip"}, stream=True)
+    assert (r.headers.get("Content-Encoding"), r.raw.read(decode_content=False)) == ("gzip", GZ)
+    assert get(s.url + "/style.css", headers={"Accept-Encoding": "identity"}).content == CSS
+    assert "security error" not in s.log()
