@@ -227,3 +227,23 @@ def test_chown_socket_unknown_user_stops_the_start(tmp_path, app):
     assert p.wait_exit(20) != 0
     assert "--chown-socket no-such-user-here: no such user" in p.log()
     p.stop()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_http_with_master_and_processes(http_server, app, tmp_path, kind):
+    """The most common command line of all: --http :PORT --master --processes N."""
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "f.txt").write_bytes(b"static text\n")
+    s = http_server(kind, app, "--master", "--processes", "2",
+                    "--static-map", "/s=" + str(tmp_path / "s"))
+    def answers():
+        try:
+            return requests.get(s.url + "/x", timeout=5).text == "APP GET /x"
+        except requests.ConnectionError:
+            return False
+    wait_for(answers, 30, what="an answer")
+    # a connection per request: uWSGI's router closes each one after its response
+    for i in range(6):
+        assert requests.get(s.url + "/p%d" % i, timeout=10).text == "APP GET /p%d" % i
+        r = requests.get(s.url + "/s/f.txt", timeout=10)
+        assert (r.content, r.headers["Content-Type"]) == (b"static text\n", "text/plain")
