@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 enum arg_kind { ARG_NONE, ARG_REQUIRED, ARG_OPTIONAL };
 
@@ -324,9 +325,15 @@ static const char *check_number(const char *v, long min, long max)
     long n;
     return v ? parse_long(v, min, max, &n) : NULL;
 }
+/* uWSGI's optional-number flags (--http-keepalive, --http-manage-expect) are written bare, with
+ * a number, or as an .ini boolean ("http-keepalive = true"): all mean the same to gyre. */
 static const char *set_http_keepalive(struct gy_config *c, const char *v)
 {
     (void)c;
+    static const char *const words[] = { "true", "false", "yes", "no", "on", "off" };
+    for (size_t i = 0; v && i < sizeof(words) / sizeof(words[0]); i++)
+        if (strcasecmp(v, words[i]) == 0)
+            return NULL;
     return check_number(v, 0, INT_MAX);
 }
 static const char *set_modifier(struct gy_config *c, const char *v)

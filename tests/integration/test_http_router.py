@@ -247,3 +247,44 @@ def test_http_with_master_and_processes(http_server, app, tmp_path, kind):
         assert requests.get(s.url + "/p%d" % i, timeout=10).text == "APP GET /p%d" % i
         r = requests.get(s.url + "/s/f.txt", timeout=10)
         assert (r.content, r.headers["Content-Type"]) == (b"static text\n", "text/plain")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_typical_ini_runs_unchanged(tmp_path, app, kind):
+    """An .ini as deployments write it: --http, the router options, static files, offload."""
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "assets" / "app.js").write_bytes(b"console.log(1);\n")
+    port = socket.socket()
+    port.bind(("127.0.0.1", 0))
+    n = port.getsockname()[1]
+    port.close()
+    ini = tmp_path / "site.ini"
+    ini.write_text("""[uwsgi]
+http = 127.0.0.1:%d
+wsgi-file = %s
+master = true
+processes = 1
+http-timeout = 300
+http-keepalive = true
+http-auto-chunked = true
+offload-threads = 2
+static-map = /assets=%s
+static-expires-type = text/javascript=86400
+""" % (n, app, tmp_path / "assets"))
+    binary = [GYRE] if kind == "gyre" else [UWSGI, "--plugin", "http,python3"]
+    p = Session(str(tmp_path), [*binary, "--ini", str(ini)])
+    try:
+        def js():
+            try:
+                return requests.get("http://127.0.0.1:%d/assets/app.js" % n, timeout=5)
+            except requests.ConnectionError:
+                return None
+        wait_for(lambda: js() is not None or not p.alive(), 30, what="an answer")
+        r = js()
+        assert r is not None, p.log()
+        assert (r.status_code, r.content) == (200, b"console.log(1);\n")
+        assert r.headers["Content-Type"] == "text/javascript"
+        assert "Expires" in r.headers
+        assert requests.get("http://127.0.0.1:%d/x" % n, timeout=10).text == "APP GET /x"
+    finally:
+        p.kill_group()
