@@ -367,3 +367,19 @@ def test_static_map_to_a_file_with_its_gzip(http_server, site):
     assert (r.headers.get("Content-Encoding"), r.raw.read(decode_content=False)) == ("gzip", GZ)
     assert get(s.url + "/style.css", headers={"Accept-Encoding": "identity"}).content == CSS
     assert "security error" not in s.log()
+
+
+def test_concurrent_static_and_app_requests(http_server, site):
+    """Static answers and app requests side by side on 8 cores: every byte where it belongs."""
+    import concurrent.futures
+    s = http_server("gyre", app(site), "--static-map", "/static=" + static_dir(site),
+                    "--tornado", "8")
+    big = (site / "static" / "big.bin").read_bytes()
+
+    def one(i):
+        if i % 2:
+            return get(s.url + "/static/big.bin").content == big
+        return get(s.url + "/app%d" % i).text == "APP /app%d" % i
+    with concurrent.futures.ThreadPoolExecutor(12) as ex:
+        results = list(ex.map(one, range(60)))
+    assert results == [True] * 60
