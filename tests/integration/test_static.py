@@ -383,3 +383,15 @@ def test_concurrent_static_and_app_requests(http_server, site):
     with concurrent.futures.ThreadPoolExecutor(12) as ex:
         results = list(ex.map(one, range(60)))
     assert results == [True] * 60
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_same_mountpoint_twice_falls_back_in_order(http_server, site, kind):
+    other = site / "other"
+    other.mkdir()
+    (other / "only-here.txt").write_bytes(b"second tree\n")
+    (other / "a.css").write_bytes(b"shadowed\n")
+    s = http_server(kind, app(site), "--static-map", "/static=" + static_dir(site),
+                    "--static-map", "/static=" + str(other))
+    assert get(s.url + "/static/only-here.txt").content == b"second tree\n"
+    assert get(s.url + "/static/a.css").content == CSS
