@@ -45,10 +45,12 @@ SERVER_OBJ  := $(SERVER_SRC:%.c=build/%.o)
 # server/'s plain C files: built without Python's include path, so that an include of Python.h
 # (directly or through a header) fails the build. Python is core.h's alone (see server/README).
 SERVER_NOPY := $(addprefix server/,main.c master.c stats.c options.c ini.c logformat.c log.c \
-    scoreboard.c server.c response.c proto_uwsgi.c proto_fastcgi.c proto_http.c conn.c listen.c)
+    scoreboard.c server.c response.c proto_uwsgi.c proto_fastcgi.c proto_http.c conn.c listen.c \
+    static.c)
 PROTO_TESTS := $(patsubst tests/proto/%.c,build/tests/%,$(sort $(wildcard tests/proto/test_*.c)))
 # server/'s parts that need no Python (configuration, log rendering): unit-tested like proto/.
-SERVER_PURE := server/options.c server/ini.c server/logformat.c server/log.c
+SERVER_PURE := server/options.c server/ini.c server/logformat.c server/log.c server/static.c \
+    server/response.c
 SERVER_TESTS := $(patsubst tests/server/%.c,build/tests/server/%,$(sort $(wildcard tests/server/test_*.c)))
 FUZZERS     := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
 HEADERS     := $(wildcard proto/*.h server/*.h)

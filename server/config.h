@@ -74,6 +74,39 @@ struct gy_config {
     /* -- options that are already gyre's behaviour or a true no-op (issue 10, group 1) -- */
 
     /* -- the HTTP router and static files (issue 10, groups 2 and 6) -- */
+    /* Static files, served from C before the app is called (static.c). Lists in the order
+     * given; uWSGI's order of lookup: check-static, static-map, static-map2, the docroot. */
+    const char *check_static[GY_MAX_LIST]; /* DIR: DIR + PATH_INFO */
+    int ncheck_static;
+    const char *static_maps[GY_MAX_LIST]; /* MOUNT=DIR: DIR + PATH_INFO after MOUNT */
+    int nstatic_maps;
+    const char *static_maps2[GY_MAX_LIST]; /* MOUNT=DIR: DIR + the whole PATH_INFO */
+    int nstatic_maps2;
+    bool check_static_docroot;             /* ... and the request's DOCUMENT_ROOT */
+    const char *static_index[GY_MAX_LIST]; /* tried in a directory, in order */
+    int nstatic_index;
+    const char *static_skip_ext[GY_MAX_LIST]; /* suffixes never served statically */
+    int nstatic_skip_ext;
+    const char *static_safe[GY_MAX_LIST]; /* trees a mapping's symlinks may lead into */
+    int nstatic_safe;
+    const char *mimefiles[GY_MAX_LIST]; /* mime.types files (default /etc/mime.types) */
+    int nmimefiles;
+    bool static_gzip_all;                     /* FILE.gz for every file, if it exists */
+    const char *static_gzip_dir[GY_MAX_LIST]; /* ... for files under these prefixes */
+    int nstatic_gzip_dir;
+    const char *static_gzip_ext[GY_MAX_LIST]; /* ... for files with these suffixes */
+    int nstatic_gzip_ext;
+    const char *static_gzip_re[GY_MAX_LIST]; /* ... for files matching these regexps */
+    int nstatic_gzip_re;
+    /* An Expires header: "KEY SECONDS" (regexp rules) or "TYPE=SECONDS" (content types),
+     * counted from now or from the file's mtime. */
+    struct gy_expires_rule {
+        enum gy_expires_on { EXPIRES_FILENAME, EXPIRES_PATH_INFO, EXPIRES_URI, EXPIRES_TYPE } on;
+        bool from_mtime;
+        const char *spec;
+    } static_expires[GY_MAX_LIST];
+    int nstatic_expires;
+    const char *chown_socket; /* USER[:GROUP] for the unix sockets gyre binds */
 
     /* -- the Python environment, routes and request handling (issue 10, groups 3 and 8) -- */
 

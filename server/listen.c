@@ -31,13 +31,56 @@
 #include <stdlib.h>
 #include <systemd/sd-daemon.h>
 #include <errno.h>
+#include <grp.h>
 #include <netdb.h>
+#include <pwd.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/resource.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+/* A user or group by name or number: -1 when there is none. */
+static long id_of(const char *name, bool group)
+{
+    char *end;
+    long n = strtol(name, &end, 10);
+    if (*name && *end == '\0' && n >= 0)
+        return n;
+    if (group) {
+        struct group *g = getgrnam(name);
+        return g ? (long)g->gr_gid : -1;
+    }
+    struct passwd *pw = getpwnam(name);
+    return pw ? (long)pw->pw_uid : -1;
+}
+
+/* --chown-socket USER[:GROUP], as uWSGI: the socket file's owner (and group), so that a front
+ * end running as another user may connect with a --chmod-socket such as 660. */
+static int chown_socket(const char *path, const char *spec)
+{
+    char user[128];
+    const char *colon = strchr(spec, ':');
+    size_t ulen = colon ? (size_t)(colon - spec) : strlen(spec);
+    if (ulen == 0 || ulen >= sizeof(user)) {
+        log_msg("--chown-socket %s: expected USER[:GROUP]", spec);
+        return -1;
+    }
+    memcpy(user, spec, ulen);
+    user[ulen] = '\0';
+    long uid = id_of(user, false);
+    long gid = colon && colon[1] ? id_of(colon + 1, true) : -1;
+    if (uid < 0 || (colon && colon[1] && gid < 0)) {
+        log_msg("--chown-socket %s: no such %s", spec, uid < 0 ? "user" : "group");
+        return -1;
+    }
+    if (chown(path, (uid_t)uid, gid < 0 ? (gid_t)-1 : (gid_t)gid) < 0) {
+        log_errno("chown(%s, %s)", path, spec);
+        return -1;
+    }
+    return 0;
+}
 
 static int open_unix(struct gy_listener *l, const char *path)
 {
@@ -65,6 +108,10 @@ static int open_unix(struct gy_listener *l, const char *path)
     l->unlink_on_exit = true;
     if (S.cfg->chmod_socket >= 0 && chmod(path, (mode_t)S.cfg->chmod_socket) < 0) {
         log_errno("chmod(%s)", path);
+        close(fd);
+        return -1;
+    }
+    if (S.cfg->chown_socket && chown_socket(path, S.cfg->chown_socket) < 0) {
         close(fd);
         return -1;
     }

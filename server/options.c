@@ -21,10 +21,12 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <regex.h>
 #include <stdio.h>
 #include <strings.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 enum arg_kind { ARG_NONE, ARG_REQUIRED, ARG_OPTIONAL };
 
@@ -393,6 +395,199 @@ static const char *set_plugin(struct gy_config *c, const char *v)
 
 /* -- setters: the HTTP router and static files (issue 10, groups 2 and 6) -- */
 
+/* --http ADDR: uWSGI starts a router process there that proxies to the workers; gyre's workers
+ * serve HTTP/1.1 on ADDR themselves (keep-alive, chunked, pipelining), as --http-socket. */
+static const char *set_http(struct gy_config *c, const char *v)
+{
+    if (*v == '=')
+        return "=N names a --shared-socket, which gyre does not have: give the address "
+               "(e.g. :8080)";
+    return add_socket(c, v, GY_PROTO_HTTP);
+}
+static const char *set_https(struct gy_config *c, const char *v)
+{
+    (void)c;
+    (void)v;
+    return "gyre speaks no TLS: let nginx (or another proxy) terminate TLS and give gyre "
+           "--http or --http-socket";
+}
+/* Between the router and its client in uWSGI; gyre's HTTP sockets are its clients' sockets,
+ * and gyre has one client timeout for every socket: --socket-timeout. */
+static const char *set_http_timeout(struct gy_config *c, const char *v)
+{
+    return set_socket_timeout(c, v);
+}
+/* A number that gyre checks and has no use for (the option's work is gyre's behaviour). */
+static const char *check_number(const char *v, long min, long max)
+{
+    long n;
+    return v ? parse_long(v, min, max, &n) : NULL;
+}
+/* uWSGI's optional-number flags (--http-keepalive, --http-manage-expect) are written bare, with
+ * a number, or as an .ini boolean ("http-keepalive = true"): all mean the same to gyre. */
+static const char *set_http_keepalive(struct gy_config *c, const char *v)
+{
+    (void)c;
+    static const char *const words[] = { "true", "false", "yes", "no", "on", "off" };
+    for (size_t i = 0; v && i < sizeof(words) / sizeof(words[0]); i++)
+        if (strcasecmp(v, words[i]) == 0)
+            return NULL;
+    return check_number(v, 0, INT_MAX);
+}
+static const char *set_modifier(struct gy_config *c, const char *v)
+{
+    (void)c;
+    return check_number(v, 0, 255);
+}
+static const char *set_accepted_count(struct gy_config *c, const char *v)
+{
+    (void)c;
+    return check_number(v, 0, 1000000);
+}
+static const char *set_chown_socket(struct gy_config *c, const char *v)
+{
+    if (*v == '\0' || *v == ':')
+        return "expected USER or USER:GROUP";
+    c->chown_socket = v;
+    return NULL;
+}
+
+/* MOUNT=DIR (or MOUNT=FILE), as uWSGI writes a static mapping. */
+static const char *add_static_map(const char **list, int *n, const char *v)
+{
+    const char *eq = strchr(v, '=');
+    if (!eq || eq == v || eq[1] == '\0')
+        return "expected MOUNTPOINT=DIR, e.g. /static=/srv/app/static";
+    if (*v != '/')
+        return "the mountpoint must start with '/'";
+    return add_list(list, n, v);
+}
+static const char *set_static_map(struct gy_config *c, const char *v)
+{
+    return add_static_map(c->static_maps, &c->nstatic_maps, v);
+}
+static const char *set_static_map2(struct gy_config *c, const char *v)
+{
+    return add_static_map(c->static_maps2, &c->nstatic_maps2, v);
+}
+static const char *set_check_static(struct gy_config *c, const char *v)
+{
+    return add_list(c->check_static, &c->ncheck_static, v);
+}
+static const char *set_check_static_docroot(struct gy_config *c, const char *v)
+{
+    (void)v;
+    c->check_static_docroot = true;
+    return NULL;
+}
+static const char *set_static_index(struct gy_config *c, const char *v)
+{
+    if (strchr(v, '/'))
+        return "an index is a file name, without '/'";
+    return add_list(c->static_index, &c->nstatic_index, v);
+}
+static const char *set_static_skip_ext(struct gy_config *c, const char *v)
+{
+    return add_list(c->static_skip_ext, &c->nstatic_skip_ext, v);
+}
+static const char *set_static_safe(struct gy_config *c, const char *v)
+{
+    return add_list(c->static_safe, &c->nstatic_safe, v);
+}
+static const char *set_mimefile(struct gy_config *c, const char *v)
+{
+    return add_list(c->mimefiles, &c->nmimefiles, v);
+}
+static const char *set_static_gzip_all(struct gy_config *c, const char *v)
+{
+    (void)v;
+    c->static_gzip_all = true;
+    return NULL;
+}
+static const char *set_static_gzip_dir(struct gy_config *c, const char *v)
+{
+    return add_list(c->static_gzip_dir, &c->nstatic_gzip_dir, v);
+}
+static const char *set_static_gzip_ext(struct gy_config *c, const char *v)
+{
+    return add_list(c->static_gzip_ext, &c->nstatic_gzip_ext, v);
+}
+/* A POSIX extended regexp (uWSGI's are PCRE; the common subset is the same). Compiled again
+ * by static.c where it is used: here it is only checked, so that a typo stops the start. */
+static const char *check_regexp(const char *re, size_t len)
+{
+    char pattern[512];
+    if (len >= sizeof(pattern))
+        return "regexp too long";
+    memcpy(pattern, re, len);
+    pattern[len] = '\0';
+    regex_t rx;
+    if (regcomp(&rx, pattern, REG_EXTENDED | REG_NOSUB) != 0)
+        return "not a valid (POSIX extended) regexp";
+    regfree(&rx);
+    return NULL;
+}
+static const char *set_static_gzip_re(struct gy_config *c, const char *v)
+{
+    const char *err = check_regexp(v, strlen(v));
+    return err ? err : add_list(c->static_gzip_re, &c->nstatic_gzip_re, v);
+}
+static const char *add_expires(struct gy_config *c, const char *v, enum gy_expires_on on,
+                               bool from_mtime)
+{
+    /* uWSGI's forms: "text/css=3600" for a content type, "REGEXP 3600" for the others. */
+    const char *sep = strchr(v, on == EXPIRES_TYPE ? '=' : ' ');
+    if (!sep || sep == v)
+        return on == EXPIRES_TYPE ? "expected TYPE=SECONDS, e.g. text/css=86400"
+                                  : "expected REGEXP SECONDS, e.g. \\.css$ 86400";
+    long secs;
+    if (parse_long(sep + 1, 0, 100L * 365 * 86400, &secs))
+        return "expected a number of seconds after the separator";
+    if (on != EXPIRES_TYPE) {
+        const char *err = check_regexp(v, (size_t)(sep - v));
+        if (err)
+            return err;
+    }
+    if (c->nstatic_expires == GY_MAX_LIST)
+        return "given too many times";
+    c->static_expires[c->nstatic_expires++] = (struct gy_expires_rule){ .on = on,
+                                                                        .from_mtime = from_mtime,
+                                                                        .spec = v };
+    return NULL;
+}
+static const char *set_expires_type(struct gy_config *c, const char *v)
+{
+    return add_expires(c, v, EXPIRES_TYPE, false);
+}
+static const char *set_expires_type_mtime(struct gy_config *c, const char *v)
+{
+    return add_expires(c, v, EXPIRES_TYPE, true);
+}
+static const char *set_expires(struct gy_config *c, const char *v)
+{
+    return add_expires(c, v, EXPIRES_FILENAME, false);
+}
+static const char *set_expires_mtime(struct gy_config *c, const char *v)
+{
+    return add_expires(c, v, EXPIRES_FILENAME, true);
+}
+static const char *set_expires_uri(struct gy_config *c, const char *v)
+{
+    return add_expires(c, v, EXPIRES_URI, false);
+}
+static const char *set_expires_uri_mtime(struct gy_config *c, const char *v)
+{
+    return add_expires(c, v, EXPIRES_URI, true);
+}
+static const char *set_expires_path_info(struct gy_config *c, const char *v)
+{
+    return add_expires(c, v, EXPIRES_PATH_INFO, false);
+}
+static const char *set_expires_path_info_mtime(struct gy_config *c, const char *v)
+{
+    return add_expires(c, v, EXPIRES_PATH_INFO, true);
+}
+
 /* -- setters: the Python environment, routes and request handling (issue 10, groups 3 and 8) -- */
 
 /* -- setters: processes, hooks and daemons (issue 10, group 4) -- */
@@ -492,6 +687,83 @@ static const struct option_def OPTIONS[] = {
     /* -- options that are already gyre's behaviour or a true no-op (issue 10, group 1) -- */
 
     /* -- the HTTP router and static files (issue 10, groups 2 and 6) -- */
+    { "http", ARG_REQUIRED, set_http, "ADDR",
+      "serve HTTP/1.1 on [HOST]:PORT or a unix socket PATH from the workers (uWSGI's router: "
+      "same as --http-socket)" },
+    { "http11-socket", ARG_REQUIRED, set_http_socket, "ADDR", "same as --http-socket" },
+    { "https", ARG_REQUIRED, set_https, "ADDR,CERT,KEY",
+      "refused: gyre speaks no TLS (terminate it in nginx)" },
+    { "https-socket", ARG_REQUIRED, set_https, "ADDR,CERT,KEY", "same as --https" },
+    { "http-timeout", ARG_REQUIRED, set_http_timeout, "SECONDS",
+      "same as --socket-timeout (one client timeout for every socket)" },
+    { "http-keepalive", ARG_OPTIONAL, set_http_keepalive, "N",
+      "accepted: HTTP/1.1 keep-alive is always on (idle time: --keepalive-timeout)" },
+    { "http-auto-chunked", ARG_NONE, set_ignored, NULL,
+      "accepted: an HTTP/1.1 response without Content-Length is always sent chunked" },
+    { "http-modifier1", ARG_REQUIRED, set_modifier, "N",
+      "accepted: every request goes to the WSGI app" },
+    { "http-modifier2", ARG_REQUIRED, set_modifier, "N", "same as --http-modifier1" },
+    { "http-socket-modifier1", ARG_REQUIRED, set_modifier, "N", "same as --http-modifier1" },
+    { "http-socket-modifier2", ARG_REQUIRED, set_modifier, "N", "same as --http-modifier1" },
+    { "chown-socket", ARG_REQUIRED, set_chown_socket, "USER[:GROUP]",
+      "chown the unix sockets gyre binds to USER (and GROUP)" },
+    { "check-static", ARG_REQUIRED, set_check_static, "DIR",
+      "serve DIR + PATH_INFO when it is a file, without calling the app (repeatable)" },
+    { "static-check", ARG_REQUIRED, set_check_static, "DIR", "same as --check-static" },
+    { "check-static-docroot", ARG_NONE, set_check_static_docroot, NULL,
+      "serve static files from the request's DOCUMENT_ROOT" },
+    { "static-map", ARG_REQUIRED, set_static_map, "MOUNT=DIR",
+      "serve DIR + the PATH_INFO after MOUNT (or the FILE MOUNT names) (repeatable)" },
+    { "static-map2", ARG_REQUIRED, set_static_map2, "MOUNT=DIR",
+      "serve DIR + the whole PATH_INFO under MOUNT (repeatable)" },
+    { "static-index", ARG_REQUIRED, set_static_index, "NAME",
+      "file served for a static directory, tried in order (repeatable)" },
+    { "static-skip-ext", ARG_REQUIRED, set_static_skip_ext, "EXT",
+      "never serve paths ending in EXT statically: the app gets them (repeatable)" },
+    { "static-safe", ARG_REQUIRED, set_static_safe, "DIR",
+      "a static file may resolve (through symlinks) into DIR too (repeatable)" },
+    { "mimefile", ARG_REQUIRED, set_mimefile, "FILE",
+      "Content-Type of static files from FILE (default: /etc/mime.types) (repeatable)" },
+    { "mime-file", ARG_REQUIRED, set_mimefile, "FILE", "same as --mimefile" },
+    { "static-gzip-all", ARG_NONE, set_static_gzip_all, NULL,
+      "send FILE.gz (Content-Encoding: gzip) when it exists and the client accepts gzip" },
+    { "static-gzip-dir", ARG_REQUIRED, set_static_gzip_dir, "PREFIX",
+      "the same for the files under PREFIX (repeatable)" },
+    { "static-gzip-prefix", ARG_REQUIRED, set_static_gzip_dir, "PREFIX",
+      "same as --static-gzip-dir" },
+    { "static-gzip-ext", ARG_REQUIRED, set_static_gzip_ext, "SUFFIX",
+      "the same for the files ending in SUFFIX (repeatable)" },
+    { "static-gzip-suffix", ARG_REQUIRED, set_static_gzip_ext, "SUFFIX",
+      "same as --static-gzip-ext" },
+    { "static-gzip", ARG_REQUIRED, set_static_gzip_re, "REGEXP",
+      "the same for the files whose path matches REGEXP (repeatable)" },
+    { "static-expires-type", ARG_REQUIRED, set_expires_type, "TYPE=SECONDS",
+      "Expires: now + SECONDS on static files of Content-Type TYPE (repeatable)" },
+    { "static-expires-type-mtime", ARG_REQUIRED, set_expires_type_mtime, "TYPE=SECONDS",
+      "Expires: the file's mtime + SECONDS, by Content-Type (repeatable)" },
+    { "static-expires", ARG_REQUIRED, set_expires, "REGEXP SECONDS",
+      "Expires: now + SECONDS on static files whose path matches REGEXP (repeatable)" },
+    { "static-expires-mtime", ARG_REQUIRED, set_expires_mtime, "REGEXP SECONDS",
+      "Expires: mtime + SECONDS, by file path (repeatable)" },
+    { "static-expires-uri", ARG_REQUIRED, set_expires_uri, "REGEXP SECONDS",
+      "Expires: now + SECONDS, by REQUEST_URI (repeatable)" },
+    { "static-expires-uri-mtime", ARG_REQUIRED, set_expires_uri_mtime, "REGEXP SECONDS",
+      "Expires: mtime + SECONDS, by REQUEST_URI (repeatable)" },
+    { "static-expires-path-info", ARG_REQUIRED, set_expires_path_info, "REGEXP SECONDS",
+      "Expires: now + SECONDS, by PATH_INFO (repeatable)" },
+    { "static-expires-path-info-mtime", ARG_REQUIRED, set_expires_path_info_mtime, "REGEXP SECONDS",
+      "Expires: mtime + SECONDS, by PATH_INFO (repeatable)" },
+    { "honour-range", ARG_NONE, set_ignored, NULL,
+      "accepted: a single Range: bytes= on a static file is always honoured (206/416)" },
+    { "offload-threads", ARG_REQUIRED, set_accepted_count, "N",
+      "accepted: static files go out with sendfile() on each worker's loop, no thread needed" },
+    { "offload-thread", ARG_REQUIRED, set_accepted_count, "N", "same as --offload-threads" },
+    { "static-cache-paths", ARG_REQUIRED, set_accepted_count, "SECONDS",
+      "accepted: static paths are resolved on every request (no stale answer after a deploy)" },
+    { "static-cache-paths-name", ARG_REQUIRED, set_ignored, "CACHE",
+      "accepted: see --static-cache-paths" },
+    { "http-manage-expect", ARG_OPTIONAL, set_http_keepalive, "N",
+      "accepted: Expect: 100-continue is always answered when the app first reads the body" },
 
     /* -- the Python environment, routes and request handling (issue 10, groups 3 and 8) -- */
 

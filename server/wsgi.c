@@ -5,13 +5,14 @@
  * Runs inside a core's greenlet. Every write may suspend the core (conn_write_all); nothing here
  * blocks the loop.
  *
- * Depends on: conn.c, engine.c, input.c, log.c, logformat.c, scoreboard.c, server.c,
+ * Depends on: conn.c, engine.c, input.c, log.c, logformat.c, scoreboard.c, server.c, static.c,
  *     wsgi_environ.c, wsgi_filewrapper.c, wsgi_headers.c, wsgi_send.c (server/README)
  */
 #include "engine.h"
 #include "log.h"
 #include "proto.h"
 #include "server.h"
+#include "static.h"
 #include "wsgi.h"
 
 static const char BODY_500[] = "Internal Server Error\n";
@@ -99,6 +100,61 @@ static void log_request(struct gy_core *c, const struct req_facts *f, double sta
         log_raw(line, n);
 }
 
+/* The log line's facts, from the params themselves: a static file builds no environ. */
+static void facts_of_params(const struct gy_conn *conn, struct req_facts *f)
+{
+    *f = (struct req_facts){ -1, -1, -1, -1, -1, false, { NULL, 0 } };
+    for (uint32_t i = 0; i < conn->nparams; i++) {
+        struct gy_slice n = conn->params[i].name;
+        if (GY_SLICE_EQ(n, "REQUEST_METHOD"))
+            f->method = (int)i;
+        else if (GY_SLICE_EQ(n, "REQUEST_URI"))
+            f->uri = (int)i;
+        else if (GY_SLICE_EQ(n, "PATH_INFO"))
+            f->path_info = (int)i;
+        else if (GY_SLICE_EQ(n, "REMOTE_ADDR"))
+            f->addr = (int)i;
+        else if (GY_SLICE_EQ(n, "SERVER_PROTOCOL"))
+            f->proto = (int)i;
+    }
+}
+
+/* --static-map and friends (static.c): a static file is answered here, in C, and the app is
+ * not called; the request is counted and logged like any other. 0: not a static file; 1:
+ * answered; -1: answered, and the core was killed meanwhile (--harakiri on a slow client): its
+ * greenlet must end, as wsgi_serve's callers know. */
+static int serve_static(struct gy_core *c)
+{
+    struct gy_conn *conn = c->conn;
+    enum io_result io = IO_OK;
+    bool complete = false;
+    if (!static_serve(S.cfg, conn, &c->resp, &io, &complete))
+        return 0;
+    bool killed = io == IO_KILLED;
+    if (io == IO_FAILED && PyErr_Occurred())
+        PyErr_Print();
+    PyErr_Clear();
+    if (killed) {
+        log_msg("core %d: static file cancelled%s", c->id, c->harakiri ? " by harakiri" : "");
+        conn->nowait = true; /* this greenlet is being killed and may not suspend */
+    }
+    bool reusable = conn->proto->finish(conn, complete) && !killed;
+    PyErr_Clear();
+    scoreboard_record_request(S.slot, c->resp.status, c->resp.body_sent,
+                              engine_now() - conn->started, killed);
+    S.slot->cores[c->id].requests++;
+    if (c->harakiri)
+        S.slot->harakiri++;
+    if (!S.cfg->disable_logging) {
+        struct req_facts facts;
+        facts_of_params(conn, &facts);
+        log_request(c, &facts, conn->started);
+    }
+    c->conn = NULL;
+    conn_request_done(conn, reusable);
+    return killed ? -1 : 1;
+}
+
 bool wsgi_serve(struct gy_core *c)
 {
     struct gy_conn *conn = c->conn;
@@ -110,6 +166,9 @@ bool wsgi_serve(struct gy_core *c)
     r->body_sent = r->body_out = 0;
     r->nheaders = 0;
     S.requests++;
+    int served_static = serve_static(c);
+    if (served_static)
+        return served_static > 0;
     struct req_facts facts;
     enum outcome o;
     PyObject *input = input_new(c);

@@ -561,3 +561,59 @@ class FcgiReader:
                 return resp
             else:
                 raise AssertionError("unexpected record %r for the request" % rec)
+
+
+# ---- gyre or Debian's uWSGI with --http: the same client checks against both -------------------
+
+UWSGI = shutil.which("uwsgi") or "/usr/bin/uwsgi"
+
+
+class HttpServer:
+    """gyre, or Debian's uWSGI (kind="uwsgi": its HTTP router and one worker), serving the WSGI
+    file app with `--http 127.0.0.1:PORT` and the extra options args; url is where it answers."""
+
+    def __init__(self, tmp, kind, app, *args, addr=None):
+        self.kind = kind
+        self.port = free_port()
+        addr = addr or "127.0.0.1:%d" % self.port
+        if kind == "gyre":
+            argv = [GYRE, "--http", addr, "--wsgi-file", app, *args]
+        else:
+            argv = [UWSGI, "--plugin", "http,python3", "--http", addr, "--wsgi-file", app, *args]
+        self.session = Session(tmp, argv)
+        self.url = "http://127.0.0.1:%d" % self.port
+        # uWSGI's router listens before its worker is up: wait for the worker, not the port.
+        ready = "gyre" if kind == "gyre" else "spawned uWSGI worker"
+        wait_for(lambda: ready in self.log() or not self.session.alive(), 20,
+                 what="%s to start" % kind)
+        if not self.session.alive():
+            raise AssertionError("%s exited:\n%s" % (kind, self.log()))
+        if addr.startswith("127.0.0.1:"):
+            wait_for(self._connectable, 20, what="%s's port" % kind)
+
+    def _connectable(self):
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+            return True
+        except OSError:
+            return False
+
+    def log(self):
+        return self.session.log()
+
+    def stop(self):
+        self.session.kill_group()
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """http_server(kind, app, *args): gyre or uWSGI with --http (see HttpServer)."""
+    started = []
+
+    def start(kind, app, *args, **kw):
+        s = HttpServer(str(tmp_path), kind, app, *args, **kw)
+        started.append(s)
+        return s
+    yield start
+    for s in started:
+        s.stop()
