@@ -137,7 +137,9 @@ def test_http_keepalive_and_auto_chunked(http_server, app, kind):
 
 
 def test_http_keepalive_value_form(http_server, app):
-    s = http_server("gyre", app, "--http-keepalive", "1")
+    # `--http-keepalive 1` would make the 1 a config file, in uWSGI ("unable to load
+    # configuration from 1") as in gyre: an optional value is attached with `=`.
+    s = http_server("gyre", app, "--http-keepalive=1")
     with requests.Session() as sess:
         assert [sess.get(s.url + "/k%d" % i, timeout=10).text for i in range(3)] == \
             ["APP GET /k0", "APP GET /k1", "APP GET /k2"]
