@@ -63,7 +63,8 @@ static bool body_matches_length(struct gy_core *c)
     return true;
 }
 
-static void log_request(struct gy_core *c, const struct req_facts *f, double started)
+static void log_request(struct gy_core *c, const struct req_facts *f, double started,
+                        enum outcome o)
 {
     const struct gy_conn *conn = c->conn;
     struct gy_slice method = environ_param(conn, f->method, "GET");
@@ -79,10 +80,13 @@ static void log_request(struct gy_core *c, const struct req_facts *f, double sta
         .addr_len = (int)addr.len,
         .proto = proto.ptr,
         .proto_len = (int)proto.len,
+        .params = conn->params,
+        .nparams = conn->nparams,
         .status = c->resp.status,
-        .size = (unsigned long long)c->resp.body_sent,
-        .msecs = (unsigned)((engine_now() - started) * 1000.0),
+        .rsize = (unsigned long long)c->resp.body_sent,
+        .micros = (unsigned long long)((engine_now() - started) * 1e6),
         .pid = (int)S.pid,
+        .wid = S.slot->id,
         .core = c->id,
         .req = (unsigned long long)S.requests,
         .vars = conn->nparams,
@@ -90,13 +94,12 @@ static void log_request(struct gy_core *c, const struct req_facts *f, double sta
         .headers = c->resp.nheaders,
         .headers_size = c->resp.head_len,
         .switches = (unsigned long long)c->switches,
+        .read_errors = conn->body_error,
+        .write_errors = o == OUT_CLIENT_GONE,
     };
-    /* --log-format or uWSGI's default line: one renderer, which escapes the client's text.
-     * Room for the URI's 512 bytes escaped (4 each) and the rest of the line. */
-    char line[4096];
-    size_t n = logformat_render(&lf, line, sizeof(line));
-    if (n > 0)
-        log_raw(line, n);
+    /* --log-format or uWSGI's default line: one renderer, which escapes the client's text,
+     * and the "log only if" options (--disable-logging with --log-5xx ...). */
+    logformat_log(&lf);
 }
 
 bool wsgi_serve(struct gy_core *c)
@@ -162,8 +165,7 @@ bool wsgi_serve(struct gy_core *c)
     S.slot->cores[c->id].requests++;
     if (c->harakiri)
         S.slot->harakiri++;
-    if (!S.cfg->disable_logging)
-        log_request(c, &facts, conn->started);
+    log_request(c, &facts, conn->started, o);
     Py_XDECREF(env);
     Py_XDECREF(start_response_obj);
     Py_XDECREF(input);
