@@ -22,9 +22,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <regex.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,13 +85,22 @@ static struct {
     int pid;
     const struct gy_config *cfg;
     struct logfile stderr_file; /* --logto, behind fds 1 and 2 */
+    int out_fd;                 /* stderr (or --logto): 2, or its copy once fds 1 and 2 are the
+                                   capture pipe */
     struct chain main, req;
     bool syslog_open;
-} L;
+    pthread_mutex_t lock; /* one line at a time: the capture thread dispatches too */
+} L = { .out_fd = 2, .lock = PTHREAD_MUTEX_INITIALIZER };
 
 void log_init(void)
 {
     L.pid = (int)getpid();
+}
+
+/* A child forked while another thread held the lock would wait for it forever. */
+static void lock_reset_in_child(void)
+{
+    pthread_mutex_init(&L.lock, NULL);
 }
 
 /* ---- writing and rotating files ---------------------------------------------------------- */
@@ -125,7 +136,7 @@ static void reopen_onto(const struct logfile *lf, int fd, bool truncate)
     if (L.cfg && L.cfg->logfile_chmod > 0 && lf == &L.stderr_file)
         fchmod(nfd, (mode_t)L.cfg->logfile_chmod);
     if (fd == 2)
-        dup2(nfd, 1);
+        dup2(nfd, 1); /* print() and tracebacks follow (fds 1 and 2 are not the capture pipe) */
     dup2(nfd, fd);
     close(nfd);
 }
@@ -190,8 +201,8 @@ static void check_file(struct logfile *lf, int fd)
 
 static void write_stderr(const char *buf, size_t len)
 {
-    check_file(&L.stderr_file, 2);
-    write_all(2, buf, len);
+    check_file(&L.stderr_file, L.out_fd);
+    write_all(L.out_fd, buf, len);
 }
 
 /* ---- encoders ------------------------------------------------------------------------------ */
@@ -359,7 +370,7 @@ static void deliver(const struct chain *ch, struct logger *lg, const char *msg, 
         write_stderr(msg, len);
 }
 
-static void dispatch(struct chain *ch, const char *line, size_t len)
+static void dispatch_locked(struct chain *ch, const char *line, size_t len)
 {
     if (ch->nroutes) {
         /* regexec wants a C string: the line without its newline, cut to the buffer. */
@@ -388,9 +399,82 @@ static void dispatch(struct chain *ch, const char *line, size_t len)
         deliver(ch, NULL, line, len);
 }
 
+static void dispatch(struct chain *ch, const char *line, size_t len)
+{
+    pthread_mutex_lock(&L.lock);
+    dispatch_locked(ch, line, len);
+    pthread_mutex_unlock(&L.lock);
+}
+
 void log_request_line(const char *buf, size_t len)
 {
     dispatch(L.req.nloggers ? &L.req : &L.main, buf, len);
+}
+
+/* ---- what Python writes to fds 1 and 2 -------------------------------------------------------- */
+
+/* The capture pipe's reader: each line Python (print, tracebacks, the logging module) or a C
+ * library wrote to stdout or stderr, dispatched as a message, as uWSGI's log master does with
+ * its workers' output. A line longer than the buffer goes out in pieces. */
+static void *capture_loop(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char buf[LINE_MAX_BYTES];
+    size_t len = 0;
+    for (;;) {
+        ssize_t n = read(fd, buf + len, sizeof(buf) - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (len)
+                dispatch(&L.main, buf, len);
+            return NULL; /* every writer is gone */
+        }
+        len += (size_t)n;
+        size_t start = 0;
+        for (char *nl; (nl = memchr(buf + start, '\n', len - start));) {
+            size_t end = (size_t)(nl - buf) + 1;
+            dispatch(&L.main, buf + start, end - start);
+            start = end;
+        }
+        if (start == 0 && len == sizeof(buf)) {
+            dispatch(&L.main, buf, len);
+            len = 0;
+        } else {
+            memmove(buf, buf + start, len - start);
+            len -= start;
+        }
+    }
+}
+
+void log_capture_stdio(void)
+{
+    if (!L.main.nloggers && !L.main.nroutes && !L.main.nencoders)
+        return; /* stderr is where lines go as they are: nothing to capture */
+    int p[2];
+    int out = fcntl(2, F_DUPFD_CLOEXEC, 3);
+    if (out < 0 || pipe2(p, O_CLOEXEC) < 0) {
+        log_errno("cannot capture stdout and stderr for --logger");
+        return;
+    }
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &attr, capture_loop, (void *)(intptr_t)p[0]) != 0) {
+        log_msg("cannot capture stdout and stderr for --logger: no thread");
+        close(p[0]);
+        close(p[1]);
+        close(out);
+        return;
+    }
+    pthread_attr_destroy(&attr);
+    pthread_mutex_lock(&L.lock);
+    L.out_fd = out;
+    dup2(p[1], 1);
+    dup2(p[1], 2);
+    close(p[1]);
+    pthread_mutex_unlock(&L.lock);
 }
 
 /* ---- set-up ------------------------------------------------------------------------------- */
@@ -657,6 +741,9 @@ static void reset_chain(struct chain *ch)
 
 const char *log_setup(const struct gy_config *cfg)
 {
+    static bool atfork;
+    if (!atfork)
+        atfork = pthread_atfork(NULL, NULL, lock_reset_in_child) == 0;
     reset_chain(&L.main);
     reset_chain(&L.req);
     L.cfg = cfg;

@@ -20,6 +20,10 @@ struct gy_config;
  * --logger/--req-logger, --log-route, --log-encoder and the rest of them. NULL, or what is
  * wrong with an option (the caller exits). */
 const char *log_setup(const struct gy_config *cfg);
+/* After log_setup, with --logger, --log-route or --log-encoder: fds 1 and 2 become a pipe that
+ * a thread of this process reads, so that what Python writes there (print, tracebacks) takes
+ * the loggers too, as in uWSGI; the processes forked after share it. */
+void log_capture_stdio(void);
 /* After a fork and at start: the pid of "[gyre PID]". */
 void log_init(void);
 /* A server message: "[gyre PID] ...\n", control bytes escaped (\xHH). */
@@ -47,8 +51,6 @@ struct log_fields {
     int wid; /* worker id: 1..--processes */
     int core;
     unsigned long long req; /* the worker's request counter */
-    unsigned vars;          /* CGI params of the request */
-    unsigned head_size;     /* bytes of its head */
     unsigned headers;       /* response headers */
     size_t headers_size;
     unsigned long long switches;

@@ -39,7 +39,8 @@ enum lf_var {
     V_URI,
     V_ADDR,
     V_PROTO,
-    V_PARAM, /* a request variable by name (user, host, uagent, referer, var.NAME) */
+    V_PARAM, /* a request variable by name (user, uagent, referer, var.NAME) */
+    V_HOST,  /* HTTP_HOST, else SERVER_NAME, as uWSGI's wsgi_req->host */
     V_STATUS,
     V_RSIZE,
     V_HSIZE,
@@ -84,7 +85,7 @@ static const struct {
     { "method", V_METHOD, NULL },
     { "user", V_PARAM, "REMOTE_USER" },
     { "addr", V_ADDR, NULL },
-    { "host", V_PARAM, "HTTP_HOST" },
+    { "host", V_HOST, NULL },
     { "proto", V_PROTO, NULL },
     { "uagent", V_PARAM, "HTTP_USER_AGENT" },
     { "referer", V_PARAM, "HTTP_REFERER" },
@@ -322,6 +323,16 @@ static struct gy_slice param(const struct log_fields *f, const char *name, size_
     return (struct gy_slice){ NULL, 0 };
 }
 
+/* The request's variables as a uwsgi packet's body (uWSGI's pktsize, the header's datasize):
+ * what nginx's uwsgi_pass sends, and what uWSGI builds from an HTTP or FastCGI request too. */
+static unsigned long long packet_size(const struct log_fields *f)
+{
+    unsigned long long n = 0;
+    for (unsigned i = 0; i < f->nparams; i++)
+        n += 4ULL + f->params[i].name.len + f->params[i].value.len;
+    return n;
+}
+
 static unsigned long long content_length(const struct log_fields *f)
 {
     struct gy_slice v = param(f, "CONTENT_LENGTH", 14);
@@ -432,6 +443,13 @@ static void put_piece(struct sink *s, const struct piece *pc, const struct log_f
         put_text(s, v.ptr, (int)(v.len > 4096 ? 4096 : v.len));
         break;
     }
+    case V_HOST: {
+        struct gy_slice v = param(f, "HTTP_HOST", 9);
+        if (!v.len)
+            v = param(f, "SERVER_NAME", 11);
+        put_text(s, v.ptr, (int)(v.len > 4096 ? 4096 : v.len));
+        break;
+    }
     case V_STATUS:
         put_int(s, f->status);
         break;
@@ -494,10 +512,10 @@ static void put_piece(struct sink *s, const struct piece *pc, const struct log_f
         put_num(s, f->switches);
         break;
     case V_VARS:
-        put_num(s, f->vars);
+        put_num(s, 2ULL * f->nparams); /* uWSGI counts names and values: its iovecs */
         break;
     case V_PKTSIZE:
-        put_num(s, f->head_size);
+        put_num(s, packet_size(f));
         break;
     case V_HEADERS:
         put_num(s, f->headers);

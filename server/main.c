@@ -54,6 +54,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "gyre: %s\n", err);
         return 2;
     }
+    log_capture_stdio();
     if (cfg.processes > 1 && !cfg.master) {
         log_msg("--processes %d needs a master to manage the workers: implying --master",
                 cfg.processes);

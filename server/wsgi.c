@@ -89,8 +89,6 @@ static void log_request(struct gy_core *c, const struct req_facts *f, double sta
         .wid = S.slot->id,
         .core = c->id,
         .req = (unsigned long long)S.requests,
-        .vars = conn->nparams,
-        .head_size = (unsigned)conn->head_len,
         .headers = c->resp.nheaders,
         .headers_size = c->resp.head_len,
         .switches = (unsigned long long)c->switches,

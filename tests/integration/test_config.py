@@ -375,12 +375,13 @@ def test_log_format_exact_line(launch, tmp_path):
     packet = uwsgi_packet({"PATH_INFO": "/fixed", **vars})
     head = uwsgi_request(sock, {"PATH_INFO": "/fixed", **vars}).partition(b"\r\n\r\n")[0]
     expected = [
-        "GET /fixed?q=1 -> 200 %d bytes pid=%d core=0 HTTP/1.1 from 10.1.2.3 vars=8 pkt=%d "
+        "GET /fixed?q=1 -> 200 %d bytes pid=%d core=0 HTTP/1.1 from 10.1.2.3 vars=16 pkt=%d "
         "headers=2 hsize=%d req=%d 100%% %%(unclosed" % (11 + len(head) + 4, g.proc.pid,
-                                                          len(packet), len(head) + 4, n)
+                                                          len(packet) - 4, len(head) + 4, n)
         for n in (1, 2)]
     # Content-Length is gyre's: the headers counted are the app's two; hsize is the whole head
-    # gyre wrote, its blank line included; size is head and body, as uWSGI counts it.
+    # gyre wrote, its blank line included; size is head and body, vars names and values, pkt
+    # the packet without its 4-byte header: as uWSGI counts them.
     wait_for(lambda: g.log().count("GET /fixed") == 2, what="two log lines")
     lines = [l for l in g.log().splitlines() if l.startswith("GET ")]
     assert lines == expected
