@@ -885,6 +885,27 @@ void log_errno(const char *fmt, ...)
     va_end(ap);
 }
 
+/* --harakiri-verbose: where a stuck process is, in the kernel's words, as uWSGI's
+ * trigger_harakiri logs it ("HARAKIRI: -- syscall> ..." and "... wchan> ..."). */
+void log_proc_state(int pid)
+{
+    static const char *const files[] = { "syscall", "wchan" };
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        char path[64], buf[512];
+        snprintf(path, sizeof(path), "/proc/%d/%s", pid, files[i]);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        ssize_t n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (n <= 0)
+            continue;
+        while (n > 0 && buf[n - 1] == '\n')
+            n--;
+        log_msg("HARAKIRI: -- %s> %.*s", files[i], (int)n, buf);
+    }
+}
+
 const char *log_asctime(void)
 {
     static time_t cached_at;

@@ -28,7 +28,8 @@ import time
 
 import pytest
 
-from conftest import APPS, GYRE, Session, connect, parse_response, uwsgi_request, wait_for
+from conftest import (APPS, GYRE, Session, connect, parse_response, uwsgi_packet,
+                      uwsgi_request, wait_for)
 
 APP = os.path.join(APPS, "log_app.py")
 UWSGI = shutil.which("uwsgi")
@@ -377,3 +378,24 @@ def test_bad_logger_stops_gyre_at_start(tmp_path):
     assert sess.wait_exit(10) == 2
     assert "unknown logger: gyre has file, fd, stdio and syslog" in sess.log()
     assert not os.path.exists(tmp_path / "s.sock")
+
+
+# ---- --harakiri-verbose ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", BOTH)
+def test_harakiri_verbose_shows_the_stuck_worker(serve, kind):
+    """A worker stuck in time.sleep (its loop blocked): the master kills it and, verbose, first
+    logs the kernel's view of it, as uWSGI's trigger_harakiri does."""
+    s = serve(kind, "--master", "--processes", "1", "--harakiri", "1", "--harakiri-verbose")
+    with connect(s.socket, 30) as c:
+        c.sendall(uwsgi_packet({"PATH_INFO": "/sleep", "QUERY_STRING": "20"}))
+        wait_for(lambda: "wchan> " in s.log(), 15, what="the harakiri's wchan line")
+    log = s.log()
+    assert re.search(r"HARAKIRI: -- syscall> \d+ ", log), log
+    assert re.search(r"HARAKIRI: -- wchan> \S+", log), log
+    quiet = serve(kind, "--master", "--processes", "1", "--harakiri", "1")
+    with connect(quiet.socket, 30) as c:
+        c.sendall(uwsgi_packet({"PATH_INFO": "/sleep", "QUERY_STRING": "20"}))
+        killed = {"gyre": "--harakiri 1): killing it", "uwsgi": "HARAKIRI ON WORKER 1"}[kind]
+        wait_for(lambda: killed in quiet.log(), 15, what="the harakiri")
+    assert "HARAKIRI: --" not in quiet.log()
