@@ -365,6 +365,14 @@ static const char *set_logfile_chmod(struct gy_config *c, const char *v)
     c->logfile_chmod = (int)strtol(v, NULL, 8);
     return NULL;
 }
+/* uWSGI opens --logto2 after dropping privileges, so that the file is the app user's; gyre
+ * opens it before (the master stays root) and gives it to --uid/--gid: the same file. */
+static const char *set_logto2(struct gy_config *c, const char *v)
+{
+    c->logto = v;
+    c->logfile_chown = true;
+    return NULL;
+}
 static const char *set_logger(struct gy_config *c, const char *v)
 {
     return add_list(c->loggers, &c->nloggers, v);
@@ -521,6 +529,8 @@ static const struct option_def OPTIONS[] = {
     { "logfile-chmod", ARG_REQUIRED, set_logfile_chmod, "MODE",
       "chmod the --logto file (three octal digits)" },
     { "logfile-chown", ARG_NONE, set_logfile_chown, NULL, "chown the --logto file to --uid/--gid" },
+    { "logto2", ARG_REQUIRED, set_logto2, "FILE",
+      "--logto FILE, the file owned by --uid/--gid (uWSGI opens it after the privileges drop)" },
     { "logger", ARG_REQUIRED, set_logger, "[ID ]PLUGIN[:ARGS]",
       "log to file:PATH, fd:N, stdio or syslog[:IDENT[,FACILITY]] (repeatable; an ID only gets "
       "the lines --log-route sends it)" },

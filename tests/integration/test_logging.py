@@ -18,8 +18,10 @@ Both servers get the same uwsgi packets on a unix socket, one request at a time,
 that depend only on the request (uri, vars, pktsize, cl, ...) must be equal; the ones that
 differ by nature (pid, clock, memory, the head gyre writes) are compared by form.
 """
+import grp
 import json
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -268,6 +270,23 @@ def test_logfile_chmod_matches_uwsgi(serve, tmp_path, kind):
     s.request("/")
     wait_for(lambda: "GET /" in s.log(), what="the request line in " + logto)
     assert stat.S_IMODE(os.stat(logto).st_mode) == 0o604
+
+
+@pytest.mark.parametrize("option", [["--logto2"], ["--logfile-chown", "--logto"]])
+def test_logto2_and_logfile_chown_give_the_file_to_the_uid(serve, tmp_path, option):
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    try:
+        nobody, nogroup = pwd.getpwnam("nobody"), grp.getgrnam("nogroup")
+    except KeyError:
+        pytest.skip("no nobody/nogroup on this system")
+    logto = str(tmp_path / "app.log")
+    s = serve("gyre", "--master", "--uid", "nobody", "--gid", "nogroup", "--chmod-socket",
+              *option, logto, logto=logto)
+    s.request("/owned")
+    wait_for(lambda: "GET /owned" in s.log(), what="the worker's request line")
+    st = os.stat(logto)
+    assert (st.st_uid, st.st_gid) == (nobody.pw_uid, nogroup.gr_gid)
 
 
 def rotation_run(serve, tmp_path, *args):
