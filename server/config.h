@@ -94,6 +94,7 @@ struct gy_config {
     unsigned long long log_maxsize;   /* rotate the --logto file past this size (0: never) */
     const char *log_backupname;       /* ... to this name (NULL: FILE.<unix time>) */
     bool log_reopen;                  /* reopen --logto once it was renamed or removed */
+    bool log_truncate;                /* empty the --logto file at start */
     int logfile_chmod;                /* mode of the --logto file (0: umask's) */
     bool logfile_chown;               /* chown the --logto file to --uid/--gid */
     const char *loggers[GY_MAX_LIST]; /* --logger [ID ]PLUGIN[:ARGS] */

@@ -751,6 +751,11 @@ const char *log_setup(const struct gy_config *cfg)
                                       .backupname = cfg->log_backupname,
                                       .maxsize = cfg->logto ? cfg->log_maxsize : 0,
                                       .reopen = cfg->logto && cfg->log_reopen };
+    /* --log-truncate: as uWSGI's O_TRUNC open of --logto (the file is open O_APPEND already). */
+    if (cfg->logto && cfg->log_truncate && ftruncate(2, 0) < 0) {
+        snprintf(err_buf, sizeof(err_buf), "--log-truncate: %s", strerror(errno));
+        return err_buf;
+    }
     if (cfg->logto && cfg->logfile_chmod > 0 && fchmod(2, (mode_t)cfg->logfile_chmod) < 0) {
         snprintf(err_buf, sizeof(err_buf), "--logfile-chmod: %s", strerror(errno));
         return err_buf;

@@ -317,6 +317,7 @@ LOG_FLAG(set_log_ioerror, log_ioerror)
 LOG_FLAG(set_log_micros, log_micros)
 LOG_FLAG(set_logformat_strftime, logformat_strftime)
 LOG_FLAG(set_log_reopen, log_reopen)
+LOG_FLAG(set_log_truncate, log_truncate)
 LOG_FLAG(set_logfile_chown, logfile_chown)
 LOG_FLAG(set_harakiri_verbose, harakiri_verbose)
 #undef LOG_FLAG
@@ -526,6 +527,7 @@ static const struct option_def OPTIONS[] = {
       "the name --log-maxsize renames the --logto file to" },
     { "log-reopen", ARG_NONE, set_log_reopen, NULL,
       "reopen the --logto file once it was renamed or removed (logrotate)" },
+    { "log-truncate", ARG_NONE, set_log_truncate, NULL, "empty the --logto file at start" },
     { "logfile-chmod", ARG_REQUIRED, set_logfile_chmod, "MODE",
       "chmod the --logto file (three octal digits)" },
     { "logfile-chown", ARG_NONE, set_logfile_chown, NULL, "chown the --logto file to --uid/--gid" },

@@ -25,7 +25,9 @@ import pwd
 import re
 import shutil
 import signal
+import socket
 import stat
+import subprocess
 import time
 
 import pytest
@@ -43,10 +45,10 @@ class Server:
     """gyre or uWSGI serving log_app.py on a unix socket; its log is its stdout+stderr or the
     --logto file."""
 
-    def __init__(self, kind, tmp, *args, logto=None):
+    def __init__(self, kind, tmp, *args, logto=None, wrapper=()):
         self.kind = kind
         self.socket = os.path.join(tmp, "%s-%d.sock" % (kind, time.monotonic_ns()))
-        base = [GYRE] if kind == "gyre" else [UWSGI, "--plugin", "python3"]
+        base = [*wrapper, GYRE] if kind == "gyre" else [*wrapper, UWSGI, "--plugin", "python3"]
         self.session = Session(tmp, base + ["--socket", self.socket, "--wsgi-file", APP,
                                             *args])
         self.pid = self.session.pid
@@ -90,8 +92,8 @@ class Server:
 def serve(tmp_path):
     started = []
 
-    def start(kind, *args, logto=None):
-        s = Server(kind, str(tmp_path), *args, logto=logto)
+    def start(kind, *args, logto=None, wrapper=()):
+        s = Server(kind, str(tmp_path), *args, logto=logto, wrapper=wrapper)
         started.append(s)
         return s
     yield start
@@ -272,6 +274,18 @@ def test_logfile_chmod_matches_uwsgi(serve, tmp_path, kind):
     assert stat.S_IMODE(os.stat(logto).st_mode) == 0o604
 
 
+@pytest.mark.parametrize("kind", BOTH)
+@pytest.mark.parametrize("truncate", [False, True])
+def test_log_truncate_matches_uwsgi(serve, tmp_path, kind, truncate):
+    logto = tmp_path / ("%s.log" % kind)
+    logto.write_text("OLD LINE\n")
+    s = serve(kind, "--logto", str(logto), *(["--log-truncate"] if truncate else []),
+              logto=str(logto))
+    s.request("/new")
+    wait_for(lambda: "GET /new" in s.log(), what="the request line")
+    assert ("OLD LINE" in s.log()) != truncate
+
+
 @pytest.mark.parametrize("option", [["--logto2"], ["--logfile-chown", "--logto"]])
 def test_logto2_and_logfile_chown_give_the_file_to_the_uid(serve, tmp_path, option):
     if os.geteuid() != 0:
@@ -389,6 +403,48 @@ def test_req_logger_json_encoder_matches_uwsgi(serve, tmp_path, kind):
     # A control byte of the client's: gyre escapes it in the line (\x09), uWSGI writes it as it
     # is; JSON carries either.
     assert doc["line"] in ('GET /j "200" \\ tab\\x09here', 'GET /j "200" \\ tab\there'), doc
+
+
+# syslog(3) writes to /dev/log: the server runs in a mount namespace of its own where /dev/log
+# is the test's datagram socket (and /dev's usual devices are the host's).
+IN_PRIVATE_DEV = """set -e
+D="$1"; LOG="$2"; shift 2
+mount --make-rprivate /
+mkdir -p "$D"
+for n in null zero urandom random; do touch "$D/$n"; mount --bind "/dev/$n" "$D/$n"; done
+touch "$D/log"; mount --bind "$LOG" "$D/log"
+mount --rbind "$D" /dev
+exec "$@"
+"""
+
+
+@pytest.mark.parametrize("kind", BOTH)
+def test_syslog_logger_matches_uwsgi(serve, tmp_path, kind):
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-m", "true"]).returncode:
+        pytest.skip("needs unshare -m (root)")
+    script = tmp_path / "private-dev.sh"
+    script.write_text(IN_PRIVATE_DEV)
+    devlog = str(tmp_path / "devlog")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as rx:
+        rx.bind(devlog)
+        rx.settimeout(0.2)
+        extra = ["--master", "--plugin", "syslog"] if kind == "uwsgi" else []
+        s = serve(kind, *extra, "--logger", "syslog:%stest,local3" % kind,
+                  wrapper=["unshare", "-m", "sh", str(script), str(tmp_path / "dev"), devlog])
+        s.request("/via-syslog")
+        got = []
+        deadline = time.monotonic() + 10
+        while not any(b"GET /via-syslog" in d for d in got) and time.monotonic() < deadline:
+            try:
+                got.append(rx.recv(65536))
+            except socket.timeout:
+                pass
+    # <local3.info>, the ident, the message: the request line and, before it, start-up lines.
+    assert any(b"GET /via-syslog" in d for d in got), got
+    for d in got:
+        assert re.match(rb"<158>\w{3} [ \d]\d \d\d:\d\d:\d\d %stest: " % kind.encode(), d), d
+    assert len(got) > 1, got
+    assert "GET /via-syslog" not in s.log()  # the logger took it: not stderr
 
 
 def test_bad_logger_stops_gyre_at_start(tmp_path):
