@@ -449,7 +449,8 @@ static const struct option_def OPTIONS[] = {
     { "env", ARG_REQUIRED, set_env, "KEY=VALUE", "set an environment variable (repeatable)" },
     { "disable-logging", ARG_NONE, set_disable_logging, NULL, "no log line per request" },
     { "log-format", ARG_REQUIRED, set_log_format, "FORMAT",
-      "request log line with %(method) %(uri) %(status) %(size) %(msecs) %(pid) %(core) ..." },
+      "request log line with uWSGI's variables: %(method) %(uri) %(status) %(msecs) %(addr) "
+      "%(var.NAME) ... (README)" },
     { "logformat", ARG_REQUIRED, set_log_format, "FORMAT", "same as --log-format" },
     { "logto", ARG_REQUIRED, set_logto, "FILE", "append the log to FILE instead of stderr" },
     { "pidfile", ARG_REQUIRED, set_pidfile, "FILE", "write the (master) pid to FILE" },
