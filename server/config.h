@@ -105,6 +105,10 @@ struct gy_config {
     int nlog_routes;
     const char *log_req_routes[GY_MAX_LIST];
     int nlog_req_routes;
+    const char *log_drains[GY_MAX_LIST]; /* --log-drain REGEX: lines not logged */
+    int nlog_drains;
+    const char *log_filters[GY_MAX_LIST]; /* --log-filter REGEX: the only lines logged */
+    int nlog_filters;
     const char *log_encoders[GY_MAX_LIST]; /* --log-encoder NAME[:ID] ARGS */
     int nlog_encoders;
     const char *log_req_encoders[GY_MAX_LIST];

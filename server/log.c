@@ -79,6 +79,8 @@ struct chain {
     int nroutes;
     struct encoder encoders[GY_MAX_LIST];
     int nencoders;
+    regex_t drains[GY_MAX_LIST], filters[GY_MAX_LIST]; /* --log-drain, --log-filter */
+    int ndrains, nfilters;
 };
 
 static struct {
@@ -370,9 +372,19 @@ static void deliver(const struct chain *ch, struct logger *lg, const char *msg, 
         write_stderr(msg, len);
 }
 
+static bool any_match(const regex_t *res, int n, const char *text)
+{
+    for (int i = 0; i < n; i++)
+        if (regexec(&res[i], text, 0, NULL, 0) == 0)
+            return true;
+    return false;
+}
+
+/* uWSGI's uwsgi_master_log: --log-drain drops a line, --log-filter keeps only the lines it
+ * matches, then the routes, then the unnamed loggers (or stderr). */
 static void dispatch_locked(struct chain *ch, const char *line, size_t len)
 {
-    if (ch->nroutes) {
+    if (ch->nroutes || ch->ndrains || ch->nfilters) {
         /* regexec wants a C string: the line without its newline, cut to the buffer. */
         char text[LINE_MAX_BYTES];
         size_t n = len > 0 && line[len - 1] == '\n' ? len - 1 : len;
@@ -380,6 +392,10 @@ static void dispatch_locked(struct chain *ch, const char *line, size_t len)
             n = sizeof(text) - 1;
         memcpy(text, line, n);
         text[n] = '\0';
+        if (any_match(ch->drains, ch->ndrains, text))
+            return;
+        if (ch->nfilters && !any_match(ch->filters, ch->nfilters, text))
+            return;
         bool routed = false;
         for (int i = 0; i < ch->nroutes; i++)
             if (regexec(&ch->routes[i].re, text, 0, NULL, 0) == 0) {
@@ -454,7 +470,8 @@ static void *capture_loop(void *arg)
 
 void log_capture_stdio(void)
 {
-    if (!L.main.nloggers && !L.main.nroutes && !L.main.nencoders)
+    if (!L.main.nloggers && !L.main.nroutes && !L.main.nencoders && !L.main.ndrains &&
+        !L.main.nfilters)
         return; /* stderr is where lines go as they are: nothing to capture */
     int p[2];
     int out = fcntl(2, F_DUPFD_CLOEXEC, 3);
@@ -635,6 +652,17 @@ static const char *setup_route(struct route *r, const char *opt, const char *spe
     return NULL;
 }
 
+static const char *setup_regexes(regex_t *res, int *n, const char *opt, const char *const *list,
+                                 int count)
+{
+    for (int i = 0; i < count; i++) {
+        if (regcomp(&res[*n], list[i], REG_EXTENDED | REG_NOSUB) != 0)
+            return fail(opt, list[i], "not a valid (POSIX extended) regular expression");
+        (*n)++;
+    }
+    return NULL;
+}
+
 /* NAME[:ID] [ARGS] */
 static const char *setup_encoder(struct encoder *e, const char *opt, const char *spec)
 {
@@ -737,6 +765,10 @@ static void reset_chain(struct chain *ch)
     }
     for (int i = 0; i < ch->nroutes; i++)
         regfree(&ch->routes[i].re);
+    for (int i = 0; i < ch->ndrains; i++)
+        regfree(&ch->drains[i]);
+    for (int i = 0; i < ch->nfilters; i++)
+        regfree(&ch->filters[i]);
     for (int i = 0; i < ch->nencoders; i++) {
         free(ch->encoders[i].args);
         free(ch->encoders[i].use_for);
@@ -779,6 +811,12 @@ const char *log_setup(const struct gy_config *cfg)
         err = setup_routes(&L.main, "log-route", cfg->log_routes, cfg->nlog_routes);
     if (!err)
         err = setup_routes(&L.req, "log-req-route", cfg->log_req_routes, cfg->nlog_req_routes);
+    if (!err)
+        err = setup_regexes(L.main.drains, &L.main.ndrains, "log-drain", cfg->log_drains,
+                            cfg->nlog_drains);
+    if (!err)
+        err = setup_regexes(L.main.filters, &L.main.nfilters, "log-filter", cfg->log_filters,
+                            cfg->nlog_filters);
     return err;
 }
 

@@ -399,6 +399,14 @@ static const char *set_log_req_route(struct gy_config *c, const char *v)
 {
     return add_list(c->log_req_routes, &c->nlog_req_routes, v);
 }
+static const char *set_log_drain(struct gy_config *c, const char *v)
+{
+    return add_list(c->log_drains, &c->nlog_drains, v);
+}
+static const char *set_log_filter(struct gy_config *c, const char *v)
+{
+    return add_list(c->log_filters, &c->nlog_filters, v);
+}
 static const char *set_log_encoder(struct gy_config *c, const char *v)
 {
     return add_list(c->log_encoders, &c->nlog_encoders, v);
@@ -545,6 +553,10 @@ static const struct option_def OPTIONS[] = {
       "lines matching REGEX (POSIX extended) go to the logger ID (repeatable)" },
     { "log-req-route", ARG_REQUIRED, set_log_req_route, "ID REGEX",
       "request lines matching REGEX go to the logger ID (repeatable)" },
+    { "log-drain", ARG_REQUIRED, set_log_drain, "REGEX",
+      "do not log the lines matching REGEX (POSIX extended; repeatable)" },
+    { "log-filter", ARG_REQUIRED, set_log_filter, "REGEX",
+      "log only the lines matching REGEX (repeatable)" },
     { "log-encoder", ARG_REQUIRED, set_log_encoder, "NAME[:ID] [ARGS]",
       "encode log lines: prefix TEXT, suffix TEXT, nl, format TEMPLATE, json TEMPLATE "
       "(${msg} ${msgnl} ${unix} ${micros} ${millis} ${strftime:FMT}; repeatable)" },

@@ -84,7 +84,10 @@ class Server:
         vars = {"PATH_INFO": path, "QUERY_STRING": query, "REQUEST_METHOD": method,
                 "REQUEST_URI": path + ("?" + query if query else "")}
         vars.update(extra)
-        status, _, got = parse_response(uwsgi_request(self.socket, vars, body))
+        raw = uwsgi_request(self.socket, vars, body)
+        if not raw:  # uWSGI answers nothing when the app raises
+            return None, b""
+        status, _, got = parse_response(raw)
         return status, got
 
 
@@ -384,6 +387,23 @@ def test_loggers_routes_and_encoders(serve, tmp_path):
     assert "RuntimeError" not in open(msgs).read()
     assert "GET /" not in open(msgs).read()
     assert s.session.log() == ""  # nothing left for stderr
+
+
+@pytest.mark.parametrize("kind", BOTH)
+def test_log_drain_and_filter_match_uwsgi(serve, kind):
+    extra = ["--master"] if kind == "uwsgi" else []  # uWSGI's need its log master
+    s = serve(kind, *extra, "--log-format", "D %(uri) %(status)", "--log-drain", "^D /secret",
+              "--log-filter", "^D ", "--log-filter", "^zzz")
+    for path in ("/secret", "/public", "/fail", "/flush"):
+        s.request(path)
+    lines = s.wait_lines("D /flush", 1)
+    # (uWSGI logs the failed request as a 500 too, though it answered nothing)
+    assert [l for l in s.log().splitlines() if l.startswith("D ")] == \
+        ["D /public 200", "D /fail 500", "D /flush 200"]
+    # Filtered out: the app's traceback (its stderr takes the filters too), and with it every
+    # line that does not match one of them.
+    assert "RuntimeError" not in s.log(), s.log()
+    assert lines
 
 
 @pytest.mark.parametrize("kind", BOTH)

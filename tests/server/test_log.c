@@ -358,6 +358,30 @@ TEST(routes_send_matching_lines_to_a_named_logger)
     reset();
 }
 
+TEST(drains_and_filters)
+{
+    const char *got;
+
+    reset();
+    cfg.log_drains[0] = "route-me";
+    cfg.nlog_drains = 1;
+    CHECK(setup() == NULL);
+    got = captured(msg_and_request);
+    CHECK(!strstr(got, "route-me") && strstr(got, "] stay\n") && strstr(got, "GET / 200\n"));
+    cfg.log_filters[0] = "^GET";
+    cfg.log_filters[1] = "stay$";
+    cfg.nlog_filters = 2;
+    CHECK(setup() == NULL);
+    got = captured(msg_and_request);
+    CHECK(!strstr(got, "route-me") && strstr(got, "] stay\n") && strstr(got, "GET / 200\n"));
+    cfg.nlog_filters = 1;
+    CHECK(setup() == NULL);
+    CHECK_EQ_STR(captured(msg_and_request), "GET / 200\n");
+    cfg.log_drains[0] = "(";
+    CHECK(setup() != NULL);
+    reset();
+}
+
 TEST(bad_logging_options_are_errors)
 {
     static const struct {
