@@ -85,16 +85,20 @@ struct gy_config {
     bool log_x_forwarded_for; /* %(addr) from X-Forwarded-For */
     bool log_4xx, log_5xx;    /* with disable_logging: log these requests still */
     bool log_zero, log_ioerror;
-    unsigned long log_slow;           /* ... those slower than this many ms (0: no) */
-    unsigned long long log_big;       /* ... those whose body has this many bytes (0: no) */
-    bool log_micros;                  /* the default line in micros, not msecs */
-    bool logdate;                     /* prefix every server message with the date */
-    const char *log_strftime;         /* ... formatted so (NULL: ctime's form) */
-    bool logformat_strftime;          /* %(ftime) with log_strftime */
-    unsigned long long log_maxsize;   /* rotate the --logto file past this size (0: never) */
-    const char *log_backupname;       /* ... to this name (NULL: FILE.<unix time>) */
-    bool log_reopen;                  /* reopen --logto once it was renamed or removed */
-    bool log_truncate;                /* empty the --logto file at start */
+    unsigned long log_slow;         /* ... those slower than this many ms (0: no) */
+    unsigned long long log_big;     /* ... those whose body has this many bytes (0: no) */
+    bool log_micros;                /* the default line in micros, not msecs */
+    bool logdate;                   /* prefix every server message with the date */
+    const char *log_strftime;       /* ... formatted so (NULL: ctime's form) */
+    bool logformat_strftime;        /* %(ftime) with log_strftime */
+    unsigned long long log_maxsize; /* rotate the --logto file past this size (0: never) */
+    const char *log_backupname;     /* ... to this name (NULL: FILE.<unix time>) */
+    bool log_reopen;                /* reopen --logto once it was renamed or removed */
+    bool log_truncate;              /* empty the --logto file at start */
+    const char *touch_logrotate[GY_MAX_LIST]; /* rotate --logto when one's mtime changes */
+    int ntouch_logrotate;
+    const char *touch_logreopen[GY_MAX_LIST]; /* reopen --logto when one's mtime changes */
+    int ntouch_logreopen;
     int logfile_chmod;                /* mode of the --logto file (0: umask's) */
     bool logfile_chown;               /* chown the --logto file to --uid/--gid */
     const char *loggers[GY_MAX_LIST]; /* --logger [ID ]PLUGIN[:ARGS] */

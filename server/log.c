@@ -92,6 +92,7 @@ static struct {
     struct chain main, req;
     bool syslog_open;
     pthread_mutex_t lock; /* one line at a time: the capture thread dispatches too */
+    time_t rotate_seen[GY_MAX_LIST], reopen_seen[GY_MAX_LIST]; /* the touch files' mtimes */
 } L = { .out_fd = 2, .lock = PTHREAD_MUTEX_INITIALIZER };
 
 void log_init(void)
@@ -154,14 +155,14 @@ static bool same_file(const struct stat *a, const struct stat *b)
  * per process, so the processes exclude each other) lets one rename it; the others, once they
  * hold the lock, find the path naming a new file and only reopen it.
  */
-static void rotate(struct logfile *lf, int fd)
+static void rotate(struct logfile *lf, int fd, bool force)
 {
     struct flock lock = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
     while (fcntl(fd, F_SETLKW, &lock) < 0 && errno == EINTR)
         ;
     struct stat now, at_path;
     bool ours = fstat(fd, &now) == 0 && stat(lf->path, &at_path) == 0 && same_file(&now, &at_path);
-    if (ours && (unsigned long long)now.st_size > lf->maxsize) {
+    if (ours && (force || (unsigned long long)now.st_size > lf->maxsize)) {
         char name[4096];
         if (lf->backupname)
             snprintf(name, sizeof(name), "%s", lf->backupname);
@@ -181,24 +182,56 @@ static void rotate(struct logfile *lf, int fd)
 }
 
 /* Before a write to a file of ours: rotate it past its size, reopen it once moved away. */
+/* --touch-logrotate, --touch-logreopen: whether one of the files changed its mtime since this
+ * process last looked (the times seen at start are inherited by the forked workers). */
+static bool touched(const char *const *paths, time_t *seen, int n)
+{
+    bool any = false;
+    for (int i = 0; i < n; i++) {
+        struct stat st;
+        time_t m = stat(paths[i], &st) == 0 ? st.st_mtime : 0;
+        if (m != seen[i]) {
+            any |= seen[i] != 0 || m != 0;
+            seen[i] = m;
+        }
+    }
+    return any;
+}
+
+static void note_touch_times(void)
+{
+    touched(L.cfg->touch_logrotate, L.rotate_seen, L.cfg->ntouch_logrotate);
+    touched(L.cfg->touch_logreopen, L.reopen_seen, L.cfg->ntouch_logreopen);
+}
+
+/* Before a write to a file of ours: rotate it past its size, reopen it once moved away; for
+ * the --logto file, the touch files too (checked at most once a second). */
 static void check_file(struct logfile *lf, int fd)
 {
     if (!lf->path)
         return;
     struct stat st;
     if (lf->maxsize && fstat(fd, &st) == 0 && (unsigned long long)st.st_size > lf->maxsize) {
-        rotate(lf, fd);
+        rotate(lf, fd, false);
         return;
     }
-    if (lf->reopen) {
-        double t = now_mono();
-        if (t - lf->checked_at < 1.0)
-            return;
-        lf->checked_at = t;
-        struct stat at_path;
-        if (fstat(fd, &st) == 0 && (stat(lf->path, &at_path) < 0 || !same_file(&st, &at_path)))
-            reopen_onto(lf, fd, false);
+    bool touches = lf == &L.stderr_file && (L.cfg->ntouch_logrotate || L.cfg->ntouch_logreopen);
+    if (!lf->reopen && !touches)
+        return;
+    double t = now_mono();
+    if (t - lf->checked_at < 1.0)
+        return;
+    lf->checked_at = t;
+    if (touches && touched(L.cfg->touch_logrotate, L.rotate_seen, L.cfg->ntouch_logrotate)) {
+        rotate(lf, fd, true); /* renamed once: the other processes find it renamed, reopen */
+        return;
     }
+    bool reopen = touches &&
+                  touched(L.cfg->touch_logreopen, L.reopen_seen, L.cfg->ntouch_logreopen);
+    struct stat at_path;
+    if (reopen || (lf->reopen && fstat(fd, &st) == 0 &&
+                   (stat(lf->path, &at_path) < 0 || !same_file(&st, &at_path))))
+        reopen_onto(lf, fd, false);
 }
 
 static void write_stderr(const char *buf, size_t len)
@@ -788,6 +821,7 @@ const char *log_setup(const struct gy_config *cfg)
                                       .backupname = cfg->log_backupname,
                                       .maxsize = cfg->logto ? cfg->log_maxsize : 0,
                                       .reopen = cfg->logto && cfg->log_reopen };
+    note_touch_times();
     /* --log-truncate: as uWSGI's O_TRUNC open of --logto (the file is open O_APPEND already). */
     if (cfg->logto && cfg->log_truncate && ftruncate(2, 0) < 0) {
         snprintf(err_buf, sizeof(err_buf), "--log-truncate: %s", strerror(errno));

@@ -399,6 +399,14 @@ static const char *set_log_req_route(struct gy_config *c, const char *v)
 {
     return add_list(c->log_req_routes, &c->nlog_req_routes, v);
 }
+static const char *set_touch_logrotate(struct gy_config *c, const char *v)
+{
+    return add_list(c->touch_logrotate, &c->ntouch_logrotate, v);
+}
+static const char *set_touch_logreopen(struct gy_config *c, const char *v)
+{
+    return add_list(c->touch_logreopen, &c->ntouch_logreopen, v);
+}
 static const char *set_log_drain(struct gy_config *c, const char *v)
 {
     return add_list(c->log_drains, &c->nlog_drains, v);
@@ -536,6 +544,10 @@ static const struct option_def OPTIONS[] = {
       "the name --log-maxsize renames the --logto file to" },
     { "log-reopen", ARG_NONE, set_log_reopen, NULL,
       "reopen the --logto file once it was renamed or removed (logrotate)" },
+    { "touch-logrotate", ARG_REQUIRED, set_touch_logrotate, "FILE",
+      "rotate the --logto file when FILE's mtime changes (repeatable)" },
+    { "touch-logreopen", ARG_REQUIRED, set_touch_logreopen, "FILE",
+      "reopen the --logto file when FILE's mtime changes (repeatable)" },
     { "log-truncate", ARG_NONE, set_log_truncate, NULL, "empty the --logto file at start" },
     { "logfile-chmod", ARG_REQUIRED, set_logfile_chmod, "MODE",
       "chmod the --logto file (three octal digits)" },

@@ -343,6 +343,59 @@ def test_log_maxsize_rotates_with_a_backupname_across_workers(serve, tmp_path):
                         "--master", "--processes", "2", "--tornado", "2") == "app.old"
 
 
+def requests_until(s, cond, what, timeout=10.0):
+    """A request at a time until cond() holds: the checks run when a line is written."""
+    deadline = time.monotonic() + timeout
+    n = 0
+    while not cond():
+        assert time.monotonic() < deadline, "timed out waiting for " + what
+        n += 1
+        s.request("/poll%d" % n)
+        time.sleep(0.05)
+
+
+def touch(path):
+    """A new mtime, whole seconds away from the last one (the servers compare seconds)."""
+    t = max(time.time(), os.stat(path).st_mtime + 10) if os.path.exists(path) else time.time()
+    with open(path, "a"):
+        pass
+    os.utime(path, (t, t))
+
+
+@pytest.mark.parametrize("kind", BOTH)
+def test_touch_logrotate_matches_uwsgi(serve, tmp_path, kind):
+    logto, trigger = str(tmp_path / "app.log"), str(tmp_path / "rotate.touch")
+    touch(trigger)
+    extra = ["--master"] if kind == "uwsgi" else []  # uWSGI's master checks the touch files
+    s = serve(kind, *extra, "--logto", logto, "--touch-logrotate", trigger, "--log-format",
+              "T %(uri)", logto=logto)
+    s.request("/before")
+    wait_for(lambda: "T /before" in s.log(), what="the first line")
+    touch(trigger)
+    backups = lambda: [p for p in os.listdir(tmp_path) if p.startswith("app.log.")]
+    requests_until(s, backups, "the rotation")
+    [backup] = backups()
+    assert re.fullmatch(r"app\.log\.\d{10}", backup)
+    old = open(tmp_path / backup).read()
+    assert "T /before" in old and "triggering rotation to %s..." % (tmp_path / backup) in old
+    s.request("/after")
+    wait_for(lambda: "T /after" in s.log(), what="a line in the new file")
+    assert "T /before" not in s.log()
+
+
+def test_touch_logreopen(serve, tmp_path):
+    logto, trigger = str(tmp_path / "app.log"), str(tmp_path / "reopen.touch")
+    s = serve("gyre", "--logto", logto, "--touch-logreopen", trigger, "--log-format", "T %(uri)",
+              logto=logto)
+    s.request("/before")
+    wait_for(lambda: "T /before" in s.log(), what="the first line")
+    os.rename(logto, logto + ".1")  # as logrotate does, then tells the server
+    s.request("/moved")
+    touch(trigger)
+    requests_until(s, lambda: os.path.exists(logto), "the reopened file")
+    assert "T /moved" in open(logto + ".1").read()
+
+
 def test_log_reopen_follows_a_renamed_logto_file(serve, tmp_path):
     """As after logrotate's rename: the next lines go to a new file of the same name (checked
     at most once a second)."""
