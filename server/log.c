@@ -646,6 +646,9 @@ static const char *setup_logger(struct logger *lg, const char *opt, const char *
     if (nlen == 2 && !memcmp(name, "fd", 2)) {
         lg->kind = LOGGER_FD;
         lg->fd = arg ? atoi(arg) : -1;
+        /* fds 1 and 2 may become the capture pipe: a line written there would come back. */
+        if (lg->fd == 1 || lg->fd == 2)
+            lg->kind = LOGGER_STDERR;
         return lg->fd >= 0 ? NULL : fail(opt, spec, "fd: needs a file descriptor number");
     }
     if (nlen == 5 && !memcmp(name, "stdio", 5)) {

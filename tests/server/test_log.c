@@ -358,6 +358,26 @@ TEST(routes_send_matching_lines_to_a_named_logger)
     reset();
 }
 
+TEST(fd_loggers)
+{
+    char spec[32];
+    const char *path = tmpfile_path("fd.log");
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    const char *got;
+
+    reset();
+    snprintf(spec, sizeof(spec), "fd:%d", fd);
+    cfg.loggers[0] = spec;
+    cfg.loggers[1] = "fd:2"; /* stderr as it was, never a capture pipe */
+    cfg.nloggers = 2;
+    CHECK(setup() == NULL);
+    got = captured(msg_hello);
+    CHECK(strstr(got, "] hello") != NULL);
+    CHECK(strstr(slurp(path), "] hello") != NULL);
+    close(fd);
+    reset();
+}
+
 TEST(drains_and_filters)
 {
     const char *got;
