@@ -113,6 +113,43 @@ struct gy_config {
     /* -- processes, hooks and daemons (issue 10, group 4) -- */
 
     /* -- logging (issue 10, group 5) -- */
+    bool memory_report;       /* vsz/rss in every request line */
+    bool log_x_forwarded_for; /* %(addr) from X-Forwarded-For */
+    bool log_4xx, log_5xx;    /* with disable_logging: log these requests still */
+    bool log_zero, log_ioerror;
+    unsigned long log_slow;         /* ... those slower than this many ms (0: no) */
+    unsigned long long log_big;     /* ... those whose body has this many bytes (0: no) */
+    bool log_micros;                /* the default line in micros, not msecs */
+    bool logdate;                   /* prefix every server message with the date */
+    const char *log_strftime;       /* ... formatted so (NULL: ctime's form) */
+    bool logformat_strftime;        /* %(ftime) with log_strftime */
+    unsigned long long log_maxsize; /* rotate the --logto file past this size (0: never) */
+    const char *log_backupname;     /* ... to this name (NULL: FILE.<unix time>) */
+    bool log_reopen;                /* reopen --logto once it was renamed or removed */
+    bool log_truncate;              /* empty the --logto file at start */
+    const char *touch_logrotate[GY_MAX_LIST]; /* rotate --logto when one's mtime changes */
+    int ntouch_logrotate;
+    const char *touch_logreopen[GY_MAX_LIST]; /* reopen --logto when one's mtime changes */
+    int ntouch_logreopen;
+    int logfile_chmod;                /* mode of the --logto file (0: umask's) */
+    bool logfile_chown;               /* chown the --logto file to --uid/--gid */
+    const char *loggers[GY_MAX_LIST]; /* --logger [ID ]PLUGIN[:ARGS] */
+    int nloggers;
+    const char *req_loggers[GY_MAX_LIST]; /* --req-logger: request lines only */
+    int nreq_loggers;
+    const char *log_routes[GY_MAX_LIST]; /* --log-route ID REGEX */
+    int nlog_routes;
+    const char *log_req_routes[GY_MAX_LIST];
+    int nlog_req_routes;
+    const char *log_drains[GY_MAX_LIST]; /* --log-drain REGEX: lines not logged */
+    int nlog_drains;
+    const char *log_filters[GY_MAX_LIST]; /* --log-filter REGEX: the only lines logged */
+    int nlog_filters;
+    const char *log_encoders[GY_MAX_LIST]; /* --log-encoder NAME[:ID] ARGS */
+    int nlog_encoders;
+    const char *log_req_encoders[GY_MAX_LIST];
+    int nlog_req_encoders;
+    bool harakiri_verbose; /* the stuck worker's syscall and wchan on a harakiri kill */
 };
 
 /* What options_set returns for a name that is no option of gyre's. */

@@ -44,16 +44,17 @@ int main(int argc, char **argv)
 {
     static struct gy_config cfg;
     options_parse(&cfg, argc, argv);
-    if (cfg.log_format) {
-        const char *err = logformat_compile(cfg.log_format);
-        if (err) {
-            fprintf(stderr, "gyre: --log-format: %s\n", err);
-            return 2;
-        }
-    }
     if (cfg.logto && open_logto(cfg.logto) < 0)
         return 1;
     log_init();
+    const char *err = log_setup(&cfg);
+    if (!err && (err = logformat_setup(&cfg)) == NULL && logformat_warning())
+        log_msg("--log-format: %s", logformat_warning());
+    if (err) {
+        fprintf(stderr, "gyre: %s\n", err);
+        return 2;
+    }
+    log_capture_stdio();
     if (cfg.processes > 1 && !cfg.master) {
         log_msg("--processes %d needs a master to manage the workers: implying --master",
                 cfg.processes);

@@ -334,6 +334,8 @@ static void check_clocks(void)
                     "%g): killing it",
                     w->id, (int)w->pid, t - scoreboard_slot(&S.board, i)->heartbeat,
                     M.cfg->harakiri);
+            if (M.cfg->harakiri_verbose)
+                log_proc_state((int)w->pid);
             kill(w->pid, SIGKILL);
             w->state = REC_STOPPING; /* respawned below, not as a crash loop */
             w->deadline = t + 3600;

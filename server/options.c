@@ -594,6 +594,129 @@ static const char *set_expires_path_info_mtime(struct gy_config *c, const char *
 
 /* -- setters: logging (issue 10, group 5) -- */
 
+#define LOG_FLAG(fn, field)                                                                        \
+    static const char *fn(struct gy_config *c, const char *v)                                      \
+    {                                                                                              \
+        (void)v;                                                                                   \
+        c->field = true;                                                                           \
+        return NULL;                                                                               \
+    }
+LOG_FLAG(set_memory_report, memory_report)
+LOG_FLAG(set_log_x_forwarded_for, log_x_forwarded_for)
+LOG_FLAG(set_log_4xx, log_4xx)
+LOG_FLAG(set_log_5xx, log_5xx)
+LOG_FLAG(set_log_zero, log_zero)
+LOG_FLAG(set_log_ioerror, log_ioerror)
+LOG_FLAG(set_log_micros, log_micros)
+LOG_FLAG(set_logformat_strftime, logformat_strftime)
+LOG_FLAG(set_log_reopen, log_reopen)
+LOG_FLAG(set_log_truncate, log_truncate)
+LOG_FLAG(set_logfile_chown, logfile_chown)
+LOG_FLAG(set_harakiri_verbose, harakiri_verbose)
+#undef LOG_FLAG
+
+static const char *parse_ullong(const char *v, unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (*v == '\0' || *v == '-' || *end != '\0' || errno)
+        return "expected a whole number";
+    *out = n;
+    return NULL;
+}
+static const char *set_log_slow(struct gy_config *c, const char *v)
+{
+    return parse_ulong(v, &c->log_slow);
+}
+static const char *set_log_big(struct gy_config *c, const char *v)
+{
+    return parse_ullong(v, &c->log_big);
+}
+static const char *set_log_maxsize(struct gy_config *c, const char *v)
+{
+    return parse_ullong(v, &c->log_maxsize);
+}
+static const char *set_log_backupname(struct gy_config *c, const char *v)
+{
+    return set_string(&c->log_backupname, v);
+}
+/* uWSGI's uwsgi_opt_log_date: bare (or a true word), the date as ctime writes it; any other
+ * value is a strftime format. --log-prefix is the same option under another name there. */
+static const char *set_log_date(struct gy_config *c, const char *v)
+{
+    c->logdate = true;
+    if (v && strcasecmp(v, "true") && strcasecmp(v, "1") && strcasecmp(v, "on") &&
+        strcasecmp(v, "yes"))
+        c->log_strftime = v;
+    return NULL;
+}
+/* uWSGI's uwsgi_opt_logfile_chmod: exactly three octal digits. */
+static const char *set_logfile_chmod(struct gy_config *c, const char *v)
+{
+    if (strlen(v) != 3 || strspn(v, "01234567") != 3)
+        return "expected three octal digits such as 640";
+    c->logfile_chmod = (int)strtol(v, NULL, 8);
+    return NULL;
+}
+/* uWSGI opens --logto2 after dropping privileges, so that the file is the app user's; gyre
+ * opens it before (the master stays root) and gives it to --uid/--gid: the same file. */
+static const char *set_logto2(struct gy_config *c, const char *v)
+{
+    c->logto = v;
+    c->logfile_chown = true;
+    return NULL;
+}
+static const char *set_logger(struct gy_config *c, const char *v)
+{
+    return add_list(c->loggers, &c->nloggers, v);
+}
+static const char *set_log_syslog(struct gy_config *c, const char *v)
+{
+    /* uWSGI's log-syslog is "logger = syslog[:IDENT]". */
+    static char specs[GY_MAX_LIST][128];
+    if (c->nloggers == GY_MAX_LIST)
+        return "given too many times";
+    snprintf(specs[c->nloggers], sizeof(specs[0]), "syslog%s%s", v ? ":" : "", v ? v : "");
+    return add_list(c->loggers, &c->nloggers, specs[c->nloggers]);
+}
+static const char *set_req_logger(struct gy_config *c, const char *v)
+{
+    return add_list(c->req_loggers, &c->nreq_loggers, v);
+}
+static const char *set_log_route(struct gy_config *c, const char *v)
+{
+    return add_list(c->log_routes, &c->nlog_routes, v);
+}
+static const char *set_log_req_route(struct gy_config *c, const char *v)
+{
+    return add_list(c->log_req_routes, &c->nlog_req_routes, v);
+}
+static const char *set_touch_logrotate(struct gy_config *c, const char *v)
+{
+    return add_list(c->touch_logrotate, &c->ntouch_logrotate, v);
+}
+static const char *set_touch_logreopen(struct gy_config *c, const char *v)
+{
+    return add_list(c->touch_logreopen, &c->ntouch_logreopen, v);
+}
+static const char *set_log_drain(struct gy_config *c, const char *v)
+{
+    return add_list(c->log_drains, &c->nlog_drains, v);
+}
+static const char *set_log_filter(struct gy_config *c, const char *v)
+{
+    return add_list(c->log_filters, &c->nlog_filters, v);
+}
+static const char *set_log_encoder(struct gy_config *c, const char *v)
+{
+    return add_list(c->log_encoders, &c->nlog_encoders, v);
+}
+static const char *set_log_req_encoder(struct gy_config *c, const char *v)
+{
+    return add_list(c->log_req_encoders, &c->nlog_req_encoders, v);
+}
+
 static const struct option_def OPTIONS[] = {
     { "socket", ARG_REQUIRED, set_socket, "ADDR",
       "serve the uwsgi protocol on a unix socket PATH or HOST:PORT (repeatable)" },
@@ -638,7 +761,8 @@ static const struct option_def OPTIONS[] = {
     { "env", ARG_REQUIRED, set_env, "KEY=VALUE", "set an environment variable (repeatable)" },
     { "disable-logging", ARG_NONE, set_disable_logging, NULL, "no log line per request" },
     { "log-format", ARG_REQUIRED, set_log_format, "FORMAT",
-      "request log line with %(method) %(uri) %(status) %(size) %(msecs) %(pid) %(core) ..." },
+      "request log line with uWSGI's variables: %(method) %(uri) %(status) %(msecs) %(addr) "
+      "%(var.NAME) ... (README)" },
     { "logformat", ARG_REQUIRED, set_log_format, "FORMAT", "same as --log-format" },
     { "logto", ARG_REQUIRED, set_logto, "FILE", "append the log to FILE instead of stderr" },
     { "pidfile", ARG_REQUIRED, set_pidfile, "FILE", "write the (master) pid to FILE" },
@@ -770,6 +894,75 @@ static const struct option_def OPTIONS[] = {
     /* -- processes, hooks and daemons (issue 10, group 4) -- */
 
     /* -- logging (issue 10, group 5) -- */
+    { "memory-report", ARG_NONE, set_memory_report, NULL,
+      "put the process's address space and RSS before every default request line" },
+    { "log-x-forwarded-for", ARG_NONE, set_log_x_forwarded_for, NULL,
+      "the request line's address is the X-Forwarded-For header's, when there is one" },
+    { "log-4xx", ARG_NONE, set_log_4xx, NULL,
+      "with --disable-logging: log the requests answered 4xx still" },
+    { "log-5xx", ARG_NONE, set_log_5xx, NULL,
+      "with --disable-logging: log the requests answered 5xx still" },
+    { "log-slow", ARG_REQUIRED, set_log_slow, "MS",
+      "with --disable-logging: log the requests that took MS milliseconds or more still" },
+    { "log-big", ARG_REQUIRED, set_log_big, "BYTES",
+      "with --disable-logging: log the responses of BYTES bytes or more still" },
+    { "log-zero", ARG_NONE, set_log_zero, NULL,
+      "with --disable-logging: log the responses without a body still" },
+    { "log-ioerror", ARG_NONE, set_log_ioerror, NULL,
+      "with --disable-logging: log the requests that met a read or write error still" },
+    { "log-micros", ARG_NONE, set_log_micros, NULL,
+      "the default request line says micros, not msecs" },
+    { "log-date", ARG_OPTIONAL, set_log_date, "STRFTIME",
+      "prefix every server message with the date (ctime's form, or a strftime format)" },
+    { "logdate", ARG_OPTIONAL, set_log_date, "STRFTIME", "same as --log-date" },
+    { "log-prefix", ARG_OPTIONAL, set_log_date, "TEXT",
+      "same as --log-date (as in uWSGI: the text is a strftime format)" },
+    { "logformat-strftime", ARG_NONE, set_logformat_strftime, NULL,
+      "%(ftime) in the --log-date STRFTIME format" },
+    { "log-format-strftime", ARG_NONE, set_logformat_strftime, NULL,
+      "same as --logformat-strftime" },
+    { "log-maxsize", ARG_REQUIRED, set_log_maxsize, "BYTES",
+      "rename the --logto file (to FILE.UNIXTIME) once past BYTES and start a new one" },
+    { "log-backupname", ARG_REQUIRED, set_log_backupname, "FILE",
+      "the name --log-maxsize renames the --logto file to" },
+    { "log-reopen", ARG_NONE, set_log_reopen, NULL,
+      "reopen the --logto file once it was renamed or removed (logrotate)" },
+    { "touch-logrotate", ARG_REQUIRED, set_touch_logrotate, "FILE",
+      "rotate the --logto file when FILE's mtime changes (repeatable)" },
+    { "touch-logreopen", ARG_REQUIRED, set_touch_logreopen, "FILE",
+      "reopen the --logto file when FILE's mtime changes (repeatable)" },
+    { "log-truncate", ARG_NONE, set_log_truncate, NULL, "empty the --logto file at start" },
+    { "logfile-chmod", ARG_REQUIRED, set_logfile_chmod, "MODE",
+      "chmod the --logto file (three octal digits)" },
+    { "logfile-chown", ARG_NONE, set_logfile_chown, NULL, "chown the --logto file to --uid/--gid" },
+    { "logto2", ARG_REQUIRED, set_logto2, "FILE",
+      "--logto FILE, the file owned by --uid/--gid (uWSGI opens it after the privileges drop)" },
+    { "logger", ARG_REQUIRED, set_logger, "[ID ]PLUGIN[:ARGS]",
+      "log to file:PATH, fd:N, stdio or syslog[:IDENT[,FACILITY]] (repeatable; an ID only gets "
+      "the lines --log-route sends it)" },
+    { "log-syslog", ARG_OPTIONAL, set_log_syslog, "IDENT", "same as --logger syslog[:IDENT]" },
+    { "req-logger", ARG_REQUIRED, set_req_logger, "[ID ]PLUGIN[:ARGS]",
+      "request lines go to this logger, not --logger's (repeatable)" },
+    { "logger-req", ARG_REQUIRED, set_req_logger, "[ID ]PLUGIN[:ARGS]", "same as --req-logger" },
+    { "log-route", ARG_REQUIRED, set_log_route, "ID REGEX",
+      "lines matching REGEX (POSIX extended) go to the logger ID (repeatable)" },
+    { "log-req-route", ARG_REQUIRED, set_log_req_route, "ID REGEX",
+      "request lines matching REGEX go to the logger ID (repeatable)" },
+    { "log-drain", ARG_REQUIRED, set_log_drain, "REGEX",
+      "do not log the lines matching REGEX (POSIX extended; repeatable)" },
+    { "log-filter", ARG_REQUIRED, set_log_filter, "REGEX",
+      "log only the lines matching REGEX (repeatable)" },
+    { "log-encoder", ARG_REQUIRED, set_log_encoder, "NAME[:ID] [ARGS]",
+      "encode log lines: prefix TEXT, suffix TEXT, nl, format TEMPLATE, json TEMPLATE "
+      "(${msg} ${msgnl} ${unix} ${micros} ${millis} ${strftime:FMT}; repeatable)" },
+    { "log-req-encoder", ARG_REQUIRED, set_log_req_encoder, "NAME[:ID] [ARGS]",
+      "the same for the request lines of --req-logger" },
+    { "log-master", ARG_NONE, set_ignored, NULL,
+      "accepted: every gyre process writes its log lines itself, one write each" },
+    { "threaded-logger", ARG_NONE, set_ignored, NULL,
+      "accepted: every gyre process writes its log lines itself, one write each" },
+    { "harakiri-verbose", ARG_NONE, set_harakiri_verbose, NULL,
+      "on a harakiri kill, log the stuck worker's syscall and wchan (/proc)" },
 };
 #define NOPTIONS (sizeof(OPTIONS) / sizeof(OPTIONS[0]))
 

@@ -64,7 +64,8 @@ static bool body_matches_length(struct gy_core *c)
     return true;
 }
 
-static void log_request(struct gy_core *c, const struct req_facts *f, double started)
+static void log_request(struct gy_core *c, const struct req_facts *f, double started,
+                        enum outcome o)
 {
     const struct gy_conn *conn = c->conn;
     struct gy_slice method = environ_param(conn, f->method, "GET");
@@ -80,24 +81,24 @@ static void log_request(struct gy_core *c, const struct req_facts *f, double sta
         .addr_len = (int)addr.len,
         .proto = proto.ptr,
         .proto_len = (int)proto.len,
+        .params = conn->params,
+        .nparams = conn->nparams,
         .status = c->resp.status,
-        .size = (unsigned long long)c->resp.body_sent,
-        .msecs = (unsigned)((engine_now() - started) * 1000.0),
+        .rsize = (unsigned long long)c->resp.body_sent,
+        .micros = (unsigned long long)((engine_now() - started) * 1e6),
         .pid = (int)S.pid,
+        .wid = S.slot->id,
         .core = c->id,
         .req = (unsigned long long)S.requests,
-        .vars = conn->nparams,
-        .head_size = (unsigned)conn->head_len,
         .headers = c->resp.nheaders,
         .headers_size = c->resp.head_len,
         .switches = (unsigned long long)c->switches,
+        .read_errors = conn->body_error,
+        .write_errors = o == OUT_CLIENT_GONE,
     };
-    /* --log-format or uWSGI's default line: one renderer, which escapes the client's text.
-     * Room for the URI's 512 bytes escaped (4 each) and the rest of the line. */
-    char line[4096];
-    size_t n = logformat_render(&lf, line, sizeof(line));
-    if (n > 0)
-        log_raw(line, n);
+    /* --log-format or uWSGI's default line: one renderer, which escapes the client's text,
+     * and the "log only if" options (--disable-logging with --log-5xx ...). */
+    logformat_log(&lf);
 }
 
 /* The log line's facts, from the params themselves: a static file builds no environ. */
@@ -131,9 +132,7 @@ static int serve_static(struct gy_core *c)
     if (!static_serve(S.cfg, conn, &c->resp, &io, &complete))
         return 0;
     bool killed = io == IO_KILLED;
-    if (io == IO_FAILED && PyErr_Occurred())
-        PyErr_Print();
-    PyErr_Clear();
+    PyErr_Clear(); /* the kill's GreenletExit: this greenlet ends below (IO_FAILED is logged) */
     if (killed) {
         log_msg("core %d: static file cancelled%s", c->id, c->harakiri ? " by harakiri" : "");
         conn->nowait = true; /* this greenlet is being killed and may not suspend */
@@ -145,11 +144,12 @@ static int serve_static(struct gy_core *c)
     S.slot->cores[c->id].requests++;
     if (c->harakiri)
         S.slot->harakiri++;
-    if (!S.cfg->disable_logging) {
-        struct req_facts facts;
-        facts_of_params(conn, &facts);
-        log_request(c, &facts, conn->started);
-    }
+    struct req_facts facts;
+    facts_of_params(conn, &facts);
+    log_request(c, &facts, conn->started,
+                killed        ? OUT_ABANDONED
+                : io == IO_OK ? OUT_OK
+                              : OUT_CLIENT_GONE);
     c->conn = NULL;
     conn_request_done(conn, reusable);
     return killed ? -1 : 1;
@@ -221,8 +221,7 @@ bool wsgi_serve(struct gy_core *c)
     S.slot->cores[c->id].requests++;
     if (c->harakiri)
         S.slot->harakiri++;
-    if (!S.cfg->disable_logging)
-        log_request(c, &facts, conn->started);
+    log_request(c, &facts, conn->started, o);
     Py_XDECREF(env);
     Py_XDECREF(start_response_obj);
     Py_XDECREF(input);

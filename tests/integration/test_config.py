@@ -244,8 +244,10 @@ def test_log_format_in_ini_keeps_its_variables(launch, tmp_path):
     assert status == 200
     wait_for(lambda: "/fixed" in g.log(), what="the request's log line")
     line = [l for l in g.log().splitlines() if "/fixed" in l][0]
-    assert re.fullmatch(r'127\.0\.0\.1 - \[\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}\] '
-                        r'"GET /fixed HTTP/1\.1" 200 11 core=0', line), line
+    # %(ltime) is uWSGI's [10/Oct/2000:13:55:36 +0000]; %(size) the head's bytes and the body's.
+    m = re.fullmatch(r'127\.0\.0\.1 - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] '
+                     r'"GET /fixed HTTP/1\.1" 200 (\d+) core=0', line)
+    assert m and int(m.group(1)) > 11, line
 
 
 # ---- .ini errors: exit 2, one line --------------------------------------------------------------
@@ -382,12 +384,13 @@ def test_log_format_exact_line(launch, tmp_path):
     packet = uwsgi_packet({"PATH_INFO": "/fixed", **vars})
     head = uwsgi_request(sock, {"PATH_INFO": "/fixed", **vars}).partition(b"\r\n\r\n")[0]
     expected = [
-        "GET /fixed?q=1 -> 200 11 bytes pid=%d core=0 HTTP/1.1 from 10.1.2.3 vars=8 pkt=%d "
-        "headers=2 hsize=%d req=%d 100%% %%(unclosed" % (g.proc.pid, len(packet),
-                                                          len(head) + 4, n)
+        "GET /fixed?q=1 -> 200 %d bytes pid=%d core=0 HTTP/1.1 from 10.1.2.3 vars=16 pkt=%d "
+        "headers=2 hsize=%d req=%d 100%% %%(unclosed" % (11 + len(head) + 4, g.proc.pid,
+                                                          len(packet) - 4, len(head) + 4, n)
         for n in (1, 2)]
     # Content-Length is gyre's: the headers counted are the app's two; hsize is the whole head
-    # gyre wrote, its blank line included.
+    # gyre wrote, its blank line included; size is head and body, vars names and values, pkt
+    # the packet without its 4-byte header: as uWSGI counts them.
     wait_for(lambda: g.log().count("GET /fixed") == 2, what="two log lines")
     lines = [l for l in g.log().splitlines() if l.startswith("GET ")]
     assert lines == expected
@@ -402,11 +405,11 @@ def test_log_format_time_variables(launch, tmp_path):
     after = int(time.time())
     wait_for(lambda: "\nT " in g.log(), what="the log line")
     line = [l for l in g.log().splitlines() if l.startswith("T ")][0]
-    m = re.fullmatch(r"T (\d+) (\d+) \[(\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4})\] (\d+)ms (\d+)",
+    m = re.fullmatch(r"T (\d+) (\d+) \[(\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4})\] (\d+)ms (\d+)",
                      line)
     assert m, line
     assert before <= int(m.group(1)) <= after + 1
-    assert m.group(1) == m.group(2)
+    assert 0 <= int(m.group(2)) - int(m.group(1)) <= 1   # time: the start; epoch: now
     assert int(m.group(4)) < 5000
 
 
@@ -423,26 +426,6 @@ def test_log_format_control_characters_and_truncation(launch, tmp_path):
     for l in lines:
         assert 1000 < len(l) < 5000          # cut, not overflowed, and ended by its newline
     assert not any(l.startswith("forged") for l in g.log().splitlines())
-
-
-@pytest.mark.parametrize("fmt, mention", [
-    ("%(method) %(nosuchvar)", "%(nosuchvar)"),
-    ("%(user)", "%(user)"),
-    ("%()", "%()"),
-])
-def test_log_format_unknown_variable(tmp_path, fmt, mention):
-    sock = str(tmp_path / "s.sock")
-    err = one_line_exit_2(run("--socket", sock, "--wsgi-file", APP, "--log-format", fmt))
-    assert mention in err and "log-format" in err
-    assert not os.path.exists(sock)
-
-
-def test_log_format_unknown_variable_from_ini(tmp_path):
-    ini = tmp_path / "lf.ini"
-    ini.write_text("[uwsgi]\nsocket = %ds.sock\nwsgi-file = " + APP +
-                   "\nlog-format = %(status) %(referer)\n")
-    err = one_line_exit_2(run("--ini", str(ini)))
-    assert "%(referer)" in err
 
 
 # ---- uWSGI's syntax: the same config through gyre and Debian's uWSGI ---------------------------
