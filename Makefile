@@ -98,7 +98,7 @@ build/tests/test_%: tests/proto/test_%.c $(PROTO_SRC) $(HEADERS) tests/testlib.h
 # C unit tests of server/'s pure parts: the same harness and sanitizers, no Python.
 build/tests/server/%: tests/server/%.c $(SERVER_PURE) $(HEADERS) tests/testlib.h
 	@mkdir -p $(dir $@)
-	$(CC) -O1 -g $(BASE_CFLAGS) -Itests -Iserver $(SAN) -o $@ $< $(SERVER_PURE) -linih
+	$(CC) -O1 -g $(BASE_CFLAGS) -Itests -Iserver $(SAN) -o $@ $< $(SERVER_PURE) -linih -ljansson
 
 # conn.c's buffer arithmetic, with the real uwsgi and HTTP protocols on a socketpair: conn.c is
 # plain C and reaches the loop through engine.h alone, which tests/server/conn_loop.c provides.
@@ -107,7 +107,7 @@ CONN_TEST_SRC := $(addprefix server/,conn.c server.c log.c response.c proto_uwsg
 build/tests/server/test_conn: tests/server/test_conn.c $(CONN_TEST_SRC) $(PROTO_SRC) $(HEADERS) \
         tests/testlib.h
 	@mkdir -p $(dir $@)
-	$(CC) -O1 -g $(BASE_CFLAGS) -Itests -Iserver $(SAN) -o $@ $< $(CONN_TEST_SRC) $(PROTO_SRC)
+	$(CC) -O1 -g $(BASE_CFLAGS) -Itests -Iserver $(SAN) -o $@ $< $(CONN_TEST_SRC) $(PROTO_SRC) -ljansson
 
 build/fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)

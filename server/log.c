@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <regex.h>
@@ -255,40 +256,32 @@ static void buf_put(struct buf *b, const char *s, size_t n)
     b->len += n;
 }
 
-/* A JSON string's inside, as RFC 8259 wants it: '"', '\\' and the control bytes escaped. */
+/* A JSON string's inside (RFC 8259), escaped by libjansson. JSON text is UTF-8; a message that
+ * is not (a client's bytes in a request line may be anything) is read as Latin-1, so that every
+ * byte still shows, as its own code point. */
 static void buf_put_json(struct buf *b, const char *s, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        char esc[6] = { '\\', 0 };
-        size_t elen = 2;
-        switch (ch) {
-        case '"':
-        case '\\':
-            esc[1] = (char)ch;
-            break;
-        case '\n':
-            esc[1] = 'n';
-            break;
-        case '\r':
-            esc[1] = 'r';
-            break;
-        case '\t':
-            esc[1] = 't';
-            break;
-        default:
-            if (ch >= 0x20) {
-                buf_put(b, (const char *)&s[i], 1);
-                continue;
+    json_t *j = json_stringn(s, n);
+    char *latin1 = NULL;
+    if (!j && (latin1 = malloc(2 * n + 1))) {
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+            unsigned char ch = (unsigned char)s[i];
+            if (ch < 0x80) {
+                latin1[k++] = (char)ch;
+            } else {
+                latin1[k++] = (char)(0xc0 | ch >> 6);
+                latin1[k++] = (char)(0x80 | (ch & 0x3f));
             }
-            memcpy(esc, "\\u00", 4);
-            esc[4] = hex[ch >> 4];
-            esc[5] = hex[ch & 15];
-            elen = 6;
         }
-        buf_put(b, esc, elen);
+        j = json_stringn(latin1, k);
     }
+    char *text = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
+    if (text) /* "...": the quotes are the template's */
+        buf_put(b, text + 1, strlen(text) - 2);
+    free(text);
+    json_decref(j);
+    free(latin1);
 }
 
 static void buf_put_num(struct buf *b, unsigned long long v)

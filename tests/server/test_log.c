@@ -243,6 +243,18 @@ static void msg_hello(void)
     log_msg("hello \"q\" \\ end");
 }
 
+static void msg_utf8(void)
+{
+    log_init();
+    log_msg("caf\xc3\xa9 \xe2\x82\xac");
+}
+
+static void msg_latin1(void)
+{
+    log_init();
+    log_msg("caf\xe9 \xff");
+}
+
 static void msg_and_request(void)
 {
     log_init();
@@ -289,6 +301,14 @@ TEST(encoders_format_json_prefix_suffix_nl)
              "hello \\\"q\\\" \\\\ end\\n\"}\n",
              (int)getpid(), (int)getpid());
     CHECK_EQ_STR(captured(msg_hello), want);
+    /* json is UTF-8: UTF-8 stays as it is; other bytes are read as Latin-1. */
+    cfg.log_encoders[0] = "json {\"msg\":\"${msg}\"}";
+    CHECK(setup() == NULL);
+    snprintf(want, sizeof(want), "{\"msg\":\"[gyre %d] caf\xc3\xa9 \xe2\x82\xac\"}\n",
+             (int)getpid());
+    CHECK_EQ_STR(captured(msg_utf8), want);
+    snprintf(want, sizeof(want), "{\"msg\":\"[gyre %d] caf\xc3\xa9 \xc3\xbf\"}\n", (int)getpid());
+    CHECK_EQ_STR(captured(msg_latin1), want);
     /* prefix, suffix (the suffix after the newline, as uWSGI's) */
     cfg.log_encoders[0] = "prefix >>";
     cfg.log_encoders[1] = "suffix <<";
