@@ -8,7 +8,7 @@
  * Both waits park the core's greenlet and hand the loop a Resumer: a small callable that the
  * Future (add_done_callback) or the IOLoop timer calls, and that switches back into the core.
  *
- * Depends on: cores.c, engine.c (server/README)
+ * Depends on: cores.c, engine.c, log.c, server.c (server/README)
  */
 #include "engine.h"
 #include "log.h"
@@ -304,19 +304,68 @@ PyObject *PyInit_gyre(void)
 }
 
 /* Load boot.py (compiled into the binary) as the module _gyre_boot, and what gyre.wait needs. */
+/* The options' Python environment (boot.py's configure): stdin, sys.path, --home, --mount.
+ * A configuration error is one log line; anything else, a traceback. */
+static int configure_python(PyObject *boot, const struct gy_config *cfg)
+{
+    PyObject *paths = PyList_New(0), *mounts = PyList_New(0);
+    for (int i = 0; paths && i < cfg->npythonpath; i++) {
+        PyObject *p = PyUnicode_DecodeFSDefault(cfg->pythonpath[i]);
+        if (!p || PyList_Append(paths, p) < 0)
+            Py_CLEAR(paths);
+        Py_XDECREF(p);
+    }
+    for (int i = 0; mounts && i < cfg->nmounts; i++) {
+        PyObject *m = PyUnicode_DecodeFSDefault(cfg->mounts[i]);
+        if (!m || PyList_Append(mounts, m) < 0)
+            Py_CLEAR(mounts);
+        Py_XDECREF(m);
+    }
+    PyObject *r = paths && mounts ? PyObject_CallMethod(boot, "configure", "zOOiid", cfg->home,
+                                                        paths, mounts, cfg->manage_script_name,
+                                                        cfg->honour_stdin, cfg->py_autoreload)
+                                  : NULL;
+    Py_XDECREF(paths);
+    Py_XDECREF(mounts);
+    if (r) {
+        Py_DECREF(r);
+        return 0;
+    }
+    PyObject *setup_error = PyObject_GetAttrString(boot, "SetupError");
+    if (setup_error && PyErr_ExceptionMatches(setup_error)) {
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        PyObject *msg = value ? PyObject_Str(value) : NULL;
+        const char *u = msg ? PyUnicode_AsUTF8(msg) : NULL;
+        log_msg("%s", u ? u : "bad Python environment");
+        Py_XDECREF(msg);
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(tb);
+        PyErr_Clear();
+    } else {
+        PyErr_Print();
+    }
+    Py_XDECREF(setup_error);
+    return -1;
+}
+
 int pymodule_init(void)
 {
     loop_thread = PyThread_get_thread_ident();
     PyObject *code = Py_CompileString(BOOT_PY, "<gyre boot.py>", Py_file_input);
     PyObject *mod = code ? PyImport_ExecCodeModule("_gyre_boot", code) : NULL;
     Py_XDECREF(code);
-    Py_XDECREF(mod);
+    /* gyre's Tornado first: a --home venv's packages come before the system's from here on. */
     PyObject *gen = mod ? PyImport_ImportModule("tornado.gen") : NULL;
     convert_yielded = gen ? PyObject_GetAttrString(gen, "convert_yielded") : NULL;
     Py_XDECREF(gen);
     if (!convert_yielded) {
+        Py_XDECREF(mod);
         PyErr_Print();
         return -1;
     }
-    return 0;
+    int rc = configure_python(mod, S.cfg);
+    Py_DECREF(mod);
+    return rc;
 }
