@@ -168,9 +168,10 @@ class MountDispatcher:
         if self.manage_script_name:
             path = environ.get("PATH_INFO", "")
             for mountpoint, app in self.apps:
-                if path.startswith(mountpoint) and path[len(mountpoint):len(mountpoint) + 1] in ("", "/"):
+                rest = path[len(mountpoint):]
+                if path.startswith(mountpoint) and rest[:1] in ("", "/"):
                     environ["SCRIPT_NAME"] = mountpoint
-                    environ["PATH_INFO"] = path[len(mountpoint):]
+                    environ["PATH_INFO"] = rest
                     return app(environ, start_response)
         else:
             script_name = environ.get("SCRIPT_NAME", "").rstrip("/")

@@ -331,19 +331,22 @@ static int configure_python(PyObject *boot, const struct gy_config *cfg)
         Py_DECREF(r);
         return 0;
     }
+    /* Look SetupError up with the error put aside: no call may run with an exception set. */
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
     PyObject *setup_error = PyObject_GetAttrString(boot, "SetupError");
-    if (setup_error && PyErr_ExceptionMatches(setup_error)) {
-        PyObject *type, *value, *tb;
-        PyErr_Fetch(&type, &value, &tb);
+    PyErr_Clear();
+    if (setup_error && type && PyErr_GivenExceptionMatches(type, setup_error)) {
         PyObject *msg = value ? PyObject_Str(value) : NULL;
         const char *u = msg ? PyUnicode_AsUTF8(msg) : NULL;
         log_msg("%s", u ? u : "bad Python environment");
+        PyErr_Clear();
         Py_XDECREF(msg);
         Py_XDECREF(type);
         Py_XDECREF(value);
         Py_XDECREF(tb);
-        PyErr_Clear();
     } else {
+        PyErr_Restore(type, value, tb);
         PyErr_Print();
     }
     Py_XDECREF(setup_error);
