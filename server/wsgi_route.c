@@ -77,6 +77,14 @@ static enum outcome answer(struct gy_core *c, const char *status_line, const cha
     return rc == IO_OK ? OUT_OK : OUT_CLIENT_GONE;
 }
 
+/* 413: the body is not read, and may be large: the connection closes after the answer
+ * rather than reading it all to reach the next request. */
+static enum outcome answer_too_large(struct gy_core *c)
+{
+    c->conn->keep_alive = false;
+    return answer(c, "413 Request Entity Too Large", NULL, "Request Entity Too Large");
+}
+
 /* Header and CGI values must not carry a line break: a rule's $1 comes from the client. */
 static bool has_line_break(const char *s)
 {
@@ -128,7 +136,7 @@ enum outcome wsgi_before_app(struct gy_core *c, PyObject *env, bool *answered)
         log_msg("core %d: request body of %llu bytes is over --limit-post %llu: answered 413",
                 c->id, (unsigned long long)length, cfg->limit_post);
         *answered = true;
-        return answer(c, "413 Request Entity Too Large", NULL, "Request Entity Too Large");
+        return answer_too_large(c);
     }
     if (routes) {
         if (!c->route && !(c->route = calloc(1, sizeof(*c->route)))) {
@@ -145,7 +153,7 @@ enum outcome wsgi_before_app(struct gy_core *c, PyObject *env, bool *answered)
             log_msg("core %d: request body is over --limit-post %llu: answered 413", c->id,
                     cfg->limit_post);
             *answered = true;
-            return answer(c, "413 Request Entity Too Large", NULL, "Request Entity Too Large");
+            return answer_too_large(c);
         }
         if (rc < 0)
             return app_failed(c, "spooling the request body (--post-buffering)");
