@@ -90,8 +90,14 @@ struct gy_config {
     const char *add_headers[GY_MAX_LIST]; /* --add-header "Name: value", every response */
     int nadd_headers;
     struct gy_route_conf {
-        const char *subject; /* the request var the regex is matched against; NULL: always */
-        const char *spec;    /* "REGEX ACTION:ARGS" as given (route.c parses it) */
+        enum gy_route_kind {
+            GY_ROUTE_REGEX,  /* --route*: "REGEX ACTION" on the var `subject` */
+            GY_ROUTE_RUN,    /* --route-run: "ACTION", always */
+            GY_ROUTE_IF,     /* --route-if: "COND:ARGS ACTION" */
+            GY_ROUTE_IF_NOT, /* --route-if-not */
+        } kind;
+        const char *subject;
+        const char *spec; /* as given (route.c parses it) */
     } routes[GY_MAX_LIST];
     int nroutes;
     double py_autoreload; /* --py-autoreload N: accepted, warned about at start */

@@ -361,16 +361,31 @@ static const char *set_add_header(struct gy_config *c, const char *v)
         return "expected \"Name: value\"";
     return add_list(c->add_headers, &c->nadd_headers, v);
 }
-static const char *add_route(struct gy_config *c, const char *subject, const char *v)
+static const char *add_route_kind(struct gy_config *c, enum gy_route_kind kind, const char *subject,
+                                  const char *v)
 {
     if (c->nroutes == GY_MAX_LIST)
         return "given too many times";
-    if (subject && !strchr(v, ' '))
-        return "expected REGEX ACTION[:ARGS]";
+    if (kind != GY_ROUTE_RUN && !strchr(v, ' '))
+        return kind == GY_ROUTE_REGEX ? "expected REGEX ACTION[:ARGS]"
+                                      : "expected CONDITION:ARGS ACTION[:ARGS]";
+    c->routes[c->nroutes].kind = kind;
     c->routes[c->nroutes].subject = subject;
     c->routes[c->nroutes].spec = v;
     c->nroutes++;
     return NULL;
+}
+static const char *add_route(struct gy_config *c, const char *subject, const char *v)
+{
+    return add_route_kind(c, GY_ROUTE_REGEX, subject, v);
+}
+static const char *set_route_if(struct gy_config *c, const char *v)
+{
+    return add_route_kind(c, GY_ROUTE_IF, NULL, v);
+}
+static const char *set_route_if_not(struct gy_config *c, const char *v)
+{
+    return add_route_kind(c, GY_ROUTE_IF_NOT, NULL, v);
 }
 static const char *set_route(struct gy_config *c, const char *v)
 {
@@ -406,7 +421,7 @@ static const char *set_route_remote_user(struct gy_config *c, const char *v)
 }
 static const char *set_route_run(struct gy_config *c, const char *v)
 {
-    return add_route(c, NULL, v);
+    return add_route_kind(c, GY_ROUTE_RUN, NULL, v);
 }
 static const char *set_py_autoreload(struct gy_config *c, const char *v)
 {
@@ -551,6 +566,10 @@ static const struct option_def OPTIONS[] = {
     { "route-remote-user", ARG_REQUIRED, set_route_remote_user, "\"REGEX ACTION\"",
       "the same on REMOTE_USER" },
     { "route-run", ARG_REQUIRED, set_route_run, "ACTION", "run ACTION on every request" },
+    { "route-if", ARG_REQUIRED, set_route_if, "\"COND:A;B ACTION\"",
+      "run ACTION when COND holds: equal, startswith, endswith, contains, regexp, empty, ..." },
+    { "route-if-not", ARG_REQUIRED, set_route_if_not, "\"COND:A;B ACTION\"",
+      "run ACTION when COND does not hold" },
 
     /* -- processes, hooks and daemons (issue 10, group 4) -- */
 

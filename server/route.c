@@ -7,7 +7,8 @@
  *   BREAK     stop routing, answer without the app: redirect*, return, break
  *
  * A rule that does not match is NEXT. Arguments expand $0..$9 (the rule's capture groups) and
- * ${VAR} (a request var, as the rules so far left it).
+ * ${VAR} (a request var, as the rules so far left it). --route-if rules test a condition on
+ * expanded arguments instead of a regex on one var ("equal:${HTTPS};on", "regexp:${X};^a(b)").
  *
  * Depends on: (nothing in server/)
  */
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 enum action {
     A_REDIRECT,
@@ -32,9 +34,30 @@ enum action {
     A_LOG,
 };
 
+/* --route-if's conditions, on "LEFT;RIGHT" (or one value), uWSGI's names. */
+enum cond {
+    C_NONE, /* a regex on a var, or --route-run */
+    C_EQUAL,
+    C_STARTSWITH,
+    C_ENDSWITH,
+    C_CONTAINS,
+    C_REGEXP,
+    C_EMPTY,
+    C_EXISTS,
+    C_ISFILE,
+    C_ISDIR,
+    C_HIGHER,
+    C_LOWER,
+    C_HIGHER_EQUAL,
+    C_LOWER_EQUAL,
+};
+
 struct rule {
-    char *subject; /* the var matched; NULL: always */
+    char *subject; /* the var matched; NULL: always (or a condition) */
     pcre2_code *re;
+    enum cond cond;
+    bool negate;     /* --route-if-not */
+    char *cond_args; /* the condition's arguments, unexpanded (C_REGEXP: the left part) */
     enum action action;
     int status; /* redirect: 301/302; return/break: the code (0: none) */
     bool last;  /* rewrite-last */
@@ -69,6 +92,7 @@ const char *route_unsupported(const struct route_table *t)
 static void rule_free(struct rule *r)
 {
     free(r->subject);
+    free(r->cond_args);
     pcre2_code_free(r->re);
     free(r->var);
     free(r->args);
@@ -204,6 +228,126 @@ oom:
     return false;
 }
 
+static pcre2_code *compile(const char *re, size_t len, char *err, size_t errlen)
+{
+    int code;
+    PCRE2_SIZE off;
+    pcre2_code *c = pcre2_compile((PCRE2_SPTR)re, (PCRE2_SIZE)len, 0, &code, &off, NULL);
+    if (!c) {
+        char msg[128];
+        pcre2_get_error_message(code, (PCRE2_UCHAR *)msg, sizeof(msg));
+        snprintf(err, errlen, "bad regex at offset %zu: %s", (size_t)off, msg);
+    }
+    return c;
+}
+
+/* "COND:ARGS" of --route-if into r. */
+static bool parse_cond(struct rule *r, const char *cond, size_t len, char *err, size_t errlen)
+{
+    static const struct {
+        const char *name;
+        enum cond cond;
+    } CONDS[] = {
+        { "equal", C_EQUAL },
+        { "isequal", C_EQUAL },
+        { "eq", C_EQUAL },
+        { "==", C_EQUAL },
+        { "startswith", C_STARTSWITH },
+        { "endswith", C_ENDSWITH },
+        { "contains", C_CONTAINS },
+        { "contain", C_CONTAINS },
+        { "regexp", C_REGEXP },
+        { "re", C_REGEXP },
+        { "empty", C_EMPTY },
+        { "exists", C_EXISTS },
+        { "isfile", C_ISFILE },
+        { "isdir", C_ISDIR },
+        { "ishigher", C_HIGHER },
+        { ">", C_HIGHER },
+        { "islower", C_LOWER },
+        { "<", C_LOWER },
+        { "ishigherequal", C_HIGHER_EQUAL },
+        { ">=", C_HIGHER_EQUAL },
+        { "islowerequal", C_LOWER_EQUAL },
+        { "<=", C_LOWER_EQUAL },
+    };
+    const char *colon = memchr(cond, ':', len);
+    size_t nlen = colon ? (size_t)(colon - cond) : len;
+    for (size_t i = 0; i < sizeof(CONDS) / sizeof(CONDS[0]); i++)
+        if (strlen(CONDS[i].name) == nlen && memcmp(CONDS[i].name, cond, nlen) == 0)
+            r->cond = CONDS[i].cond;
+    if (r->cond == C_NONE) {
+        snprintf(err, errlen, "unknown route-if condition \"%.*s\"", (int)nlen, cond);
+        return false;
+    }
+    const char *args = colon ? colon + 1 : cond + len;
+    size_t alen = (size_t)(cond + len - args);
+    if (r->cond == C_REGEXP) {
+        /* The regex is the literal right part: compiled once, here. */
+        const char *semi = memchr(args, ';', alen);
+        if (!semi) {
+            snprintf(err, errlen, "regexp needs VALUE;REGEX");
+            return false;
+        }
+        if (!(r->re = compile(semi + 1, (size_t)(args + alen - semi - 1), err, errlen)))
+            return false;
+        alen = (size_t)(semi - args);
+    }
+    if (!(r->cond_args = strndup(args, alen))) {
+        snprintf(err, errlen, "out of memory");
+        return false;
+    }
+    return true;
+}
+
+static bool table_push(struct route_table *t, struct rule *r)
+{
+    if (t->n == t->cap) {
+        int cap = t->cap ? t->cap * 2 : 8;
+        struct rule *rules = realloc(t->rules, (size_t)cap * sizeof(*rules));
+        if (!rules)
+            return false;
+        t->rules = rules;
+        t->cap = cap;
+    }
+    t->rules[t->n++] = *r;
+    return true;
+}
+
+/* The rule r with its head (regex or condition) parsed, from `action` on. */
+static bool add_rule(struct route_table *t, struct rule *r, const char *action, char *err,
+                     size_t errlen)
+{
+    bool known;
+    if (!parse_action(r, action, &known, err, errlen)) {
+        rule_free(r);
+        return false;
+    }
+    if (!known) {
+        const char *colon = strchr(action, ':');
+        rule_free(r);
+        if (note_unsupported(t, action, colon ? (size_t)(colon - action) : strlen(action)))
+            return true;
+    } else if (table_push(t, r)) {
+        return true;
+    } else {
+        rule_free(r);
+    }
+    snprintf(err, errlen, "out of memory");
+    return false;
+}
+
+/* The action after "HEAD ", past the spaces; NULL when there is no space. */
+static const char *after_head(const char *spec)
+{
+    const char *sp = strchr(spec, ' ');
+    if (!sp || sp == spec)
+        return NULL;
+    while (*sp == ' ')
+        sp++;
+    return sp;
+}
+
 bool route_add(struct route_table *t, const char *subject, const char *spec, char *err,
                size_t errlen)
 {
@@ -211,52 +355,35 @@ bool route_add(struct route_table *t, const char *subject, const char *spec, cha
     const char *action = spec;
     if (subject) {
         /* "REGEX ACTION": the regex ends at the first space, as in uWSGI. */
-        const char *sp = strchr(spec, ' ');
-        if (!sp || sp == spec) {
+        action = after_head(spec);
+        if (!action) {
             snprintf(err, errlen, "expected \"REGEX ACTION[:ARGS]\"");
             return false;
         }
-        action = sp;
-        while (*action == ' ')
-            action++;
-        int code;
-        PCRE2_SIZE off;
-        r.re = pcre2_compile((PCRE2_SPTR)spec, (PCRE2_SIZE)(sp - spec), 0, &code, &off, NULL);
-        if (!r.re) {
-            char msg[128];
-            pcre2_get_error_message(code, (PCRE2_UCHAR *)msg, sizeof(msg));
-            snprintf(err, errlen, "bad regex at offset %zu: %s", (size_t)off, msg);
+        if (!(r.re = compile(spec, (size_t)(strchr(spec, ' ') - spec), err, errlen)))
+            return false;
+        if (!(r.subject = strdup(subject))) {
+            rule_free(&r);
+            snprintf(err, errlen, "out of memory");
             return false;
         }
-        if (!(r.subject = strdup(subject)))
-            goto oom;
     }
-    bool known;
-    if (!parse_action(&r, action, &known, err, errlen)) {
+    return add_rule(t, &r, action, err, errlen);
+}
+
+bool route_add_if(struct route_table *t, bool negate, const char *spec, char *err, size_t errlen)
+{
+    struct rule r = { .negate = negate };
+    const char *action = after_head(spec);
+    if (!action) {
+        snprintf(err, errlen, "expected \"CONDITION:ARGS ACTION[:ARGS]\"");
+        return false;
+    }
+    if (!parse_cond(&r, spec, (size_t)(strchr(spec, ' ') - spec), err, errlen)) {
         rule_free(&r);
         return false;
     }
-    if (!known) {
-        const char *colon = strchr(action, ':');
-        rule_free(&r);
-        if (!note_unsupported(t, action, colon ? (size_t)(colon - action) : strlen(action)))
-            goto oom;
-        return true;
-    }
-    if (t->n == t->cap) {
-        int cap = t->cap ? t->cap * 2 : 8;
-        struct rule *rules = realloc(t->rules, (size_t)cap * sizeof(*rules));
-        if (!rules)
-            goto oom;
-        t->rules = rules;
-        t->cap = cap;
-    }
-    t->rules[t->n++] = r;
-    return true;
-oom:
-    rule_free(&r);
-    snprintf(err, errlen, "out of memory");
-    return false;
+    return add_rule(t, &r, action, err, errlen);
 }
 
 /* ---- evaluation ------------------------------------------------------------------------- */
@@ -448,46 +575,112 @@ static enum verdict run_action(const struct rule *r, char *arg, struct route_out
     return NEXT;
 }
 
+/* Numbers compare as numbers (ishigher ...), as uWSGI's strtoll does. */
+static long long as_number(const char *s)
+{
+    return strtoll(s, NULL, 10);
+}
+
+/* A --route-if condition over its expanded arguments "LEFT;RIGHT" (or one value). */
+static bool cond_holds(enum cond cond, char *args)
+{
+    char *semi = strchr(args, ';');
+    const char *left = args, *right = "";
+    if (semi) {
+        *semi = '\0';
+        right = semi + 1;
+    }
+    size_t ll = strlen(left), rl = strlen(right);
+    struct stat st;
+    switch (cond) {
+    case C_EQUAL:
+        return strcmp(left, right) == 0;
+    case C_STARTSWITH:
+        return ll >= rl && memcmp(left, right, rl) == 0;
+    case C_ENDSWITH:
+        return ll >= rl && memcmp(left + ll - rl, right, rl) == 0;
+    case C_CONTAINS:
+        return strstr(left, right) != NULL;
+    case C_EMPTY:
+        return ll == 0;
+    case C_EXISTS:
+        return stat(left, &st) == 0;
+    case C_ISFILE:
+        return stat(left, &st) == 0 && S_ISREG(st.st_mode);
+    case C_ISDIR:
+        return stat(left, &st) == 0 && S_ISDIR(st.st_mode);
+    case C_HIGHER:
+        return as_number(left) > as_number(right);
+    case C_LOWER:
+        return as_number(left) < as_number(right);
+    case C_HIGHER_EQUAL:
+        return as_number(left) >= as_number(right);
+    case C_LOWER_EQUAL:
+        return as_number(left) <= as_number(right);
+    case C_NONE:
+    case C_REGEXP:
+        break;
+    }
+    return false;
+}
+
+/* Does rule r apply to the request? 1 yes, 0 no, -1 out of memory. On a regex match, *subject
+ * and the match data give the capture groups ($N); *owned is a string to free after the
+ * rule ran (the expanded subject of a condition). */
+static int rule_applies(const struct rule *r, const struct route_outcome *out,
+                        const struct route_vars *vars, pcre2_match_data *md, const char **subject,
+                        int *ngroups, char **owned)
+{
+    size_t slen = 0;
+    *subject = "";
+    *ngroups = 0;
+    *owned = NULL;
+    if (r->cond != C_NONE) {
+        if (!(*owned = expand(r->cond_args, NULL, NULL, 0, out, vars)))
+            return -1;
+        if (r->cond != C_REGEXP)
+            return cond_holds(r->cond, *owned) != r->negate;
+        *subject = *owned;
+        slen = strlen(*owned);
+    } else if (r->re) {
+        *subject = route_var(out, vars, r->subject, strlen(r->subject), &slen);
+        if (!*subject)
+            *subject = "", slen = 0;
+    } else {
+        return 1; /* --route-run */
+    }
+    int rc = pcre2_match(r->re, (PCRE2_SPTR)*subject, slen, 0, 0, md, NULL);
+    /* 0: more groups than the match data holds: the first ten. An error counts as no match. */
+    *ngroups = rc == 0 ? 10 : rc;
+    return (rc >= 0) != r->negate;
+}
+
 bool route_eval(const struct route_table *t, const struct route_vars *vars,
                 struct route_outcome *out)
 {
     memset(out, 0, sizeof(*out));
     if (route_table_empty(t))
         return true;
-    pcre2_match_data *md = NULL;
-    bool ok = true;
-    for (int i = 0; i < t->n; i++) {
+    pcre2_match_data *md = pcre2_match_data_create(10, NULL);
+    bool ok = md != NULL;
+    for (int i = 0; ok && i < t->n; i++) {
         const struct rule *r = &t->rules[i];
-        const char *subject = "";
-        size_t slen = 0;
-        PCRE2_SIZE *ov = NULL;
-        int ngroups = 0;
-        if (r->re) {
-            if (!md && !(md = pcre2_match_data_create(10, NULL))) {
-                ok = false;
-                break;
-            }
-            subject = route_var(out, vars, r->subject, strlen(r->subject), &slen);
-            if (!subject)
-                subject = "", slen = 0;
-            ngroups = pcre2_match(r->re, (PCRE2_SPTR)subject, slen, 0, 0, md, NULL);
-            if (ngroups < 0)
-                continue; /* no match (or a match error, which counts as none): NEXT */
-            if (ngroups == 0)
-                ngroups = 10; /* more groups than the match data holds: the first ten */
-            ov = pcre2_get_ovector_pointer(md);
+        const char *subject;
+        int ngroups;
+        char *owned;
+        int applies = rule_applies(r, out, vars, md, &subject, &ngroups, &owned);
+        if (applies <= 0) {
+            free(owned);
+            ok = applies == 0;
+            continue;
         }
+        const PCRE2_SIZE *ov = ngroups > 0 ? pcre2_get_ovector_pointer(md) : NULL;
         char *arg = expand(r->args, subject, ov, ngroups, out, vars);
-        if (!arg) {
+        free(owned);
+        enum verdict v = arg ? run_action(r, arg, out, vars) : FAILED;
+        if (v == FAILED)
             ok = false;
-            break;
-        }
-        enum verdict v = run_action(r, arg, out, vars);
-        if (v == FAILED) {
-            ok = false;
-            break;
-        }
-        if (v != NEXT)
+        else if (v != NEXT)
             break;
     }
     pcre2_match_data_free(md);

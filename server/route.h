@@ -53,6 +53,8 @@ struct route_outcome {
 struct route_table *route_table_new(void);
 bool route_add(struct route_table *t, const char *subject, const char *spec, char *err,
                size_t errlen);
+/* --route-if (negate: --route-if-not): spec "COND:ARGS ACTION[:ARGS]". */
+bool route_add_if(struct route_table *t, bool negate, const char *spec, char *err, size_t errlen);
 const char *route_unsupported(const struct route_table *t); /* NULL: none */
 bool route_table_empty(const struct route_table *t);
 void route_table_free(struct route_table *t);

@@ -25,9 +25,15 @@ int wsgi_route_init(const struct gy_config *cfg)
         return -1;
     }
     for (int i = 0; i < cfg->nroutes; i++) {
+        const struct gy_route_conf *rc = &cfg->routes[i];
         char err[256];
-        if (!route_add(routes, cfg->routes[i].subject, cfg->routes[i].spec, err, sizeof(err))) {
-            log_msg("route \"%s\": %s", cfg->routes[i].spec, err);
+        bool ok = rc->kind == GY_ROUTE_REGEX
+                      ? route_add(routes, rc->subject, rc->spec, err, sizeof(err))
+                  : rc->kind == GY_ROUTE_RUN ? route_add(routes, NULL, rc->spec, err, sizeof(err))
+                                             : route_add_if(routes, rc->kind == GY_ROUTE_IF_NOT,
+                                                            rc->spec, err, sizeof(err));
+        if (!ok) {
+            log_msg("route \"%s\": %s", rc->spec, err);
             return -1;
         }
     }

@@ -152,3 +152,26 @@ def test_bad_route_stops_start_up_with_one_line(server, tmp_path, spec, what):
     wait_for(lambda: s.proc.poll() is not None, timeout=20, what="gyre to exit")
     assert s.proc.returncode != 0
     assert what in s.log() and "Traceback" not in s.log()
+
+
+@pytest.mark.parametrize("kind", SERVERS)
+def test_route_if_forces_https_as_real_configs_do(routed, kind):
+    """The common uwsgi.ini form: redirect when the front end says the request was plain
+    http (X-Forwarded-Proto), keep the URI."""
+    s = routed(kind, "--route-if",
+               "equal:${HTTP_X_FORWARDED_PROTO};http redirect-301:https://${HTTP_HOST}${REQUEST_URI}",
+               "--route-if-not", "empty:${HTTP_X_TAG} addheader:X-Tagged: ${HTTP_X_TAG}",
+               "--route-if", "startswith:${PATH_INFO};/adm addvar:MYVAR=admin")
+    r = s.get("/a/b?c=1", headers={"X-Forwarded-Proto": "http", "Host": "example.org"})
+    assert r.status_code == 301 and r.headers["Location"] == "https://example.org/a/b?c=1"
+    r = s.get("/a/b?c=1", headers={"X-Forwarded-Proto": "https"})
+    assert r.status_code == 200 and "X-Tagged" not in r.headers
+    assert s.get("/x", headers={"X-Tag": "t1"}).headers["X-Tagged"] == "t1"
+    assert s.get("/admin").json()["MYVAR"] == "admin"
+
+
+@pytest.mark.parametrize("kind", SERVERS)
+def test_route_if_regexp_captures(routed, kind):
+    s = routed(kind, "--route-if", "regexp:${PATH_INFO};^/user/(\\d+)$ addvar:MYVAR=id-$1")
+    assert s.get("/user/42").json()["MYVAR"] == "id-42"
+    assert s.get("/user/x").json()["MYVAR"] is None

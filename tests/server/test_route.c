@@ -6,6 +6,7 @@
 #include "route.h"
 #include "testlib.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* A request: NULL-terminated name/value pairs. */
@@ -194,6 +195,58 @@ TEST(bad_rules_are_refused_unknown_actions_set_aside)
     CHECK(route_add(t, "PATH_INFO", "^/x uwsgi:127.0.0.1:3031,0,0", err, sizeof(err)));
     CHECK_EQ_STR(route_unsupported(t), "cache, uwsgi");
     CHECK(route_table_empty(t));
+    route_table_free(t);
+}
+
+/* --route-if over the request of REQ: does `spec` apply (its action is addheader:X: 1)? */
+static bool if_applies(bool negate, const char *cond)
+{
+    struct route_table *t = route_table_new();
+    char spec[256], err[256];
+    snprintf(spec, sizeof(spec), "%s addheader:X: $1", cond);
+    if (!CHECK(route_add_if(t, negate, spec, err, sizeof(err))))
+        printf("  %s: %s\n", spec, err);
+    struct route_outcome o;
+    eval(t, &o);
+    bool applied = o.nadd_headers == 1;
+    route_outcome_clear(&o);
+    route_table_free(t);
+    return applied;
+}
+
+TEST(route_if_conditions)
+{
+    CHECK(if_applies(false, "equal:${HTTP_HOST};example.org"));
+    CHECK(!if_applies(false, "equal:${HTTP_HOST};example.com"));
+    CHECK(if_applies(true, "equal:${HTTP_HOST};example.com"));
+    CHECK(if_applies(false, "startswith:${PATH_INFO};/old"));
+    CHECK(if_applies(false, "endswith:${PATH_INFO};page"));
+    CHECK(if_applies(false, "contains:${REQUEST_URI};?x="));
+    CHECK(if_applies(false, "empty:${HTTPS}"));
+    CHECK(!if_applies(true, "empty:${HTTPS}"));
+    CHECK(if_applies(false, "isdir:/tmp"));
+    CHECK(!if_applies(false, "isfile:/tmp"));
+    CHECK(if_applies(false, "ishigher:${QUERY_STRING};0") == false); /* "x=1" is 0 */
+    CHECK(if_applies(false, "<:3;10"));
+}
+
+TEST(route_if_regexp_captures)
+{
+    struct route_table *t = route_table_new();
+    char err[256];
+    CHECK(route_add_if(t, false, "regexp:${PATH_INFO};^/old/(\\w+) addvar:PAGE=$1", err,
+                       sizeof(err)));
+    struct route_outcome o;
+    eval(t, &o);
+    CHECK_EQ_STR(var(&o, "PAGE"), "page");
+    route_outcome_clear(&o);
+    route_table_free(t);
+
+    t = route_table_new();
+    CHECK(!route_add_if(t, false, "nosuchcond:a;b return:403", err, sizeof(err)));
+    CHECK(strstr(err, "unknown route-if condition") != NULL);
+    CHECK(!route_add_if(t, false, "regexp:novalue return:403", err, sizeof(err)));
+    CHECK(!route_add_if(t, false, "regexp:a;( return:403", err, sizeof(err)));
     route_table_free(t);
 }
 
