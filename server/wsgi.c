@@ -110,7 +110,7 @@ bool wsgi_serve(struct gy_core *c)
     struct gy_response *r = &c->resp;
     r->head_len = 0;
     r->status = 0;
-    r->started = r->head_sent = r->has_content_length = false;
+    r->started = r->head_sent = r->has_content_length = r->cut = false;
     r->length = -1;
     r->body_sent = r->body_out = 0;
     r->nheaders = 0;

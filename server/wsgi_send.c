@@ -121,12 +121,15 @@ static PyObject *write_callable(PyObject *self, PyObject *data)
     if (!PyBytes_Check(data))
         return PyErr_Format(PyExc_TypeError, "write() takes bytes, not %.100s",
                             Py_TYPE(data)->tp_name);
+    if (c->resp.cut)
+        Py_RETURN_NONE; /* the client is gone: the rest of the body is dropped */
     enum io_result rc = send_response(c, PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data),
                                       -1);
     if (rc != IO_OK && client_gone(rc) && S.cfg->disable_write_exception) {
-        /* --disable-write-exception: the app goes on as if the bytes had left; the response
-         * is cut, so the connection closes after it. */
+        /* --disable-write-exception: the app goes on as if the bytes had left (one log line);
+         * the response is cut, so the connection closes after it. */
         log_client_gone(c, rc);
+        c->resp.cut = true;
         c->conn->keep_alive = false;
         Py_RETURN_NONE;
     }
@@ -295,6 +298,8 @@ enum outcome send_result(struct gy_core *c, PyObject *result)
 {
     if (result == Py_None)
         return app_error(c, "the app returned None, not an iterable of bytes", NULL);
+    if (c->resp.cut)
+        return OUT_CLIENT_GONE; /* a write() found the client gone (logged then) */
     if (PyTuple_CheckExact(result))
         return send_sequence(c, result);
     if (PyList_CheckExact(result)) {
