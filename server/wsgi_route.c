@@ -133,11 +133,26 @@ static enum outcome apply_routes(struct gy_core *c, PyObject *env, bool *answere
     return OUT_OK;
 }
 
+/* The body's length: from its framing, else (FastCGI records, whose end says when the body
+ * ends) the CONTENT_LENGTH the front end announced; UINT64_MAX when unknown (chunked). */
+static uint64_t body_length(const struct gy_conn *conn)
+{
+    uint64_t length = conn_body_remaining(conn);
+    if (length != UINT64_MAX)
+        return length;
+    size_t vlen;
+    const char *v = param_get((void *)conn, "CONTENT_LENGTH", 14, &vlen);
+    int64_t n;
+    if (v && vlen && gy_parse_decimal(v, vlen, &n) == 0 && n >= 0)
+        return (uint64_t)n;
+    return UINT64_MAX;
+}
+
 enum outcome wsgi_before_app(struct gy_core *c, PyObject *env, bool *answered)
 {
     const struct gy_config *cfg = S.cfg;
     *answered = false;
-    uint64_t length = conn_body_remaining(c->conn);
+    uint64_t length = body_length(c->conn);
     if (cfg->limit_post && length != UINT64_MAX && length > cfg->limit_post) {
         log_msg("core %d: request body of %llu bytes is over --limit-post %llu: answered 413",
                 c->id, (unsigned long long)length, cfg->limit_post);

@@ -4,6 +4,7 @@ router_redirect and router_rewrite plugins; gyre accepts and ignores --plugin)."
 import socket
 
 import pytest
+import requests
 
 from conftest import wait_for
 from test_pyenv import SERVERS, server, write_app  # noqa: F401  (server is a fixture)
@@ -175,3 +176,21 @@ def test_route_if_regexp_captures(routed, kind):
     s = routed(kind, "--route-if", "regexp:${PATH_INFO};^/user/(\\d+)$ addvar:MYVAR=id-$1")
     assert s.get("/user/42").json()["MYVAR"] == "id-42"
     assert s.get("/user/x").json()["MYVAR"] is None
+
+
+@pytest.mark.parametrize("proto", ["uwsgi", "fastcgi"])
+def test_routes_behind_nginx(stack, tmp_path, proto):
+    """The answers of the routing rules in the front end's protocol: a CGI Status for
+    FastCGI, a status line for uwsgi; nginx passes them on."""
+    app = write_app(tmp_path / "echo.py", ECHO_APP)
+    s = stack(app, "--route", "^/old/(.*)$ redirect:/new/$1", "--route", "^/deny return:403",
+              "--route", "^/rw/(.*)$ rewrite:/x/$1", "--add-header", "X-Every: yes",
+              "--limit-post", "10", proto=proto)
+    r = requests.get(s.url + "/old/a", allow_redirects=False, timeout=10)
+    assert r.status_code == 302 and r.headers["Location"].endswith("/new/a")
+    assert r.headers["X-Every"] == "yes"
+    r = requests.get(s.url + "/deny", timeout=10)
+    assert r.status_code == 403 and r.text == "Forbidden"
+    assert requests.get(s.url + "/rw/b", timeout=10).json()["PATH_INFO"] == "/x/b"
+    assert requests.post(s.url + "/p", data=b"x" * 11, timeout=10).status_code == 413
+    assert requests.get(s.url + "/ok", timeout=10).json()["PATH_INFO"] == "/ok"
