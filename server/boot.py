@@ -21,12 +21,14 @@ class SetupError(Exception):
 # What configure() was given, for load_app.
 _mounts = []
 _manage_script_name = False
+_imports = []
 
 
-def configure(home, pythonpath, mounts, manage_script_name, honour_stdin, py_autoreload):
+def configure(home, pythonpath, mounts, manage_script_name, honour_stdin, py_autoreload,
+              aliases, imports):
     """The Python environment of the options, before the app is imported: stdin, sys.path
-    (--pythonpath globs, the virtualenv), and the --mount table."""
-    global _mounts, _manage_script_name
+    (--pythonpath globs, the virtualenv), module aliases, and what load_app will import."""
+    global _mounts, _manage_script_name, _imports
     if not honour_stdin:
         # uWSGI's default: an app (or a library) reading stdin gets EOF at once, not a hang
         # on the terminal or the service manager's pipe. --honour-stdin keeps it.
@@ -37,8 +39,11 @@ def configure(home, pythonpath, mounts, manage_script_name, honour_stdin, py_aut
     set_python_path(pythonpath)
     if home:
         use_virtualenv(home)
+    for alias in aliases:
+        add_module_alias(alias)
     _mounts = [parse_mount(m) for m in mounts]
     _manage_script_name = manage_script_name
+    _imports = list(imports)
     if py_autoreload:
         sys.stderr.write("gyre: WARNING: --py-autoreload is not supported: the app is not "
                          "reloaded when a module changes; use --touch-reload FILE (touched by "
@@ -89,6 +94,21 @@ def use_virtualenv(home):
     at = system[0] if system else len(before)
     sys.path[:] = before[:at] + added + before[at:]
     sys.prefix = sys.exec_prefix = home
+
+
+def add_module_alias(spec):
+    """--pymodule-alias NAME=TARGET: `import NAME` gives the module TARGET, or the module of
+    the file TARGET (a path, or a name ending in .py), as uWSGI does."""
+    name, target = spec.split("=", 1)
+    if target.endswith(".py") or os.sep in target:
+        spec = importlib.util.spec_from_file_location(name, target)
+        if spec is None or not os.path.isfile(target):
+            raise SetupError("--pymodule-alias %s: no Python file %s" % (name, target))
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+    else:
+        sys.modules[name] = importlib.import_module(target)
 
 
 def pyvenv_version(path):
@@ -146,7 +166,10 @@ def hide_running_loop_in_cores(loop_greenlet):
 
 
 def load_app(wsgi_file, module, callable_name):
-    """The callable to serve: the app of --wsgi-file/--module, or the --mount dispatcher."""
+    """The callable to serve: the app of --wsgi-file/--module, or the --mount dispatcher;
+    the --import modules first."""
+    for name in _imports:
+        importlib.import_module(name)
     default = import_app(wsgi_file, module, callable_name) if wsgi_file or module else None
     if not _mounts:
         return default

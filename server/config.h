@@ -101,6 +101,10 @@ struct gy_config {
     } routes[GY_MAX_LIST];
     int nroutes;
     double py_autoreload; /* --py-autoreload N: accepted, warned about at start */
+    const char *pymodule_aliases[GY_MAX_LIST]; /* --pymodule-alias NAME=MODULE_OR_FILE */
+    int npymodule_aliases;
+    const char *imports[GY_MAX_LIST]; /* --import MODULE: imported before the app */
+    int nimports;
 
     /* -- processes, hooks and daemons (issue 10, group 4) -- */
 

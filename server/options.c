@@ -423,6 +423,17 @@ static const char *set_route_run(struct gy_config *c, const char *v)
 {
     return add_route_kind(c, GY_ROUTE_RUN, NULL, v);
 }
+static const char *set_pymodule_alias(struct gy_config *c, const char *v)
+{
+    const char *eq = strchr(v, '=');
+    if (!eq || eq == v || !eq[1])
+        return "expected NAME=MODULE or NAME=FILE.py";
+    return add_list(c->pymodule_aliases, &c->npymodule_aliases, v);
+}
+static const char *set_import(struct gy_config *c, const char *v)
+{
+    return add_list(c->imports, &c->nimports, v);
+}
 static const char *set_py_autoreload(struct gy_config *c, const char *v)
 {
     return parse_seconds(v, &c->py_autoreload);
@@ -550,6 +561,19 @@ static const struct option_def OPTIONS[] = {
     { "py-autoreload", ARG_REQUIRED, set_py_autoreload, "SECONDS",
       "accepted with a warning: use --touch-reload FILE" },
     { "python-autoreload", ARG_REQUIRED, set_py_autoreload, "SECONDS", "same as --py-autoreload" },
+    { "py-auto-reload", ARG_REQUIRED, set_py_autoreload, "SECONDS", "same as --py-autoreload" },
+    { "pymodule-alias", ARG_REQUIRED, set_pymodule_alias, "NAME=MODULE|FILE",
+      "make `import NAME` give MODULE (or the module of a .py FILE) (repeatable)" },
+    { "import", ARG_REQUIRED, set_import, "MODULE",
+      "import MODULE in every worker before the app (repeatable)" },
+    { "pyimport", ARG_REQUIRED, set_import, "MODULE", "same as --import" },
+    { "py-import", ARG_REQUIRED, set_import, "MODULE", "same as --import" },
+    { "python-import", ARG_REQUIRED, set_import, "MODULE", "same as --import" },
+    { "shared-import", ARG_REQUIRED, set_import, "MODULE",
+      "same as --import (no Python runs outside the workers)" },
+    { "shared-pyimport", ARG_REQUIRED, set_import, "MODULE", "same as --shared-import" },
+    { "shared-py-import", ARG_REQUIRED, set_import, "MODULE", "same as --shared-import" },
+    { "shared-python-import", ARG_REQUIRED, set_import, "MODULE", "same as --shared-import" },
     { "add-header", ARG_REQUIRED, set_add_header, "\"NAME: VALUE\"",
       "add this header to every response (repeatable)" },
     { "route", ARG_REQUIRED, set_route, "\"REGEX ACTION\"",

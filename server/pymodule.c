@@ -304,29 +304,36 @@ PyObject *PyInit_gyre(void)
 }
 
 /* Load boot.py (compiled into the binary) as the module _gyre_boot, and what gyre.wait needs. */
+/* A list option as a Python list of str (file system encoding); NULL with an error set. */
+static PyObject *str_list(const char *const *items, int n)
+{
+    PyObject *list = PyList_New(0);
+    for (int i = 0; list && i < n; i++) {
+        PyObject *s = PyUnicode_DecodeFSDefault(items[i]);
+        if (!s || PyList_Append(list, s) < 0)
+            Py_CLEAR(list);
+        Py_XDECREF(s);
+    }
+    return list;
+}
+
 /* The options' Python environment (boot.py's configure): stdin, sys.path, --home, --mount.
  * A configuration error is one log line; anything else, a traceback. */
 static int configure_python(PyObject *boot, const struct gy_config *cfg)
 {
-    PyObject *paths = PyList_New(0), *mounts = PyList_New(0);
-    for (int i = 0; paths && i < cfg->npythonpath; i++) {
-        PyObject *p = PyUnicode_DecodeFSDefault(cfg->pythonpath[i]);
-        if (!p || PyList_Append(paths, p) < 0)
-            Py_CLEAR(paths);
-        Py_XDECREF(p);
-    }
-    for (int i = 0; mounts && i < cfg->nmounts; i++) {
-        PyObject *m = PyUnicode_DecodeFSDefault(cfg->mounts[i]);
-        if (!m || PyList_Append(mounts, m) < 0)
-            Py_CLEAR(mounts);
-        Py_XDECREF(m);
-    }
-    PyObject *r = paths && mounts ? PyObject_CallMethod(boot, "configure", "zOOiid", cfg->home,
-                                                        paths, mounts, cfg->manage_script_name,
-                                                        cfg->honour_stdin, cfg->py_autoreload)
-                                  : NULL;
+    PyObject *paths = str_list(cfg->pythonpath, cfg->npythonpath);
+    PyObject *mounts = str_list(cfg->mounts, cfg->nmounts);
+    PyObject *aliases = str_list(cfg->pymodule_aliases, cfg->npymodule_aliases);
+    PyObject *imports = str_list(cfg->imports, cfg->nimports);
+    PyObject *r = paths && mounts && aliases && imports
+                      ? PyObject_CallMethod(boot, "configure", "zOOiidOO", cfg->home, paths, mounts,
+                                            cfg->manage_script_name, cfg->honour_stdin,
+                                            cfg->py_autoreload, aliases, imports)
+                      : NULL;
     Py_XDECREF(paths);
     Py_XDECREF(mounts);
+    Py_XDECREF(aliases);
+    Py_XDECREF(imports);
     if (r) {
         Py_DECREF(r);
         return 0;

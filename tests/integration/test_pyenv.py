@@ -456,3 +456,35 @@ def test_accepted_no_op_options_and_py_autoreload_warning(server, tmp_path):
                "--py-autoreload", "2")
     assert s.get("/").status_code == 200
     s.wait_log("--py-autoreload is not supported")
+
+
+# ---- --pymodule-alias, --import -------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", SERVERS)
+def test_pymodule_alias_and_import(server, tmp_path, kind, monkeypatch):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "real_settings.py").write_text("WHO = 'real'\n")
+    (lib / "side_effect.py").write_text(
+        "import os\nopen(os.environ['IMPORT_MARK'], 'w').write('imported')\n")
+    (tmp_path / "fake.py").write_text("WHO = 'file'\n")
+    monkeypatch.setenv("IMPORT_MARK", str(tmp_path / "mark"))
+    app = write_app(tmp_path / "alias_app.py", """
+        import os
+        import settings, other
+        def application(env, start_response):
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            with open(os.environ["IMPORT_MARK"]) as f:
+                mark = f.read()
+            return [("%s %s %s" % (settings.WHO, other.WHO, mark)).encode()]
+        """)
+    s = server(kind, "--pythonpath", str(lib), "--pymodule-alias", "settings=real_settings",
+               "--pymodule-alias", "other=" + str(tmp_path / "fake.py"),
+               "--import", "side_effect", "--wsgi-file", app)
+    assert s.get("/").text == "real file imported"
+
+
+def test_pymodule_alias_of_a_missing_file_is_one_line(tmp_path):
+    rc, log = start_failure(tmp_path, "--pymodule-alias", "x=" + str(tmp_path / "none.py"))
+    assert rc != 0
+    assert "--pymodule-alias x: no Python file" in log and "Traceback" not in log
