@@ -3,7 +3,6 @@
 Compiled into the gyre binary and loaded as the module ``_gyre_boot``. Nothing here runs per
 request.
 """
-import glob
 import importlib
 import importlib.util
 import os
@@ -55,7 +54,8 @@ def set_python_path(entries):
     with glob characters (/srv/*/lib) adds each directory it matches, sorted, as uWSGI does."""
     dirs = []
     for entry in entries:
-        if glob.has_magic(entry):
+        if any(c in entry for c in "*?["):
+            import glob
             matches = sorted(p for p in glob.glob(entry) if os.path.isdir(p))
             if not matches:
                 sys.stderr.write("gyre: --pythonpath %s matches no directory\n" % entry)
@@ -81,6 +81,7 @@ def use_virtualenv(home):
                          "recreate it with /usr/bin/python3 -m venv" % (home, cfg_version, ours))
     packages = os.path.join(home, "lib", "python" + ours, "site-packages")
     if not os.path.isdir(packages):
+        import glob
         others = sorted(glob.glob(os.path.join(home, "lib", "python*", "site-packages")))
         if others:
             raise SetupError("--home %s has packages for another Python only (%s); gyre runs "

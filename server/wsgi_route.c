@@ -15,6 +15,20 @@
 
 static struct route_table *routes;
 
+static bool add_configured_route(const struct gy_route_conf *rc, char *err, size_t errlen)
+{
+    switch (rc->kind) {
+    case GY_ROUTE_REGEX:
+        return route_add(routes, rc->subject, rc->spec, err, errlen);
+    case GY_ROUTE_RUN:
+        return route_add(routes, NULL, rc->spec, err, errlen);
+    case GY_ROUTE_IF:
+    case GY_ROUTE_IF_NOT:
+        return route_add_if(routes, rc->kind == GY_ROUTE_IF_NOT, rc->spec, err, errlen);
+    }
+    return false;
+}
+
 int wsgi_route_init(const struct gy_config *cfg)
 {
     if (cfg->nroutes == 0)
@@ -25,15 +39,9 @@ int wsgi_route_init(const struct gy_config *cfg)
         return -1;
     }
     for (int i = 0; i < cfg->nroutes; i++) {
-        const struct gy_route_conf *rc = &cfg->routes[i];
         char err[256];
-        bool ok = rc->kind == GY_ROUTE_REGEX
-                      ? route_add(routes, rc->subject, rc->spec, err, sizeof(err))
-                  : rc->kind == GY_ROUTE_RUN ? route_add(routes, NULL, rc->spec, err, sizeof(err))
-                                             : route_add_if(routes, rc->kind == GY_ROUTE_IF_NOT,
-                                                            rc->spec, err, sizeof(err));
-        if (!ok) {
-            log_msg("route \"%s\": %s", rc->spec, err);
+        if (!add_configured_route(&cfg->routes[i], err, sizeof(err))) {
+            log_msg("route \"%s\": %s", cfg->routes[i].spec, err);
             return -1;
         }
     }
