@@ -21,13 +21,14 @@ class SetupError(Exception):
 _mounts = []
 _manage_script_name = False
 _imports = []
+_autoreload = 0
 
 
 def configure(home, pythonpath, mounts, manage_script_name, honour_stdin, py_autoreload,
-              aliases, imports):
+              aliases, imports, under_master):
     """The Python environment of the options, before the app is imported: stdin, sys.path
     (--pythonpath globs, the virtualenv), module aliases, and what load_app will import."""
-    global _mounts, _manage_script_name, _imports
+    global _mounts, _manage_script_name, _imports, _autoreload
     if not honour_stdin:
         # uWSGI's default: an app (or a library) reading stdin gets EOF at once, not a hang
         # on the terminal or the service manager's pipe. --honour-stdin keeps it.
@@ -43,10 +44,53 @@ def configure(home, pythonpath, mounts, manage_script_name, honour_stdin, py_aut
     _mounts = [parse_mount(m) for m in mounts]
     _manage_script_name = manage_script_name
     _imports = list(imports)
-    if py_autoreload:
-        sys.stderr.write("gyre: WARNING: --py-autoreload is not supported: the app is not "
-                         "reloaded when a module changes; use --touch-reload FILE (touched by "
-                         "your deploy) instead\n")
+    if py_autoreload and under_master:
+        _autoreload = py_autoreload  # started once the app is imported: see load_app
+    elif py_autoreload:
+        sys.stderr.write("gyre: WARNING: --py-autoreload needs --master (a reload starts new "
+                         "workers): modules are not watched\n")
+
+
+def start_autoreload(interval):
+    """--py-autoreload N: every N seconds, the source files of the loaded modules are checked
+    against their mtimes once the app was imported (the first scan, here). When one changed,
+    this worker stops gracefully (SIGHUP to itself, as a master's reload asks; it works after
+    --uid too) and the master starts a new one, which imports the new code. Each worker
+    watches its own modules, so all of them are replaced. A thread, not a loop timer: a slow
+    stat() never holds the loop."""
+    import signal
+    import threading
+    import time
+
+    def source_mtimes(seen):
+        changed = None
+        for mod in list(sys.modules.values()):
+            path = getattr(mod, "__file__", None)
+            if not path:
+                continue
+            try:
+                mtime = os.stat(path).st_mtime
+            except OSError:
+                continue
+            if seen.setdefault(path, mtime) != mtime:
+                changed = path
+        return changed
+
+    seen = {}
+    source_mtimes(seen)
+
+    def watch():
+        while True:
+            time.sleep(interval)
+            changed = source_mtimes(seen)
+            if changed:
+                sys.stderr.write("gyre: %s changed: reloading the worker (--py-autoreload)\n"
+                                 % changed)
+                sys.stderr.flush()
+                os.kill(os.getpid(), signal.SIGHUP)
+                return
+
+    threading.Thread(target=watch, name="gyre-py-autoreload", daemon=True).start()
 
 
 def set_python_path(entries):
@@ -172,10 +216,13 @@ def load_app(wsgi_file, module, callable_name):
     for name in _imports:
         importlib.import_module(name)
     default = import_app(wsgi_file, module, callable_name) if wsgi_file or module else None
-    if not _mounts:
-        return default
-    apps = [(mp, import_app(f, m, callable_name)) for mp, f, m in _mounts]
-    return MountDispatcher(apps, default, _manage_script_name)
+    app = default
+    if _mounts:
+        apps = [(mp, import_app(f, m, callable_name)) for mp, f, m in _mounts]
+        app = MountDispatcher(apps, default, _manage_script_name)
+    if _autoreload:
+        start_autoreload(_autoreload)
+    return app
 
 
 class MountDispatcher:

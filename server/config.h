@@ -100,7 +100,7 @@ struct gy_config {
         const char *spec; /* as given (route.c parses it) */
     } routes[GY_MAX_LIST];
     int nroutes;
-    double py_autoreload; /* --py-autoreload N: accepted, warned about at start */
+    double py_autoreload; /* --py-autoreload N: seconds between checks of the modules (0: off) */
     const char *pymodule_aliases[GY_MAX_LIST]; /* --pymodule-alias NAME=MODULE_OR_FILE */
     int npymodule_aliases;
     const char *imports[GY_MAX_LIST]; /* --import MODULE: imported before the app */

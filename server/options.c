@@ -559,7 +559,7 @@ static const struct option_def OPTIONS[] = {
       "accepted: every request gets a fresh environ dict (uWSGI's 'cheat' and 'holy' alike)" },
     { "wsgi-env-behavior", ARG_REQUIRED, set_ignored, "MODE", "same as --wsgi-env-behaviour" },
     { "py-autoreload", ARG_REQUIRED, set_py_autoreload, "SECONDS",
-      "accepted with a warning: use --touch-reload FILE" },
+      "with --master: replace a worker when a module it loaded changes (checked every SECONDS)" },
     { "python-autoreload", ARG_REQUIRED, set_py_autoreload, "SECONDS", "same as --py-autoreload" },
     { "py-auto-reload", ARG_REQUIRED, set_py_autoreload, "SECONDS", "same as --py-autoreload" },
     { "pymodule-alias", ARG_REQUIRED, set_pymodule_alias, "NAME=MODULE|FILE",

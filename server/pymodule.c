@@ -326,9 +326,9 @@ static int configure_python(PyObject *boot, const struct gy_config *cfg)
     PyObject *aliases = str_list(cfg->pymodule_aliases, cfg->npymodule_aliases);
     PyObject *imports = str_list(cfg->imports, cfg->nimports);
     PyObject *r = paths && mounts && aliases && imports
-                      ? PyObject_CallMethod(boot, "configure", "zOOiidOO", cfg->home, paths, mounts,
-                                            cfg->manage_script_name, cfg->honour_stdin,
-                                            cfg->py_autoreload, aliases, imports)
+                      ? PyObject_CallMethod(boot, "configure", "zOOiidOOi", cfg->home, paths,
+                                            mounts, cfg->manage_script_name, cfg->honour_stdin,
+                                            cfg->py_autoreload, aliases, imports, S.link != NULL)
                       : NULL;
     Py_XDECREF(paths);
     Py_XDECREF(mounts);
