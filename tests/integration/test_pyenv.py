@@ -523,3 +523,12 @@ def test_py_autoreload_serves_the_changed_module(server, tmp_path, kind):
     wait_for(serves_v2, timeout=30, what="the new module served")
     if kind == "gyre":
         assert "versioned.py changed: reloading the worker (--py-autoreload)" in s.log()
+
+
+@pytest.mark.parametrize("kind", SERVERS)
+def test_need_app_exits_on_both_servers(server, tmp_path, kind):
+    broken = write_app(tmp_path / "broken.py", "raise RuntimeError('cannot start')\n")
+    s = server(kind, "--need-app", "--wsgi-file", broken, wait=False)
+    wait_for(lambda: s.proc.poll() is not None, timeout=20, what="%s to exit" % kind)
+    assert s.proc.returncode != 0
+    assert "cannot start" in s.log()
