@@ -47,7 +47,8 @@ SERVER_OBJ  := $(SERVER_SRC:%.c=build/%.o)
 SERVER_NOPY := $(addprefix server/,main.c master.c stats.c options.c ini.c logformat.c log.c \
     scoreboard.c server.c response.c proto_uwsgi.c proto_fastcgi.c proto_http.c route.c)
 PROTO_TESTS := $(patsubst tests/proto/%.c,build/tests/%,$(sort $(wildcard tests/proto/test_*.c)))
-# server/'s parts that need no Python (configuration, log rendering): unit-tested like proto/.
+# server/'s parts that need no Python (configuration, log rendering, routing rules): unit-tested
+# like proto/.
 SERVER_PURE := server/options.c server/ini.c server/logformat.c server/log.c server/route.c
 SERVER_TESTS := $(patsubst tests/server/%.c,build/tests/server/%,$(sort $(wildcard tests/server/test_*.c)))
 FUZZERS     := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
