@@ -10,7 +10,7 @@
 FROM debian:bookworm-slim AS build
 
 RUN apt-get update \
- && apt-get install -y --no-install-recommends build-essential pkg-config python3-dev python3-tornado python3-greenlet libinih-dev libsystemd-dev libjansson-dev \
+ && apt-get install -y --no-install-recommends build-essential pkg-config python3-dev python3-tornado python3-greenlet libinih-dev libsystemd-dev libjansson-dev libpcre2-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -29,7 +29,7 @@ FROM debian:bookworm-slim
 # shared library in), libinih, libsystemd and libjansson. python3-tornado and python3-greenlet
 # are the engine.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 python3-tornado python3-greenlet libpython3.11 libinih1 libsystemd0 libjansson4 \
+ && apt-get install -y --no-install-recommends python3 python3-tornado python3-greenlet libpython3.11 libinih1 libsystemd0 libjansson4 libpcre2-8-0 \
  && rm -rf /var/lib/apt/lists/*
 
 # A system user with a fixed uid (docker-compose.yml gives the socket volume to 10001), and the

@@ -21,7 +21,7 @@ PKGS=(
     # benchmarks
     wrk
     # libraries
-    libinih-dev libsystemd-dev libjansson-dev
+    libinih-dev libsystemd-dev libjansson-dev libpcre2-dev
     # cgi-fcgi, to talk FastCGI without nginx
     libfcgi-bin
     # Apache (mod_proxy_fcgi, mod_proxy_uwsgi) as a second front end, run in the foreground

@@ -13,6 +13,171 @@ import sys
 CO_OPTIMIZED = 0x1
 
 
+class SetupError(Exception):
+    """A configuration gyre cannot start with: its message is the one log line."""
+
+
+# What configure() was given, for load_app.
+_mounts = []
+_manage_script_name = False
+_imports = []
+_autoreload = 0
+
+
+def configure(home, pythonpath, mounts, manage_script_name, honour_stdin, py_autoreload,
+              aliases, imports, under_master):
+    """The Python environment of the options, before the app is imported: stdin, sys.path
+    (--pythonpath globs, the virtualenv), module aliases, and what load_app will import."""
+    global _mounts, _manage_script_name, _imports, _autoreload
+    if not honour_stdin:
+        # uWSGI's default: an app (or a library) reading stdin gets EOF at once, not a hang
+        # on the terminal or the service manager's pipe. --honour-stdin keeps it.
+        fd = os.open(os.devnull, os.O_RDONLY)
+        if fd != 0:
+            os.dup2(fd, 0)
+            os.close(fd)
+    set_python_path(pythonpath)
+    if home:
+        use_virtualenv(home)
+    for alias in aliases:
+        add_module_alias(alias)
+    _mounts = [parse_mount(m) for m in mounts]
+    _manage_script_name = manage_script_name
+    _imports = list(imports)
+    if py_autoreload and under_master:
+        _autoreload = py_autoreload  # started once the app is imported: see load_app
+    elif py_autoreload:
+        sys.stderr.write("gyre: WARNING: --py-autoreload needs --master (a reload starts new "
+                         "workers): modules are not watched\n")
+
+
+def start_autoreload(interval):
+    """--py-autoreload N: every N seconds, the source files of the loaded modules are checked
+    against their mtimes once the app was imported (the first scan, here). When one changed,
+    this worker stops gracefully (SIGHUP to itself, as a master's reload asks; it works after
+    --uid too) and the master starts a new one, which imports the new code. Each worker
+    watches its own modules, so all of them are replaced. A thread, not a loop timer: a slow
+    stat() never holds the loop."""
+    import signal
+    import threading
+    import time
+
+    def source_mtimes(seen):
+        changed = None
+        for mod in list(sys.modules.values()):
+            path = getattr(mod, "__file__", None)
+            if not path:
+                continue
+            try:
+                mtime = os.stat(path).st_mtime
+            except OSError:
+                continue
+            if seen.setdefault(path, mtime) != mtime:
+                changed = path
+        return changed
+
+    seen = {}
+    source_mtimes(seen)
+
+    def watch():
+        while True:
+            time.sleep(interval)
+            changed = source_mtimes(seen)
+            if changed:
+                sys.stderr.write("gyre: %s changed: reloading the worker (--py-autoreload)\n"
+                                 % changed)
+                sys.stderr.flush()
+                os.kill(os.getpid(), signal.SIGHUP)
+                return
+
+    threading.Thread(target=watch, name="gyre-py-autoreload", daemon=True).start()
+
+
+def set_python_path(entries):
+    """'.' then each --pythonpath entry at the front of sys.path, in the order given. An entry
+    with glob characters (/srv/*/lib) adds each directory it matches, sorted, as uWSGI does."""
+    dirs = []
+    for entry in entries:
+        if any(c in entry for c in "*?["):
+            import glob
+            matches = sorted(p for p in glob.glob(entry) if os.path.isdir(p))
+            if not matches:
+                sys.stderr.write("gyre: --pythonpath %s matches no directory\n" % entry)
+            dirs.extend(matches)
+        else:
+            dirs.append(entry)
+    sys.path[0:0] = ["."] + dirs
+
+
+def use_virtualenv(home):
+    """--home VENV, as uWSGI sets it: sys.prefix and sys.exec_prefix are VENV, its
+    site-packages (and its .pth files) are on sys.path. gyre's own Tornado and greenlet are
+    Debian's, imported already: the system's dist-packages stay on sys.path, after the venv's,
+    so the venv's packages win."""
+    import site
+    home = os.path.abspath(home)
+    if not os.path.isdir(home):
+        raise SetupError("--home %s: no such directory" % home)
+    ours = "%d.%d" % sys.version_info[:2]
+    cfg_version = pyvenv_version(os.path.join(home, "pyvenv.cfg"))
+    if cfg_version and cfg_version != ours:
+        raise SetupError("--home %s is a virtualenv of Python %s; gyre runs Python %s: "
+                         "recreate it with /usr/bin/python3 -m venv" % (home, cfg_version, ours))
+    packages = os.path.join(home, "lib", "python" + ours, "site-packages")
+    if not os.path.isdir(packages):
+        import glob
+        others = sorted(glob.glob(os.path.join(home, "lib", "python*", "site-packages")))
+        if others:
+            raise SetupError("--home %s has packages for another Python only (%s); gyre runs "
+                             "Python %s" % (home, ", ".join(others), ours))
+        raise SetupError("--home %s is not a virtualenv: no lib/python%s/site-packages"
+                         % (home, ours))
+    before = list(sys.path)
+    site.addsitedir(packages)
+    added = [p for p in sys.path if p not in before]
+    system = [i for i, p in enumerate(before) if p.endswith(("dist-packages", "site-packages"))]
+    at = system[0] if system else len(before)
+    sys.path[:] = before[:at] + added + before[at:]
+    sys.prefix = sys.exec_prefix = home
+
+
+def add_module_alias(spec):
+    """--pymodule-alias NAME=TARGET: `import NAME` gives the module TARGET, or the module of
+    the file TARGET (a path, or a name ending in .py), as uWSGI does."""
+    name, target = spec.split("=", 1)
+    if target.endswith(".py") or os.sep in target:
+        spec = importlib.util.spec_from_file_location(name, target)
+        if spec is None or not os.path.isfile(target):
+            raise SetupError("--pymodule-alias %s: no Python file %s" % (name, target))
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+    else:
+        sys.modules[name] = importlib.import_module(target)
+
+
+def pyvenv_version(path):
+    """major.minor of the Python a venv was made with (pyvenv.cfg's version), or None."""
+    try:
+        with open(path) as f:
+            for line in f:
+                key, sep, value = line.partition("=")
+                if sep and key.strip() in ("version", "version_info"):
+                    return ".".join(value.strip().split(".")[:2])
+    except OSError:
+        pass
+    return None
+
+
+def parse_mount(spec):
+    """'/prefix=app.py' or '/prefix=pkg.mod[:callable]' -> (mountpoint, file, module)."""
+    mountpoint, app = spec.split("=", 1)
+    mountpoint = mountpoint.rstrip("/")
+    if app.endswith((".py", ".wsgi")) or os.sep in app:
+        return mountpoint, app, None
+    return mountpoint, None, app
+
+
 def hide_running_loop_in_cores(loop_greenlet):
     """Inside a core there is no *running* asyncio loop: a WSGI app is synchronous code, and
     libraries that ask (Django's async_unsafe, asgiref) must not take it for a coroutine. The
@@ -46,6 +211,51 @@ def hide_running_loop_in_cores(loop_greenlet):
 
 
 def load_app(wsgi_file, module, callable_name):
+    """The callable to serve: the app of --wsgi-file/--module, or the --mount dispatcher;
+    the --import modules first."""
+    for name in _imports:
+        importlib.import_module(name)
+    default = import_app(wsgi_file, module, callable_name) if wsgi_file or module else None
+    app = default
+    if _mounts:
+        apps = [(mp, import_app(f, m, callable_name)) for mp, f, m in _mounts]
+        app = MountDispatcher(apps, default, _manage_script_name)
+    if _autoreload:
+        start_autoreload(_autoreload)
+    return app
+
+
+class MountDispatcher:
+    """uWSGI's --mount: the app whose mountpoint is the request's SCRIPT_NAME or, with
+    --manage-script-name, the longest one PATH_INFO starts with (the prefix then moves from
+    PATH_INFO to SCRIPT_NAME). Else the default app, else 404."""
+
+    def __init__(self, apps, default, manage_script_name):
+        self.apps = sorted(apps, key=lambda a: len(a[0]), reverse=True)
+        self.default = default
+        self.manage_script_name = manage_script_name
+
+    def __call__(self, environ, start_response):
+        if self.manage_script_name:
+            path = environ.get("PATH_INFO", "")
+            for mountpoint, app in self.apps:
+                rest = path[len(mountpoint):]
+                if path.startswith(mountpoint) and rest[:1] in ("", "/"):
+                    environ["SCRIPT_NAME"] = mountpoint
+                    environ["PATH_INFO"] = rest
+                    return app(environ, start_response)
+        else:
+            script_name = environ.get("SCRIPT_NAME", "").rstrip("/")
+            for mountpoint, app in self.apps:
+                if script_name == mountpoint:
+                    return app(environ, start_response)
+        if self.default is not None:
+            return self.default(environ, start_response)
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"no app mounted here\n"]
+
+
+def import_app(wsgi_file, module, callable_name):
     """Import the app the way uWSGI's --wsgi-file / --module do and return the callable."""
     if wsgi_file:
         path = os.path.abspath(wsgi_file)

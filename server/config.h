@@ -109,6 +109,34 @@ struct gy_config {
     const char *chown_socket; /* USER[:GROUP] for the unix sockets gyre binds */
 
     /* -- the Python environment, routes and request handling (issue 10, groups 3 and 8) -- */
+    const char *home; /* --home/--virtualenv: a venv whose site-packages the app imports */
+    const char *mounts[GY_MAX_LIST]; /* --mount /PREFIX=APP: one app per URL prefix */
+    int nmounts;
+    bool manage_script_name;              /* the mount point moves from PATH_INFO to SCRIPT_NAME */
+    bool honour_stdin;                    /* keep stdin; else it is /dev/null, as in uWSGI */
+    bool disable_write_exception;         /* write() to a gone client returns instead of raising */
+    bool ignore_write_errors;             /* no log line for a write to a gone client */
+    unsigned long long limit_post;        /* larger bodies get a 413 (0: no limit) */
+    unsigned long long post_buffering;    /* larger bodies are spooled to a file (0: never) */
+    unsigned long post_buffering_bufsize; /* the spooling's read size */
+    const char *add_headers[GY_MAX_LIST]; /* --add-header "Name: value", every response */
+    int nadd_headers;
+    struct gy_route_conf {
+        enum gy_route_kind {
+            GY_ROUTE_REGEX,  /* --route*: "REGEX ACTION" on the var `subject` */
+            GY_ROUTE_RUN,    /* --route-run: "ACTION", always */
+            GY_ROUTE_IF,     /* --route-if: "COND:ARGS ACTION" */
+            GY_ROUTE_IF_NOT, /* --route-if-not */
+        } kind;
+        const char *subject;
+        const char *spec; /* as given (route.c parses it) */
+    } routes[GY_MAX_LIST];
+    int nroutes;
+    double py_autoreload; /* --py-autoreload N: seconds between checks of the modules (0: off) */
+    const char *pymodule_aliases[GY_MAX_LIST]; /* --pymodule-alias NAME=MODULE_OR_FILE */
+    int npymodule_aliases;
+    const char *imports[GY_MAX_LIST]; /* --import MODULE: imported before the app */
+    int nimports;
 
     /* -- processes, hooks and daemons (issue 10, group 4) -- */
 

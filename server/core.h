@@ -36,7 +36,9 @@ struct gy_core {
 
     bool harakiri; /* cancelled by --harakiri */
     struct gy_response resp;
-    uint64_t switches; /* switches into the core during this request */
+    uint64_t switches;           /* switches into the core during this request */
+    struct route_outcome *route; /* what the routing rules decided (wsgi_route.c), or NULL */
+    PyObject *spool;             /* --post-buffering's file for this request, or NULL */
     struct gy_core *next_free;
 };
 
@@ -59,6 +61,19 @@ PyObject *input_new(struct gy_core *c);
 /* The core still serving the request `input` (a wsgi.input) belongs to, or NULL with a
  * RuntimeError naming `what`. The request's other callables carry their input as a ticket. */
 struct gy_core *input_owner(PyObject *input, const char *what);
+
+/* --post-buffering: the body, when longer than the threshold (or of unknown length), read
+ * whole into an unlinked temporary file that becomes the environ's wsgi.input (and c->spool,
+ * closed by input_spool_close at the end of the request). */
+enum input_spool_result {
+    INPUT_SPOOL_OK = 0,
+    INPUT_SPOOL_TOO_LARGE = 1,   /* over limit (--limit-post) */
+    INPUT_SPOOL_FAILED = -1,     /* a Python error is set */
+    INPUT_SPOOL_CLIENT_GONE = -2 /* logged */
+};
+enum input_spool_result input_spool(struct gy_core *c, PyObject *env, unsigned long long limit,
+                                    size_t bufsize);
+void input_spool_close(struct gy_core *c);
 
 /* pymodule.c */
 PyObject *PyInit_gyre(void);

@@ -5,13 +5,22 @@
  * socket is readable (conn.c). Large reads go straight from the socket into the bytes object
  * being returned; readline() works through the connection's buffer.
  *
- * Depends on: conn.c (server/README)
+ * With --post-buffering, a large body is instead read whole before the app runs, into an
+ * unlinked temporary file (input_spool) that the environ's wsgi.input then reads.
+ *
+ * Depends on: conn.c, log.c (server/README)
  */
 #include "conn.h"
 #include "core.h"
+#include "log.h"
 #include "proto.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The most read() allocates before the bytes are there. */
 #define INPUT_PREALLOC (1u << 20)
@@ -245,6 +254,109 @@ static PyTypeObject InputType = {
     .tp_methods = input_methods,
     .tp_doc = "wsgi.input: the request body",
 };
+
+/* An unlinked file in $TMPDIR (else /tmp): gone with its last descriptor. */
+static int spool_open(void)
+{
+    const char *dir = getenv("TMPDIR");
+    if (!dir || !*dir)
+        dir = "/tmp";
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+        /* A file system without O_TMPFILE: a named file, unlinked at once. */
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/gyre-body-XXXXXX", dir);
+        fd = mkostemp(path, O_CLOEXEC);
+        if (fd >= 0)
+            unlink(path);
+    }
+    if (fd < 0)
+        PyErr_SetFromErrnoWithFilename(PyExc_OSError, dir);
+    return fd;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* The body from the connection to fd; the core suspends while it waits for the client. */
+static enum input_spool_result spool_body(struct gy_core *c, int fd, unsigned long long limit,
+                                          char *buf, size_t bufsize)
+{
+    unsigned long long total = 0;
+    for (;;) {
+        size_t got;
+        enum io_result rc = conn_read_some(c->conn, buf, bufsize, &got);
+        if (rc == IO_KILLED || rc == IO_FAILED)
+            return INPUT_SPOOL_FAILED;
+        if (rc != IO_OK) {
+            log_msg("core %d: reading the request body to spool it (--post-buffering): %s", c->id,
+                    rc == IO_TIMEOUT ? "socket timeout" : "the client went away");
+            return INPUT_SPOOL_CLIENT_GONE;
+        }
+        if (got == 0)
+            return INPUT_SPOOL_OK;
+        total += got;
+        if (limit && total > limit)
+            return INPUT_SPOOL_TOO_LARGE;
+        if (write_all(fd, buf, got) < 0)
+            return INPUT_SPOOL_FAILED;
+    }
+}
+
+enum input_spool_result input_spool(struct gy_core *c, PyObject *env, unsigned long long limit,
+                                    size_t bufsize)
+{
+    int fd = spool_open();
+    char *buf = fd >= 0 ? PyMem_Malloc(bufsize) : NULL;
+    if (fd >= 0 && !buf)
+        PyErr_NoMemory();
+    enum input_spool_result rc = buf ? spool_body(c, fd, limit, buf, bufsize) : INPUT_SPOOL_FAILED;
+    PyMem_Free(buf);
+    if (rc == INPUT_SPOOL_OK && lseek(fd, 0, SEEK_SET) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        rc = INPUT_SPOOL_FAILED;
+    }
+    if (rc != INPUT_SPOOL_OK) {
+        if (fd >= 0)
+            close(fd);
+        return rc;
+    }
+    /* A buffered binary file: read(), readline(), readlines() and iteration, as PEP 3333
+     * asks of wsgi.input, and seek() besides. It owns fd from here. */
+    PyObject *io = PyImport_ImportModule("io");
+    PyObject *file = io ? PyObject_CallMethod(io, "open", "isi", fd, "rb", -1) : NULL;
+    Py_XDECREF(io);
+    if (!file) {
+        close(fd);
+        return INPUT_SPOOL_FAILED;
+    }
+    c->spool = file;
+    return PyDict_SetItemString(env, "wsgi.input", file) < 0 ? INPUT_SPOOL_FAILED : INPUT_SPOOL_OK;
+}
+
+/* The file's descriptor goes with the request, whoever still holds the object. */
+void input_spool_close(struct gy_core *c)
+{
+    if (!c->spool)
+        return;
+    PyObject *r = PyObject_CallMethod(c->spool, "close", NULL);
+    Py_XDECREF(r);
+    PyErr_Clear();
+    Py_CLEAR(c->spool);
+}
 
 int input_init(void)
 {

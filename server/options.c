@@ -590,6 +590,148 @@ static const char *set_expires_path_info_mtime(struct gy_config *c, const char *
 
 /* -- setters: the Python environment, routes and request handling (issue 10, groups 3 and 8) -- */
 
+static const char *set_home(struct gy_config *c, const char *v)
+{
+    return set_string(&c->home, v);
+}
+static const char *set_mount(struct gy_config *c, const char *v)
+{
+    const char *eq = strchr(v, '=');
+    if (!eq || eq == v || !eq[1])
+        return "expected MOUNTPOINT=APP (e.g. /blog=blog/wsgi.py or /api=api.wsgi:app)";
+    return add_list(c->mounts, &c->nmounts, v);
+}
+static const char *set_manage_script_name(struct gy_config *c, const char *v)
+{
+    (void)v;
+    c->manage_script_name = true;
+    return NULL;
+}
+static const char *set_honour_stdin(struct gy_config *c, const char *v)
+{
+    (void)v;
+    c->honour_stdin = true;
+    return NULL;
+}
+static const char *set_disable_write_exception(struct gy_config *c, const char *v)
+{
+    (void)v;
+    c->disable_write_exception = true;
+    return NULL;
+}
+static const char *set_ignore_write_errors(struct gy_config *c, const char *v)
+{
+    (void)v;
+    c->ignore_write_errors = true;
+    return NULL;
+}
+static const char *parse_bytes(const char *v, unsigned long long *out)
+{
+    unsigned long n = 0;
+    const char *err = parse_ulong(v, &n);
+    *out = n;
+    return err;
+}
+static const char *set_limit_post(struct gy_config *c, const char *v)
+{
+    return parse_bytes(v, &c->limit_post);
+}
+static const char *set_post_buffering(struct gy_config *c, const char *v)
+{
+    return parse_bytes(v, &c->post_buffering);
+}
+static const char *set_post_buffering_bufsize(struct gy_config *c, const char *v)
+{
+    long n = 0;
+    const char *err = parse_long(v, 512, 64L << 20, &n);
+    c->post_buffering_bufsize = (unsigned long)n;
+    return err;
+}
+static const char *set_add_header(struct gy_config *c, const char *v)
+{
+    const char *colon = strchr(v, ':');
+    if (!colon || colon == v)
+        return "expected \"Name: value\"";
+    return add_list(c->add_headers, &c->nadd_headers, v);
+}
+static const char *add_route_kind(struct gy_config *c, enum gy_route_kind kind, const char *subject,
+                                  const char *v)
+{
+    if (c->nroutes == GY_MAX_LIST)
+        return "given too many times";
+    if (kind != GY_ROUTE_RUN && !strchr(v, ' '))
+        return kind == GY_ROUTE_REGEX ? "expected REGEX ACTION[:ARGS]"
+                                      : "expected CONDITION:ARGS ACTION[:ARGS]";
+    c->routes[c->nroutes].kind = kind;
+    c->routes[c->nroutes].subject = subject;
+    c->routes[c->nroutes].spec = v;
+    c->nroutes++;
+    return NULL;
+}
+static const char *add_route(struct gy_config *c, const char *subject, const char *v)
+{
+    return add_route_kind(c, GY_ROUTE_REGEX, subject, v);
+}
+static const char *set_route_if(struct gy_config *c, const char *v)
+{
+    return add_route_kind(c, GY_ROUTE_IF, NULL, v);
+}
+static const char *set_route_if_not(struct gy_config *c, const char *v)
+{
+    return add_route_kind(c, GY_ROUTE_IF_NOT, NULL, v);
+}
+static const char *set_route(struct gy_config *c, const char *v)
+{
+    return add_route(c, "PATH_INFO", v);
+}
+static const char *set_route_uri(struct gy_config *c, const char *v)
+{
+    return add_route(c, "REQUEST_URI", v);
+}
+static const char *set_route_host(struct gy_config *c, const char *v)
+{
+    return add_route(c, "HTTP_HOST", v);
+}
+static const char *set_route_qs(struct gy_config *c, const char *v)
+{
+    return add_route(c, "QUERY_STRING", v);
+}
+static const char *set_route_remote_addr(struct gy_config *c, const char *v)
+{
+    return add_route(c, "REMOTE_ADDR", v);
+}
+static const char *set_route_user_agent(struct gy_config *c, const char *v)
+{
+    return add_route(c, "HTTP_USER_AGENT", v);
+}
+static const char *set_route_referer(struct gy_config *c, const char *v)
+{
+    return add_route(c, "HTTP_REFERER", v);
+}
+static const char *set_route_remote_user(struct gy_config *c, const char *v)
+{
+    return add_route(c, "REMOTE_USER", v);
+}
+static const char *set_route_run(struct gy_config *c, const char *v)
+{
+    return add_route_kind(c, GY_ROUTE_RUN, NULL, v);
+}
+static const char *set_pymodule_alias(struct gy_config *c, const char *v)
+{
+    const char *eq = strchr(v, '=');
+    if (!eq || eq == v || !eq[1])
+        return "expected NAME=MODULE or NAME=FILE.py";
+    return add_list(c->pymodule_aliases, &c->npymodule_aliases, v);
+}
+static const char *set_import(struct gy_config *c, const char *v)
+{
+    return add_list(c->imports, &c->nimports, v);
+}
+static const char *set_py_autoreload(struct gy_config *c, const char *v)
+{
+    return parse_seconds(v, &c->py_autoreload);
+}
+
 /* -- setters: processes, hooks and daemons (issue 10, group 4) -- */
 
 /* -- setters: logging (issue 10, group 5) -- */
@@ -755,7 +897,8 @@ static const struct option_def OPTIONS[] = {
     { "worker-reload-mercy", ARG_REQUIRED, set_stop_grace, "SECONDS",
       "time in-flight requests get to finish on SIGTERM (default: 5)" },
     { "chdir", ARG_REQUIRED, set_chdir, "DIR", "chdir to DIR before loading the app" },
-    { "pythonpath", ARG_REQUIRED, set_pythonpath, "DIR", "add DIR to sys.path (repeatable)" },
+    { "pythonpath", ARG_REQUIRED, set_pythonpath, "DIR",
+      "add DIR (each match, for a glob) to sys.path (repeatable)" },
     { "python-path", ARG_REQUIRED, set_pythonpath, "DIR", "same as --pythonpath" },
     { "pp", ARG_REQUIRED, set_pythonpath, "DIR", "same as --pythonpath" },
     { "env", ARG_REQUIRED, set_env, "KEY=VALUE", "set an environment variable (repeatable)" },
@@ -890,6 +1033,74 @@ static const struct option_def OPTIONS[] = {
       "accepted: Expect: 100-continue is always answered when the app first reads the body" },
 
     /* -- the Python environment, routes and request handling (issue 10, groups 3 and 8) -- */
+    { "home", ARG_REQUIRED, set_home, "VENV",
+      "import the app's packages from virtualenv VENV (its lib/python3.X/site-packages first)" },
+    { "virtualenv", ARG_REQUIRED, set_home, "VENV", "same as --home" },
+    { "venv", ARG_REQUIRED, set_home, "VENV", "same as --home" },
+    { "pyhome", ARG_REQUIRED, set_home, "VENV", "same as --home" },
+    { "mount", ARG_REQUIRED, set_mount, "/PREFIX=APP",
+      "serve APP (a .py file or MOD[:CALLABLE]) for URLs under /PREFIX (repeatable)" },
+    { "manage-script-name", ARG_NONE, set_manage_script_name, NULL,
+      "move the --mount prefix from PATH_INFO to SCRIPT_NAME" },
+    { "enable-threads", ARG_NONE, set_ignored, NULL,
+      "accepted: Python threads always work in gyre" },
+    { "single-interpreter", ARG_NONE, set_ignored, NULL,
+      "accepted: gyre always runs one interpreter" },
+    { "need-app", ARG_NONE, set_ignored, NULL,
+      "accepted: gyre always exits when the app cannot be loaded" },
+    { "honour-stdin", ARG_NONE, set_honour_stdin, NULL,
+      "keep stdin (by default it is /dev/null in the workers, as in uWSGI)" },
+    { "post-buffering", ARG_REQUIRED, set_post_buffering, "BYTES",
+      "spool request bodies larger than BYTES to a temporary file before the app runs" },
+    { "post-buffering-bufsize", ARG_REQUIRED, set_post_buffering_bufsize, "BYTES",
+      "read size when spooling a body (default: 65536)" },
+    { "limit-post", ARG_REQUIRED, set_limit_post, "BYTES",
+      "answer 413 to a request whose body is larger than BYTES" },
+    { "disable-write-exception", ARG_NONE, set_disable_write_exception, NULL,
+      "write() to a client that went away returns instead of raising OSError" },
+    { "ignore-write-errors", ARG_NONE, set_ignore_write_errors, NULL,
+      "no log line when a client goes away during the response" },
+    { "ignore-sigpipe", ARG_NONE, set_ignored, NULL,
+      "accepted: gyre never dies of nor logs SIGPIPE" },
+    { "wsgi-env-behaviour", ARG_REQUIRED, set_ignored, "MODE",
+      "accepted: every request gets a fresh environ dict (uWSGI's 'cheat' and 'holy' alike)" },
+    { "wsgi-env-behavior", ARG_REQUIRED, set_ignored, "MODE", "same as --wsgi-env-behaviour" },
+    { "py-autoreload", ARG_REQUIRED, set_py_autoreload, "SECONDS",
+      "with --master: replace a worker when a module it loaded changes (checked every SECONDS)" },
+    { "python-autoreload", ARG_REQUIRED, set_py_autoreload, "SECONDS", "same as --py-autoreload" },
+    { "py-auto-reload", ARG_REQUIRED, set_py_autoreload, "SECONDS", "same as --py-autoreload" },
+    { "pymodule-alias", ARG_REQUIRED, set_pymodule_alias, "NAME=MODULE|FILE",
+      "make `import NAME` give MODULE (or the module of a .py FILE) (repeatable)" },
+    { "import", ARG_REQUIRED, set_import, "MODULE",
+      "import MODULE in every worker before the app (repeatable)" },
+    { "pyimport", ARG_REQUIRED, set_import, "MODULE", "same as --import" },
+    { "py-import", ARG_REQUIRED, set_import, "MODULE", "same as --import" },
+    { "python-import", ARG_REQUIRED, set_import, "MODULE", "same as --import" },
+    { "shared-import", ARG_REQUIRED, set_import, "MODULE",
+      "same as --import (no Python runs outside the workers)" },
+    { "shared-pyimport", ARG_REQUIRED, set_import, "MODULE", "same as --shared-import" },
+    { "shared-py-import", ARG_REQUIRED, set_import, "MODULE", "same as --shared-import" },
+    { "shared-python-import", ARG_REQUIRED, set_import, "MODULE", "same as --shared-import" },
+    { "add-header", ARG_REQUIRED, set_add_header, "\"NAME: VALUE\"",
+      "add this header to every response (repeatable)" },
+    { "route", ARG_REQUIRED, set_route, "\"REGEX ACTION\"",
+      "uWSGI internal routing on PATH_INFO: redirect, rewrite, return, break, addheader, ..." },
+    { "route-uri", ARG_REQUIRED, set_route_uri, "\"REGEX ACTION\"", "the same on REQUEST_URI" },
+    { "route-host", ARG_REQUIRED, set_route_host, "\"REGEX ACTION\"", "the same on HTTP_HOST" },
+    { "route-qs", ARG_REQUIRED, set_route_qs, "\"REGEX ACTION\"", "the same on QUERY_STRING" },
+    { "route-remote-addr", ARG_REQUIRED, set_route_remote_addr, "\"REGEX ACTION\"",
+      "the same on REMOTE_ADDR" },
+    { "route-user-agent", ARG_REQUIRED, set_route_user_agent, "\"REGEX ACTION\"",
+      "the same on HTTP_USER_AGENT" },
+    { "route-referer", ARG_REQUIRED, set_route_referer, "\"REGEX ACTION\"",
+      "the same on HTTP_REFERER" },
+    { "route-remote-user", ARG_REQUIRED, set_route_remote_user, "\"REGEX ACTION\"",
+      "the same on REMOTE_USER" },
+    { "route-run", ARG_REQUIRED, set_route_run, "ACTION", "run ACTION on every request" },
+    { "route-if", ARG_REQUIRED, set_route_if, "\"COND:A;B ACTION\"",
+      "run ACTION when COND holds: equal, startswith, endswith, contains, regexp, empty, ..." },
+    { "route-if-not", ARG_REQUIRED, set_route_if_not, "\"COND:A;B ACTION\"",
+      "run ACTION when COND does not hold" },
 
     /* -- processes, hooks and daemons (issue 10, group 4) -- */
 
@@ -1270,6 +1481,7 @@ static void set_defaults(struct gy_config *cfg)
     cfg->stop_grace = 5;
     cfg->processes = 1;
     cfg->reload_mercy = 30;
+    cfg->post_buffering_bufsize = 65536;
 }
 
 /* ---- the command line ------------------------------------------------------------------------ */
@@ -1427,8 +1639,8 @@ void options_parse(struct gy_config *cfg, int argc, char **argv)
             cfg->sockets[i].proto = cfg->protocol;
     if (cfg->nsockets == 0)
         die_usage(NULL, "no socket to serve: give --socket, --fastcgi-socket or --http-socket");
-    if (!cfg->wsgi_file && !cfg->module)
-        die_usage(NULL, "no app to serve: give --wsgi-file FILE or --module MOD");
+    if (!cfg->wsgi_file && !cfg->module && cfg->nmounts == 0)
+        die_usage(NULL, "no app to serve: give --wsgi-file FILE, --module MOD or --mount");
     if (cfg->wsgi_file && cfg->module)
         die_usage(NULL, "give --wsgi-file or --module, not both");
 }

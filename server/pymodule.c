@@ -8,7 +8,7 @@
  * Both waits park the core's greenlet and hand the loop a Resumer: a small callable that the
  * Future (add_done_callback) or the IOLoop timer calls, and that switches back into the core.
  *
- * Depends on: cores.c, engine.c (server/README)
+ * Depends on: cores.c, engine.c, log.c, server.c (server/README)
  */
 #include "engine.h"
 #include "log.h"
@@ -304,19 +304,78 @@ PyObject *PyInit_gyre(void)
 }
 
 /* Load boot.py (compiled into the binary) as the module _gyre_boot, and what gyre.wait needs. */
+/* A list option as a Python list of str (file system encoding); NULL with an error set. */
+static PyObject *str_list(const char *const *items, int n)
+{
+    PyObject *list = PyList_New(0);
+    for (int i = 0; list && i < n; i++) {
+        PyObject *s = PyUnicode_DecodeFSDefault(items[i]);
+        if (!s || PyList_Append(list, s) < 0)
+            Py_CLEAR(list);
+        Py_XDECREF(s);
+    }
+    return list;
+}
+
+/* The options' Python environment (boot.py's configure): stdin, sys.path, --home, --mount.
+ * A configuration error is one log line; anything else, a traceback. */
+static int configure_python(PyObject *boot, const struct gy_config *cfg)
+{
+    PyObject *paths = str_list(cfg->pythonpath, cfg->npythonpath);
+    PyObject *mounts = str_list(cfg->mounts, cfg->nmounts);
+    PyObject *aliases = str_list(cfg->pymodule_aliases, cfg->npymodule_aliases);
+    PyObject *imports = str_list(cfg->imports, cfg->nimports);
+    PyObject *r = paths && mounts && aliases && imports
+                      ? PyObject_CallMethod(boot, "configure", "zOOiidOOi", cfg->home, paths,
+                                            mounts, cfg->manage_script_name, cfg->honour_stdin,
+                                            cfg->py_autoreload, aliases, imports, S.link != NULL)
+                      : NULL;
+    Py_XDECREF(paths);
+    Py_XDECREF(mounts);
+    Py_XDECREF(aliases);
+    Py_XDECREF(imports);
+    if (r) {
+        Py_DECREF(r);
+        return 0;
+    }
+    /* Look SetupError up with the error put aside: no call may run with an exception set. */
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyObject *setup_error = PyObject_GetAttrString(boot, "SetupError");
+    PyErr_Clear();
+    if (setup_error && type && PyErr_GivenExceptionMatches(type, setup_error)) {
+        PyObject *msg = value ? PyObject_Str(value) : NULL;
+        const char *u = msg ? PyUnicode_AsUTF8(msg) : NULL;
+        log_msg("%s", u ? u : "bad Python environment");
+        PyErr_Clear();
+        Py_XDECREF(msg);
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(tb);
+    } else {
+        PyErr_Restore(type, value, tb);
+        PyErr_Print();
+    }
+    Py_XDECREF(setup_error);
+    return -1;
+}
+
 int pymodule_init(void)
 {
     loop_thread = PyThread_get_thread_ident();
     PyObject *code = Py_CompileString(BOOT_PY, "<gyre boot.py>", Py_file_input);
     PyObject *mod = code ? PyImport_ExecCodeModule("_gyre_boot", code) : NULL;
     Py_XDECREF(code);
-    Py_XDECREF(mod);
+    /* gyre's Tornado first: a --home venv's packages come before the system's from here on. */
     PyObject *gen = mod ? PyImport_ImportModule("tornado.gen") : NULL;
     convert_yielded = gen ? PyObject_GetAttrString(gen, "convert_yielded") : NULL;
     Py_XDECREF(gen);
     if (!convert_yielded) {
+        Py_XDECREF(mod);
         PyErr_Print();
         return -1;
     }
-    return 0;
+    int rc = configure_python(mod, S.cfg);
+    Py_DECREF(mod);
+    return rc;
 }

@@ -21,6 +21,7 @@ struct gy_response {
     uint64_t body_sent; /* body bytes the app produced (also for HEAD) */
     uint64_t body_out;  /* body bytes handed to the wire: never more than length */
     uint32_t nheaders;
+    bool cut; /* a write failed (--disable-write-exception): later writes are dropped */
 };
 
 /* response.c. Append n bytes to the head; -1 when out of memory (errno ENOMEM). */

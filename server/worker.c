@@ -194,7 +194,7 @@ static int install_signals(void)
     return 0;
 }
 
-static int init_python(const struct gy_config *cfg)
+static int init_python(void)
 {
     if (PyImport_AppendInittab("gyre", PyInit_gyre) < 0)
         return -1;
@@ -211,15 +211,7 @@ static int init_python(const struct gy_config *cfg)
         log_msg("cannot start Python: %s", st.err_msg ? st.err_msg : "unknown error");
         return -1;
     }
-    PyObject *path = PySys_GetObject("path");
-    for (int i = cfg->npythonpath - 1; i >= -1; i--) {
-        PyObject *dir = PyUnicode_DecodeFSDefault(i >= 0 ? cfg->pythonpath[i] : ".");
-        if (!dir || PyList_Insert(path, 0, dir) < 0) {
-            PyErr_Print();
-            return -1;
-        }
-        Py_DECREF(dir);
-    }
+    /* sys.path ('.', --pythonpath, --home) is pymodule_init's (boot.py's configure). */
     return 0;
 }
 
@@ -473,7 +465,7 @@ static int worker_start(struct gy_config *cfg, const struct gy_worker_link *link
         log_errno("signal pipe");
         return -1;
     }
-    if (init_python(cfg) < 0 || pymodule_init() < 0 || engine_init() < 0 ||
+    if (init_python() < 0 || pymodule_init() < 0 || engine_init() < 0 ||
         cores_init(cfg->cores) < 0 || wsgi_init() < 0 || input_init() < 0) {
         log_msg("start-up failed");
         return -1;

@@ -6,7 +6,8 @@
  * blocks the loop.
  *
  * Depends on: conn.c, engine.c, input.c, log.c, logformat.c, scoreboard.c, server.c, static.c,
- *     wsgi_environ.c, wsgi_filewrapper.c, wsgi_headers.c, wsgi_send.c (server/README)
+ *     wsgi_environ.c, wsgi_filewrapper.c, wsgi_headers.c, wsgi_route.c, wsgi_send.c
+ *     (server/README)
  */
 #include "engine.h"
 #include "log.h"
@@ -38,6 +39,10 @@ static bool answer_500(struct gy_core *c)
         return false;
     }
     r->nheaders = 1;
+    if (head_add_extra(c) < 0) {
+        PyErr_Clear();
+        return false;
+    }
     enum io_result rc = send_response(c, BODY_500, sizeof(BODY_500) - 1, sizeof(BODY_500) - 1);
     PyErr_Clear();
     return rc == IO_OK;
@@ -161,7 +166,7 @@ bool wsgi_serve(struct gy_core *c)
     struct gy_response *r = &c->resp;
     r->head_len = 0;
     r->status = 0;
-    r->started = r->head_sent = r->has_content_length = false;
+    r->started = r->head_sent = r->has_content_length = r->cut = false;
     r->length = -1;
     r->body_sent = r->body_out = 0;
     r->nheaders = 0;
@@ -180,14 +185,18 @@ bool wsgi_serve(struct gy_core *c)
     } else {
         struct gy_slice m = environ_param(conn, facts.method, "GET");
         r->head_only = GY_SLICE_EQ(m, "HEAD");
-        PyObject *args[2] = { env, start_response_obj };
-        PyObject *result = PyObject_Vectorcall(W.app, args, 2, NULL);
-        if (!result) {
-            o = app_failed(c, "the app raised");
-        } else {
-            o = send_result(c, result);
-            o = close_result(c, result, o);
-            Py_DECREF(result);
+        bool answered;
+        o = wsgi_before_app(c, env, &answered);
+        if (o == OUT_OK && !answered) {
+            PyObject *args[2] = { env, start_response_obj };
+            PyObject *result = PyObject_Vectorcall(W.app, args, 2, NULL);
+            if (!result) {
+                o = app_failed(c, "the app raised");
+            } else {
+                o = send_result(c, result);
+                o = close_result(c, result, o);
+                Py_DECREF(result);
+            }
         }
     }
 
@@ -222,6 +231,7 @@ bool wsgi_serve(struct gy_core *c)
     if (c->harakiri)
         S.slot->harakiri++;
     log_request(c, &facts, conn->started, o);
+    wsgi_after_request(c);
     Py_XDECREF(env);
     Py_XDECREF(start_response_obj);
     Py_XDECREF(input);
@@ -238,5 +248,8 @@ void wsgi_set_app(PyObject *app)
 
 int wsgi_init(void)
 {
-    return filewrapper_init_type() < 0 || environ_init() < 0 || send_init() < 0 ? -1 : 0;
+    return filewrapper_init_type() < 0 || environ_init() < 0 || send_init() < 0 ||
+                   headers_init(S.cfg) < 0 || wsgi_route_init(S.cfg) < 0
+               ? -1
+               : 0;
 }

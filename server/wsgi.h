@@ -4,13 +4,15 @@
  *
  *   wsgi.c              one request: the app called, its result sent, the 500, the log line
  *   wsgi_environ.c      the environ
- *   wsgi_headers.c      start_response: the status line and the headers
+ *   wsgi_headers.c      start_response: the status line and the headers (+ --add-header)
+ *   wsgi_route.c        before the app: --limit-post, the routing rules, --post-buffering
  *   wsgi_send.c         the response body: write(), iterables, sequences, files; outcomes
  *   wsgi_filewrapper.c  wsgi.file_wrapper
  */
 #ifndef GYRE_WSGI_H
 #define GYRE_WSGI_H
 
+#include "config.h"
 #include "core.h"
 
 #include <sys/types.h>
@@ -45,6 +47,16 @@ int head_start(struct gy_core *c, const char *status, size_t slen);
 /* Append to the head; -1 with MemoryError. */
 int head_append(struct gy_response *r, const char *p, size_t n);
 #define HEAD_APPEND_LIT(r, lit) head_append((r), "" lit, sizeof(lit) - 1)
+
+/* Append --add-header's headers and the routing rules' addheader ones; -1 with MemoryError. */
+int head_add_extra(struct gy_core *c);
+int headers_init(const struct gy_config *cfg);
+
+/* wsgi_route.c */
+int wsgi_route_init(const struct gy_config *cfg);
+/* --limit-post, the routing rules, --post-buffering: *answered when the app must not run. */
+enum outcome wsgi_before_app(struct gy_core *c, PyObject *env, bool *answered);
+void wsgi_after_request(struct gy_core *c);
 
 /* wsgi_send.c */
 int send_init(void);

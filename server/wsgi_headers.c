@@ -2,13 +2,73 @@
  * PEP 3333's start_response: the status line and the headers, checked and serialised into the
  * core's response head (response.c's buffer).
  *
- * Depends on: input.c, response.c, wsgi_send.c (server/README)
+ * The head also gets --add-header's headers and the routing rules' edits (route.c's outcome,
+ * kept on the core for the request): delheader drops the app's header of that name, addheader
+ * and --add-header append theirs after the app's.
+ *
+ * Depends on: input.c, log.c, response.c, wsgi_send.c (server/README)
  */
+#include "log.h"
 #include "proto.h"
+#include "route.h"
 #include "wsgi.h"
 
 #include <string.h>
 #include <strings.h>
+
+/* --add-header's "Name: value" lines, as given (options.c checked the colon). */
+static const char *const *add_headers;
+static int nadd_headers;
+
+int headers_init(const struct gy_config *cfg)
+{
+    add_headers = cfg->add_headers;
+    nadd_headers = cfg->nadd_headers;
+    for (int i = 0; i < nadd_headers; i++)
+        if (strpbrk(add_headers[i], "\r\n")) {
+            log_msg("--add-header \"%s\": a header is one line", add_headers[i]);
+            return -1;
+        }
+    return 0;
+}
+
+static int append_header_line(struct gy_response *r, const char *line)
+{
+    if (head_append(r, line, strlen(line)) < 0 || HEAD_APPEND_LIT(r, "\r\n") < 0)
+        return -1;
+    r->nheaders++;
+    return 0;
+}
+
+int head_add_extra(struct gy_core *c)
+{
+    struct gy_response *r = &c->resp;
+    for (int i = 0; i < nadd_headers; i++)
+        if (append_header_line(r, add_headers[i]) < 0)
+            return -1;
+    const struct route_outcome *out = c->route;
+    for (int i = 0; out && i < out->nadd_headers; i++) {
+        /* The value may hold the client's bytes ($1, ${REQUEST_URI}): one line, or none. */
+        if (strpbrk(out->add_headers[i], "\r\n")) {
+            log_msg("core %d: addheader would hold a line break: header dropped", c->id);
+            continue;
+        }
+        if (append_header_line(r, out->add_headers[i]) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* delheader/remheader: the app's header of this name is left out. */
+static bool header_deleted(const struct gy_core *c, const char *name, Py_ssize_t nlen)
+{
+    const struct route_outcome *out = c->route;
+    for (int i = 0; out && i < out->ndel_headers; i++)
+        if (strlen(out->del_headers[i]) == (size_t)nlen &&
+            strncasecmp(out->del_headers[i], name, (size_t)nlen) == 0)
+            return true;
+    return false;
+}
 
 /* The head's bytes are response.c's; out of memory here is a MemoryError for the app. */
 static int head_reserve(struct gy_response *r, size_t more)
@@ -173,6 +233,8 @@ static PyObject *start_response(PyObject *self, PyObject *const *args, Py_ssize_
         const char *value = name ? latin1_of(PyTuple_GET_ITEM(h, 1), &vlen, "header value") : NULL;
         if (!value || check_header(name, nlen, value, vlen) < 0)
             goto fail;
+        if (header_deleted(c, name, nlen))
+            continue;
         if (nlen == sizeof("Content-Length") - 1 &&
             strncasecmp(name, "Content-Length", (size_t)nlen) == 0 &&
             app_content_length(r, value, vlen) < 0)
@@ -186,6 +248,10 @@ static PyObject *start_response(PyObject *self, PyObject *const *args, Py_ssize_
         r->nheaders++;
     }
     Py_DECREF(seq);
+    if (head_add_extra(c) < 0) {
+        r->head_len = 0;
+        return NULL;
+    }
     r->status = (status[0] - '0') * 100 + (status[1] - '0') * 10 + (status[2] - '0');
     r->started = true;
     return write_new(self);

@@ -5,11 +5,12 @@
  * Runs inside a core's greenlet. Every write may suspend the core (conn_write_all); nothing here
  * blocks the loop.
  *
- * Depends on: input.c, log.c, response.c, wsgi_filewrapper.c (server/README)
+ * Depends on: input.c, log.c, response.c, server.c, wsgi_filewrapper.c (server/README)
  */
 #include "listen.h"
 #include "log.h"
 #include "proto.h"
+#include "server.h"
 #include "wsgi.h"
 
 #include <errno.h>
@@ -78,6 +79,26 @@ enum io_result send_response(struct gy_core *c, const char *body, size_t blen,
     return send_framed(c, &biov, blen && !c->resp.head_only ? 1 : 0, content_length);
 }
 
+/* The client went away or stopped reading: its fault, not the app's nor gyre's. */
+static bool client_gone(enum io_result rc)
+{
+    return rc == IO_CLOSED || rc == IO_ERROR || rc == IO_TIMEOUT;
+}
+
+/* The one log line of a response cut by its client (none with --ignore-write-errors). */
+static void log_client_gone(const struct gy_core *c, enum io_result rc)
+{
+    if (S.cfg->ignore_write_errors)
+        return;
+    if (rc == IO_TIMEOUT)
+        log_msg("core %d: socket timeout writing the response to %s, connection dropped", c->id,
+                c->conn->listener->name);
+    else if (rc == IO_CLOSED)
+        log_msg("core %d: the client went away before the response was complete", c->id);
+    else
+        log_errno("core %d: writing the response", c->id);
+}
+
 static void raise_io(enum io_result rc)
 {
     if (PyErr_Occurred())
@@ -100,8 +121,18 @@ static PyObject *write_callable(PyObject *self, PyObject *data)
     if (!PyBytes_Check(data))
         return PyErr_Format(PyExc_TypeError, "write() takes bytes, not %.100s",
                             Py_TYPE(data)->tp_name);
+    if (c->resp.cut)
+        Py_RETURN_NONE; /* the client is gone: the rest of the body is dropped */
     enum io_result rc = send_response(c, PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data),
                                       -1);
+    if (rc != IO_OK && client_gone(rc) && S.cfg->disable_write_exception) {
+        /* --disable-write-exception: the app goes on as if the bytes had left (one log line);
+         * the response is cut, so the connection closes after it. */
+        log_client_gone(c, rc);
+        c->resp.cut = true;
+        c->conn->keep_alive = false;
+        Py_RETURN_NONE;
+    }
     if (rc != IO_OK) {
         raise_io(rc);
         return NULL;
@@ -127,14 +158,9 @@ static enum outcome io_outcome(struct gy_core *c, enum io_result rc)
         return PyErr_Occurred() && PyErr_ExceptionMatches(W.greenlet_exit) ? OUT_ABANDONED
                                                                            : OUT_APP_ERROR;
     case IO_TIMEOUT:
-        log_msg("core %d: socket timeout writing the response to %s, connection dropped", c->id,
-                conn->listener->name);
-        return OUT_CLIENT_GONE;
     case IO_CLOSED:
-        log_msg("core %d: the client went away before the response was complete", c->id);
-        return OUT_CLIENT_GONE;
     case IO_ERROR:
-        log_errno("core %d: writing the response", c->id);
+        log_client_gone(c, rc);
         return OUT_CLIENT_GONE;
     case IO_BAD_BODY:
         return OUT_CLIENT_GONE;
@@ -271,6 +297,8 @@ enum outcome send_result(struct gy_core *c, PyObject *result)
 {
     if (result == Py_None)
         return app_error(c, "the app returned None, not an iterable of bytes", NULL);
+    if (c->resp.cut)
+        return OUT_CLIENT_GONE; /* a write() found the client gone (logged then) */
     if (PyTuple_CheckExact(result))
         return send_sequence(c, result);
     if (PyList_CheckExact(result)) {
