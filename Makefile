@@ -46,12 +46,12 @@ SERVER_OBJ  := $(SERVER_SRC:%.c=build/%.o)
 # (directly or through a header) fails the build. Python is core.h's alone (see server/README).
 SERVER_NOPY := $(addprefix server/,main.c master.c stats.c options.c ini.c logformat.c log.c \
     scoreboard.c server.c response.c proto_uwsgi.c proto_fastcgi.c proto_http.c conn.c listen.c \
-    static.c route.c)
+    static.c route.c regexp.c)
 PROTO_TESTS := $(patsubst tests/proto/%.c,build/tests/%,$(sort $(wildcard tests/proto/test_*.c)))
 # server/'s parts that need no Python (configuration, log rendering, static files, routing
 # rules): unit-tested like proto/.
 SERVER_PURE := server/options.c server/ini.c server/logformat.c server/log.c server/static.c \
-    server/response.c server/route.c
+    server/response.c server/route.c server/regexp.c
 SERVER_TESTS := $(patsubst tests/server/%.c,build/tests/server/%,$(sort $(wildcard tests/server/test_*.c)))
 FUZZERS     := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
 HEADERS     := $(wildcard proto/*.h server/*.h)
@@ -103,12 +103,13 @@ build/tests/server/%: tests/server/%.c $(SERVER_PURE) $(HEADERS) tests/testlib.h
 
 # conn.c's buffer arithmetic, with the real uwsgi and HTTP protocols on a socketpair: conn.c is
 # plain C and reaches the loop through engine.h alone, which tests/server/conn_loop.c provides.
-CONN_TEST_SRC := $(addprefix server/,conn.c server.c log.c response.c proto_uwsgi.c proto_http.c) \
+CONN_TEST_SRC := $(addprefix server/,conn.c server.c log.c regexp.c response.c proto_uwsgi.c \
+    proto_http.c) \
     tests/server/conn_loop.c
 build/tests/server/test_conn: tests/server/test_conn.c $(CONN_TEST_SRC) $(PROTO_SRC) $(HEADERS) \
         tests/testlib.h
 	@mkdir -p $(dir $@)
-	$(CC) -O1 -g $(BASE_CFLAGS) -Itests -Iserver $(SAN) -o $@ $< $(CONN_TEST_SRC) $(PROTO_SRC) -ljansson
+	$(CC) -O1 -g $(BASE_CFLAGS) -Itests -Iserver $(SAN) -o $@ $< $(CONN_TEST_SRC) $(PROTO_SRC) -ljansson -lpcre2-8
 
 build/fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)

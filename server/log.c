@@ -1,5 +1,5 @@
 /*
- * Depends on: no other server file (server/README)
+ * Depends on: regexp.c (server/README)
  *
  * Where log lines go, uWSGI's way (core/logging.c), without uWSGI's log master: every process
  * writes its own lines, one write(2) each, so nothing can stall or lose them in a pipe.
@@ -18,6 +18,7 @@
  */
 #include "config.h"
 #include "log.h"
+#include "regexp.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,7 +26,6 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <pwd.h>
-#include <regex.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdbool.h>
@@ -69,7 +69,7 @@ struct encoder {
 };
 
 struct route {
-    regex_t re;
+    struct gy_regexp *re;
     struct logger *logger;
 };
 
@@ -80,7 +80,7 @@ struct chain {
     int nroutes;
     struct encoder encoders[GY_MAX_LIST];
     int nencoders;
-    regex_t drains[GY_MAX_LIST], filters[GY_MAX_LIST]; /* --log-drain, --log-filter */
+    struct gy_regexp *drains[GY_MAX_LIST], *filters[GY_MAX_LIST]; /* --log-drain, --log-filter */
     int ndrains, nfilters;
 };
 
@@ -398,10 +398,10 @@ static void deliver(const struct chain *ch, struct logger *lg, const char *msg, 
         write_stderr(msg, len);
 }
 
-static bool any_match(const regex_t *res, int n, const char *text)
+static bool any_match(struct gy_regexp *const *res, int n, const char *text, size_t len)
 {
     for (int i = 0; i < n; i++)
-        if (regexec(&res[i], text, 0, NULL, 0) == 0)
+        if (regexp_match(res[i], text, len))
             return true;
     return false;
 }
@@ -411,20 +411,15 @@ static bool any_match(const regex_t *res, int n, const char *text)
 static void dispatch_locked(struct chain *ch, const char *line, size_t len)
 {
     if (ch->nroutes || ch->ndrains || ch->nfilters) {
-        /* regexec wants a C string: the line without its newline, cut to the buffer. */
-        char text[LINE_MAX_BYTES];
+        /* The line without its newline (a '$' then ends where the text does). */
         size_t n = len > 0 && line[len - 1] == '\n' ? len - 1 : len;
-        if (n >= sizeof(text))
-            n = sizeof(text) - 1;
-        memcpy(text, line, n);
-        text[n] = '\0';
-        if (any_match(ch->drains, ch->ndrains, text))
+        if (any_match(ch->drains, ch->ndrains, line, n))
             return;
-        if (ch->nfilters && !any_match(ch->filters, ch->nfilters, text))
+        if (ch->nfilters && !any_match(ch->filters, ch->nfilters, line, n))
             return;
         bool routed = false;
         for (int i = 0; i < ch->nroutes; i++)
-            if (regexec(&ch->routes[i].re, text, 0, NULL, 0) == 0) {
+            if (regexp_match(ch->routes[i].re, line, n)) {
                 deliver(ch, ch->routes[i].logger, line, len);
                 routed = true;
             }
@@ -667,7 +662,7 @@ static struct logger *find_logger(const char *id, size_t len)
     return NULL;
 }
 
-/* ID REGEX (POSIX extended; uWSGI's are PCRE). */
+/* ID REGEX (PCRE, as uWSGI's). */
 static const char *setup_route(struct route *r, const char *opt, const char *spec)
 {
     const char *space = strchr(spec, ' ');
@@ -676,17 +671,19 @@ static const char *setup_route(struct route *r, const char *opt, const char *spe
     r->logger = find_logger(spec, (size_t)(space - spec));
     if (!r->logger)
         return fail(opt, spec, "no --logger/--req-logger has that id");
-    if (regcomp(&r->re, space + 1, REG_EXTENDED | REG_NOSUB) != 0)
-        return fail(opt, spec, "not a valid (POSIX extended) regular expression");
-    return NULL;
+    char err[192];
+    r->re = regexp_compile(space + 1, strlen(space + 1), err, sizeof(err));
+    return r->re ? NULL : fail(opt, spec, err);
 }
 
-static const char *setup_regexes(regex_t *res, int *n, const char *opt, const char *const *list,
-                                 int count)
+static const char *setup_regexes(struct gy_regexp **res, int *n, const char *opt,
+                                 const char *const *list, int count)
 {
     for (int i = 0; i < count; i++) {
-        if (regcomp(&res[*n], list[i], REG_EXTENDED | REG_NOSUB) != 0)
-            return fail(opt, list[i], "not a valid (POSIX extended) regular expression");
+        char err[192];
+        res[*n] = regexp_compile(list[i], strlen(list[i]), err, sizeof(err));
+        if (!res[*n])
+            return fail(opt, list[i], err);
         (*n)++;
     }
     return NULL;
@@ -793,11 +790,11 @@ static void reset_chain(struct chain *ch)
         free(ch->loggers[i].kv);
     }
     for (int i = 0; i < ch->nroutes; i++)
-        regfree(&ch->routes[i].re);
+        regexp_free(ch->routes[i].re);
     for (int i = 0; i < ch->ndrains; i++)
-        regfree(&ch->drains[i]);
+        regexp_free(ch->drains[i]);
     for (int i = 0; i < ch->nfilters; i++)
-        regfree(&ch->filters[i]);
+        regexp_free(ch->filters[i]);
     for (int i = 0; i < ch->nencoders; i++) {
         free(ch->encoders[i].args);
         free(ch->encoders[i].use_for);

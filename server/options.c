@@ -14,16 +14,15 @@
  *     does instead (UNSUPPORTED), or "not supported by gyre: ignored";
  *   - an error under --strict (exit 1, uWSGI's status), both kinds.
  *
- * Depends on: ini.c (server/README)
+ * Depends on: ini.c, regexp.c (server/README)
  */
 #include "config.h"
+#include "regexp.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
-#include <regex.h>
 #include <stdio.h>
-#include <strings.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -512,19 +511,15 @@ static const char *set_static_gzip_ext(struct gy_config *c, const char *v)
 {
     return add_list(c->static_gzip_ext, &c->nstatic_gzip_ext, v);
 }
-/* A POSIX extended regexp (uWSGI's are PCRE; the common subset is the same). Compiled again
- * by static.c where it is used: here it is only checked, so that a typo stops the start. */
+/* A regexp (PCRE, as uWSGI's). Compiled again by static.c where it is used: here it is only
+ * checked, so that a typo stops the start. */
 static const char *check_regexp(const char *re, size_t len)
 {
-    char pattern[512];
-    if (len >= sizeof(pattern))
-        return "regexp too long";
-    memcpy(pattern, re, len);
-    pattern[len] = '\0';
-    regex_t rx;
-    if (regcomp(&rx, pattern, REG_EXTENDED | REG_NOSUB) != 0)
-        return "not a valid (POSIX extended) regexp";
-    regfree(&rx);
+    static char err[192];
+    struct gy_regexp *rx = regexp_compile(re, len, err, sizeof(err));
+    if (!rx)
+        return err;
+    regexp_free(rx);
     return NULL;
 }
 static const char *set_static_gzip_re(struct gy_config *c, const char *v)

@@ -14,19 +14,19 @@
  * socket, suspending the core while the socket is full): nothing blocks the loop, and no
  * offload thread is needed.
  *
- * Depends on: log.c, response.c (server/README)
+ * Depends on: log.c, regexp.c, response.c (server/README)
  */
 #include "static.h"
 
 #include "config.h"
 #include "log.h"
 #include "proto.h"
+#include "regexp.h"
 #include "response.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,9 +45,8 @@ struct root {
 };
 
 struct expires {
-    regex_t rx; /* the regexp rules */
-    bool compiled;
-    const char *type; /* the content-type rules: TYPE of "TYPE=SECONDS" */
+    struct gy_regexp *rx; /* the regexp rules (NULL: none, or it did not compile) */
+    const char *type;     /* the content-type rules: TYPE of "TYPE=SECONDS" */
     size_t type_len;
     long seconds;
 };
@@ -56,8 +55,7 @@ static struct {
     bool ready;
     struct root check[GY_MAX_LIST], map[GY_MAX_LIST], map2[GY_MAX_LIST], safe[GY_MAX_LIST];
     struct expires expires[GY_MAX_LIST];
-    regex_t gzip_re[GY_MAX_LIST];
-    bool gzip_re_ok[GY_MAX_LIST];
+    struct gy_regexp *gzip_re[GY_MAX_LIST];
     struct mime {
         char ext[MIME_EXT_MAX];
         const char *type;
@@ -164,13 +162,14 @@ static void compile_rules(const struct gy_config *cfg)
             e->type_len = (size_t)(sep - r->spec);
             continue;
         }
-        char *pattern = strndup(r->spec, (size_t)(sep - r->spec));
-        e->compiled = pattern && regcomp(&e->rx, pattern, REG_EXTENDED | REG_NOSUB) == 0;
-        free(pattern);
+        char err[192]; /* options.c checked the pattern: it compiles */
+        e->rx = regexp_compile(r->spec, (size_t)(sep - r->spec), err, sizeof(err));
     }
-    for (int i = 0; i < cfg->nstatic_gzip_re; i++)
-        ST.gzip_re_ok[i] = regcomp(&ST.gzip_re[i], cfg->static_gzip_re[i],
-                                   REG_EXTENDED | REG_NOSUB) == 0;
+    for (int i = 0; i < cfg->nstatic_gzip_re; i++) {
+        char err[192];
+        ST.gzip_re[i] = regexp_compile(cfg->static_gzip_re[i], strlen(cfg->static_gzip_re[i]), err,
+                                       sizeof(err));
+    }
 }
 
 static void prepare(const struct gy_config *cfg)
@@ -431,7 +430,7 @@ static bool wants_gzip_variant(const struct gy_config *cfg, const char *path)
         if (has_suffix(path, len, cfg->static_gzip_ext[i]))
             return true;
     for (int i = 0; i < cfg->nstatic_gzip_re; i++)
-        if (ST.gzip_re_ok[i] && regexec(&ST.gzip_re[i], path, 0, NULL, 0) == 0)
+        if (ST.gzip_re[i] && regexp_match(ST.gzip_re[i], path, strlen(path)))
             return true;
     return false;
 }
@@ -476,12 +475,7 @@ static void pick_gzip(const struct gy_config *cfg, const struct static_request *
 
 static bool regexp_matches(const struct expires *e, const char *s, size_t len)
 {
-    char buf[PATH_MAX];
-    if (!e->compiled || len >= sizeof(buf))
-        return false;
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    return regexec(&e->rx, buf, 0, NULL, 0) == 0;
+    return e->rx && regexp_match(e->rx, s, len);
 }
 
 /* The first rule that matches, in uWSGI's order: file name, PATH_INFO, REQUEST_URI, type. */

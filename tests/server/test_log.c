@@ -417,6 +417,10 @@ TEST(drains_and_filters)
     cfg.nlog_filters = 1;
     CHECK(setup() == NULL);
     CHECK_EQ_STR(captured(msg_and_request), "GET / 200\n");
+    /* PCRE, as uWSGI's: \d and a lazy quantifier, which POSIX regexps lack. */
+    cfg.log_filters[0] = "^GET .*? \\d{3}$";
+    CHECK(setup() == NULL);
+    CHECK_EQ_STR(captured(msg_and_request), "GET / 200\n");
     cfg.log_drains[0] = "(";
     CHECK(setup() != NULL);
     reset();
