@@ -14,12 +14,22 @@
  *                         to stop now (SIGQUIT: in-flight requests cut and logged), and killed
  *                         if still there a second later
  *   --harakiri            a worker whose loop has not ticked for that long is killed
+ *   --max-worker-lifetime a worker that ran that long is replaced, as on a reload
+ *   --fs-reload           inotify: a change of the path is a graceful reload
+ *   --cheaper             adaptive workers: ids 1..M.wanted run, between --cheaper and
+ *                         --processes, moved by uWSGI's "spare" algorithm (cheaper_tick)
+ *   a hook failed         (a worker's MSG_FATAL) the instance ends, as uWSGI's does
  *
- * One poll() loop: the signal pipe, the workers' message pipe, and a 100 ms tick for the
- * clocks (deadlines, heartbeats, file times).
+ * The master also runs the hooks of its phases (hooks.h) and the attached daemons (daemons.c).
  *
- * Depends on: listen.c, log.c, scoreboard.c, server.c, stats.c, worker.c (server/README)
+ * One poll() loop: the signal pipe, the workers' message pipe, inotify, and a 100 ms tick for
+ * the clocks (deadlines, heartbeats, file times).
+ *
+ * Depends on: daemons.c, hooks.c, listen.c, log.c, proctitle.c, scoreboard.c, server.c,
+ *     stats.c, worker.c (server/README)
  */
+#include "daemons.h"
+#include "hooks.h"
 #include "log.h"
 #include "listen.h"
 #include "process.h"
@@ -32,6 +42,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -66,7 +78,20 @@ static struct {
     double backoff[1 + 1024];
     uint64_t respawns[1 + 1024]; /* per worker id, for stats */
     time_t touch_mtime[GY_MAX_LIST];
+    pid_t pid;
+    int exit_status; /* 1 once a worker's hook failed */
+    int wanted;      /* worker ids 1..wanted run (--processes, or fewer with --cheaper) */
+    struct {
+        double next_cycle; /* the algorithm runs once a second, as uWSGI's master cycle */
+        unsigned overload; /* cycles with every worker busy (less one per cycle with a free one) */
+        unsigned idle;     /* cycles without overload */
+        unsigned cycles_limit; /* --cheaper-overload, in cycles */
+    } cheap;
+    int inotify_fd;
+    int fs_wd[GY_MAX_LIST]; /* -1: to be (re)added, once the path exists */
 } M;
+
+static void stop_all(int sig);
 
 static double now(void)
 {
@@ -123,7 +148,14 @@ static bool spawn(int id)
         close(M.sigpipe[1]);
         close(M.msgpipe[0]);
         stats_close(false);
+        if (M.inotify_fd >= 0)
+            close(M.inotify_fd);
         unsetenv("NOTIFY_SOCKET"); /* the master speaks to systemd */
+        /* --no-orphans: a master that dies (even by SIGKILL) takes its workers with it; SIGTERM,
+         * so that they finish what they serve. It may have died before the prctl. */
+        if (M.cfg->no_orphans && (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != M.pid))
+            _exit(1);
+        proctitle_for(M.cfg, id);
         struct gy_worker_link link = { .id = id, .rec = r, .notify_fd = M.msgpipe[1] };
         S.slot = slot;
         _exit(worker_run(M.cfg, &link));
@@ -140,7 +172,7 @@ static bool spawn(int id)
  * --worker-reload-mercy; the master kills it a second after that. */
 static void stop_worker(struct worker_rec *w, int sig)
 {
-    double grace = sig == SIGHUP ? M.cfg->reload_mercy : M.cfg->stop_grace;
+    double grace = worker_mercy(M.cfg, sig == SIGHUP);
     kill(w->pid, sig);
     w->state = REC_STOPPING;
     w->deadline = now() + grace + 1.0;
@@ -216,6 +248,8 @@ static void reap(void)
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (daemons_reaped(pid, status))
+            continue;
         for (int i = 0; i < M.nrecs; i++) {
             struct worker_rec *w = &M.recs[i];
             if (w->state == REC_FREE || w->pid != pid)
@@ -262,7 +296,7 @@ static void respawn_due(void)
     if (M.stopping)
         return;
     double t = now();
-    for (int id = 1; id <= M.cfg->processes; id++) {
+    for (int id = 1; id <= M.wanted; id++) {
         bool running = false;
         for (int i = 0; i < M.nrecs && !running; i++)
             running = M.recs[i].id == id && M.recs[i].state != REC_FREE &&
@@ -286,7 +320,7 @@ static void notify_if_ready(void)
             return;
         running += w->state == REC_RUNNING;
     }
-    if (running < M.cfg->processes)
+    if (running < M.wanted)
         return;
     M.notify_ready = false;
     sd_notifyf(0, "READY=1\nSTATUS=%d workers serving\nMAINPID=%d", running, (int)getpid());
@@ -313,7 +347,33 @@ static void on_message(const struct gy_msg *m)
             replace_wanted();
         }
         break;
+    case MSG_FATAL:
+        if (!M.stopping) {
+            log_msg("master: a hook of worker %d (pid %d) failed: stopping the instance", w->id,
+                    (int)w->pid);
+            M.exit_status = 1;
+            stop_all(SIGQUIT);
+        }
+        break;
     }
+}
+
+/* --max-worker-lifetime (+ id x --max-worker-lifetime-delta): replaced like a retiring worker,
+ * the new one accepting before the old one stops. */
+static void check_lifetimes(double t)
+{
+    for (int i = 0; i < M.nrecs; i++) {
+        struct worker_rec *w = &M.recs[i];
+        double limit = M.cfg->max_worker_lifetime + w->id * M.cfg->max_worker_lifetime_delta;
+        if (w->state == REC_RUNNING && !w->replaced && !w->want_replacement &&
+            t - w->started >= limit) {
+            log_msg(
+                "master: worker %d (pid %d) ran %.0f s (--max-worker-lifetime %g): replacing it",
+                w->id, (int)w->pid, t - w->started, limit);
+            w->want_replacement = true;
+        }
+    }
+    replace_wanted();
 }
 
 static void check_clocks(void)
@@ -342,6 +402,8 @@ static void check_clocks(void)
             scoreboard_slot(&S.board, i)->harakiri++;
         }
     }
+    if (M.cfg->max_worker_lifetime > 0 && !M.stopping)
+        check_lifetimes(t);
     for (int i = 0; i < M.cfg->ntouch_reload && !M.stopping; i++) {
         struct stat st;
         if (stat(M.cfg->touch_reload[i], &st) == 0 && st.st_mtime != M.touch_mtime[i]) {
@@ -350,6 +412,159 @@ static void check_clocks(void)
             if (!first)
                 reload(0, M.cfg->touch_reload[i]);
         }
+    }
+}
+
+/* --fs-reload: a watch per path; one that goes (the path deleted or renamed) is added again
+ * once the path is back, and its return is a change too. */
+static void fs_watch_add(int i, bool changed_if_added)
+{
+    const uint32_t events = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE |
+                            IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF;
+    M.fs_wd[i] = inotify_add_watch(M.inotify_fd, M.cfg->fs_reload[i], events);
+    if (M.fs_wd[i] >= 0 && changed_if_added && !M.stopping)
+        reload(0, M.cfg->fs_reload[i]);
+}
+
+static int fs_reload_open(void)
+{
+    M.inotify_fd = -1;
+    if (M.cfg->nfs_reload == 0)
+        return 0;
+    M.inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (M.inotify_fd < 0) {
+        log_errno("master: --fs-reload: inotify");
+        return -1;
+    }
+    for (int i = 0; i < M.cfg->nfs_reload; i++) {
+        fs_watch_add(i, false);
+        if (M.fs_wd[i] < 0)
+            log_errno("master: --fs-reload %s: watching once it exists", M.cfg->fs_reload[i]);
+    }
+    return 0;
+}
+
+static void fs_reload_events(void)
+{
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    const char *why = NULL;
+    ssize_t n;
+    while ((n = read(M.inotify_fd, buf, sizeof(buf))) > 0) {
+        for (char *p = buf; p < buf + n;) {
+            const struct inotify_event *ev = (const struct inotify_event *)p;
+            for (int i = 0; i < M.cfg->nfs_reload; i++) {
+                if (ev->wd != M.fs_wd[i])
+                    continue;
+                if (ev->mask & IN_IGNORED)
+                    M.fs_wd[i] = -1; /* the watch is gone: fs_reload_retry */
+                else
+                    why = M.cfg->fs_reload[i];
+            }
+            p += sizeof(*ev) + ev->len;
+        }
+    }
+    if (why && !M.stopping)
+        reload(0, why); /* one reload for a burst of events */
+}
+
+static void fs_reload_retry(void)
+{
+    for (int i = 0; i < M.cfg->nfs_reload; i++)
+        if (M.fs_wd[i] < 0)
+            fs_watch_add(i, true);
+}
+
+/* --cheaper's start: the bounds uWSGI also enforces, and the first count of workers. */
+static void cheaper_init(struct gy_config *cfg)
+{
+    M.wanted = cfg->processes;
+    if (!cfg->cheaper)
+        return;
+    if (cfg->cheaper >= cfg->processes) {
+        log_msg("master: --cheaper %d needs more --processes (the maximum): %d; using --cheaper %d",
+                cfg->cheaper, cfg->processes, cfg->processes - 1);
+        cfg->cheaper = cfg->processes - 1;
+        if (!cfg->cheaper)
+            return;
+    }
+    if (cfg->cheaper_algo && strcmp(cfg->cheaper_algo, "spare"))
+        log_msg("master: --cheaper-algo %s is not in gyre: using spare", cfg->cheaper_algo);
+    int initial = cfg->cheaper_initial ? cfg->cheaper_initial : cfg->cheaper;
+    M.wanted = initial < cfg->cheaper     ? cfg->cheaper
+               : initial > cfg->processes ? cfg->processes
+                                          : initial;
+    if (!cfg->cheaper_step)
+        cfg->cheaper_step = 1;
+    double overload = cfg->cheaper_overload_given ? cfg->cheaper_overload : 3;
+    M.cheap.cycles_limit = overload < 1 ? 1 : (unsigned)overload;
+    log_msg("master: adaptive workers (spare): %d to %d, starting %d, step %d, overload %u s",
+            cfg->cheaper, cfg->processes, M.wanted, cfg->cheaper_step, M.cheap.cycles_limit);
+}
+
+/* A worker is busy when every one of its cores serves a request (with one core, uWSGI's own
+ * definition); RUNNING processes of the wanted ids only. -1: a worker is starting, stopping
+ * or missing, no decision now. */
+static int count_busy(int *active)
+{
+    *active = 0;
+    int busy = 0;
+    for (int i = 0; i < M.nrecs; i++) {
+        const struct worker_rec *w = &M.recs[i];
+        if (w->state == REC_STARTING)
+            return -1;
+        if (w->state != REC_RUNNING || w->replaced || w->id > M.wanted)
+            continue;
+        (*active)++;
+        busy += scoreboard_slot(&S.board, i)->busy >= M.cfg->cores;
+    }
+    return *active == M.wanted ? busy : -1;
+}
+
+/* Stop the highest worker id, gracefully (a reload's mercy), and run one fewer. */
+static void cheap_one(int active, int busy)
+{
+    log_msg("master: %d of %d worker(s) busy: stopping worker %d (--cheaper %d)", busy, active,
+            M.wanted, M.cfg->cheaper);
+    for (int i = 0; i < M.nrecs; i++) {
+        struct worker_rec *w = &M.recs[i];
+        if (w->id == M.wanted && w->state != REC_FREE && w->state != REC_STOPPING)
+            stop_worker(w, SIGHUP);
+    }
+    M.wanted--;
+}
+
+/* uWSGI's "spare" algorithm, once a second: every worker busy for more than --cheaper-overload
+ * cycles starts --cheaper-step more (up to --processes); once no longer overloaded, every
+ * --cheaper-overload cycles one worker stops (down to --cheaper), unless exactly one worker
+ * is free: that one is the spare, the stable state. */
+static void cheaper_tick(double t)
+{
+    if (!M.cfg->cheaper || M.stopping || t < M.cheap.next_cycle)
+        return;
+    M.cheap.next_cycle = t + 1.0;
+    int active, busy = count_busy(&active);
+    if (busy < 0)
+        return;
+    if (busy == active) {
+        M.cheap.overload++;
+        M.cheap.idle = 0;
+    } else if (M.cheap.overload > 0) {
+        M.cheap.overload--;
+    }
+    if (M.cheap.overload > M.cheap.cycles_limit) {
+        M.cheap.overload = 0;
+        int add = M.cfg->processes - M.wanted;
+        if (add > M.cfg->cheaper_step)
+            add = M.cfg->cheaper_step;
+        if (add > 0) {
+            log_msg("master: all %d worker(s) busy for %u s: starting %d more", active,
+                    M.cheap.cycles_limit + 1, add);
+            M.wanted += add; /* respawn_due starts them */
+        }
+    } else if (M.cheap.overload == 0 && active - busy != 1) {
+        M.cheap.idle++;
+        if (active > M.cfg->cheaper && M.cheap.idle % M.cheap.cycles_limit == 0)
+            cheap_one(active, busy);
     }
 }
 
@@ -411,9 +626,48 @@ static void on_signals(void)
     }
 }
 
+/* --hook-as-user, --hook-as-user-atexit: once, as the workers' user. The master keeps root (it
+ * binds, it kills), so a child drops the privileges and runs them; without --uid/--gid, the
+ * master runs them. */
+static int run_as_user_hooks(const struct gy_config *cfg, enum hook_phase phase)
+{
+    if (!hooks_any(cfg, phase))
+        return 0;
+    if (!cfg->uid && !cfg->gid)
+        return hooks_run(cfg, phase);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        log_errno("master: fork for --hook-as-user");
+        return -1;
+    }
+    if (pid == 0) {
+        log_init();
+        _exit(drop_privileges(cfg) < 0 || hooks_run(cfg, phase) < 0 ? 1 : 0);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+int process_prepare(struct gy_config *cfg)
+{
+    if (hooks_check(cfg) < 0 || hooks_run(cfg, HOOK_ASAP) < 0)
+        return -1;
+    /* --logto already holds stdout and stderr: it stays the log. */
+    if (cfg->daemonize && daemonize(cfg->logto ? NULL : cfg->daemonize) < 0)
+        return -1;
+    return 0;
+}
+
 int master_run(struct gy_config *cfg)
 {
     M.cfg = cfg;
+    M.pid = getpid();
+    proctitle_for(cfg, 0);
+    cheaper_init(cfg);
     M.nrecs = 3 * cfg->processes + 2;
     M.recs = calloc((size_t)M.nrecs, sizeof(*M.recs));
     if (!M.recs || scoreboard_create(&S.board, M.nrecs, cfg->cores) < 0) {
@@ -440,24 +694,36 @@ int master_run(struct gy_config *cfg)
         return 1;
     }
     log_msg("gyre %s master %d: %d worker(s), %d core(s) each", GYRE_VERSION, (int)getpid(),
-            cfg->processes, cfg->cores);
+            M.wanted, cfg->cores);
     log_root_warning(cfg);
+    if (hooks_run(cfg, HOOK_AS_ROOT) < 0 || run_as_user_hooks(cfg, HOOK_AS_USER) < 0 ||
+        fs_reload_open() < 0 || daemons_start(cfg) < 0) {
+        daemons_stop();
+        listen_close_all();
+        stats_close(true);
+        return 1;
+    }
     for (int i = 0; i < cfg->ntouch_reload; i++) {
         struct stat st;
         if (stat(cfg->touch_reload[i], &st) == 0)
             M.touch_mtime[i] = st.st_mtime;
     }
     M.notify_ready = true;
-    for (int id = 1; id <= cfg->processes; id++)
+    for (int id = 1; id <= M.wanted; id++)
         spawn(id);
     /* After the first forks: a worker forked later gets only the forking thread anyway. */
     if (stats_start() < 0)
         return 1;
+    if (hooks_run(cfg, HOOK_MASTER_START) < 0) {
+        M.exit_status = 1;
+        stop_all(SIGQUIT);
+    }
 
     for (;;) {
-        struct pollfd pfd[2] = { { .fd = M.sigpipe[0], .events = POLLIN },
-                                 { .fd = M.msgpipe[0], .events = POLLIN } };
-        poll(pfd, 2, 100);
+        struct pollfd pfd[3] = { { .fd = M.sigpipe[0], .events = POLLIN },
+                                 { .fd = M.msgpipe[0], .events = POLLIN },
+                                 { .fd = M.inotify_fd, .events = POLLIN } };
+        poll(pfd, 3, 100);
         if (pfd[0].revents & POLLIN)
             on_signals();
         if (pfd[1].revents & POLLIN) {
@@ -465,16 +731,25 @@ int master_run(struct gy_config *cfg)
             while (read(M.msgpipe[0], &m, sizeof(m)) == (ssize_t)sizeof(m))
                 on_message(&m);
         }
+        if (pfd[2].revents & POLLIN)
+            fs_reload_events();
         reap();
         if (M.stopping && live_workers() == 0)
             break;
         check_clocks();
+        fs_reload_retry();
+        cheaper_tick(now());
         respawn_due();
-        if (!M.stopping)
+        if (!M.stopping) {
+            daemons_tick();
             replace_wanted();
+        }
     }
+    daemons_stop();
     listen_close_all();
     stats_close(true);
+    if (run_as_user_hooks(cfg, HOOK_AS_USER_ATEXIT) < 0)
+        M.exit_status = 1;
     log_msg("master: stopped");
-    return 0;
+    return M.exit_status;
 }

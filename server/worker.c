@@ -8,10 +8,16 @@
  * --reload-mercy seconds; a second signal stops at once. SIGINT (Ctrl-C) and SIGQUIT stop at
  * once, as in uWSGI and gunicorn: the requests in flight are cut, each one logged.
  *
- * Depends on: conn.c, cores.c, engine.c, input.c, listen.c, log.c, pymodule.c, scoreboard.c,
- *     server.c, stats.c, wsgi.c (server/README)
+ * The hooks of a worker's phases (hooks.h) run here: post-fork, pre-app, post-app, accepting;
+ * as-root, as-user and as-user-atexit too when there is no master. A failed hook ends the
+ * instance: the worker tells the master (MSG_FATAL), or the only process exits 1.
+ *
+ * Depends on: conn.c, cores.c, engine.c, hooks.c, input.c, listen.c, log.c, proctitle.c,
+ *     pymodule.c, scoreboard.c, server.c, stats.c, wsgi.c (server/README)
  */
+#include "daemons.h"
 #include "engine.h"
+#include "hooks.h"
 #include "log.h"
 #include "conn.h"
 #include "core.h"
@@ -174,7 +180,7 @@ static void on_signal_pipe(void *ctx, int fd, int events)
             log_msg("SIGHUP: a graceful reload needs --master; ignored");
             continue;
         }
-        graceful_stop(strsignal(sig), sig == SIGHUP ? S.cfg->reload_mercy : S.cfg->stop_grace);
+        graceful_stop(strsignal(sig), worker_mercy(S.cfg, sig == SIGHUP));
     }
 }
 
@@ -434,10 +440,23 @@ static void flush_python(void)
     fflush(NULL);
 }
 
+/* A phase's hooks; a failure is the instance's end (the master's, told by MSG_FATAL). */
+static int run_hooks(enum hook_phase phase)
+{
+    if (hooks_run(S.cfg, phase) == 0)
+        return 0;
+    send_to_master(MSG_FATAL);
+    return -1;
+}
+
 /* Everything before the loop runs: 0, or -1 with a log line (what it opened is closed by
  * worker_run's one way out). */
 static int worker_start(struct gy_config *cfg, const struct gy_worker_link *link)
 {
+    if (link && run_hooks(HOOK_POST_FORK) < 0)
+        return -1;
+    if (!link)
+        proctitle_for(cfg, 1);
     if (link) {
         /* The master bound the sockets and removes their files: a worker only closes its fds. */
         for (int i = 0; i < S.nlisteners; i++)
@@ -456,7 +475,11 @@ static int worker_start(struct gy_config *cfg, const struct gy_worker_link *link
         if (listen_open_all() < 0 || stats_open() < 0)
             return -1;
     }
+    if (!link && run_hooks(HOOK_AS_ROOT) < 0)
+        return -1;
     if (drop_privileges(cfg) < 0)
+        return -1;
+    if (!link && run_hooks(HOOK_AS_USER) < 0)
         return -1;
     if (cfg->chdir && chdir(cfg->chdir) < 0) {
         log_errno("chdir(%s)", cfg->chdir);
@@ -481,10 +504,14 @@ static int worker_start(struct gy_config *cfg, const struct gy_worker_link *link
     log_banner();
     if (!link)
         log_root_warning(cfg);
+    if (run_hooks(HOOK_PRE_APP) < 0)
+        return -1;
     PyObject *app = load_app(cfg);
     if (!app)
         return -1;
     wsgi_set_app(app);
+    if (run_hooks(HOOK_POST_APP) < 0)
+        return -1;
     if (engine_watch(signal_pipe[0], EV_READ, on_signal_pipe, NULL) < 0) {
         PyErr_Print();
         return -1;
@@ -492,6 +519,8 @@ static int worker_start(struct gy_config *cfg, const struct gy_worker_link *link
     if (!link && stats_start() < 0)
         return -1;
     listen_limits_init(); /* after engine_init raised the soft fd limit to the hard one */
+    if (run_hooks(HOOK_ACCEPTING) < 0)
+        return -1;
     listen_update();
     if (link) {
         heartbeat(NULL);
@@ -524,5 +553,7 @@ int worker_run(struct gy_config *cfg, const struct gy_worker_link *link)
          * interpreter is torn down. Flush what Python buffered and leave. */
         flush_python();
     }
+    if (!link && hooks_run(cfg, HOOK_AS_USER_ATEXIT) < 0)
+        rc = -1;
     return rc < 0 ? 1 : 0;
 }
