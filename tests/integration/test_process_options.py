@@ -20,8 +20,10 @@ Every process is started in a session of its own and killed as a group at the en
 import os
 import pwd
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -239,3 +241,459 @@ def test_worker_reload_mercy_bounds_a_reload_too(servers):
     s.wait_log("graceful stop, 1 connection(s) in flight, up to 1 s")
     s.wait_log("still open after 1 s of grace")
     open(h.flag, "w").close()
+
+
+# ---- reload triggers ---------------------------------------------------------------------------
+
+def workers_after_reload(s, before):
+    """Wait for a reload to replace every worker of before (pids); the new pids."""
+    def replaced():
+        now = set(s.children())
+        return now and not (now & before) and get(s, "/pid", timeout=5)[0] == 200
+    wait_for(replaced, 20, what="every worker replaced")
+    return set(s.children())
+
+
+def test_fs_reload_on_a_change_in_a_directory(servers):
+    d = os.path.join(servers.tmp, "code")
+    os.mkdir(d)
+    s = servers("--master", "--processes", "2", "--fs-reload", d)
+    before = set(s.children())
+    assert len(before) == 2
+    with open(os.path.join(d, "new.py"), "w") as f:
+        f.write("x = 1\n")
+    s.wait_log("graceful reload (%s)" % d)
+    workers_after_reload(s, before)
+
+
+def test_fs_reload_watches_a_file_deleted_and_created_again(servers):
+    f = os.path.join(servers.tmp, "settings.py")
+    open(f, "w").close()
+    s = servers("--master", "--fs-reload", f)
+    before = set(s.children())
+    os.unlink(f)
+    before = workers_after_reload(s, before)
+    n = s.log().count("graceful reload (%s)" % f)
+    open(f, "w").close()  # back: a change too, and watched again
+    s.wait_log("graceful reload (%s)" % f, count=n + 1)
+    before = workers_after_reload(s, before)
+    n = s.log().count("graceful reload (%s)" % f)
+    with open(f, "a") as fh:
+        fh.write("DEBUG = False\n")
+    s.wait_log("graceful reload (%s)" % f, count=n + 1)
+
+
+@pytest.mark.parametrize("option", ["--touch-chain-reload", "--touch-workers-reload"])
+def test_touch_chain_and_workers_reload(servers, option):
+    f = os.path.join(servers.tmp, "reload.txt")
+    open(f, "w").close()
+    s = servers("--master", "--processes", "2", option, f)
+    before = set(s.children())
+    t = time.time() + 5
+    os.utime(f, (t, t))
+    s.wait_log("graceful reload (%s)" % f)
+    workers_after_reload(s, before)
+
+
+# ---- attached daemons --------------------------------------------------------------------------
+
+def pids_in(path):
+    try:
+        with open(path) as f:
+            return [int(x) for x in f.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+def check_attach_daemon(servers, kind):
+    rec = os.path.join(servers.tmp, "daemon-%s.pids" % kind)
+    s = servers("--master", "--attach-daemon", "echo $$ >> %s; exec sleep 600" % rec, kind=kind)
+    wait_for(lambda: len(pids_in(rec)) == 1, 15, what="the daemon started")
+    first = pids_in(rec)[0]
+    assert alive(first) and first in s.children()
+    os.kill(first, signal.SIGKILL)
+    wait_for(lambda: len(pids_in(rec)) == 2, 15, what="the daemon restarted")
+    second = pids_in(rec)[1]
+    assert second != first and alive(second)
+    s.signal(signal.SIGINT if kind == "uwsgi" else signal.SIGTERM)
+    s.wait_exit(20)
+    wait_for(lambda: not alive(second), 10, what="the daemon stopped with the master")
+    return s
+
+
+def test_attach_daemon_restarted_and_stopped_with_the_master(servers):
+    s = check_attach_daemon(servers, "gyre")
+    assert s.proc.returncode == 0
+    assert re.search(r'daemon "echo .*" \(pid \d+\) killed by signal 9', s.log()), s.log()
+
+
+def test_attach_daemon_uwsgi_reference(servers):
+    check_attach_daemon(servers, "uwsgi")
+
+
+def test_attach_daemon_ignoring_sigterm_is_killed(servers):
+    rec = os.path.join(servers.tmp, "stubborn.pids")
+    s = servers("--attach-daemon", "trap '' TERM; echo $$ >> %s; while :; do sleep 0.1; done"
+                % rec)
+    wait_for(lambda: len(pids_in(rec)) == 1, 15, what="the daemon started")
+    s.signal(signal.SIGTERM)
+    assert s.wait_exit(30) == 0
+    assert not alive(pids_in(rec)[0])
+    assert "still running 5 s after SIGTERM: killing it" in s.log()
+
+
+def test_attach_daemon_dying_at_once_is_restarted_with_a_growing_delay(servers):
+    rec = os.path.join(servers.tmp, "crash.pids")
+    s = servers("--attach-daemon", "echo $$ >> %s; exit 3" % rec)
+    s.wait_log("restarting in 1 s", timeout=20)
+    # 0.5 s, 1 s, 2 s ... between starts: a handful in a few seconds, not hundreds.
+    assert len(pids_in(rec)) < 10
+    assert "exited with status 3" in s.log()
+
+
+def test_smart_attach_daemon_follows_its_pidfile(servers):
+    pidfile = os.path.join(servers.tmp, "smart.pid")
+    # A daemon that forks away (the launcher exits at once) and writes its pid file.
+    s = servers("--smart-attach-daemon", "%s sleep 600 & echo $! > %s" % (pidfile, pidfile))
+    wait_for(lambda: pids_in(pidfile) and alive(pids_in(pidfile)[0]), 15, what="the daemon")
+    first = pids_in(pidfile)[0]
+    os.kill(first, signal.SIGKILL)
+    wait_for(lambda: pids_in(pidfile) and pids_in(pidfile)[0] != first
+             and alive(pids_in(pidfile)[0]), 15, what="the daemon started again")
+    second = pids_in(pidfile)[0]
+    s.signal(signal.SIGTERM)
+    assert s.wait_exit(20) == 0
+    wait_for(lambda: not alive(second), 10, what="the daemon stopped with the master")
+
+
+def test_smart_attach_daemon_alive_is_adopted_not_started_twice(servers):
+    pidfile = os.path.join(servers.tmp, "adopt.pid")
+    runs = os.path.join(servers.tmp, "adopt.runs")
+    keep = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    try:
+        with open(pidfile, "w") as f:
+            f.write("%d\n" % keep.pid)
+        s = servers("--smart-attach-daemon",
+                    "%s echo run >> %s; sleep 600 & echo $! > %s" % (pidfile, runs, pidfile))
+        s.wait_log("already running (pid %d" % keep.pid)
+        assert not os.path.exists(runs)
+        s.signal(signal.SIGTERM)
+        assert s.wait_exit(20) == 0
+        wait_for(lambda: keep.poll() is not None, 10, what="the adopted daemon stopped")
+    finally:
+        if keep.poll() is None:
+            keep.kill()
+        keep.wait()
+
+
+# ---- hooks -------------------------------------------------------------------------------------
+
+PHASES = ["asap", "as-root", "as-user", "master-start", "post-fork", "pre-app", "post-app",
+          "accepting"]
+
+
+def hook_records(path):
+    """[(phase, pid that ran the hook, uid)] in order."""
+    try:
+        with open(path) as f:
+            return [(p, int(pid), int(uid)) for p, pid, uid in (l.split() for l in f)]
+    except FileNotFoundError:
+        return []
+
+
+def hook_args(rec, phases=PHASES, exec_form=False):
+    args = []
+    for p in phases:
+        # $PPID: the process that ran the hook (the shell is its child).
+        cmd = "echo %s $PPID $(id -u) >> %s" % (p, rec)
+        args += (["--exec-" + p, cmd] if exec_form else ["--hook-" + p, "exec:" + cmd])
+    return args
+
+
+@pytest.mark.parametrize("exec_form", [False, True], ids=["hook-exec", "exec"])
+def test_hooks_run_once_in_the_master_or_in_each_worker_in_order(servers, exec_form):
+    rec = os.path.join(servers.tmp, "hooks.txt")
+    s = servers("--master", "--processes", "2",
+                *hook_args(rec, PHASES + ["as-user-atexit"], exec_form))
+    wait_for(lambda: sum(p == "accepting" for p, _, _ in hook_records(rec)) == 2, 15,
+             what="both workers accepting")
+    recs = hook_records(rec)
+    master = s.pid
+    workers = set(s.children())
+    for phase in ("asap", "as-root", "as-user", "master-start"):
+        assert [pid for p, pid, _ in recs if p == phase] == [master], recs
+    for phase in ("post-fork", "pre-app", "post-app", "accepting"):
+        assert sorted(pid for p, pid, _ in recs if p == phase) == sorted(workers), recs
+    order = [p for p, _, _ in recs if p in ("asap", "as-root", "as-user", "master-start")]
+    assert order == ["asap", "as-root", "as-user", "master-start"]
+    for w in workers:
+        assert [p for p, pid, _ in recs if pid == w] == ["post-fork", "pre-app", "post-app",
+                                                          "accepting"]
+    assert "as-user-atexit" not in [p for p, _, _ in recs]
+    s.signal(signal.SIGTERM)
+    assert s.wait_exit(20) == 0
+    assert [pid for p, pid, _ in hook_records(rec) if p == "as-user-atexit"] == [master]
+    assert 'running "exec:echo asap' in s.log()
+
+
+def test_hooks_uwsgi_reference(servers):
+    """The same counts under uWSGI --lazy-apps (gyre's model): master-start once in the
+    master; post-fork, pre-app, post-app and accepting once in each worker."""
+    rec = os.path.join(servers.tmp, "uwsgi-hooks.txt")
+    s = servers("--master", "--processes", "2", "--lazy-apps",
+                *hook_args(rec, ["master-start", "post-fork", "pre-app", "post-app",
+                                 "accepting"]), kind="uwsgi")
+    wait_for(lambda: sum(p == "accepting" for p, _, _ in hook_records(rec)) == 2, 15,
+             what="both workers accepting")
+    recs = hook_records(rec)
+    assert [pid for p, pid, _ in recs if p == "master-start"] == [s.pid]
+    workers = set(s.children())
+    for phase in ("post-fork", "pre-app", "post-app", "accepting"):
+        assert sorted(pid for p, pid, _ in recs if p == phase) == sorted(workers), recs
+
+
+def test_hook_as_user_runs_as_the_uid(servers):
+    # Where nobody can write (pytest's own directories are root's alone).
+    d = tempfile.mkdtemp(prefix="gyre-hooks-", dir="/tmp")
+    try:
+        os.chmod(d, 0o777)
+        rec = os.path.join(d, "hooks.txt")
+        open(rec, "w").close()
+        os.chmod(rec, 0o666)
+        nobody = pwd.getpwnam("nobody")
+        servers("--master", "--uid", "nobody", "--gid", "nogroup",
+                *hook_args(rec, ["as-root", "as-user", "pre-app"]))
+        wait_for(lambda: any(p == "pre-app" for p, _, _ in hook_records(rec)), 15,
+                 what="pre-app")
+        uids = {p: uid for p, _, uid in hook_records(rec)}
+        assert uids == {"as-root": 0, "as-user": nobody.pw_uid, "pre-app": nobody.pw_uid}
+    finally:
+        shutil.rmtree(d)
+
+
+def test_hooks_without_a_master(servers):
+    rec = os.path.join(servers.tmp, "single.txt")
+    s = servers(*hook_args(rec, ["asap", "as-root", "as-user", "pre-app", "post-app",
+                                 "accepting", "as-user-atexit"]))
+    wait_for(lambda: any(p == "accepting" for p, _, _ in hook_records(rec)), 15, what="hooks")
+    assert [p for p, _, _ in hook_records(rec)] == ["asap", "as-root", "as-user", "pre-app",
+                                                    "post-app", "accepting"]
+    assert {pid for _, pid, _ in hook_records(rec)} == {s.pid}
+    s.signal(signal.SIGTERM)
+    assert s.wait_exit(20) == 0
+    assert hook_records(rec)[-1][0] == "as-user-atexit"
+
+
+def test_hook_actions(servers):
+    t = servers.tmp
+    made, gone = os.path.join(t, "made"), os.path.join(t, "gone")
+    open(gone, "w").close()
+    written, appended = os.path.join(t, "written"), os.path.join(t, "appended")
+    fifo = os.path.join(t, "fifo")
+    os.mkfifo(fifo)
+    rfd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        s = servers("--hook-asap", "mkdir:" + made,
+                    "--hook-asap", "mkdir:" + made,  # there already: fine
+                    "--hook-asap", "unlink:" + gone,
+                    "--hook-asap", "unlink:" + gone,  # gone already: fine
+                    "--hook-asap", "write:%s one two" % written,
+                    "--hook-asap", "appendn:%s first" % appended,
+                    "--hook-asap", "appendn:%s second" % appended,
+                    "--hook-asap", "writefifo:%s through the fifo" % fifo,
+                    "--hook-asap", "putenv:HOOKED=by putenv",
+                    "--hook-asap", "callret:unsetenv NOT_SET",
+                    "--hook-pre-app", "print:hello from pre-app",
+                    "--hook-post-fork", "chdir:" + made)
+        assert os.path.isdir(made) and not os.path.exists(gone)
+        assert open(written).read() == "one two"
+        assert open(appended).read() == "first\nsecond\n"
+        assert os.read(rfd, 100) == b"through the fifo"
+        assert get(s, "/env", "name=HOOKED")[1].endswith(b" by putenv")
+        s.wait_log("hello from pre-app")
+    finally:
+        os.close(rfd)
+
+
+def test_hook_action_chdir_in_a_worker(servers):
+    d = os.path.join(servers.tmp, "wd")
+    os.mkdir(d)
+    s = servers("--master", "--hook-post-fork", "chdir:" + d)
+    assert get(s, "/cwd")[1].endswith(b" " + d.encode())
+
+
+@pytest.mark.parametrize("args", [["--hook-pre-app", "exec:exit 3"],
+                                  ["--master", "--processes", "2", "--hook-accepting", "exec:false"],
+                                  ["--master", "--hook-master-start", "mkdir:/nonexistent/dir"],
+                                  ["--hook-asap", "callret:no_such_function_anywhere"],
+                                  ["--hook-asap", "writefifo:/nonexistent-fifo x"]],
+                         ids=["single pre-app", "worker accepting", "master-start", "callret",
+                              "writefifo"])
+def test_a_failing_hook_ends_the_instance(servers, args):
+    s = servers(*args, wait=False)
+    assert s.wait_exit(20) == 1, s.log()
+    assert "FATAL hook failed" in s.log()
+    assert not os.path.exists(s.socket)
+
+
+def test_an_unknown_hook_action_is_refused_before_anything_runs(servers):
+    rec = os.path.join(servers.tmp, "never")
+    s = servers("--hook-asap", "exec:touch " + rec, "--hook-pre-app", "frobnicate:x", wait=False)
+    assert s.wait_exit(10) == 1
+    assert '"frobnicate:x": expected ACTION:ARG' in s.log()
+    assert not os.path.exists(rec)
+
+
+# ---- daemonize, pid files, umask ---------------------------------------------------------------
+
+def read_pid(path):
+    with open(path) as f:
+        return int(f.read().strip())
+
+
+@pytest.mark.parametrize("option", ["--daemonize", "--daemonize2"])
+def test_daemonize_detaches_and_logs_to_the_file(tmp_path, option):
+    t = str(tmp_path)
+    sock, log, pidfile = (os.path.join(t, n) for n in ("d.sock", "d.log", "d.pid"))
+    launcher = subprocess.run([GYRE, "--socket", sock, "--wsgi-file", APP, "--master",
+                               option, log, "--pidfile", pidfile],
+                              stdin=subprocess.DEVNULL, capture_output=True, timeout=20)
+    pid = None
+    try:
+        assert launcher.returncode == 0, launcher.stderr
+        assert launcher.stdout == b"" and launcher.stderr == b""
+        wait_for(lambda: os.path.exists(pidfile) and os.path.exists(sock), 15,
+                 what="the daemon's pid file and socket")
+        pid = read_pid(pidfile)
+        assert alive(pid)
+        assert os.getsid(pid) == pid  # a session of its own: no terminal to lose
+        wait_for(lambda: "master: started worker 1" in open(log).read(), 15, what="its log")
+        raw = uwsgi_request(sock, {"PATH_INFO": "/pid", "REQUEST_URI": "/pid"})
+        assert parse_response(raw)[0] == 200
+        os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: not alive(pid), 20, what="the daemon stopped")
+        assert not os.path.exists(pidfile) and not os.path.exists(sock)
+        assert "master: stopped" in open(log).read()
+    finally:
+        if pid and alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+
+
+def test_daemonize_with_an_unwritable_log_says_so_on_the_terminal(tmp_path):
+    r = subprocess.run([GYRE, "--socket", str(tmp_path / "s"), "--wsgi-file", APP,
+                        "--daemonize", "/nonexistent/dir/log"], stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=20)
+    assert r.returncode == 1
+    assert b"--daemonize /nonexistent/dir/log: No such file or directory" in r.stderr
+
+
+def test_safe_pidfile_and_pidfile2(servers):
+    t = servers.tmp
+    safe, second = os.path.join(t, "safe.pid"), os.path.join(t, "second.pid")
+    s = servers("--master", "--safe-pidfile", safe, "--pidfile2", second)
+    assert read_pid(safe) == s.pid and read_pid(second) == s.pid
+    assert not [n for n in os.listdir(t) if n.endswith(".tmp")]  # renamed into place
+    s.signal(signal.SIGTERM)
+    assert s.wait_exit(20) == 0
+    assert not os.path.exists(safe) and not os.path.exists(second)
+
+
+def test_umask_applies_to_the_files_gyre_creates(servers):
+    t = servers.tmp
+    default_pid, masked_pid = os.path.join(t, "default.pid"), os.path.join(t, "masked.pid")
+    servers("--pidfile", default_pid)
+    servers("--pidfile", masked_pid, "--umask", "077")
+    old = os.umask(0o022)
+    os.umask(old)
+    assert os.stat(default_pid).st_mode & 0o777 == 0o666 & ~old
+    assert os.stat(masked_pid).st_mode & 0o777 == 0o600
+
+
+def test_umask_must_be_octal(tmp_path):
+    r = subprocess.run([GYRE, "--socket", str(tmp_path / "s"), "--wsgi-file", APP, "--umask",
+                        "9"], capture_output=True, timeout=20)
+    assert r.returncode == 2 and b"expected an octal mask" in r.stderr
+
+
+# ---- process titles ----------------------------------------------------------------------------
+
+def titles(s):
+    """{pid: (cmdline title, comm)} of the master and its workers."""
+    out = {}
+    for pid in [s.pid] + s.children():
+        with open("/proc/%d/comm" % pid) as f:
+            out[pid] = (cmdline(pid).split(b"\0")[0].decode(), f.read().strip())
+    return out
+
+
+def check_procname(servers, kind, args, master_title, worker_title):
+    s = servers("--master", "--processes", "2", *args, kind=kind)
+    wait_for(lambda: len(s.children()) == 2, 10, what="two workers")
+    name = "uWSGI" if kind == "uwsgi" else "gyre"
+
+    def named():
+        t = titles(s)
+        return (t[s.pid][0] == master_title.format(name) and
+                sorted(v[0] for p, v in t.items() if p != s.pid) ==
+                [worker_title.format(name, i) for i in (1, 2)])
+    wait_for(named, 10, what="the titles %s" % titles(s))
+    return s
+
+
+@pytest.mark.parametrize("kind", ["gyre", "uwsgi"])
+@pytest.mark.parametrize("args,master,worker", [
+    (["--auto-procname"], "{} master", "{} worker {}"),
+    (["--auto-procname", "--procname-prefix-spaced", "myapp"], "myapp {} master",
+     "myapp {} worker {}"),
+    (["--procname-prefix", "x-"], "x-{} master", "x-{} worker {}"),
+    (["--auto-procname", "--procname-master", "boss", "--procname-prefix", "P:"], "P:boss",
+     "P:{} worker {}"),
+], ids=["auto", "prefix-spaced", "prefix", "procname-master"])
+def test_procname_like_uwsgi(servers, kind, args, master, worker):
+    check_procname(servers, kind, args, master, worker)
+
+
+def test_procname_sets_every_title_and_the_thread_name(servers):
+    s = servers("--master", "--processes", "2", "--procname", "shop", "--procname-master",
+                "shop-master")
+    wait_for(lambda: len(s.children()) == 2, 10, what="two workers")
+    t = titles(s)
+    assert t[s.pid] == ("shop-master", "shop-master")
+    assert sorted(v for p, v in t.items() if p != s.pid) == [("shop", "shop")] * 2
+
+
+def test_no_procname_option_leaves_the_command_line(servers):
+    s = servers("--master")
+    assert cmdline(s.pid).split(b"\0")[:2] == [GYRE.encode(), b"--socket"]
+
+
+# ---- no-orphans, and what is gyre's behaviour already ------------------------------------------
+
+def test_no_orphans_workers_end_with_the_master(servers):
+    s = servers("--master", "--processes", "2", "--no-orphans")
+    workers = s.children()
+    assert len(workers) == 2
+    os.kill(s.pid, signal.SIGKILL)
+    wait_for(lambda: not any(alive(w) for w in workers), 15, what="the workers gone")
+
+
+def test_without_no_orphans_workers_outlive_a_killed_master(servers):
+    s = servers("--master")
+    workers = s.children()
+    os.kill(s.pid, signal.SIGKILL)
+    s.proc.wait(10)
+    assert all(alive(w) for w in workers)  # uWSGI's default too; the fixture kills the group
+
+
+@pytest.mark.parametrize("kind", ["gyre", "uwsgi"])
+def test_vacuum_die_on_term_thunder_lock_lazy(servers, kind):
+    """Accepted, and what they ask is what gyre does anyway: the stop removes the socket
+    (vacuum), SIGTERM stops (die-on-term). uWSGI is stopped with SIGINT, its own stop."""
+    s = servers("--master", "--processes", "2", "--vacuum", "--die-on-term", "--thunder-lock",
+                "--lazy-apps", "--lazy", kind=kind)
+    # Both workers have their app (uWSGI, stopped while one loads it, can hang on its lock).
+    for text in (["(default app)"] if kind == "uwsgi" else ["(worker 1)", "(worker 2)"]):
+        s.wait_log(text, count=2 if kind == "uwsgi" else 1)
+    s.signal(signal.SIGTERM if kind == "gyre" else signal.SIGINT)
+    assert s.wait_exit(30) == 0
+    assert not os.path.exists(s.socket)
