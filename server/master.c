@@ -88,7 +88,8 @@ static struct {
         unsigned cycles_limit; /* --cheaper-overload, in cycles */
     } cheap;
     int inotify_fd;
-    int fs_wd[GY_MAX_LIST]; /* -1: to be (re)added, once the path exists */
+    int fs_wd[GY_MAX_LIST];     /* -1: to be (re)added, once the path exists */
+    bool fs_missing[GY_MAX_LIST]; /* a watch could not be added: the path is not there */
 } M;
 
 static void stop_all(int sig);
@@ -416,14 +417,20 @@ static void check_clocks(void)
 }
 
 /* --fs-reload: a watch per path; one that goes (the path deleted or renamed) is added again
- * once the path is back, and its return is a change too. */
-static void fs_watch_add(int i, bool changed_if_added)
+ * once the path is back. The return of a path that was missing is a change too; one replaced
+ * at once (an editor's rename over it) was the change that already reloaded. */
+static void fs_watch_add(int i)
 {
     const uint32_t events = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE |
                             IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF;
     M.fs_wd[i] = inotify_add_watch(M.inotify_fd, M.cfg->fs_reload[i], events);
-    if (M.fs_wd[i] >= 0 && changed_if_added && !M.stopping)
+    if (M.fs_wd[i] < 0) {
+        M.fs_missing[i] = true;
+        return;
+    }
+    if (M.fs_missing[i] && !M.stopping)
         reload(0, M.cfg->fs_reload[i]);
+    M.fs_missing[i] = false;
 }
 
 static int fs_reload_open(void)
@@ -437,8 +444,8 @@ static int fs_reload_open(void)
         return -1;
     }
     for (int i = 0; i < M.cfg->nfs_reload; i++) {
-        fs_watch_add(i, false);
-        if (M.fs_wd[i] < 0)
+        fs_watch_add(i);
+        if (M.fs_wd[i] < 0) /* a reload once it is there */
             log_errno("master: --fs-reload %s: watching once it exists", M.cfg->fs_reload[i]);
     }
     return 0;
@@ -471,7 +478,7 @@ static void fs_reload_retry(void)
 {
     for (int i = 0; i < M.cfg->nfs_reload; i++)
         if (M.fs_wd[i] < 0)
-            fs_watch_add(i, true);
+            fs_watch_add(i);
 }
 
 /* --cheaper's start: the bounds uWSGI also enforces, and the first count of workers. */

@@ -283,6 +283,23 @@ def test_fs_reload_watches_a_file_deleted_and_created_again(servers):
     s.wait_log("graceful reload (%s)" % f, count=n + 1)
 
 
+def test_fs_reload_an_editors_save_is_one_reload(servers):
+    """An editor writes a new file and renames it over the old one: the watch is lost and
+    added again at once, without a second reload for the same save."""
+    f = os.path.join(servers.tmp, "views.py")
+    open(f, "w").close()
+    s = servers("--master", "--fs-reload", f)
+    before = set(s.children())
+    text = "graceful reload (%s)" % f
+    for n, content in ((1, "a = 1\n"), (2, "a = 2\n")):
+        with open(f + ".swp", "w") as fh:
+            fh.write(content)
+        os.replace(f + ".swp", f)
+        s.wait_log(text, count=n)
+        before = workers_after_reload(s, before)
+        assert s.log().count(text) == n, s.log()
+
+
 @pytest.mark.parametrize("option", ["--touch-chain-reload", "--touch-workers-reload"])
 def test_touch_chain_and_workers_reload(servers, option):
     f = os.path.join(servers.tmp, "reload.txt")
