@@ -104,7 +104,9 @@ struct gy_config {
     const char *pidfile2;  /* a second pid file (gyre's master keeps its privileges) */
     bool auto_procname;
     const char *procname_prefix, *procname_append, *procname, *procname_master;
-    bool no_orphans; /* workers end (SIGTERM) when the master dies */
+    bool no_orphans;             /* workers end (SIGTERM) when the master dies */
+    const char *master_fifo[10]; /* FIFOs the master reads one-letter commands from */
+    int nmaster_fifo;
 
     /* -- logging (issue 10, group 5) -- */
 };

@@ -88,7 +88,9 @@ static struct {
         unsigned cycles_limit; /* --cheaper-overload, in cycles */
     } cheap;
     int inotify_fd;
-    int fs_wd[GY_MAX_LIST];     /* -1: to be (re)added, once the path exists */
+    int fifo_fd;   /* --master-fifo: the one being read (uWSGI's 0-9 switch between them) */
+    int fifo_slot; /* ... its index */
+    int fs_wd[GY_MAX_LIST];       /* -1: to be (re)added, once the path exists */
     bool fs_missing[GY_MAX_LIST]; /* a watch could not be added: the path is not there */
 } M;
 
@@ -603,6 +605,129 @@ static void stop_all(int sig)
     }
 }
 
+/* --master-fifo: (re)create the FIFO and read it. O_RDWR: the master is a writer too, so
+ * that the last client closing its end is no EOF to reopen after (uWSGI reopens). */
+static int fifo_open(int slot)
+{
+    const char *path = M.cfg->master_fifo[slot];
+    unlink(path);
+    if (mkfifo(path, 0600) < 0) {
+        log_errno("master: --master-fifo %s", path);
+        return -1;
+    }
+    int fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        log_errno("master: --master-fifo %s", path);
+        unlink(path);
+        return -1;
+    }
+    if (M.fifo_fd >= 0)
+        close(M.fifo_fd);
+    M.fifo_fd = fd;
+    M.fifo_slot = slot;
+    return 0;
+}
+
+static void fifo_close_all(void)
+{
+    if (M.fifo_fd >= 0)
+        close(M.fifo_fd);
+    M.fifo_fd = -1;
+    for (int i = 0; i < M.cfg->nmaster_fifo; i++)
+        unlink(M.cfg->master_fifo[i]);
+}
+
+static void log_workers(void)
+{
+    static const char *const states[] = { "free", "starting", "running", "stopping" };
+    for (int i = 0; i < M.nrecs; i++) {
+        const struct worker_rec *w = &M.recs[i];
+        if (w->state == REC_FREE)
+            continue;
+        const struct sb_worker *slot = scoreboard_slot(&S.board, i);
+        log_msg("master: worker %d (pid %d) %s, %d busy core(s), %llu request(s)", w->id,
+                (int)w->pid, states[w->state], slot->busy, (unsigned long long)slot->requests);
+    }
+}
+
+/* 'P': the pid files again (uWSGI's "update pidfiles"), e.g. after one was removed. */
+static void rewrite_pidfiles(void)
+{
+    const char *paths[] = { M.cfg->pidfile, M.cfg->pidfile2 };
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        FILE *f = paths[i] ? fopen(paths[i], "w") : NULL;
+        if (f) {
+            fprintf(f, "%d\n", (int)getpid());
+            fclose(f);
+        } else if (paths[i]) {
+            log_errno("master: %s", paths[i]);
+        }
+    }
+}
+
+/* uWSGI's master FIFO commands; those gyre has no counterpart for are logged, not ignored. */
+static void fifo_command(char c)
+{
+    if (c >= '0' && c <= '9') {
+        int slot = c - '0';
+        if (slot >= M.cfg->nmaster_fifo || slot == M.fifo_slot)
+            log_msg("master: --master-fifo %c: no such FIFO, or the one being read", c);
+        else if (fifo_open(slot) == 0)
+            log_msg("master: --master-fifo: now reading %s", M.cfg->master_fifo[slot]);
+        return;
+    }
+    if (M.stopping || c == '\n' || c == '\r' || c == ' ')
+        return;
+    switch (c) {
+    case 'r':
+    case 'R': /* uWSGI's brutal reload, and its worker and chain reloads: gyre's is graceful */
+    case 'w':
+    case 'W':
+    case 'c':
+        reload(0, "--master-fifo");
+        break;
+    case 'q':
+        log_msg("master: --master-fifo q: graceful stop of %d worker(s)", live_workers());
+        stop_all(SIGTERM);
+        break;
+    case 'Q':
+        log_msg("master: --master-fifo Q: stopping now");
+        stop_all(SIGQUIT);
+        break;
+    case '+':
+        if (M.cfg->cheaper && M.wanted < M.cfg->processes) {
+            M.wanted++; /* respawn_due starts it */
+            log_msg("master: --master-fifo +: %d worker(s)", M.wanted);
+        }
+        break;
+    case '-':
+        if (M.cfg->cheaper && M.wanted > M.cfg->cheaper) {
+            int active, busy = count_busy(&active);
+            cheap_one(active, busy < 0 ? 0 : busy);
+        }
+        break;
+    case 's':
+        log_workers();
+        break;
+    case 'P':
+        rewrite_pidfiles();
+        break;
+    default:
+        log_msg("master: --master-fifo: command '%c' is not one gyre has", c);
+    }
+}
+
+static void fifo_read(void)
+{
+    char cmds[64];
+    ssize_t n;
+    /* A command that switches FIFOs closes this one: the rest of the batch is dropped. */
+    int fd = M.fifo_fd;
+    while (fd == M.fifo_fd && (n = read(fd, cmds, sizeof(cmds))) > 0)
+        for (ssize_t i = 0; i < n && fd == M.fifo_fd; i++)
+            fifo_command(cmds[i]);
+}
+
 static void on_signals(void)
 {
     unsigned char sigs[16];
@@ -673,6 +798,7 @@ int master_run(struct gy_config *cfg)
 {
     M.cfg = cfg;
     M.pid = getpid();
+    M.fifo_fd = -1;
     proctitle_for(cfg, 0);
     cheaper_init(cfg);
     M.nrecs = 3 * cfg->processes + 2;
@@ -704,8 +830,9 @@ int master_run(struct gy_config *cfg)
             M.wanted, cfg->cores);
     log_root_warning(cfg);
     if (hooks_run(cfg, HOOK_AS_ROOT) < 0 || run_as_user_hooks(cfg, HOOK_AS_USER) < 0 ||
-        fs_reload_open() < 0 || daemons_start(cfg) < 0) {
+        fs_reload_open() < 0 || (cfg->nmaster_fifo && fifo_open(0) < 0) || daemons_start(cfg) < 0) {
         daemons_stop();
+        fifo_close_all();
         listen_close_all();
         stats_close(true);
         return 1;
@@ -727,10 +854,11 @@ int master_run(struct gy_config *cfg)
     }
 
     for (;;) {
-        struct pollfd pfd[3] = { { .fd = M.sigpipe[0], .events = POLLIN },
+        struct pollfd pfd[4] = { { .fd = M.sigpipe[0], .events = POLLIN },
                                  { .fd = M.msgpipe[0], .events = POLLIN },
-                                 { .fd = M.inotify_fd, .events = POLLIN } };
-        poll(pfd, 3, 100);
+                                 { .fd = M.inotify_fd, .events = POLLIN },
+                                 { .fd = M.fifo_fd, .events = POLLIN } };
+        poll(pfd, 4, 100);
         if (pfd[0].revents & POLLIN)
             on_signals();
         if (pfd[1].revents & POLLIN) {
@@ -740,6 +868,8 @@ int master_run(struct gy_config *cfg)
         }
         if (pfd[2].revents & POLLIN)
             fs_reload_events();
+        if (pfd[3].revents & POLLIN)
+            fifo_read();
         reap();
         if (M.stopping && live_workers() == 0)
             break;
@@ -753,6 +883,7 @@ int master_run(struct gy_config *cfg)
         }
     }
     daemons_stop();
+    fifo_close_all();
     listen_close_all();
     stats_close(true);
     if (run_as_user_hooks(cfg, HOOK_AS_USER_ATEXIT) < 0)

@@ -428,6 +428,14 @@ static const char *set_umask(struct gy_config *c, const char *v)
     umask((mode_t)mode);
     return NULL;
 }
+static const char *set_master_fifo(struct gy_config *c, const char *v)
+{
+    if (c->nmaster_fifo == 10)
+        return "given too many times (uWSGI's commands 0-9 select one of ten)";
+    c->master = true;
+    c->master_fifo[c->nmaster_fifo++] = v;
+    return NULL;
+}
 static const char *set_worker_reload_mercy(struct gy_config *c, const char *v)
 {
     const char *err = set_stop_grace(c, v);
@@ -663,6 +671,11 @@ static const struct option_def OPTIONS[] = {
     { "procname", ARG_REQUIRED, set_procname, "NAME", "every process's title is NAME" },
     { "procname-master", ARG_REQUIRED, set_procname_master, "NAME", "the master's title is NAME" },
     { "umask", ARG_REQUIRED, set_umask, "MASK", "the file mode creation mask, as read (octal)" },
+    { "master-fifo", ARG_REQUIRED, set_master_fifo, "PATH",
+      "the master reads commands from the FIFO PATH: r/w/c reload, q stop, Q stop now, +/- a "
+      "worker more/less (--cheaper), s stats, P pid files, 0-9 the FIFO to read (repeatable)" },
+    { "fs-brutal-reload", ARG_REQUIRED, set_fs_reload, "PATH",
+      "same as --fs-reload (gyre's reloads are graceful)" },
     { "no-orphans", ARG_NONE, set_no_orphans, NULL,
       "a worker stops (SIGTERM: graceful) when the master dies" },
 

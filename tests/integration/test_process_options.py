@@ -13,6 +13,7 @@ same check against Debian's uWSGI where gyre claims its behaviour.
                          actions; a failing hook ends the instance; an unknown action is refused
     daemonize            detached (own session), pidfile holds the daemon's pid, SIGTERM stops it
     pidfiles, umask, procname, no-orphans, vacuum/die-on-term/thunder-lock/lazy
+    master-fifo          uWSGI's one-letter commands: reload, stop, a worker more or less ...
 
 Every process is started in a session of its own and killed as a group at the end of its test
 (daemonized ones by their pid file). Every wait is a bounded wait for a condition.
@@ -22,6 +23,7 @@ import pwd
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import threading
@@ -714,3 +716,49 @@ def test_vacuum_die_on_term_thunder_lock_lazy(servers, kind):
     s.signal(signal.SIGTERM if kind == "gyre" else signal.SIGINT)
     assert s.wait_exit(30) == 0
     assert not os.path.exists(s.socket)
+
+
+# ---- master FIFO -------------------------------------------------------------------------------
+
+def fifo_send(path, cmds):
+    fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    try:
+        os.write(fd, cmds)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("kind", ["gyre", "uwsgi"])
+def test_master_fifo_reload_and_stop(servers, kind):
+    fifo = os.path.join(servers.tmp, "%s.fifo" % kind)
+    s = servers("--master", "--processes", "2", "--master-fifo", fifo, kind=kind)
+    wait_for(lambda: len(s.children()) == 2, 10, what="two workers")
+    before = set(s.children())
+    fifo_send(fifo, b"r")
+    workers_after_reload(s, before)
+    wait_for(lambda: len(s.children()) == 2, 20, what="two workers after the reload")
+    fifo_send(fifo, b"q")
+    assert s.wait_exit(30) == 0
+
+
+def test_master_fifo_commands(servers):
+    fifos = [os.path.join(servers.tmp, "f%d" % i) for i in range(2)]
+    pidfile = os.path.join(servers.tmp, "p.pid")
+    s = servers("--processes", "3", "--cheaper", "1", "--cheaper-overload", "30",
+                "--master-fifo", fifos[0], "--master-fifo", fifos[1], "--pidfile", pidfile)
+    assert len(s.children()) == 1 and stat.S_ISFIFO(os.stat(fifos[0]).st_mode)
+    fifo_send(fifos[0], b"+")
+    wait_for(lambda: len(s.children()) == 2, 15, what="a worker more")
+    fifo_send(fifos[0], b"-")
+    wait_for(lambda: len(s.children()) == 1, 15, what="a worker less")
+    fifo_send(fifos[0], b"1")  # from now on the second FIFO
+    s.wait_log("now reading " + fifos[1])
+    os.unlink(pidfile)
+    fifo_send(fifos[1], b"Ps%")
+    wait_for(lambda: os.path.exists(pidfile), 10, what="the pid file again")
+    assert read_pid(pidfile) == s.pid
+    s.wait_log("command '%' is not one gyre has")
+    assert re.search(r"master: worker 1 \(pid \d+\) running, 0 busy core\(s\)", s.log())
+    fifo_send(fifos[1], b"Q")
+    assert s.wait_exit(20) == 0
+    assert not any(os.path.exists(f) for f in fifos)
