@@ -92,7 +92,7 @@ struct gy_config {
     const char *fs_reload[GY_MAX_LIST]; /* inotify: a graceful reload when one changes */
     int nfs_reload;
     /* hooks (hooks.h): "action:arg" strings per phase; exec-* given as "exec:CMD" */
-#define GY_HOOK_PHASES 9
+#define GY_HOOK_PHASES 15
     const char *hooks[GY_HOOK_PHASES][GY_MAX_LIST];
     int nhooks[GY_HOOK_PHASES];
     /* daemons the master starts, restarts and stops (daemons.h) */

@@ -31,6 +31,9 @@
 
 static const char *const phase_names[HOOK_NPHASES] = {
     [HOOK_ASAP] = "asap",
+    [HOOK_PRE_JAIL] = "pre-jail",
+    [HOOK_IN_JAIL] = "in-jail",
+    [HOOK_POST_JAIL] = "post-jail",
     [HOOK_AS_ROOT] = "as root",
     [HOOK_AS_USER] = "as user",
     [HOOK_MASTER_START] = "master-start",
@@ -38,6 +41,9 @@ static const char *const phase_names[HOOK_NPHASES] = {
     [HOOK_PRE_APP] = "pre app",
     [HOOK_POST_APP] = "post app",
     [HOOK_ACCEPTING] = "accepting",
+    [HOOK_ACCEPTING_ONCE] = "accepting-once",
+    [HOOK_ACCEPTING1] = "accepting1",
+    [HOOK_ACCEPTING1_ONCE] = "accepting1-once",
     [HOOK_AS_USER_ATEXIT] = "as user atexit",
 };
 

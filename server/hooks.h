@@ -3,13 +3,17 @@
  * process's life. Plain C, no Python.
  *
  *   asap            main: right after the options are read (before --daemonize)
+ *   pre-jail, in-jail  the master (or the only process), then as-root: uWSGI runs them even
+ *                   without a jail; post-jail it runs only after one, and gyre has none
  *   as-root         the master (or the only process) before any worker drops privileges
  *   as-user         once, as --uid/--gid: a child of the master that drops them first
  *   master-start    the master, once its first workers are forked
  *   post-fork       each worker, right after its fork
  *   pre-app         each worker, before it loads the app (gyre always loads it in the worker)
  *   post-app        each worker, after the app loaded
- *   accepting       each worker, right before it starts accepting
+ *   accepting       each worker, right before it starts accepting; then accepting-once
+ *                   (the first process of each worker id since the start or the last reload),
+ *                   accepting1 (worker 1), accepting1-once (both)
  *   as-user-atexit  the master (or the only process) on its way out
  *
  * A hook that fails ends the instance, as in uWSGI ("FATAL hook failed"); hooks_check says
@@ -22,6 +26,9 @@
 
 enum hook_phase {
     HOOK_ASAP,
+    HOOK_PRE_JAIL,
+    HOOK_IN_JAIL,
+    HOOK_POST_JAIL,
     HOOK_AS_ROOT,
     HOOK_AS_USER,
     HOOK_MASTER_START,
@@ -29,6 +36,9 @@ enum hook_phase {
     HOOK_PRE_APP,
     HOOK_POST_APP,
     HOOK_ACCEPTING,
+    HOOK_ACCEPTING_ONCE,
+    HOOK_ACCEPTING1,
+    HOOK_ACCEPTING1_ONCE,
     HOOK_AS_USER_ATEXIT,
     HOOK_NPHASES,
 };

@@ -77,6 +77,7 @@ static struct {
     double next_spawn[1 + 1024]; /* per worker id: not before (respawn backoff) */
     double backoff[1 + 1024];
     uint64_t respawns[1 + 1024]; /* per worker id, for stats */
+    bool spawned[1 + 1024];      /* since the start or the last reload: --hook-accepting-once */
     time_t touch_mtime[GY_MAX_LIST];
     pid_t pid;
     int exit_status; /* 1 once a worker's hook failed */
@@ -159,13 +160,16 @@ static bool spawn(int id)
         if (M.cfg->no_orphans && (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != M.pid))
             _exit(1);
         proctitle_for(M.cfg, id);
-        struct gy_worker_link link = { .id = id, .rec = r, .notify_fd = M.msgpipe[1] };
+        struct gy_worker_link link = {
+            .id = id, .rec = r, .notify_fd = M.msgpipe[1], .first = !M.spawned[id]
+        };
         S.slot = slot;
         _exit(worker_run(M.cfg, &link));
     }
     *w = (struct worker_rec){
         .state = REC_STARTING, .id = id, .pid = pid, .gen = M.gen, .started = now()
     };
+    M.spawned[id] = true;
     slot->pid = pid;
     log_msg("master: started worker %d (pid %d)", id, (int)pid);
     return true;
@@ -213,6 +217,8 @@ static void reload(int only_id, const char *why)
 {
     M.gen++;
     log_msg("master: graceful reload (%s)", why);
+    if (only_id == 0) /* uWSGI's reload re-runs the "once" hooks: its master starts again */
+        memset(M.spawned, 0, sizeof(M.spawned));
     sd_notify(0, "RELOADING=1\nSTATUS=reloading");
     M.notify_ready = true;
     for (int i = 0; i < M.nrecs; i++) {
@@ -829,7 +835,8 @@ int master_run(struct gy_config *cfg)
     log_msg("gyre %s master %d: %d worker(s), %d core(s) each", GYRE_VERSION, (int)getpid(),
             M.wanted, cfg->cores);
     log_root_warning(cfg);
-    if (hooks_run(cfg, HOOK_AS_ROOT) < 0 || run_as_user_hooks(cfg, HOOK_AS_USER) < 0 ||
+    if (hooks_run(cfg, HOOK_PRE_JAIL) < 0 || hooks_run(cfg, HOOK_IN_JAIL) < 0 ||
+        hooks_run(cfg, HOOK_AS_ROOT) < 0 || run_as_user_hooks(cfg, HOOK_AS_USER) < 0 ||
         fs_reload_open() < 0 || (cfg->nmaster_fifo && fifo_open(0) < 0) || daemons_start(cfg) < 0) {
         daemons_stop();
         fifo_close_all();

@@ -449,31 +449,40 @@ static const char *set_reload_mercy_opt(struct gy_config *c, const char *v)
     return err;
 }
 
-/* --hook-PHASE ACTION:ARG and --exec-PHASE CMD (hooks.h: hooks_check names a bad action). */
+/* --hook-PHASE ACTION:ARG, --exec-PHASE CMD (exec:CMD) and --call-PHASE SYMBOL (call:SYMBOL);
+ * hooks.h's hooks_check names a bad action. */
 static const char *add_hook(struct gy_config *c, int phase, const char *v)
 {
     if (!strchr(v, ':'))
         return "expected ACTION:ARG, e.g. exec:COMMAND";
     return add_list(c->hooks[phase], &c->nhooks[phase], v);
 }
-static const char *add_exec(struct gy_config *c, int phase, const char *v)
+static const char *add_action(struct gy_config *c, int phase, const char *action, const char *v)
 {
-    char *hook = malloc(strlen(v) + sizeof("exec:")); /* lives as long as the configuration */
+    char *hook = malloc(strlen(action) + strlen(v) + 2); /* lives as long as the configuration */
     if (!hook)
         return "out of memory";
-    sprintf(hook, "exec:%s", v);
+    sprintf(hook, "%s:%s", action, v);
     return add_list(c->hooks[phase], &c->nhooks[phase], hook);
 }
+/* uWSGI has not every form for every phase: the forms a phase lacks stay unused. */
 #define HOOK_SETTERS(fn, phase)                                                                    \
     static const char *set_hook_##fn(struct gy_config *c, const char *v)                           \
     {                                                                                              \
         return add_hook(c, phase, v);                                                              \
     }                                                                                              \
-    static const char *set_exec_##fn(struct gy_config *c, const char *v)                           \
+    __attribute__((unused)) static const char *set_exec_##fn(struct gy_config *c, const char *v)   \
     {                                                                                              \
-        return add_exec(c, phase, v);                                                              \
+        return add_action(c, phase, "exec", v);                                                    \
+    }                                                                                              \
+    __attribute__((unused)) static const char *set_call_##fn(struct gy_config *c, const char *v)   \
+    {                                                                                              \
+        return add_action(c, phase, "call", v);                                                    \
     }
 HOOK_SETTERS(asap, HOOK_ASAP)
+HOOK_SETTERS(pre_jail, HOOK_PRE_JAIL)
+HOOK_SETTERS(in_jail, HOOK_IN_JAIL)
+HOOK_SETTERS(post_jail, HOOK_POST_JAIL)
 HOOK_SETTERS(as_root, HOOK_AS_ROOT)
 HOOK_SETTERS(as_user, HOOK_AS_USER)
 HOOK_SETTERS(master_start, HOOK_MASTER_START)
@@ -481,6 +490,9 @@ HOOK_SETTERS(post_fork, HOOK_POST_FORK)
 HOOK_SETTERS(pre_app, HOOK_PRE_APP)
 HOOK_SETTERS(post_app, HOOK_POST_APP)
 HOOK_SETTERS(accepting, HOOK_ACCEPTING)
+HOOK_SETTERS(accepting_once, HOOK_ACCEPTING_ONCE)
+HOOK_SETTERS(accepting1, HOOK_ACCEPTING1)
+HOOK_SETTERS(accepting1_once, HOOK_ACCEPTING1_ONCE)
 HOOK_SETTERS(as_user_atexit, HOOK_AS_USER_ATEXIT)
 
 /* -- setters: logging (issue 10, group 5) -- */
@@ -634,6 +646,40 @@ static const struct option_def OPTIONS[] = {
       "run a hook in each worker before it starts accepting" },
     { "hook-as-user-atexit", ARG_REQUIRED, set_hook_as_user_atexit, "ACTION:ARG",
       "run a hook when gyre exits" },
+    { "hook-pre-jail", ARG_REQUIRED, set_hook_pre_jail, "ACTION:ARG",
+      "run a hook in the master before --hook-as-root (uWSGI's order; gyre has no jail)" },
+    { "hook-in-jail", ARG_REQUIRED, set_hook_in_jail, "ACTION:ARG",
+      "run a hook after --hook-pre-jail (uWSGI's order; gyre has no jail)" },
+    { "hook-post-jail", ARG_REQUIRED, set_hook_post_jail, "ACTION:ARG",
+      "accepted: runs after a jail, and gyre has none (nor does uWSGI without one)" },
+    { "hook-accepting-once", ARG_REQUIRED, set_hook_accepting_once, "ACTION:ARG",
+      "run a hook in each worker before it accepts, in its first process only (again after a "
+      "reload)" },
+    { "hook-accepting1", ARG_REQUIRED, set_hook_accepting1, "ACTION:ARG",
+      "run a hook in worker 1 before it accepts" },
+    { "hook-accepting1-once", ARG_REQUIRED, set_hook_accepting1_once, "ACTION:ARG",
+      "run a hook in worker 1's first process before it accepts (again after a reload)" },
+    { "exec-pre-jail", ARG_REQUIRED, set_exec_pre_jail, "CMD", "same as --hook-pre-jail exec:CMD" },
+    { "exec-in-jail", ARG_REQUIRED, set_exec_in_jail, "CMD", "same as --hook-in-jail exec:CMD" },
+    { "exec-post-jail", ARG_REQUIRED, set_exec_post_jail, "CMD",
+      "same as --hook-post-jail exec:CMD" },
+    { "call-asap", ARG_REQUIRED, set_call_asap, "SYMBOL", "same as --hook-asap call:SYMBOL" },
+    { "call-pre-jail", ARG_REQUIRED, set_call_pre_jail, "SYMBOL",
+      "same as --hook-pre-jail call:SYMBOL" },
+    { "call-in-jail", ARG_REQUIRED, set_call_in_jail, "SYMBOL",
+      "same as --hook-in-jail call:SYMBOL" },
+    { "call-post-jail", ARG_REQUIRED, set_call_post_jail, "SYMBOL",
+      "same as --hook-post-jail call:SYMBOL" },
+    { "call-as-root", ARG_REQUIRED, set_call_as_root, "SYMBOL",
+      "same as --hook-as-root call:SYMBOL" },
+    { "call-as-user", ARG_REQUIRED, set_call_as_user, "SYMBOL",
+      "same as --hook-as-user call:SYMBOL" },
+    { "call-as-user-atexit", ARG_REQUIRED, set_call_as_user_atexit, "SYMBOL",
+      "same as --hook-as-user-atexit call:SYMBOL" },
+    { "call-pre-app", ARG_REQUIRED, set_call_pre_app, "SYMBOL",
+      "same as --hook-pre-app call:SYMBOL" },
+    { "call-post-app", ARG_REQUIRED, set_call_post_app, "SYMBOL",
+      "same as --hook-post-app call:SYMBOL" },
     { "exec-asap", ARG_REQUIRED, set_exec_asap, "CMD", "same as --hook-asap exec:CMD" },
     { "exec-as-root", ARG_REQUIRED, set_exec_as_root, "CMD", "same as --hook-as-root exec:CMD" },
     { "exec-as-user", ARG_REQUIRED, set_exec_as_user, "CMD", "same as --hook-as-user exec:CMD" },

@@ -30,6 +30,7 @@ struct gy_worker_link {
     int id; /* 1..--processes, as uWSGI numbers workers */
     int rec;
     int notify_fd; /* the pipe to the master */
+    bool first;    /* the first process of this id since the start or the last reload */
 };
 
 /* uWSGI's two mercies: --worker-reload-mercy is the time each worker gets to finish on a stop

@@ -449,6 +449,18 @@ static int run_hooks(enum hook_phase phase)
     return -1;
 }
 
+/* uWSGI's order: accepting, accepting-once, accepting1, accepting1-once. The only process is
+ * worker 1, and its first. */
+static int accepting_hooks(const struct gy_worker_link *link)
+{
+    bool first = !link || link->first, one = !link || link->id == 1;
+    if (run_hooks(HOOK_ACCEPTING) < 0 || (first && run_hooks(HOOK_ACCEPTING_ONCE) < 0) ||
+        (one && run_hooks(HOOK_ACCEPTING1) < 0) ||
+        (one && first && run_hooks(HOOK_ACCEPTING1_ONCE) < 0))
+        return -1;
+    return 0;
+}
+
 /* Everything before the loop runs: 0, or -1 with a log line (what it opened is closed by
  * worker_run's one way out). */
 static int worker_start(struct gy_config *cfg, const struct gy_worker_link *link)
@@ -475,7 +487,8 @@ static int worker_start(struct gy_config *cfg, const struct gy_worker_link *link
         if (listen_open_all() < 0 || stats_open() < 0)
             return -1;
     }
-    if (!link && run_hooks(HOOK_AS_ROOT) < 0)
+    if (!link && (run_hooks(HOOK_PRE_JAIL) < 0 || run_hooks(HOOK_IN_JAIL) < 0 ||
+                  run_hooks(HOOK_AS_ROOT) < 0))
         return -1;
     if (drop_privileges(cfg) < 0)
         return -1;
@@ -519,7 +532,7 @@ static int worker_start(struct gy_config *cfg, const struct gy_worker_link *link
     if (!link && stats_start() < 0)
         return -1;
     listen_limits_init(); /* after engine_init raised the soft fd limit to the hard one */
-    if (run_hooks(HOOK_ACCEPTING) < 0)
+    if (accepting_hooks(link) < 0)
         return -1;
     listen_update();
     if (link) {

@@ -471,6 +471,49 @@ def test_hooks_uwsgi_reference(servers):
         assert sorted(pid for p, pid, _ in recs if p == phase) == sorted(workers), recs
 
 
+def accepting_counts(rec):
+    recs = hook_records(rec)
+    return {p: sum(q == p for q, _, _ in recs)
+            for p in ("accepting-once", "accepting1", "accepting1-once")}
+
+
+def check_accepting_variants(servers, kind):
+    rec = os.path.join(servers.tmp, "%s-acc.txt" % kind)
+    s = servers("--master", "--processes", "2", "--lazy-apps",
+                *hook_args(rec, ["accepting-once", "accepting1", "accepting1-once"]), kind=kind)
+    want = {"accepting-once": 2, "accepting1": 1, "accepting1-once": 1}
+    wait_for(lambda: accepting_counts(rec) == want, 15, what="%s at the start" % want)
+    # Worker 1 dies and is respawned: accepting1 again, the "once" ones not.
+    one = [pid for p, pid, _ in hook_records(rec) if p == "accepting1"][0]
+    os.kill(one, signal.SIGKILL)
+    want = {"accepting-once": 2, "accepting1": 2, "accepting1-once": 1}
+    wait_for(lambda: accepting_counts(rec) == want, 15, what="%s after a respawn" % want)
+    return s, rec
+
+
+@pytest.mark.parametrize("kind", ["gyre", "uwsgi"])
+def test_hook_accepting_once_and_worker1(servers, kind):
+    s, rec = check_accepting_variants(servers, kind)
+    if kind == "gyre":
+        # A reload (uWSGI's starts its master again): the "once" hooks run again.
+        s.signal(signal.SIGHUP)
+        want = {"accepting-once": 4, "accepting1": 3, "accepting1-once": 2}
+        wait_for(lambda: accepting_counts(rec) == want, 20, what="%s after a reload" % want)
+
+
+def test_hook_jail_phases_run_before_as_root(servers):
+    rec = os.path.join(servers.tmp, "jail.txt")
+    s = servers("--master", *hook_args(rec, ["as-root", "post-jail", "in-jail", "pre-jail"]))
+    assert [(p, pid) for p, pid, _ in hook_records(rec)] == [
+        ("pre-jail", s.pid), ("in-jail", s.pid), ("as-root", s.pid)]
+
+
+def test_call_options(servers):
+    s = servers("--call-asap", "unsetenv", "--call-pre-app", "sync")
+    s.wait_log('running "call:sync" (pre app)')
+    assert 'running "call:unsetenv" (asap)' in s.log()
+
+
 def test_hook_as_user_runs_as_the_uid(servers):
     # Where nobody can write (pytest's own directories are root's alone).
     d = tempfile.mkdtemp(prefix="gyre-hooks-", dir="/tmp")
