@@ -9,6 +9,7 @@
  *   writefifo:FIFO TEXT  TEXT to a FIFO that has a reader (fails at once if none)
  *   call:SYMBOL [ARG]    call a C function of gyre's process: void f(char *arg or NULL);
  *   callret:SYMBOL [ARG] ... int f(char *): fails unless it returns 0
+ *   unix_signal:N FUNC   what signal N does to the master (hooks.h)
  *
  * Two leniencies over uWSGI, which ends the instance: mkdir of a directory that exists and
  * unlink of a file that does not are done already, not failures (a restart must not fail on
@@ -217,18 +218,53 @@ static int run_callret(const char *spec)
     return rc == 0 ? 0 : -1;
 }
 
+static hook_unix_signal_fn unix_signal_fn;
+
+void hooks_set_unix_signal(hook_unix_signal_fn fn)
+{
+    unix_signal_fn = fn;
+}
+
+static int run_unix_signal(const char *arg)
+{
+    char *end;
+    long signo = strtol(arg, &end, 10);
+    if (end == arg || *end != ' ' || signo < 1 || signo > 64) {
+        log_msg("hook unix_signal: %s: expected SIGNUM FUNCTION", arg);
+        return -1;
+    }
+    while (*end == ' ')
+        end++;
+    if (!unix_signal_fn) {
+        log_msg("hook unix_signal: %s: only the master's signals can be given a function: no "
+                "effect here",
+                arg);
+        return 0;
+    }
+    return unix_signal_fn((int)signo, end);
+}
+
 static const struct hook_action {
     const char *name;
     int (*run)(const char *arg);
 } ACTIONS[] = {
-    { "exec", run_exec },       { "mkdir", run_mkdir },
-    { "rmdir", run_rmdir },     { "chdir", run_chdir },
-    { "cd", run_chdir },        { "unlink", run_unlink },
-    { "print", run_print },     { "log", run_print },
-    { "putenv", run_putenv },   { "write", run_write },
-    { "writen", run_writen },   { "append", run_append },
-    { "appendn", run_appendn }, { "writefifo", run_writefifo },
-    { "call", run_call },       { "callret", run_callret },
+    { "exec", run_exec },
+    { "mkdir", run_mkdir },
+    { "rmdir", run_rmdir },
+    { "chdir", run_chdir },
+    { "cd", run_chdir },
+    { "unlink", run_unlink },
+    { "print", run_print },
+    { "log", run_print },
+    { "putenv", run_putenv },
+    { "write", run_write },
+    { "writen", run_writen },
+    { "append", run_append },
+    { "appendn", run_appendn },
+    { "writefifo", run_writefifo },
+    { "call", run_call },
+    { "callret", run_callret },
+    { "unix_signal", run_unix_signal },
 };
 
 /* The action of "name:arg" (uWSGI's "!name:arg", a hook not echoed to the log, too). */
@@ -255,7 +291,7 @@ int hooks_check(const struct gy_config *cfg)
             if (!action_of(cfg->hooks[p][i], &quiet)) {
                 log_msg("hook (%s) \"%s\": expected ACTION:ARG with ACTION one of exec, mkdir, "
                         "rmdir, chdir, unlink, print, log, putenv, write, writen, append, "
-                        "appendn, writefifo, call, callret",
+                        "appendn, writefifo, call, callret, unix_signal",
                         phase_names[p], cfg->hooks[p][i]);
                 rc = -1;
             }

@@ -44,6 +44,13 @@ enum hook_phase {
 };
 _Static_assert(HOOK_NPHASES == GY_HOOK_PHASES, "config.h's GY_HOOK_PHASES");
 
+/* unix_signal:SIGNUM FUNCTION (uWSGI's way to say what a signal does to the master, e.g.
+ * "unix_signal:15 gracefully_kill_them_all"): the master registers who carries it out; in
+ * another process the hook is logged as having no effect (its signals are the master's to
+ * give). The function returns 0, or -1 with a log line. */
+typedef int (*hook_unix_signal_fn)(int signo, const char *function);
+void hooks_set_unix_signal(hook_unix_signal_fn fn);
+
 /* Every hook of every phase names an action gyre has: 0, or -1 with a log line. */
 int hooks_check(const struct gy_config *cfg);
 /* Run a phase's hooks in order: 0, or -1 once one failed (logged; the rest do not run). */

@@ -51,6 +51,7 @@
 #include <unistd.h>
 
 enum rec_state { REC_FREE, REC_STARTING, REC_RUNNING, REC_STOPPING };
+enum master_action { ACT_NONE, ACT_RELOAD, ACT_GRACEFUL_STOP, ACT_STOP_NOW };
 
 /* One worker process, as the master tracks it. During a reload a worker id has two records:
  * the old process (STOPPING) and its replacement. */
@@ -89,6 +90,7 @@ static struct {
         unsigned cycles_limit; /* --cheaper-overload, in cycles */
     } cheap;
     int inotify_fd;
+    enum master_action sig_action[NSIG]; /* unix_signal hooks; ACT_NONE: the default */
     int fifo_fd;   /* --master-fifo: the one being read (uWSGI's 0-9 switch between them) */
     int fifo_slot; /* ... its index */
     int fs_wd[GY_MAX_LIST];       /* -1: to be (re)added, once the path exists */
@@ -148,6 +150,10 @@ static bool spawn(int id)
         signal(SIGINT, SIG_DFL);
         signal(SIGQUIT, SIG_DFL);
         signal(SIGCHLD, SIG_DFL);
+        for (int sig = 1; sig < NSIG; sig++)
+            if (M.sig_action[sig])
+                signal(sig, SIG_DFL);
+        hooks_set_unix_signal(NULL); /* a worker's unix_signal hooks change nothing */
         close(M.sigpipe[0]);
         close(M.sigpipe[1]);
         close(M.msgpipe[0]);
@@ -734,34 +740,88 @@ static void fifo_read(void)
             fifo_command(cmds[i]);
 }
 
+/* What a signal does to the master: SIGHUP reloads, SIGTERM stops gracefully, SIGINT and
+ * SIGQUIT stop now, unless a unix_signal hook said otherwise (M.sig_action). */
+static enum master_action default_action(int sig)
+{
+    switch (sig) {
+    case SIGHUP:
+        return ACT_RELOAD;
+    case SIGTERM:
+        return ACT_GRACEFUL_STOP;
+    case SIGINT:
+    case SIGQUIT:
+        return ACT_STOP_NOW;
+    default:
+        return ACT_NONE;
+    }
+}
+
 static void on_signals(void)
 {
     unsigned char sigs[16];
     ssize_t n = read(M.sigpipe[0], sigs, sizeof(sigs));
     for (ssize_t i = 0; i < n; i++) {
-        switch (sigs[i]) {
-        case SIGCHLD:
-            break; /* reaped below */
-        case SIGHUP:
+        int sig = sigs[i];
+        enum master_action a = M.sig_action[sig] ? M.sig_action[sig] : default_action(sig);
+        switch (a) {
+        case ACT_NONE:
+            break; /* SIGCHLD: reaped below */
+        case ACT_RELOAD:
             if (!M.stopping)
-                reload(0, "SIGHUP");
+                reload(0, sig == SIGHUP ? "SIGHUP" : strsignal(sig));
             break;
-        case SIGINT:
-        case SIGQUIT:
-            log_msg("master: %s: stopping now", sigs[i] == SIGINT ? "SIGINT" : "SIGQUIT");
+        case ACT_STOP_NOW:
+            log_msg("master: %s: stopping now", sig == SIGINT    ? "SIGINT"
+                                                : sig == SIGQUIT ? "SIGQUIT"
+                                                                 : strsignal(sig));
             stop_all(SIGQUIT);
             break;
-        default: /* SIGTERM */
+        case ACT_GRACEFUL_STOP:
             if (M.stopping) {
-                log_msg("master: %s again: stopping now", strsignal(sigs[i]));
+                log_msg("master: %s again: stopping now", strsignal(sig));
                 stop_all(SIGQUIT);
             } else {
-                log_msg("master: %s: graceful stop of %d worker(s), up to %g s", strsignal(sigs[i]),
-                        live_workers(), M.cfg->stop_grace);
+                log_msg("master: %s: graceful stop of %d worker(s), up to %g s", strsignal(sig),
+                        live_workers(), worker_mercy(M.cfg, false));
                 stop_all(SIGTERM);
             }
         }
     }
+}
+
+/* unix_signal:N FUNCTION: uWSGI's master functions, as gyre's master does them. */
+static int remap_signal(int sig, const char *function)
+{
+    static const struct {
+        const char *name;
+        enum master_action action;
+    } functions[] = {
+        { "gracefully_kill_them_all", ACT_GRACEFUL_STOP },
+        { "kill_them_all", ACT_STOP_NOW },
+        { "grace_them_all", ACT_RELOAD },
+        { "reap_them_all", ACT_RELOAD }, /* uWSGI's brutal reload: gyre's reloads are graceful */
+    };
+    if (sig == SIGCHLD || sig == SIGKILL || sig == SIGSTOP || sig == SIGPIPE || sig >= NSIG) {
+        log_msg("hook unix_signal: signal %d is not one the master can give a function", sig);
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof(functions) / sizeof(functions[0]); i++) {
+        if (strcmp(function, functions[i].name) != 0)
+            continue;
+        struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(sig, &sa, NULL) < 0) {
+            log_errno("hook unix_signal: signal %d", sig);
+            return -1;
+        }
+        M.sig_action[sig] = functions[i].action;
+        return 0;
+    }
+    log_msg("hook unix_signal: %s: expected gracefully_kill_them_all, kill_them_all, "
+            "grace_them_all or reap_them_all",
+            function);
+    return -1;
 }
 
 /* --hook-as-user, --hook-as-user-atexit: once, as the workers' user. The master keeps root (it
@@ -805,6 +865,7 @@ int master_run(struct gy_config *cfg)
     M.cfg = cfg;
     M.pid = getpid();
     M.fifo_fd = -1;
+    hooks_set_unix_signal(remap_signal);
     proctitle_for(cfg, 0);
     cheaper_init(cfg);
     M.nrecs = 3 * cfg->processes + 2;

@@ -805,3 +805,50 @@ def test_master_fifo_commands(servers):
     fifo_send(fifos[1], b"Q")
     assert s.wait_exit(20) == 0
     assert not any(os.path.exists(f) for f in fifos)
+
+
+# ---- unix_signal -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["gyre", "uwsgi"])
+def test_unix_signal_gracefully_kill_them_all(servers, kind):
+    """The uWSGI recipe for a graceful stop on SIGTERM (uWSGI 2.0's SIGTERM reloads), here on
+    SIGUSR1 to show the mapping works: the held request is served, then the instance exits."""
+    s = servers("--master", "--hook-master-start", "unix_signal:10 gracefully_kill_them_all",
+                kind=kind)
+    h = Holder(s, servers.tmp)
+    h.hold()
+    s.signal(signal.SIGUSR1)
+    if kind == "gyre":
+        s.wait_log("User defined signal 1: graceful stop of 1 worker(s)")
+    else:
+        s.wait_log("graceful shutdown")
+    assert s.alive()
+    assert h.release() == [200]
+    assert s.wait_exit(30) == 0
+
+
+def test_unix_signal_remaps_sigterm_and_sighup(servers):
+    s = servers("--master", "--hook-master-start", "unix_signal:15 grace_them_all",
+                "--hook-master-start", "unix_signal:1 kill_them_all")
+    before = set(s.children())
+    s.signal(signal.SIGTERM)  # now a reload
+    workers_after_reload(s, before)
+    h = Holder(s, servers.tmp)
+    h.hold()
+    s.signal(signal.SIGHUP)  # now a stop at once: the held request is cut
+    assert s.wait_exit(20) == 0
+    assert "cutting GET /hold" in s.log()
+    open(h.flag, "w").close()
+
+
+@pytest.mark.parametrize("hook", ["unix_signal:15 no_such_function", "unix_signal:17 kill_them_all",
+                                  "unix_signal:x kill_them_all"])
+def test_unix_signal_bad_function_or_signal_ends_the_instance(servers, hook):
+    s = servers("--master", "--hook-master-start", hook, wait=False)
+    assert s.wait_exit(20) == 1
+    assert "FATAL hook failed" in s.log()
+
+
+def test_unix_signal_in_a_worker_has_no_effect(servers):
+    s = servers("--master", "--hook-post-fork", "unix_signal:10 kill_them_all")
+    s.wait_log("only the master's signals can be given a function: no effect here")
