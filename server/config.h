@@ -104,7 +104,12 @@ struct gy_config {
     const char *pidfile2;  /* a second pid file (gyre's master keeps its privileges) */
     bool auto_procname;
     const char *procname_prefix, *procname_append, *procname, *procname_master;
-    bool no_orphans;             /* workers end (SIGTERM) when the master dies */
+    bool no_orphans;                  /* workers end (SIGTERM) when the master dies */
+    unsigned long reload_on_as;       /* MiB of address space: the worker asks to be replaced */
+    unsigned long evil_reload_on_rss; /* MiB: the master kills the worker (its loop may hang) */
+    unsigned long evil_reload_on_as;
+    double min_worker_lifetime; /* seconds before --max-requests/--reload-on-* may retire one */
+    unsigned long long cheaper_rss_limit_soft, cheaper_rss_limit_hard; /* bytes, all workers */
     const char *master_fifo[10]; /* FIFOs the master reads one-letter commands from */
     int nmaster_fifo;
 

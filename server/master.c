@@ -95,6 +95,7 @@ static struct {
     int fifo_slot; /* ... its index */
     int fs_wd[GY_MAX_LIST];       /* -1: to be (re)added, once the path exists */
     bool fs_missing[GY_MAX_LIST]; /* a watch could not be added: the path is not there */
+    double next_mem_check;        /* --evil-reload-on-*: once a second */
 } M;
 
 static void stop_all(int sig);
@@ -373,6 +374,58 @@ static void on_message(const struct gy_msg *m)
     }
 }
 
+/* Kill a worker the master gives up on: respawned at once, not as a crash loop. */
+static void kill_worker(struct worker_rec *w, double t)
+{
+    kill(w->pid, SIGKILL);
+    w->state = REC_STOPPING;
+    w->deadline = t + 3600;
+    M.next_spawn[w->id] = t;
+    M.respawns[w->id]++;
+}
+
+/* A process's address space and resident set in MiB (0 when it is gone). */
+static void proc_mem_mib(pid_t pid, unsigned long *as, unsigned long *rss)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
+    FILE *f = fopen(path, "r");
+    unsigned long size = 0, resident = 0;
+    if (f) {
+        if (fscanf(f, "%lu %lu", &size, &resident) != 2)
+            size = resident = 0;
+        fclose(f);
+    }
+    unsigned long page = (unsigned long)sysconf(_SC_PAGESIZE);
+    *as = size * page / (1024 * 1024);
+    *rss = resident * page / (1024 * 1024);
+}
+
+/* --evil-reload-on-rss/as, once a second: the master's own check, for a worker that cannot
+ * check itself (its loop stuck, or growing faster than it checks): killed and respawned. */
+static void check_evil(double t)
+{
+    for (int i = 0; i < M.nrecs; i++) {
+        struct worker_rec *w = &M.recs[i];
+        if (w->state != REC_RUNNING && w->state != REC_STARTING)
+            continue;
+        unsigned long as, rss;
+        proc_mem_mib(w->pid, &as, &rss);
+        const char *what = NULL;
+        unsigned long value = 0, limit = 0;
+        if (M.cfg->evil_reload_on_rss && rss >= M.cfg->evil_reload_on_rss)
+            what = "rss", value = rss, limit = M.cfg->evil_reload_on_rss;
+        else if (M.cfg->evil_reload_on_as && as >= M.cfg->evil_reload_on_as)
+            what = "as", value = as, limit = M.cfg->evil_reload_on_as;
+        if (!what)
+            continue;
+        log_msg("master: worker %d (pid %d): %s %lu MiB (--evil-reload-on-%s %lu): killing it",
+                w->id, (int)w->pid, strcmp(what, "rss") ? "address space" : "RSS", value, what,
+                limit);
+        kill_worker(w, t);
+    }
+}
+
 /* --max-worker-lifetime (+ id x --max-worker-lifetime-delta): replaced like a retiring worker,
  * the new one accepting before the old one stops. */
 static void check_lifetimes(double t)
@@ -409,13 +462,13 @@ static void check_clocks(void)
                     "%g): killing it",
                     w->id, (int)w->pid, t - scoreboard_slot(&S.board, i)->heartbeat,
                     M.cfg->harakiri);
-            kill(w->pid, SIGKILL);
-            w->state = REC_STOPPING; /* respawned below, not as a crash loop */
-            w->deadline = t + 3600;
-            M.next_spawn[w->id] = t;
-            M.respawns[w->id]++;
+            kill_worker(w, t);
             scoreboard_slot(&S.board, i)->harakiri++;
         }
+    }
+    if ((M.cfg->evil_reload_on_rss || M.cfg->evil_reload_on_as) && t >= M.next_mem_check) {
+        M.next_mem_check = t + 1.0;
+        check_evil(t);
     }
     if (M.cfg->max_worker_lifetime > 0 && !M.stopping)
         check_lifetimes(t);
@@ -541,6 +594,21 @@ static int count_busy(int *active)
     return *active == M.wanted ? busy : -1;
 }
 
+/* The RSS of the running workers together, in bytes, when a --cheaper-rss-limit asks. */
+static unsigned long long workers_rss(void)
+{
+    if (!M.cfg->cheaper_rss_limit_soft && !M.cfg->cheaper_rss_limit_hard)
+        return 0;
+    unsigned long long total = 0;
+    for (int i = 0; i < M.nrecs; i++)
+        if (M.recs[i].state == REC_RUNNING) {
+            unsigned long as, rss;
+            proc_mem_mib(M.recs[i].pid, &as, &rss);
+            total += (unsigned long long)rss * 1024 * 1024;
+        }
+    return total;
+}
+
 /* Stop the highest worker id, gracefully (a reload's mercy), and run one fewer. */
 static void cheap_one(int active, int busy)
 {
@@ -572,8 +640,22 @@ static void cheaper_tick(double t)
     } else if (M.cheap.overload > 0) {
         M.cheap.overload--;
     }
+    unsigned long long rss = workers_rss();
+    if (M.cfg->cheaper_rss_limit_hard && rss >= M.cfg->cheaper_rss_limit_hard &&
+        active > M.cfg->cheaper) {
+        log_msg("master: the workers' RSS, %llu bytes, passes --cheaper-rss-limit-hard %llu", rss,
+                M.cfg->cheaper_rss_limit_hard);
+        cheap_one(active, busy);
+        return;
+    }
     if (M.cheap.overload > M.cheap.cycles_limit) {
         M.cheap.overload = 0;
+        if (M.cfg->cheaper_rss_limit_soft && rss >= M.cfg->cheaper_rss_limit_soft) {
+            log_msg("master: all %d worker(s) busy, but their RSS, %llu bytes, passes "
+                    "--cheaper-rss-limit-soft %llu: no more",
+                    active, rss, M.cfg->cheaper_rss_limit_soft);
+            return;
+        }
         int add = M.cfg->processes - M.wanted;
         if (add > M.cfg->cheaper_step)
             add = M.cfg->cheaper_step;

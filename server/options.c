@@ -428,6 +428,36 @@ static const char *set_umask(struct gy_config *c, const char *v)
     umask((mode_t)mode);
     return NULL;
 }
+static const char *set_reload_on_as(struct gy_config *c, const char *v)
+{
+    return parse_ulong(v, &c->reload_on_as);
+}
+static const char *set_evil_reload_on_rss(struct gy_config *c, const char *v)
+{
+    return parse_ulong(v, &c->evil_reload_on_rss);
+}
+static const char *set_evil_reload_on_as(struct gy_config *c, const char *v)
+{
+    return parse_ulong(v, &c->evil_reload_on_as);
+}
+static const char *set_min_worker_lifetime(struct gy_config *c, const char *v)
+{
+    return parse_seconds(v, &c->min_worker_lifetime);
+}
+static const char *set_cheaper_rss_limit_soft(struct gy_config *c, const char *v)
+{
+    unsigned long n = 0;
+    const char *err = parse_ulong(v, &n);
+    c->cheaper_rss_limit_soft = n;
+    return err;
+}
+static const char *set_cheaper_rss_limit_hard(struct gy_config *c, const char *v)
+{
+    unsigned long n = 0;
+    const char *err = parse_ulong(v, &n);
+    c->cheaper_rss_limit_hard = n;
+    return err;
+}
 static const char *set_master_fifo(struct gy_config *c, const char *v)
 {
     if (c->nmaster_fifo == 10)
@@ -717,6 +747,19 @@ static const struct option_def OPTIONS[] = {
     { "procname", ARG_REQUIRED, set_procname, "NAME", "every process's title is NAME" },
     { "procname-master", ARG_REQUIRED, set_procname_master, "NAME", "the master's title is NAME" },
     { "umask", ARG_REQUIRED, set_umask, "MASK", "the file mode creation mask, as read (octal)" },
+    { "reload-on-as", ARG_REQUIRED, set_reload_on_as, "MIB",
+      "gracefully recycle a worker whose address space passes MIB megabytes" },
+    { "evil-reload-on-rss", ARG_REQUIRED, set_evil_reload_on_rss, "MIB",
+      "the master kills (and respawns) a worker whose RSS passes MIB megabytes" },
+    { "evil-reload-on-as", ARG_REQUIRED, set_evil_reload_on_as, "MIB",
+      "the master kills (and respawns) a worker whose address space passes MIB megabytes" },
+    { "min-worker-lifetime", ARG_REQUIRED, set_min_worker_lifetime, "SECONDS",
+      "a worker runs this long before --max-requests or --reload-on-rss/as may recycle it "
+      "(default: 0)" },
+    { "cheaper-rss-limit-soft", ARG_REQUIRED, set_cheaper_rss_limit_soft, "BYTES",
+      "--cheaper starts no worker while the workers' RSS together is this much" },
+    { "cheaper-rss-limit-hard", ARG_REQUIRED, set_cheaper_rss_limit_hard, "BYTES",
+      "--cheaper stops a worker while the workers' RSS together is this much" },
     { "master-fifo", ARG_REQUIRED, set_master_fifo, "PATH",
       "the master reads commands from the FIFO PATH: r/w/c reload, q stop, Q stop now, +/- a "
       "worker more/less (--cheaper), s stats, P pid files, 0-9 the FIFO to read (repeatable)" },

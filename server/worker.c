@@ -40,6 +40,7 @@
 
 static int signal_pipe[2] = { -1, -1 };
 static double stop_deadline, stop_grace;
+static double started_at; /* engine_now() at the start: --min-worker-lifetime */
 static bool retiring;
 
 /* SIGINT and SIGQUIT are carried out by the loop (stop_now), on its next turn. A loop that
@@ -389,16 +390,41 @@ static void send_to_master(int type)
     (void)n;
 }
 
-static unsigned long rss_mib(void)
+/* The process's address space and resident set, in MiB. */
+static void mem_mib(unsigned long *as, unsigned long *rss)
 {
     FILE *f = fopen("/proc/self/statm", "r");
     unsigned long size = 0, resident = 0;
     if (f) {
         if (fscanf(f, "%lu %lu", &size, &resident) != 2)
-            resident = 0;
+            size = resident = 0;
         fclose(f);
     }
-    return resident * (unsigned long)sysconf(_SC_PAGESIZE) / (1024 * 1024);
+    unsigned long page = (unsigned long)sysconf(_SC_PAGESIZE);
+    *as = size * page / (1024 * 1024);
+    *rss = resident * page / (1024 * 1024);
+}
+
+/* --max-requests, --reload-on-rss, --reload-on-as: why this worker should be replaced, or
+ * NULL; none before --min-worker-lifetime. */
+static const char *retire_reason(char *buf, size_t n)
+{
+    const struct gy_config *cfg = S.cfg;
+    if (cfg->min_worker_lifetime > 0 && engine_now() - started_at < cfg->min_worker_lifetime)
+        return NULL;
+    unsigned long as = 0, rss = 0;
+    if (cfg->reload_on_rss || cfg->reload_on_as)
+        mem_mib(&as, &rss);
+    if (cfg->max_requests && S.requests >= cfg->max_requests)
+        snprintf(buf, n, "%llu requests served (--max-requests %lu)",
+                 (unsigned long long)S.requests, cfg->max_requests);
+    else if (cfg->reload_on_rss && rss >= cfg->reload_on_rss)
+        snprintf(buf, n, "RSS %lu MiB (--reload-on-rss %lu)", rss, cfg->reload_on_rss);
+    else if (cfg->reload_on_as && as >= cfg->reload_on_as)
+        snprintf(buf, n, "address space %lu MiB (--reload-on-as %lu)", as, cfg->reload_on_as);
+    else
+        return NULL;
+    return buf;
 }
 
 /* Under a master: the heartbeat it watches (--harakiri), the counters, and retiring. */
@@ -407,20 +433,11 @@ static void heartbeat(void *ctx)
     (void)ctx;
     S.slot->heartbeat = engine_now();
     S.slot->busy = S.busy;
-    if (!retiring && !S.stopping) {
-        const struct gy_config *cfg = S.cfg;
-        unsigned long rss = cfg->reload_on_rss ? rss_mib() : 0;
-        if (cfg->max_requests && S.requests >= cfg->max_requests) {
-            log_msg("worker %d: %llu requests served (--max-requests %lu): asking to be replaced",
-                    S.link->id, (unsigned long long)S.requests, cfg->max_requests);
-            retiring = true;
-        } else if (cfg->reload_on_rss && rss >= cfg->reload_on_rss) {
-            log_msg("worker %d: RSS %lu MiB (--reload-on-rss %lu): asking to be replaced",
-                    S.link->id, rss, cfg->reload_on_rss);
-            retiring = true;
-        }
-        if (retiring)
-            send_to_master(MSG_RETIRE);
+    char why[128];
+    if (!retiring && !S.stopping && retire_reason(why, sizeof(why))) {
+        log_msg("worker %d: %s: asking to be replaced", S.link->id, why);
+        retiring = true;
+        send_to_master(MSG_RETIRE);
     }
     PyObject *t = engine_call_later(0.5, heartbeat, NULL);
     if (!t)
@@ -465,6 +482,7 @@ static int accepting_hooks(const struct gy_worker_link *link)
  * worker_run's one way out). */
 static int worker_start(struct gy_config *cfg, const struct gy_worker_link *link)
 {
+    started_at = engine_now();
     if (link && run_hooks(HOOK_POST_FORK) < 0)
         return -1;
     if (!link)

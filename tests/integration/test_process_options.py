@@ -852,3 +852,50 @@ def test_unix_signal_bad_function_or_signal_ends_the_instance(servers, hook):
 def test_unix_signal_in_a_worker_has_no_effect(servers):
     s = servers("--master", "--hook-post-fork", "unix_signal:10 kill_them_all")
     s.wait_log("only the master's signals can be given a function: no effect here")
+
+
+# ---- memory limits -----------------------------------------------------------------------------
+
+def seconds_since_start(pid):
+    """How long ago (s) pid started, from /proc: its start time in clock ticks since boot."""
+    with open("/proc/%d/stat" % pid) as f:
+        start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+    with open("/proc/uptime") as f:
+        uptime = float(f.read().split()[0])
+    return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+
+
+def test_reload_on_as_waits_for_min_worker_lifetime(servers):
+    # Any Python process has more than 1 MiB of address space: the limit is passed at once,
+    # and the replacement waits for --min-worker-lifetime.
+    s = servers("--master", "--reload-on-as", "1", "--min-worker-lifetime", "3")
+    first = s.children()[0]
+    s.wait_log("(--reload-on-as 1): asking to be replaced", timeout=20)
+    assert seconds_since_start(first) >= 2.9
+    s.wait_log("(pid %d) exited with status 0" % first)
+
+
+def test_evil_reload_on_rss_the_master_kills_the_worker(servers):
+    s = servers("--master", "--evil-reload-on-rss", "1")
+    first = s.children()[0]
+    s.wait_log("(--evil-reload-on-rss 1): killing it", timeout=20)
+    s.wait_log("(pid %d) killed by signal 9" % first)
+    s.wait_log("master: started worker 1", count=2)
+
+
+def test_cheaper_rss_limit_soft_starts_no_more_workers(servers):
+    s = servers("--processes", "3", "--cheaper", "1", "--cheaper-overload", "1",
+                "--cheaper-rss-limit-soft", "1")
+    h = Holder(s, servers.tmp)
+    for _ in range(2):
+        h.hold(wait=False)
+    s.wait_log("passes --cheaper-rss-limit-soft 1: no more", timeout=20)
+    assert len(s.children()) == 1
+    assert h.release() == [200, 200]
+
+
+def test_cheaper_rss_limit_hard_stops_workers(servers):
+    s = servers("--processes", "3", "--cheaper", "1", "--cheaper-initial", "3",
+                "--cheaper-overload", "30", "--cheaper-rss-limit-hard", "1")
+    s.wait_log("passes --cheaper-rss-limit-hard 1", timeout=20)
+    wait_for(lambda: len(s.children()) == 1, 30, what="down to --cheaper 1")
