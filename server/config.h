@@ -100,6 +100,10 @@ struct gy_config {
     int nattach_daemon;
     const char *smart_daemon[GY_MAX_LIST]; /* "PIDFILE CMD" */
     int nsmart_daemon;
+    const char *smart_daemon2[GY_MAX_LIST]; /* "PIDFILE CMD": the master daemonizes CMD */
+    int nsmart_daemon2;
+    const char *attach_daemon2[GY_MAX_LIST]; /* "cmd=...,pidfile=...,..." */
+    int nattach_daemon2;
     const char *daemonize; /* LOGFILE: detach from the terminal, log there */
     const char *pidfile2;  /* a second pid file (gyre's master keeps its privileges) */
     bool auto_procname;

@@ -371,6 +371,21 @@ static const char *set_smart_attach_daemon(struct gy_config *c, const char *v)
     c->master = true;
     return add_list(c->smart_daemon, &c->nsmart_daemon, v);
 }
+static const char *set_smart_attach_daemon2(struct gy_config *c, const char *v)
+{
+    const char *space = strchr(v, ' ');
+    if (!space || space == v || !space[1])
+        return "expected PIDFILE COMMAND";
+    c->master = true;
+    return add_list(c->smart_daemon2, &c->nsmart_daemon2, v);
+}
+static const char *set_attach_daemon2(struct gy_config *c, const char *v)
+{
+    if (!strstr(v, "cmd=") && !strstr(v, "command=") && !strstr(v, "exec="))
+        return "expected cmd=COMMAND[,pidfile=FILE][,daemonize=1][,stopsignal=N]";
+    c->master = true;
+    return add_list(c->attach_daemon2, &c->nattach_daemon2, v);
+}
 static const char *set_daemonize(struct gy_config *c, const char *v)
 {
     return set_string(&c->daemonize, v);
@@ -657,6 +672,12 @@ static const struct option_def OPTIONS[] = {
       "the master runs CMD (not forking away), restarts it when it exits, stops it with itself" },
     { "smart-attach-daemon", ARG_REQUIRED, set_smart_attach_daemon, "PIDFILE CMD",
       "the master runs CMD whenever PIDFILE names no live process; stops it with itself" },
+    { "smart-attach-daemon2", ARG_REQUIRED, set_smart_attach_daemon2, "PIDFILE CMD",
+      "as --smart-attach-daemon, for a CMD that stays in the foreground: the master detaches it "
+      "and writes PIDFILE" },
+    { "attach-daemon2", ARG_REQUIRED, set_attach_daemon2, "KEY=VALUE,...",
+      "a daemon in uWSGI's keyval form: cmd=, pidfile=, daemonize=, stopsignal= (other keys: "
+      "logged, ignored)" },
     { "hook-asap", ARG_REQUIRED, set_hook_asap, "ACTION:ARG",
       "run a hook once the options are read (exec:, mkdir:, chdir:, print:, unlink:, write:, "
       "putenv:, ...)" },

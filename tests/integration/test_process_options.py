@@ -358,7 +358,7 @@ def test_attach_daemon_ignoring_sigterm_is_killed(servers):
     s.signal(signal.SIGTERM)
     assert s.wait_exit(30) == 0
     assert not alive(pids_in(rec)[0])
-    assert "still running 5 s after SIGTERM: killing it" in s.log()
+    assert "still running 5 s after signal 15: killing it" in s.log()
 
 
 def test_attach_daemon_dying_at_once_is_restarted_with_a_growing_delay(servers):
@@ -383,6 +383,58 @@ def test_smart_attach_daemon_follows_its_pidfile(servers):
     s.signal(signal.SIGTERM)
     assert s.wait_exit(20) == 0
     wait_for(lambda: not alive(second), 10, what="the daemon stopped with the master")
+
+
+def test_smart_attach_daemon2_detaches_a_foreground_command(servers):
+    pidfile = os.path.join(servers.tmp, "smart2.pid")
+    s = servers("--smart-attach-daemon2", "%s exec sleep 600" % pidfile)
+    wait_for(lambda: pids_in(pidfile) and alive(pids_in(pidfile)[0]), 15, what="the daemon")
+    first = pids_in(pidfile)[0]
+    assert os.getsid(first) != os.getsid(s.pid)  # detached: a session of its own
+    assert b"sleep" in cmdline(first)
+    os.kill(first, signal.SIGKILL)
+    wait_for(lambda: pids_in(pidfile) and pids_in(pidfile)[0] != first
+             and alive(pids_in(pidfile)[0]), 15, what="the daemon started again")
+    second = pids_in(pidfile)[0]
+    try:
+        s.signal(signal.SIGTERM)
+        assert s.wait_exit(20) == 0
+        wait_for(lambda: not alive(second), 10, what="the daemon stopped with the master")
+    finally:
+        if alive(second):
+            os.kill(second, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("kind", ["gyre", "uwsgi"])
+def test_attach_daemon2_keyval(servers, kind):
+    rec = os.path.join(servers.tmp, "kv-%s.pids" % kind)
+    # Deaf to SIGTERM, stopped by its stopsignal (SIGUSR1) at once.
+    s = servers("--master", "--attach-daemon2",
+                "cmd=trap '' TERM; echo $$ >> %s; while :; do sleep 0.1; done,stopsignal=10"
+                % rec, kind=kind)
+    wait_for(lambda: len(pids_in(rec)) == 1, 15, what="the daemon started")
+    pid = pids_in(rec)[0]
+    s.signal(signal.SIGTERM if kind == "gyre" else signal.SIGINT)
+    assert s.wait_exit(20) == 0
+    wait_for(lambda: not alive(pid), 10, what="the daemon stopped by its stopsignal")
+    assert "killing it" not in s.log()
+
+
+def test_attach_daemon2_smart_and_bad_specs(servers):
+    pidfile, out = os.path.join(servers.tmp, "kv.pid"), os.path.join(servers.tmp, "kv.out")
+    # A comma inside the command stays in it: only ",key=" starts the next key.
+    s = servers("--attach-daemon2", "cmd=echo one,two > %s; exec sleep 600,pidfile=%s,"
+                "daemonize=1,freq=3" % (out, pidfile))
+    wait_for(lambda: pids_in(pidfile) and alive(pids_in(pidfile)[0]), 15, what="the daemon")
+    wait_for(lambda: os.path.exists(out) and open(out).read() == "one,two\n", 10, what="out")
+    s.wait_log("key freq is not one gyre has: ignored")
+    pid = pids_in(pidfile)[0]
+    s.signal(signal.SIGTERM)
+    assert s.wait_exit(20) == 0
+    wait_for(lambda: not alive(pid), 10, what="the daemon stopped")
+    bad = servers("--attach-daemon2", "cmd=sleep 1,daemonize=1", wait=False)
+    assert bad.wait_exit(20) == 1
+    assert "needs cmd=, a pidfile= with daemonize=" in bad.log()
 
 
 def test_smart_attach_daemon_alive_is_adopted_not_started_twice(servers):
