@@ -421,7 +421,9 @@ def test_sigkill_one_worker_under_load(procs):
     assert len(unstarted) <= 2, failed
     assert len(failed) <= len(victim_inflight) + len(unstarted)
     assert victim_inflight <= failed_ids, "a request the killed worker never finished got a 200?"
-    assert t_banner < 1.0 and t_first < 1.0, (t_banner, t_first)
+    # A Python start-up takes ~0.3 s, over 1 s on a loaded 2-core machine: the bound is for a
+    # respawn at once (not after a backoff, checked below), not for the machine's speed.
+    assert t_banner < 5.0 and t_first < 5.0, (t_banner, t_first)
     # It had lived over a second: respawned at once, not as a start-up crash.
     assert "respawning in" not in log, [ln for ln in log.splitlines() if "master" in ln]
 
