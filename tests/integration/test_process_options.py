@@ -693,6 +693,27 @@ def test_daemonize_detaches_and_logs_to_the_file(tmp_path, option):
             os.killpg(pid, signal.SIGKILL)
 
 
+def test_daemonize_with_logto_logs_to_logto(tmp_path):
+    t = str(tmp_path)
+    sock, dlog, logto, pidfile = (os.path.join(t, n) for n in ("d.sock", "d.log", "to.log",
+                                                              "d.pid"))
+    r = subprocess.run([GYRE, "--socket", sock, "--wsgi-file", APP, "--daemonize", dlog,
+                        "--logto", logto, "--pidfile", pidfile], stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=20)
+    pid = None
+    try:
+        assert r.returncode == 0, r.stderr
+        wait_for(lambda: os.path.exists(pidfile), 15, what="the pid file")
+        pid = read_pid(pidfile)
+        wait_for(lambda: "(Python" in open(logto).read(), 15, what="the banner in --logto")
+        assert not os.path.exists(dlog) or os.path.getsize(dlog) == 0  # --logto wins
+        os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: not alive(pid), 20, what="the daemon stopped")
+    finally:
+        if pid and alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+
+
 def test_daemonize_with_an_unwritable_log_says_so_on_the_terminal(tmp_path):
     r = subprocess.run([GYRE, "--socket", str(tmp_path / "s"), "--wsgi-file", APP,
                         "--daemonize", "/nonexistent/dir/log"], stdin=subprocess.DEVNULL,
