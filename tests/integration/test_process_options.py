@@ -252,7 +252,11 @@ def workers_after_reload(s, before):
     def replaced():
         now = set(s.children())
         return now and not (now & before) and get(s, "/pid", timeout=5)[0] == 200
-    wait_for(replaced, 20, what="every worker replaced")
+    try:
+        wait_for(replaced, 20, what="every worker replaced")
+    except AssertionError as e:
+        raise AssertionError("%s: workers %s, before %s\n%s" % (e, s.children(), before,
+                                                                s.log()))
     return set(s.children())
 
 
@@ -847,8 +851,11 @@ def fifo_send(path, cmds):
 @pytest.mark.parametrize("kind", ["gyre", "uwsgi"])
 def test_master_fifo_reload_and_stop(servers, kind):
     fifo = os.path.join(servers.tmp, "%s.fifo" % kind)
-    s = servers("--master", "--processes", "2", "--master-fifo", fifo, kind=kind)
+    lazy = ["--lazy-apps"] if kind == "uwsgi" else []  # a log line per worker ready
+    s = servers("--master", "--processes", "2", "--master-fifo", fifo, *lazy, kind=kind)
     wait_for(lambda: len(s.children()) == 2, 10, what="two workers")
+    # Both workers ready: a uWSGI worker told to stop while it starts ignores it (60 s mercy).
+    s.wait_log("(default app)" if kind == "uwsgi" else "(worker 2)", count=2 if lazy else 1)
     before = set(s.children())
     fifo_send(fifo, b"r")
     workers_after_reload(s, before)
