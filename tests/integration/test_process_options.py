@@ -979,3 +979,16 @@ def test_cheaper_rss_limit_hard_stops_workers(servers):
                 "--cheaper-overload", "30", "--cheaper-rss-limit-hard", "1")
     s.wait_log("passes --cheaper-rss-limit-hard 1", timeout=20)
     wait_for(lambda: len(s.children()) == 1, 30, what="down to --cheaper 1")
+
+
+def test_sigterm_without_die_on_term_gyre_stops_where_uwsgi_2_0_reloads(servers):
+    """What the README says of --die-on-term: Debian's uWSGI 2.0 reloads on SIGTERM without it;
+    gyre stops, as systemd, docker and Kubernetes expect."""
+    u = servers("--master", "--lazy-apps", kind="uwsgi")
+    u.wait_log("(default app)")
+    u.signal(signal.SIGTERM)
+    u.wait_log("binary reloading uWSGI")
+    assert u.alive()
+    g = servers("--master")
+    g.signal(signal.SIGTERM)
+    assert g.wait_exit(20) == 0
