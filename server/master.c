@@ -43,7 +43,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -162,13 +161,13 @@ static bool spawn(int id)
         if (M.inotify_fd >= 0)
             close(M.inotify_fd);
         unsetenv("NOTIFY_SOCKET"); /* the master speaks to systemd */
-        /* --no-orphans: a master that dies (even by SIGKILL) takes its workers with it; SIGTERM,
-         * so that they finish what they serve. It may have died before the prctl. */
-        if (M.cfg->no_orphans && (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != M.pid))
-            _exit(1);
         proctitle_for(M.cfg, id);
         struct gy_worker_link link = {
-            .id = id, .rec = r, .notify_fd = M.msgpipe[1], .first = !M.spawned[id]
+            .id = id,
+            .rec = r,
+            .notify_fd = M.msgpipe[1],
+            .first = !M.spawned[id],
+            .master = M.pid,
         };
         S.slot = slot;
         _exit(worker_run(M.cfg, &link));

@@ -31,6 +31,7 @@ struct gy_worker_link {
     int rec;
     int notify_fd; /* the pipe to the master */
     bool first;    /* the first process of this id since the start or the last reload */
+    pid_t master;  /* --no-orphans: the parent it must outlive no longer than */
 };
 
 /* uWSGI's two mercies: --worker-reload-mercy is the time each worker gets to finish on a stop

@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
@@ -466,6 +467,21 @@ static int run_hooks(enum hook_phase phase)
     return -1;
 }
 
+/* --no-orphans: a master that dies (even by SIGKILL) takes this worker with it; SIGTERM, so
+ * that it finishes what it serves. Set after the privileges are dropped, which clear it. */
+static int follow_master(const struct gy_worker_link *link)
+{
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0) {
+        log_errno("--no-orphans: prctl");
+        return -1;
+    }
+    if (getppid() != link->master) { /* it died before the prctl */
+        log_msg("--no-orphans: the master (pid %d) is gone", (int)link->master);
+        return -1;
+    }
+    return 0;
+}
+
 /* uWSGI's order: accepting, accepting-once, accepting1, accepting1-once. The only process is
  * worker 1, and its first. */
 static int accepting_hooks(const struct gy_worker_link *link)
@@ -511,6 +527,8 @@ static int worker_start(struct gy_config *cfg, const struct gy_worker_link *link
     if (drop_privileges(cfg) < 0)
         return -1;
     if (!link && run_hooks(HOOK_AS_USER) < 0)
+        return -1;
+    if (link && cfg->no_orphans && follow_master(link) < 0)
         return -1;
     if (cfg->chdir && chdir(cfg->chdir) < 0) {
         log_errno("chdir(%s)", cfg->chdir);

@@ -808,8 +808,11 @@ def test_no_procname_option_leaves_the_command_line(servers):
 
 # ---- no-orphans, and what is gyre's behaviour already ------------------------------------------
 
-def test_no_orphans_workers_end_with_the_master(servers):
-    s = servers("--master", "--processes", "2", "--no-orphans")
+@pytest.mark.parametrize("uid", [[], ["--uid", "nobody", "--gid", "nogroup"]],
+                         ids=["root", "dropped"])
+def test_no_orphans_workers_end_with_the_master(servers, uid):
+    # Dropping privileges clears the kernel's parent-death signal: set after, it holds.
+    s = servers("--master", "--processes", "2", "--no-orphans", *uid)
     workers = s.children()
     assert len(workers) == 2
     os.kill(s.pid, signal.SIGKILL)
