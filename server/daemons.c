@@ -92,18 +92,24 @@ static void exec_detached(const struct daemon *d)
 static void start(struct daemon *d)
 {
     fflush(NULL);
+    /* Signals wait until the child dropped the master's handlers (see master.c's spawn). */
+    sigset_t all, saved;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &saved);
     pid_t pid = fork();
+    if (pid != 0)
+        sigprocmask(SIG_SETMASK, &saved, NULL);
     if (pid < 0) {
         log_errno("daemon \"%s\": fork", d->cmd);
         d->next_start = now() + 1;
         return;
     }
     if (pid == 0) {
-        /* The master's handlers and mask are not the daemon's. A plain daemon dies with the
-         * master (uWSGI destroys them with it); a smart one outlives it by design. */
-        int sigs[] = { SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGCHLD, SIGPIPE };
-        for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-            signal(sigs[i], SIG_DFL);
+        /* The master's handlers and mask are not the daemon's: every caught signal back to its
+         * default. A plain daemon dies with the master (uWSGI destroys them with it); a smart
+         * one outlives it by design. */
+        for (int sig = 1; sig < NSIG; sig++)
+            signal(sig, SIG_DFL);
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);

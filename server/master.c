@@ -138,8 +138,15 @@ static bool spawn(int id)
     slot->respawns = respawns;
     slot->heartbeat = now(); /* counts from the fork until the worker's own first tick */
     slot->started = (double)time(NULL);
+    /* Signals wait until the child has its own handlers: one that came to it in between
+     * would run the master's handler there, and reach the master's pipe instead (a SIGHUP
+     * meant to stop a starting worker would reload the master, and the worker live on). */
+    sigset_t all, saved;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &saved);
     pid_t pid = fork();
     if (pid < 0) {
+        sigprocmask(SIG_SETMASK, &saved, NULL);
         log_errno("master: fork");
         return false;
     }
@@ -153,6 +160,7 @@ static bool spawn(int id)
         for (int sig = 1; sig < NSIG; sig++)
             if (M.sig_action[sig])
                 signal(sig, SIG_DFL);
+        sigprocmask(SIG_SETMASK, &saved, NULL);
         hooks_set_unix_signal(NULL); /* a worker's unix_signal hooks change nothing */
         close(M.sigpipe[0]);
         close(M.sigpipe[1]);
@@ -172,6 +180,7 @@ static bool spawn(int id)
         S.slot = slot;
         _exit(worker_run(M.cfg, &link));
     }
+    sigprocmask(SIG_SETMASK, &saved, NULL);
     *w = (struct worker_rec){
         .state = REC_STARTING, .id = id, .pid = pid, .gen = M.gen, .started = now()
     };
@@ -769,7 +778,8 @@ static void fifo_command(char c)
             log_msg("master: --master-fifo: now reading %s", M.cfg->master_fifo[slot]);
         return;
     }
-    if (M.stopping || c == '\n' || c == '\r' || c == ' ')
+    /* While stopping, only Q (stop now) still means something. */
+    if ((M.stopping && c != 'Q') || c == '\n' || c == '\r' || c == ' ')
         return;
     switch (c) {
     case 'r':

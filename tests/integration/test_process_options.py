@@ -851,6 +851,19 @@ def fifo_send(path, cmds):
         os.close(fd)
 
 
+def test_master_fifo_stop_now_during_a_graceful_stop(servers):
+    fifo = os.path.join(servers.tmp, "q.fifo")
+    s = servers("--master", "--master-fifo", fifo, "--worker-reload-mercy", "60")
+    h = Holder(s, servers.tmp)
+    h.hold()
+    fifo_send(fifo, b"q")  # graceful: would wait for the held request up to 60 s
+    s.wait_log("graceful stop, 1 connection(s) in flight")
+    fifo_send(fifo, b"Q")
+    assert s.wait_exit(20) == 0
+    assert "cutting GET /hold" in s.log()
+    open(h.flag, "w").close()
+
+
 @pytest.mark.parametrize("kind", ["gyre", "uwsgi"])
 def test_master_fifo_reload_and_stop(servers, kind):
     fifo = os.path.join(servers.tmp, "%s.fifo" % kind)
@@ -863,6 +876,8 @@ def test_master_fifo_reload_and_stop(servers, kind):
     fifo_send(fifo, b"r")
     workers_after_reload(s, before)
     wait_for(lambda: len(s.children()) == 2, 20, what="two workers after the reload")
+    if lazy:  # both new uWSGI workers ready again, for the same reason
+        s.wait_log("(default app)", count=4)
     fifo_send(fifo, b"q")
     assert s.wait_exit(30) == 0
 
@@ -876,7 +891,10 @@ def test_master_fifo_commands(servers):
     fifo_send(fifos[0], b"+")
     wait_for(lambda: len(s.children()) == 2, 15, what="a worker more")
     fifo_send(fifos[0], b"-")
-    wait_for(lambda: len(s.children()) == 1, 15, what="a worker less")
+    try:
+        wait_for(lambda: len(s.children()) == 1, 15, what="a worker less")
+    except AssertionError:
+        raise AssertionError(s.log())
     fifo_send(fifos[0], b"1")  # from now on the second FIFO
     s.wait_log("now reading " + fifos[1])
     os.unlink(pidfile)
