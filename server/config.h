@@ -139,6 +139,43 @@ struct gy_config {
     int nimports;
 
     /* -- processes, hooks and daemons (issue 10, group 4) -- */
+    /* adaptive workers (uWSGI's cheaper subsystem, algorithm "spare"): 0 = off */
+    int cheaper;             /* the fewest workers kept running */
+    int cheaper_initial;     /* workers started (0: cheaper) */
+    int cheaper_step;        /* workers added at once when all are busy (0: 1) */
+    double cheaper_overload; /* seconds all busy before adding, idle before stopping one (3) */
+    bool cheaper_overload_given;
+    const char *cheaper_algo;
+    double max_worker_lifetime;       /* seconds, then a graceful replacement (0: never) */
+    double max_worker_lifetime_delta; /* ... plus worker id times this */
+    bool worker_reload_mercy_given, reload_mercy_given; /* see worker_mercy() in process.h */
+    const char *fs_reload[GY_MAX_LIST]; /* inotify: a graceful reload when one changes */
+    int nfs_reload;
+    /* hooks (hooks.h): "action:arg" strings per phase; exec-* given as "exec:CMD" */
+#define GY_HOOK_PHASES 15
+    const char *hooks[GY_HOOK_PHASES][GY_MAX_LIST];
+    int nhooks[GY_HOOK_PHASES];
+    /* daemons the master starts, restarts and stops (daemons.h) */
+    const char *attach_daemon[GY_MAX_LIST]; /* CMD */
+    int nattach_daemon;
+    const char *smart_daemon[GY_MAX_LIST]; /* "PIDFILE CMD" */
+    int nsmart_daemon;
+    const char *smart_daemon2[GY_MAX_LIST]; /* "PIDFILE CMD": the master daemonizes CMD */
+    int nsmart_daemon2;
+    const char *attach_daemon2[GY_MAX_LIST]; /* "cmd=...,pidfile=...,..." */
+    int nattach_daemon2;
+    const char *daemonize; /* LOGFILE: detach from the terminal, log there */
+    const char *pidfile2;  /* a second pid file (gyre's master keeps its privileges) */
+    bool auto_procname;
+    const char *procname_prefix, *procname_append, *procname, *procname_master;
+    bool no_orphans;                  /* workers end (SIGTERM) when the master dies */
+    unsigned long reload_on_as;       /* MiB of address space: the worker asks to be replaced */
+    unsigned long evil_reload_on_rss; /* MiB: the master kills the worker (its loop may hang) */
+    unsigned long evil_reload_on_as;
+    double min_worker_lifetime; /* seconds before --max-requests/--reload-on-* may retire one */
+    unsigned long long cheaper_rss_limit_soft, cheaper_rss_limit_hard; /* bytes, all workers */
+    const char *master_fifo[10]; /* FIFOs the master reads one-letter commands from */
+    int nmaster_fifo;
 
     /* -- logging (issue 10, group 5) -- */
     bool memory_report;       /* vsz/rss in every request line */

@@ -2,14 +2,16 @@
  * gyre's entry: the options, the log's destination, the pid file, then either one worker in the
  * foreground or a master managing --processes workers.
  *
- * Depends on: log.c, logformat.c, master.c, options.c, worker.c (server/README)
+ * Depends on: log.c, logformat.c, master.c, options.c, proctitle.c, worker.c (server/README)
  */
+#include "daemons.h"
 #include "log.h"
 #include "process.h"
 
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 static int open_logto(const char *path)
@@ -28,21 +30,30 @@ static int open_logto(const char *path)
     return 0;
 }
 
+/* Written whole or not at all (uWSGI's --safe-pidfile): a temporary file renamed over it, so
+ * that a reader never sees it empty or half written. */
 static int write_pidfile(const char *path)
 {
-    FILE *f = fopen(path, "w");
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid());
+    FILE *f = fopen(tmp, "w");
     if (!f) {
-        log_errno("--pidfile %s", path);
+        log_errno("--pidfile %s", tmp);
         return -1;
     }
     fprintf(f, "%d\n", (int)getpid());
-    fclose(f);
+    if (fclose(f) != 0 || rename(tmp, path) < 0) {
+        log_errno("--pidfile %s", path);
+        unlink(tmp);
+        return -1;
+    }
     return 0;
 }
 
 int main(int argc, char **argv)
 {
     static struct gy_config cfg;
+    argv = proctitle_init(argc, argv); /* the original argv's memory becomes the title */
     options_parse(&cfg, argc, argv);
     if (cfg.logto && open_logto(cfg.logto) < 0)
         return 1;
@@ -60,11 +71,17 @@ int main(int argc, char **argv)
                 cfg.processes);
         cfg.master = true;
     }
+    if (process_prepare(&cfg) < 0)
+        return 1;
     if (cfg.pidfile && write_pidfile(cfg.pidfile) < 0)
+        return 1;
+    if (cfg.pidfile2 && write_pidfile(cfg.pidfile2) < 0)
         return 1;
     int rc = cfg.master ? master_run(&cfg) : worker_run(&cfg, NULL);
     if (cfg.pidfile)
         unlink(cfg.pidfile);
+    if (cfg.pidfile2)
+        unlink(cfg.pidfile2);
     fflush(NULL);
     _exit(rc);
 }

@@ -14,12 +14,22 @@
  *                         to stop now (SIGQUIT: in-flight requests cut and logged), and killed
  *                         if still there a second later
  *   --harakiri            a worker whose loop has not ticked for that long is killed
+ *   --max-worker-lifetime a worker that ran that long is replaced, as on a reload
+ *   --fs-reload           inotify: a change of the path is a graceful reload
+ *   --cheaper             adaptive workers: ids 1..M.wanted run, between --cheaper and
+ *                         --processes, moved by uWSGI's "spare" algorithm (cheaper_tick)
+ *   a hook failed         (a worker's MSG_FATAL) the instance ends, as uWSGI's does
  *
- * One poll() loop: the signal pipe, the workers' message pipe, and a 100 ms tick for the
- * clocks (deadlines, heartbeats, file times).
+ * The master also runs the hooks of its phases (hooks.h) and the attached daemons (daemons.c).
  *
- * Depends on: listen.c, log.c, scoreboard.c, server.c, stats.c, worker.c (server/README)
+ * One poll() loop: the signal pipe, the workers' message pipe, inotify, and a 100 ms tick for
+ * the clocks (deadlines, heartbeats, file times).
+ *
+ * Depends on: daemons.c, hooks.c, listen.c, log.c, proctitle.c, scoreboard.c, server.c,
+ *     stats.c, worker.c (server/README)
  */
+#include "daemons.h"
+#include "hooks.h"
 #include "log.h"
 #include "listen.h"
 #include "process.h"
@@ -32,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -39,6 +50,7 @@
 #include <unistd.h>
 
 enum rec_state { REC_FREE, REC_STARTING, REC_RUNNING, REC_STOPPING };
+enum master_action { ACT_NONE, ACT_RELOAD, ACT_GRACEFUL_STOP, ACT_STOP_NOW };
 
 /* One worker process, as the master tracks it. During a reload a worker id has two records:
  * the old process (STOPPING) and its replacement. */
@@ -65,8 +77,27 @@ static struct {
     double next_spawn[1 + 1024]; /* per worker id: not before (respawn backoff) */
     double backoff[1 + 1024];
     uint64_t respawns[1 + 1024]; /* per worker id, for stats */
+    bool spawned[1 + 1024];      /* since the start or the last reload: --hook-accepting-once */
     time_t touch_mtime[GY_MAX_LIST];
+    pid_t pid;
+    int exit_status; /* 1 once a worker's hook failed */
+    int wanted;      /* worker ids 1..wanted run (--processes, or fewer with --cheaper) */
+    struct {
+        double next_cycle; /* the algorithm runs once a second, as uWSGI's master cycle */
+        unsigned overload; /* cycles with every worker busy (less one per cycle with a free one) */
+        unsigned idle;     /* cycles without overload */
+        unsigned cycles_limit; /* --cheaper-overload, in cycles */
+    } cheap;
+    int inotify_fd;
+    enum master_action sig_action[NSIG]; /* unix_signal hooks; ACT_NONE: the default */
+    int fifo_fd;   /* --master-fifo: the one being read (uWSGI's 0-9 switch between them) */
+    int fifo_slot; /* ... its index */
+    int fs_wd[GY_MAX_LIST];       /* -1: to be (re)added, once the path exists */
+    bool fs_missing[GY_MAX_LIST]; /* a watch could not be added: the path is not there */
+    double next_mem_check;        /* --evil-reload-on-*: once a second */
 } M;
+
+static void stop_all(int sig);
 
 static double now(void)
 {
@@ -107,8 +138,15 @@ static bool spawn(int id)
     slot->respawns = respawns;
     slot->heartbeat = now(); /* counts from the fork until the worker's own first tick */
     slot->started = (double)time(NULL);
+    /* Signals wait until the child has its own handlers: one that came to it in between
+     * would run the master's handler there, and reach the master's pipe instead (a SIGHUP
+     * meant to stop a starting worker would reload the master, and the worker live on). */
+    sigset_t all, saved;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &saved);
     pid_t pid = fork();
     if (pid < 0) {
+        sigprocmask(SIG_SETMASK, &saved, NULL);
         log_errno("master: fork");
         return false;
     }
@@ -119,18 +157,34 @@ static bool spawn(int id)
         signal(SIGINT, SIG_DFL);
         signal(SIGQUIT, SIG_DFL);
         signal(SIGCHLD, SIG_DFL);
+        for (int sig = 1; sig < NSIG; sig++)
+            if (M.sig_action[sig])
+                signal(sig, SIG_DFL);
+        sigprocmask(SIG_SETMASK, &saved, NULL);
+        hooks_set_unix_signal(NULL); /* a worker's unix_signal hooks change nothing */
         close(M.sigpipe[0]);
         close(M.sigpipe[1]);
         close(M.msgpipe[0]);
         stats_close(false);
+        if (M.inotify_fd >= 0)
+            close(M.inotify_fd);
         unsetenv("NOTIFY_SOCKET"); /* the master speaks to systemd */
-        struct gy_worker_link link = { .id = id, .rec = r, .notify_fd = M.msgpipe[1] };
+        proctitle_for(M.cfg, id);
+        struct gy_worker_link link = {
+            .id = id,
+            .rec = r,
+            .notify_fd = M.msgpipe[1],
+            .first = !M.spawned[id],
+            .master = M.pid,
+        };
         S.slot = slot;
         _exit(worker_run(M.cfg, &link));
     }
+    sigprocmask(SIG_SETMASK, &saved, NULL);
     *w = (struct worker_rec){
         .state = REC_STARTING, .id = id, .pid = pid, .gen = M.gen, .started = now()
     };
+    M.spawned[id] = true;
     slot->pid = pid;
     log_msg("master: started worker %d (pid %d)", id, (int)pid);
     return true;
@@ -140,7 +194,7 @@ static bool spawn(int id)
  * --worker-reload-mercy; the master kills it a second after that. */
 static void stop_worker(struct worker_rec *w, int sig)
 {
-    double grace = sig == SIGHUP ? M.cfg->reload_mercy : M.cfg->stop_grace;
+    double grace = worker_mercy(M.cfg, sig == SIGHUP);
     kill(w->pid, sig);
     w->state = REC_STOPPING;
     w->deadline = now() + grace + 1.0;
@@ -178,6 +232,8 @@ static void reload(int only_id, const char *why)
 {
     M.gen++;
     log_msg("master: graceful reload (%s)", why);
+    if (only_id == 0) /* uWSGI's reload re-runs the "once" hooks: its master starts again */
+        memset(M.spawned, 0, sizeof(M.spawned));
     sd_notify(0, "RELOADING=1\nSTATUS=reloading");
     M.notify_ready = true;
     for (int i = 0; i < M.nrecs; i++) {
@@ -216,6 +272,8 @@ static void reap(void)
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (daemons_reaped(pid, status))
+            continue;
         for (int i = 0; i < M.nrecs; i++) {
             struct worker_rec *w = &M.recs[i];
             if (w->state == REC_FREE || w->pid != pid)
@@ -262,7 +320,7 @@ static void respawn_due(void)
     if (M.stopping)
         return;
     double t = now();
-    for (int id = 1; id <= M.cfg->processes; id++) {
+    for (int id = 1; id <= M.wanted; id++) {
         bool running = false;
         for (int i = 0; i < M.nrecs && !running; i++)
             running = M.recs[i].id == id && M.recs[i].state != REC_FREE &&
@@ -286,7 +344,7 @@ static void notify_if_ready(void)
             return;
         running += w->state == REC_RUNNING;
     }
-    if (running < M.cfg->processes)
+    if (running < M.wanted)
         return;
     M.notify_ready = false;
     sd_notifyf(0, "READY=1\nSTATUS=%d workers serving\nMAINPID=%d", running, (int)getpid());
@@ -313,7 +371,85 @@ static void on_message(const struct gy_msg *m)
             replace_wanted();
         }
         break;
+    case MSG_FATAL:
+        if (!M.stopping) {
+            log_msg("master: a hook of worker %d (pid %d) failed: stopping the instance", w->id,
+                    (int)w->pid);
+            M.exit_status = 1;
+            stop_all(SIGQUIT);
+        }
+        break;
     }
+}
+
+/* Kill a worker the master gives up on: respawned at once, not as a crash loop. */
+static void kill_worker(struct worker_rec *w, double t)
+{
+    kill(w->pid, SIGKILL);
+    w->state = REC_STOPPING;
+    w->deadline = t + 3600;
+    M.next_spawn[w->id] = t;
+    M.respawns[w->id]++;
+}
+
+/* A process's address space and resident set in MiB (0 when it is gone). */
+static void proc_mem_mib(pid_t pid, unsigned long *as, unsigned long *rss)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
+    FILE *f = fopen(path, "r");
+    unsigned long size = 0, resident = 0;
+    if (f) {
+        if (fscanf(f, "%lu %lu", &size, &resident) != 2)
+            size = resident = 0;
+        fclose(f);
+    }
+    unsigned long page = (unsigned long)sysconf(_SC_PAGESIZE);
+    *as = size * page / (1024 * 1024);
+    *rss = resident * page / (1024 * 1024);
+}
+
+/* --evil-reload-on-rss/as, once a second: the master's own check, for a worker that cannot
+ * check itself (its loop stuck, or growing faster than it checks): killed and respawned. */
+static void check_evil(double t)
+{
+    for (int i = 0; i < M.nrecs; i++) {
+        struct worker_rec *w = &M.recs[i];
+        if (w->state != REC_RUNNING && w->state != REC_STARTING)
+            continue;
+        unsigned long as, rss;
+        proc_mem_mib(w->pid, &as, &rss);
+        const char *what = NULL;
+        unsigned long value = 0, limit = 0;
+        if (M.cfg->evil_reload_on_rss && rss >= M.cfg->evil_reload_on_rss)
+            what = "rss", value = rss, limit = M.cfg->evil_reload_on_rss;
+        else if (M.cfg->evil_reload_on_as && as >= M.cfg->evil_reload_on_as)
+            what = "as", value = as, limit = M.cfg->evil_reload_on_as;
+        if (!what)
+            continue;
+        log_msg("master: worker %d (pid %d): %s %lu MiB (--evil-reload-on-%s %lu): killing it",
+                w->id, (int)w->pid, strcmp(what, "rss") ? "address space" : "RSS", value, what,
+                limit);
+        kill_worker(w, t);
+    }
+}
+
+/* --max-worker-lifetime (+ id x --max-worker-lifetime-delta): replaced like a retiring worker,
+ * the new one accepting before the old one stops. */
+static void check_lifetimes(double t)
+{
+    for (int i = 0; i < M.nrecs; i++) {
+        struct worker_rec *w = &M.recs[i];
+        double limit = M.cfg->max_worker_lifetime + w->id * M.cfg->max_worker_lifetime_delta;
+        if (w->state == REC_RUNNING && !w->replaced && !w->want_replacement &&
+            t - w->started >= limit) {
+            log_msg(
+                "master: worker %d (pid %d) ran %.0f s (--max-worker-lifetime %g): replacing it",
+                w->id, (int)w->pid, t - w->started, limit);
+            w->want_replacement = true;
+        }
+    }
+    replace_wanted();
 }
 
 static void check_clocks(void)
@@ -336,14 +472,16 @@ static void check_clocks(void)
                     M.cfg->harakiri);
             if (M.cfg->harakiri_verbose)
                 log_proc_state((int)w->pid);
-            kill(w->pid, SIGKILL);
-            w->state = REC_STOPPING; /* respawned below, not as a crash loop */
-            w->deadline = t + 3600;
-            M.next_spawn[w->id] = t;
-            M.respawns[w->id]++;
+            kill_worker(w, t);
             scoreboard_slot(&S.board, i)->harakiri++;
         }
     }
+    if ((M.cfg->evil_reload_on_rss || M.cfg->evil_reload_on_as) && t >= M.next_mem_check) {
+        M.next_mem_check = t + 1.0;
+        check_evil(t);
+    }
+    if (M.cfg->max_worker_lifetime > 0 && !M.stopping)
+        check_lifetimes(t);
     for (int i = 0; i < M.cfg->ntouch_reload && !M.stopping; i++) {
         struct stat st;
         if (stat(M.cfg->touch_reload[i], &st) == 0 && st.st_mtime != M.touch_mtime[i]) {
@@ -352,6 +490,194 @@ static void check_clocks(void)
             if (!first)
                 reload(0, M.cfg->touch_reload[i]);
         }
+    }
+}
+
+/* --fs-reload: a watch per path; one that goes (the path deleted or renamed) is added again
+ * once the path is back. The return of a path that was missing is a change too; one replaced
+ * at once (an editor's rename over it) was the change that already reloaded. */
+static void fs_watch_add(int i)
+{
+    const uint32_t events = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE |
+                            IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF;
+    M.fs_wd[i] = inotify_add_watch(M.inotify_fd, M.cfg->fs_reload[i], events);
+    if (M.fs_wd[i] < 0) {
+        M.fs_missing[i] = true;
+        return;
+    }
+    if (M.fs_missing[i] && !M.stopping)
+        reload(0, M.cfg->fs_reload[i]);
+    M.fs_missing[i] = false;
+}
+
+static int fs_reload_open(void)
+{
+    M.inotify_fd = -1;
+    if (M.cfg->nfs_reload == 0)
+        return 0;
+    M.inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (M.inotify_fd < 0) {
+        log_errno("master: --fs-reload: inotify");
+        return -1;
+    }
+    for (int i = 0; i < M.cfg->nfs_reload; i++) {
+        fs_watch_add(i);
+        if (M.fs_wd[i] < 0) /* a reload once it is there */
+            log_errno("master: --fs-reload %s: watching once it exists", M.cfg->fs_reload[i]);
+    }
+    return 0;
+}
+
+static void fs_reload_events(void)
+{
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    const char *why = NULL;
+    ssize_t n;
+    while ((n = read(M.inotify_fd, buf, sizeof(buf))) > 0) {
+        for (char *p = buf; p < buf + n;) {
+            const struct inotify_event *ev = (const struct inotify_event *)p;
+            for (int i = 0; i < M.cfg->nfs_reload; i++) {
+                if (ev->wd != M.fs_wd[i])
+                    continue;
+                if (ev->mask & IN_IGNORED)
+                    M.fs_wd[i] = -1; /* the watch is gone: fs_reload_retry */
+                else
+                    why = M.cfg->fs_reload[i];
+            }
+            p += sizeof(*ev) + ev->len;
+        }
+    }
+    if (why && !M.stopping)
+        reload(0, why); /* one reload for a burst of events */
+}
+
+static void fs_reload_retry(void)
+{
+    for (int i = 0; i < M.cfg->nfs_reload; i++)
+        if (M.fs_wd[i] < 0)
+            fs_watch_add(i);
+}
+
+/* --cheaper's start: the bounds uWSGI also enforces, and the first count of workers. */
+static void cheaper_init(struct gy_config *cfg)
+{
+    M.wanted = cfg->processes;
+    if (!cfg->cheaper)
+        return;
+    if (cfg->cheaper >= cfg->processes) {
+        log_msg("master: --cheaper %d needs more --processes (the maximum): %d; using --cheaper %d",
+                cfg->cheaper, cfg->processes, cfg->processes - 1);
+        cfg->cheaper = cfg->processes - 1;
+        if (!cfg->cheaper)
+            return;
+    }
+    if (cfg->cheaper_algo && strcmp(cfg->cheaper_algo, "spare"))
+        log_msg("master: --cheaper-algo %s is not in gyre: using spare", cfg->cheaper_algo);
+    int initial = cfg->cheaper_initial ? cfg->cheaper_initial : cfg->cheaper;
+    M.wanted = initial < cfg->cheaper     ? cfg->cheaper
+               : initial > cfg->processes ? cfg->processes
+                                          : initial;
+    if (!cfg->cheaper_step)
+        cfg->cheaper_step = 1;
+    double overload = cfg->cheaper_overload_given ? cfg->cheaper_overload : 3;
+    M.cheap.cycles_limit = overload < 1 ? 1 : (unsigned)overload;
+    log_msg("master: adaptive workers (spare): %d to %d, starting %d, step %d, overload %u s",
+            cfg->cheaper, cfg->processes, M.wanted, cfg->cheaper_step, M.cheap.cycles_limit);
+}
+
+/* A worker is busy when every one of its cores serves a request (with one core, uWSGI's own
+ * definition); RUNNING processes of the wanted ids only. -1: a worker is starting, stopping
+ * or missing, no decision now. */
+static int count_busy(int *active)
+{
+    *active = 0;
+    int busy = 0;
+    for (int i = 0; i < M.nrecs; i++) {
+        const struct worker_rec *w = &M.recs[i];
+        if (w->state == REC_STARTING)
+            return -1;
+        if (w->state != REC_RUNNING || w->replaced || w->id > M.wanted)
+            continue;
+        (*active)++;
+        busy += scoreboard_slot(&S.board, i)->busy >= M.cfg->cores;
+    }
+    return *active == M.wanted ? busy : -1;
+}
+
+/* The RSS of the running workers together, in bytes, when a --cheaper-rss-limit asks. */
+static unsigned long long workers_rss(void)
+{
+    if (!M.cfg->cheaper_rss_limit_soft && !M.cfg->cheaper_rss_limit_hard)
+        return 0;
+    unsigned long long total = 0;
+    for (int i = 0; i < M.nrecs; i++)
+        if (M.recs[i].state == REC_RUNNING) {
+            unsigned long as, rss;
+            proc_mem_mib(M.recs[i].pid, &as, &rss);
+            total += (unsigned long long)rss * 1024 * 1024;
+        }
+    return total;
+}
+
+/* Stop the highest worker id, gracefully (a reload's mercy), and run one fewer. */
+static void cheap_one(int active, int busy)
+{
+    log_msg("master: %d of %d worker(s) busy: stopping worker %d (--cheaper %d)", busy, active,
+            M.wanted, M.cfg->cheaper);
+    for (int i = 0; i < M.nrecs; i++) {
+        struct worker_rec *w = &M.recs[i];
+        if (w->id == M.wanted && w->state != REC_FREE && w->state != REC_STOPPING)
+            stop_worker(w, SIGHUP);
+    }
+    M.wanted--;
+}
+
+/* uWSGI's "spare" algorithm, once a second: every worker busy for more than --cheaper-overload
+ * cycles starts --cheaper-step more (up to --processes); once no longer overloaded, every
+ * --cheaper-overload cycles one worker stops (down to --cheaper), unless exactly one worker
+ * is free: that one is the spare, the stable state. */
+static void cheaper_tick(double t)
+{
+    if (!M.cfg->cheaper || M.stopping || t < M.cheap.next_cycle)
+        return;
+    M.cheap.next_cycle = t + 1.0;
+    int active, busy = count_busy(&active);
+    if (busy < 0)
+        return;
+    if (busy == active) {
+        M.cheap.overload++;
+        M.cheap.idle = 0;
+    } else if (M.cheap.overload > 0) {
+        M.cheap.overload--;
+    }
+    unsigned long long rss = workers_rss();
+    if (M.cfg->cheaper_rss_limit_hard && rss >= M.cfg->cheaper_rss_limit_hard &&
+        active > M.cfg->cheaper) {
+        log_msg("master: the workers' RSS, %llu bytes, passes --cheaper-rss-limit-hard %llu", rss,
+                M.cfg->cheaper_rss_limit_hard);
+        cheap_one(active, busy);
+        return;
+    }
+    if (M.cheap.overload > M.cheap.cycles_limit) {
+        M.cheap.overload = 0;
+        if (M.cfg->cheaper_rss_limit_soft && rss >= M.cfg->cheaper_rss_limit_soft) {
+            log_msg("master: all %d worker(s) busy, but their RSS, %llu bytes, passes "
+                    "--cheaper-rss-limit-soft %llu: no more",
+                    active, rss, M.cfg->cheaper_rss_limit_soft);
+            return;
+        }
+        int add = M.cfg->processes - M.wanted;
+        if (add > M.cfg->cheaper_step)
+            add = M.cfg->cheaper_step;
+        if (add > 0) {
+            log_msg("master: all %d worker(s) busy for %u s: starting %d more", active,
+                    M.cheap.cycles_limit + 1, add);
+            M.wanted += add; /* respawn_due starts them */
+        }
+    } else if (M.cheap.overload == 0 && active - busy != 1) {
+        M.cheap.idle++;
+        if (active > M.cfg->cheaper && M.cheap.idle % M.cheap.cycles_limit == 0)
+            cheap_one(active, busy);
     }
 }
 
@@ -383,39 +709,258 @@ static void stop_all(int sig)
     }
 }
 
+/* --master-fifo: (re)create the FIFO and read it. O_RDWR: the master is a writer too, so
+ * that the last client closing its end is no EOF to reopen after (uWSGI reopens). */
+static int fifo_open(int slot)
+{
+    const char *path = M.cfg->master_fifo[slot];
+    unlink(path);
+    if (mkfifo(path, 0600) < 0) {
+        log_errno("master: --master-fifo %s", path);
+        return -1;
+    }
+    int fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        log_errno("master: --master-fifo %s", path);
+        unlink(path);
+        return -1;
+    }
+    if (M.fifo_fd >= 0)
+        close(M.fifo_fd);
+    M.fifo_fd = fd;
+    M.fifo_slot = slot;
+    return 0;
+}
+
+static void fifo_close_all(void)
+{
+    if (M.fifo_fd >= 0)
+        close(M.fifo_fd);
+    M.fifo_fd = -1;
+    for (int i = 0; i < M.cfg->nmaster_fifo; i++)
+        unlink(M.cfg->master_fifo[i]);
+}
+
+static void log_workers(void)
+{
+    static const char *const states[] = { "free", "starting", "running", "stopping" };
+    for (int i = 0; i < M.nrecs; i++) {
+        const struct worker_rec *w = &M.recs[i];
+        if (w->state == REC_FREE)
+            continue;
+        const struct sb_worker *slot = scoreboard_slot(&S.board, i);
+        log_msg("master: worker %d (pid %d) %s, %d busy core(s), %llu request(s)", w->id,
+                (int)w->pid, states[w->state], slot->busy, (unsigned long long)slot->requests);
+    }
+}
+
+/* 'P': the pid files again (uWSGI's "update pidfiles"), e.g. after one was removed. */
+static void rewrite_pidfiles(void)
+{
+    const char *paths[] = { M.cfg->pidfile, M.cfg->pidfile2 };
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        FILE *f = paths[i] ? fopen(paths[i], "w") : NULL;
+        if (f) {
+            fprintf(f, "%d\n", (int)getpid());
+            fclose(f);
+        } else if (paths[i]) {
+            log_errno("master: %s", paths[i]);
+        }
+    }
+}
+
+/* uWSGI's master FIFO commands; those gyre has no counterpart for are logged, not ignored. */
+static void fifo_command(char c)
+{
+    if (c >= '0' && c <= '9') {
+        int slot = c - '0';
+        if (slot >= M.cfg->nmaster_fifo || slot == M.fifo_slot)
+            log_msg("master: --master-fifo %c: no such FIFO, or the one being read", c);
+        else if (fifo_open(slot) == 0)
+            log_msg("master: --master-fifo: now reading %s", M.cfg->master_fifo[slot]);
+        return;
+    }
+    /* While stopping, only Q (stop now) still means something. */
+    if ((M.stopping && c != 'Q') || c == '\n' || c == '\r' || c == ' ')
+        return;
+    switch (c) {
+    case 'r':
+    case 'R': /* uWSGI's brutal reload, and its worker and chain reloads: gyre's is graceful */
+    case 'w':
+    case 'W':
+    case 'c':
+        reload(0, "--master-fifo");
+        break;
+    case 'q':
+        log_msg("master: --master-fifo q: graceful stop of %d worker(s)", live_workers());
+        stop_all(SIGTERM);
+        break;
+    case 'Q':
+        log_msg("master: --master-fifo Q: stopping now");
+        stop_all(SIGQUIT);
+        break;
+    case '+':
+        if (M.cfg->cheaper && M.wanted < M.cfg->processes) {
+            M.wanted++; /* respawn_due starts it */
+            log_msg("master: --master-fifo +: %d worker(s)", M.wanted);
+        }
+        break;
+    case '-':
+        if (M.cfg->cheaper && M.wanted > M.cfg->cheaper) {
+            int active, busy = count_busy(&active);
+            cheap_one(active, busy < 0 ? 0 : busy);
+        }
+        break;
+    case 's':
+        log_workers();
+        break;
+    case 'P':
+        rewrite_pidfiles();
+        break;
+    default:
+        log_msg("master: --master-fifo: command '%c' is not one gyre has", c);
+    }
+}
+
+static void fifo_read(void)
+{
+    char cmds[64];
+    ssize_t n;
+    /* A command that switches FIFOs closes this one: the rest of the batch is dropped. */
+    int fd = M.fifo_fd;
+    while (fd == M.fifo_fd && (n = read(fd, cmds, sizeof(cmds))) > 0)
+        for (ssize_t i = 0; i < n && fd == M.fifo_fd; i++)
+            fifo_command(cmds[i]);
+}
+
+/* What a signal does to the master: SIGHUP reloads, SIGTERM stops gracefully, SIGINT and
+ * SIGQUIT stop now, unless a unix_signal hook said otherwise (M.sig_action). */
+static enum master_action default_action(int sig)
+{
+    switch (sig) {
+    case SIGHUP:
+        return ACT_RELOAD;
+    case SIGTERM:
+        return ACT_GRACEFUL_STOP;
+    case SIGINT:
+    case SIGQUIT:
+        return ACT_STOP_NOW;
+    default:
+        return ACT_NONE;
+    }
+}
+
 static void on_signals(void)
 {
     unsigned char sigs[16];
     ssize_t n = read(M.sigpipe[0], sigs, sizeof(sigs));
     for (ssize_t i = 0; i < n; i++) {
-        switch (sigs[i]) {
-        case SIGCHLD:
-            break; /* reaped below */
-        case SIGHUP:
+        int sig = sigs[i];
+        enum master_action a = M.sig_action[sig] ? M.sig_action[sig] : default_action(sig);
+        switch (a) {
+        case ACT_NONE:
+            break; /* SIGCHLD: reaped below */
+        case ACT_RELOAD:
             if (!M.stopping)
-                reload(0, "SIGHUP");
+                reload(0, sig == SIGHUP ? "SIGHUP" : strsignal(sig));
             break;
-        case SIGINT:
-        case SIGQUIT:
-            log_msg("master: %s: stopping now", sigs[i] == SIGINT ? "SIGINT" : "SIGQUIT");
+        case ACT_STOP_NOW:
+            log_msg("master: %s: stopping now", sig == SIGINT    ? "SIGINT"
+                                                : sig == SIGQUIT ? "SIGQUIT"
+                                                                 : strsignal(sig));
             stop_all(SIGQUIT);
             break;
-        default: /* SIGTERM */
+        case ACT_GRACEFUL_STOP:
             if (M.stopping) {
-                log_msg("master: %s again: stopping now", strsignal(sigs[i]));
+                log_msg("master: %s again: stopping now", strsignal(sig));
                 stop_all(SIGQUIT);
             } else {
-                log_msg("master: %s: graceful stop of %d worker(s), up to %g s", strsignal(sigs[i]),
-                        live_workers(), M.cfg->stop_grace);
+                log_msg("master: %s: graceful stop of %d worker(s), up to %g s", strsignal(sig),
+                        live_workers(), worker_mercy(M.cfg, false));
                 stop_all(SIGTERM);
             }
         }
     }
 }
 
+/* unix_signal:N FUNCTION: uWSGI's master functions, as gyre's master does them. */
+static int remap_signal(int sig, const char *function)
+{
+    static const struct {
+        const char *name;
+        enum master_action action;
+    } functions[] = {
+        { "gracefully_kill_them_all", ACT_GRACEFUL_STOP },
+        { "kill_them_all", ACT_STOP_NOW },
+        { "grace_them_all", ACT_RELOAD },
+        { "reap_them_all", ACT_RELOAD }, /* uWSGI's brutal reload: gyre's reloads are graceful */
+    };
+    if (sig == SIGCHLD || sig == SIGKILL || sig == SIGSTOP || sig == SIGPIPE || sig >= NSIG) {
+        log_msg("hook unix_signal: signal %d is not one the master can give a function", sig);
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof(functions) / sizeof(functions[0]); i++) {
+        if (strcmp(function, functions[i].name) != 0)
+            continue;
+        struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(sig, &sa, NULL) < 0) {
+            log_errno("hook unix_signal: signal %d", sig);
+            return -1;
+        }
+        M.sig_action[sig] = functions[i].action;
+        return 0;
+    }
+    log_msg("hook unix_signal: %s: expected gracefully_kill_them_all, kill_them_all, "
+            "grace_them_all or reap_them_all",
+            function);
+    return -1;
+}
+
+/* --hook-as-user, --hook-as-user-atexit: once, as the workers' user. The master keeps root (it
+ * binds, it kills), so a child drops the privileges and runs them; without --uid/--gid, the
+ * master runs them. */
+static int run_as_user_hooks(const struct gy_config *cfg, enum hook_phase phase)
+{
+    if (!hooks_any(cfg, phase))
+        return 0;
+    if (!cfg->uid && !cfg->gid)
+        return hooks_run(cfg, phase);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        log_errno("master: fork for --hook-as-user");
+        return -1;
+    }
+    if (pid == 0) {
+        log_init();
+        _exit(drop_privileges(cfg) < 0 || hooks_run(cfg, phase) < 0 ? 1 : 0);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+int process_prepare(struct gy_config *cfg)
+{
+    if (hooks_check(cfg) < 0 || hooks_run(cfg, HOOK_ASAP) < 0)
+        return -1;
+    /* --logto already holds stdout and stderr: it stays the log. */
+    if (cfg->daemonize && daemonize(cfg->logto ? NULL : cfg->daemonize) < 0)
+        return -1;
+    return 0;
+}
+
 int master_run(struct gy_config *cfg)
 {
     M.cfg = cfg;
+    M.pid = getpid();
+    M.fifo_fd = -1;
+    hooks_set_unix_signal(remap_signal);
+    proctitle_for(cfg, 0);
+    cheaper_init(cfg);
     M.nrecs = 3 * cfg->processes + 2;
     M.recs = calloc((size_t)M.nrecs, sizeof(*M.recs));
     if (!M.recs || scoreboard_create(&S.board, M.nrecs, cfg->cores) < 0) {
@@ -442,24 +987,39 @@ int master_run(struct gy_config *cfg)
         return 1;
     }
     log_msg("gyre %s master %d: %d worker(s), %d core(s) each", GYRE_VERSION, (int)getpid(),
-            cfg->processes, cfg->cores);
+            M.wanted, cfg->cores);
     log_root_warning(cfg);
+    if (hooks_run(cfg, HOOK_PRE_JAIL) < 0 || hooks_run(cfg, HOOK_IN_JAIL) < 0 ||
+        hooks_run(cfg, HOOK_AS_ROOT) < 0 || run_as_user_hooks(cfg, HOOK_AS_USER) < 0 ||
+        fs_reload_open() < 0 || (cfg->nmaster_fifo && fifo_open(0) < 0) || daemons_start(cfg) < 0) {
+        daemons_stop();
+        fifo_close_all();
+        listen_close_all();
+        stats_close(true);
+        return 1;
+    }
     for (int i = 0; i < cfg->ntouch_reload; i++) {
         struct stat st;
         if (stat(cfg->touch_reload[i], &st) == 0)
             M.touch_mtime[i] = st.st_mtime;
     }
     M.notify_ready = true;
-    for (int id = 1; id <= cfg->processes; id++)
+    for (int id = 1; id <= M.wanted; id++)
         spawn(id);
     /* After the first forks: a worker forked later gets only the forking thread anyway. */
     if (stats_start() < 0)
         return 1;
+    if (hooks_run(cfg, HOOK_MASTER_START) < 0) {
+        M.exit_status = 1;
+        stop_all(SIGQUIT);
+    }
 
     for (;;) {
-        struct pollfd pfd[2] = { { .fd = M.sigpipe[0], .events = POLLIN },
-                                 { .fd = M.msgpipe[0], .events = POLLIN } };
-        poll(pfd, 2, 100);
+        struct pollfd pfd[4] = { { .fd = M.sigpipe[0], .events = POLLIN },
+                                 { .fd = M.msgpipe[0], .events = POLLIN },
+                                 { .fd = M.inotify_fd, .events = POLLIN },
+                                 { .fd = M.fifo_fd, .events = POLLIN } };
+        poll(pfd, 4, 100);
         if (pfd[0].revents & POLLIN)
             on_signals();
         if (pfd[1].revents & POLLIN) {
@@ -467,16 +1027,28 @@ int master_run(struct gy_config *cfg)
             while (read(M.msgpipe[0], &m, sizeof(m)) == (ssize_t)sizeof(m))
                 on_message(&m);
         }
+        if (pfd[2].revents & POLLIN)
+            fs_reload_events();
+        if (pfd[3].revents & POLLIN)
+            fifo_read();
         reap();
         if (M.stopping && live_workers() == 0)
             break;
         check_clocks();
+        fs_reload_retry();
+        cheaper_tick(now());
         respawn_due();
-        if (!M.stopping)
+        if (!M.stopping) {
+            daemons_tick();
             replace_wanted();
+        }
     }
+    daemons_stop();
+    fifo_close_all();
     listen_close_all();
     stats_close(true);
+    if (run_as_user_hooks(cfg, HOOK_AS_USER_ATEXIT) < 0)
+        M.exit_status = 1;
     log_msg("master: stopped");
-    return 0;
+    return M.exit_status;
 }

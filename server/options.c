@@ -18,6 +18,7 @@
  */
 #include "config.h"
 #include "regexp.h"
+#include "hooks.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -26,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 enum arg_kind { ARG_NONE, ARG_REQUIRED, ARG_OPTIONAL };
 
@@ -729,6 +731,245 @@ static const char *set_py_autoreload(struct gy_config *c, const char *v)
 
 /* -- setters: processes, hooks and daemons (issue 10, group 4) -- */
 
+/* The fields hold what the options say; the master applies them (master.c). */
+static const char *parse_count(const char *v, long min, int *out)
+{
+    long n = 0;
+    const char *err = parse_long(v, min, 1024, &n);
+    *out = (int)n;
+    return err;
+}
+static const char *set_cheaper(struct gy_config *c, const char *v)
+{
+    c->master = true; /* adaptive workers are the master's job */
+    return parse_count(v, 0, &c->cheaper);
+}
+static const char *set_cheaper_initial(struct gy_config *c, const char *v)
+{
+    return parse_count(v, 0, &c->cheaper_initial);
+}
+static const char *set_cheaper_step(struct gy_config *c, const char *v)
+{
+    return parse_count(v, 1, &c->cheaper_step);
+}
+static const char *set_cheaper_overload(struct gy_config *c, const char *v)
+{
+    const char *err = parse_seconds(v, &c->cheaper_overload);
+    c->cheaper_overload_given = !err;
+    return err;
+}
+static const char *set_cheaper_algo(struct gy_config *c, const char *v)
+{
+    static const char *const known[] = { "spare", "spare2", "busyness", "backlog", "manual" };
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+        if (!strcmp(v, known[i])) {
+            c->cheaper_algo = v;
+            return NULL;
+        }
+    return "expected spare, spare2, busyness, backlog or manual";
+}
+static const char *set_cheaper_knob(struct gy_config *c, const char *v)
+{
+    (void)c;
+    long n;
+    return parse_long(v, 0, LONG_MAX, &n);
+}
+static const char *set_max_worker_lifetime(struct gy_config *c, const char *v)
+{
+    return parse_seconds(v, &c->max_worker_lifetime);
+}
+static const char *set_max_worker_lifetime_delta(struct gy_config *c, const char *v)
+{
+    return parse_seconds(v, &c->max_worker_lifetime_delta);
+}
+static const char *set_fs_reload(struct gy_config *c, const char *v)
+{
+    return add_list(c->fs_reload, &c->nfs_reload, v);
+}
+static const char *set_attach_daemon(struct gy_config *c, const char *v)
+{
+    if (!*v)
+        return "expected a command";
+    c->master = true; /* the master starts, restarts and stops it */
+    return add_list(c->attach_daemon, &c->nattach_daemon, v);
+}
+static const char *set_smart_attach_daemon(struct gy_config *c, const char *v)
+{
+    const char *space = strchr(v, ' ');
+    if (!space || space == v || !space[1])
+        return "expected PIDFILE COMMAND";
+    c->master = true;
+    return add_list(c->smart_daemon, &c->nsmart_daemon, v);
+}
+static const char *set_smart_attach_daemon2(struct gy_config *c, const char *v)
+{
+    const char *space = strchr(v, ' ');
+    if (!space || space == v || !space[1])
+        return "expected PIDFILE COMMAND";
+    c->master = true;
+    return add_list(c->smart_daemon2, &c->nsmart_daemon2, v);
+}
+static const char *set_attach_daemon2(struct gy_config *c, const char *v)
+{
+    if (!strstr(v, "cmd=") && !strstr(v, "command=") && !strstr(v, "exec="))
+        return "expected cmd=COMMAND[,pidfile=FILE][,daemonize=1][,stopsignal=N]";
+    c->master = true;
+    return add_list(c->attach_daemon2, &c->nattach_daemon2, v);
+}
+static const char *set_daemonize(struct gy_config *c, const char *v)
+{
+    return set_string(&c->daemonize, v);
+}
+static const char *set_pidfile2(struct gy_config *c, const char *v)
+{
+    return set_string(&c->pidfile2, v);
+}
+static const char *set_auto_procname(struct gy_config *c, const char *v)
+{
+    (void)v;
+    c->auto_procname = true;
+    return NULL;
+}
+static const char *set_procname_prefix(struct gy_config *c, const char *v)
+{
+    return set_string(&c->procname_prefix, v);
+}
+static const char *set_procname_prefix_spaced(struct gy_config *c, const char *v)
+{
+    char *spaced = malloc(strlen(v) + 2); /* lives as long as the configuration */
+    if (!spaced)
+        return "out of memory";
+    sprintf(spaced, "%s ", v);
+    c->procname_prefix = spaced;
+    return NULL;
+}
+static const char *set_procname_append(struct gy_config *c, const char *v)
+{
+    return set_string(&c->procname_append, v);
+}
+static const char *set_procname(struct gy_config *c, const char *v)
+{
+    return set_string(&c->procname, v);
+}
+static const char *set_procname_master(struct gy_config *c, const char *v)
+{
+    return set_string(&c->procname_master, v);
+}
+static const char *set_no_orphans(struct gy_config *c, const char *v)
+{
+    (void)v;
+    c->no_orphans = true;
+    return NULL;
+}
+/* uWSGI sets the umask as it reads the option: every file gyre creates from then on (sockets,
+ * pid files, logs) gets it. */
+static const char *set_umask(struct gy_config *c, const char *v)
+{
+    (void)c;
+    char *end;
+    long mode = strtol(v, &end, 8);
+    if (*v == '\0' || *end != '\0' || mode < 0 || mode > 0777)
+        return "expected an octal mask such as 022";
+    umask((mode_t)mode);
+    return NULL;
+}
+static const char *set_reload_on_as(struct gy_config *c, const char *v)
+{
+    return parse_ulong(v, &c->reload_on_as);
+}
+static const char *set_evil_reload_on_rss(struct gy_config *c, const char *v)
+{
+    return parse_ulong(v, &c->evil_reload_on_rss);
+}
+static const char *set_evil_reload_on_as(struct gy_config *c, const char *v)
+{
+    return parse_ulong(v, &c->evil_reload_on_as);
+}
+static const char *set_min_worker_lifetime(struct gy_config *c, const char *v)
+{
+    return parse_seconds(v, &c->min_worker_lifetime);
+}
+static const char *set_cheaper_rss_limit_soft(struct gy_config *c, const char *v)
+{
+    unsigned long n = 0;
+    const char *err = parse_ulong(v, &n);
+    c->cheaper_rss_limit_soft = n;
+    return err;
+}
+static const char *set_cheaper_rss_limit_hard(struct gy_config *c, const char *v)
+{
+    unsigned long n = 0;
+    const char *err = parse_ulong(v, &n);
+    c->cheaper_rss_limit_hard = n;
+    return err;
+}
+static const char *set_master_fifo(struct gy_config *c, const char *v)
+{
+    if (c->nmaster_fifo == 10)
+        return "given too many times (uWSGI's commands 0-9 select one of ten)";
+    c->master = true;
+    c->master_fifo[c->nmaster_fifo++] = v;
+    return NULL;
+}
+static const char *set_worker_reload_mercy(struct gy_config *c, const char *v)
+{
+    const char *err = set_stop_grace(c, v);
+    c->worker_reload_mercy_given = !err;
+    return err;
+}
+static const char *set_reload_mercy_opt(struct gy_config *c, const char *v)
+{
+    const char *err = set_reload_mercy(c, v);
+    c->reload_mercy_given = !err;
+    return err;
+}
+
+/* --hook-PHASE ACTION:ARG, --exec-PHASE CMD (exec:CMD) and --call-PHASE SYMBOL (call:SYMBOL);
+ * hooks.h's hooks_check names a bad action. */
+static const char *add_hook(struct gy_config *c, int phase, const char *v)
+{
+    if (!strchr(v, ':'))
+        return "expected ACTION:ARG, e.g. exec:COMMAND";
+    return add_list(c->hooks[phase], &c->nhooks[phase], v);
+}
+static const char *add_action(struct gy_config *c, int phase, const char *action, const char *v)
+{
+    char *hook = malloc(strlen(action) + strlen(v) + 2); /* lives as long as the configuration */
+    if (!hook)
+        return "out of memory";
+    sprintf(hook, "%s:%s", action, v);
+    return add_list(c->hooks[phase], &c->nhooks[phase], hook);
+}
+/* uWSGI has not every form for every phase: the forms a phase lacks stay unused. */
+#define HOOK_SETTERS(fn, phase)                                                                    \
+    static const char *set_hook_##fn(struct gy_config *c, const char *v)                           \
+    {                                                                                              \
+        return add_hook(c, phase, v);                                                              \
+    }                                                                                              \
+    __attribute__((unused)) static const char *set_exec_##fn(struct gy_config *c, const char *v)   \
+    {                                                                                              \
+        return add_action(c, phase, "exec", v);                                                    \
+    }                                                                                              \
+    __attribute__((unused)) static const char *set_call_##fn(struct gy_config *c, const char *v)   \
+    {                                                                                              \
+        return add_action(c, phase, "call", v);                                                    \
+    }
+HOOK_SETTERS(asap, HOOK_ASAP)
+HOOK_SETTERS(pre_jail, HOOK_PRE_JAIL)
+HOOK_SETTERS(in_jail, HOOK_IN_JAIL)
+HOOK_SETTERS(post_jail, HOOK_POST_JAIL)
+HOOK_SETTERS(as_root, HOOK_AS_ROOT)
+HOOK_SETTERS(as_user, HOOK_AS_USER)
+HOOK_SETTERS(master_start, HOOK_MASTER_START)
+HOOK_SETTERS(post_fork, HOOK_POST_FORK)
+HOOK_SETTERS(pre_app, HOOK_PRE_APP)
+HOOK_SETTERS(post_app, HOOK_POST_APP)
+HOOK_SETTERS(accepting, HOOK_ACCEPTING)
+HOOK_SETTERS(accepting_once, HOOK_ACCEPTING_ONCE)
+HOOK_SETTERS(accepting1, HOOK_ACCEPTING1)
+HOOK_SETTERS(accepting1_once, HOOK_ACCEPTING1_ONCE)
+HOOK_SETTERS(as_user_atexit, HOOK_AS_USER_ATEXIT)
+
 /* -- setters: logging (issue 10, group 5) -- */
 
 #define LOG_FLAG(fn, field)                                                                        \
@@ -889,8 +1130,9 @@ static const struct option_def OPTIONS[] = {
     { "max-conns", ARG_REQUIRED, set_max_conns, "N",
       "open client connections per process at most; more wait in the listen backlog (default: the "
       "fd limit minus a reserve)" },
-    { "worker-reload-mercy", ARG_REQUIRED, set_stop_grace, "SECONDS",
-      "time in-flight requests get to finish on SIGTERM (default: 5)" },
+    { "worker-reload-mercy", ARG_REQUIRED, set_worker_reload_mercy, "SECONDS",
+      "time a worker's in-flight requests get on a stop or a reload (default: 5 on a stop, 30 "
+      "on a reload)" },
     { "chdir", ARG_REQUIRED, set_chdir, "DIR", "chdir to DIR before loading the app" },
     { "pythonpath", ARG_REQUIRED, set_pythonpath, "DIR",
       "add DIR (each match, for a glob) to sys.path (repeatable)" },
@@ -913,8 +1155,9 @@ static const struct option_def OPTIONS[] = {
       "accepted: every worker loads the app after the fork, always" },
     { "touch-reload", ARG_REQUIRED, set_touch_reload, "FILE",
       "gracefully reload the workers when FILE's mtime changes (repeatable)" },
-    { "reload-mercy", ARG_REQUIRED, set_reload_mercy, "SECONDS",
-      "time an old worker gets to finish its requests on a reload (default: 30)" },
+    { "reload-mercy", ARG_REQUIRED, set_reload_mercy_opt, "SECONDS",
+      "bound of a whole reload or stop: no worker gets longer (default: 30 on a reload, 5 on a "
+      "stop)" },
     { "max-requests", ARG_REQUIRED, set_max_requests, "N",
       "gracefully recycle a worker after N requests" },
     { "reload-on-rss", ARG_REQUIRED, set_reload_on_rss, "MIB",
@@ -1098,6 +1341,166 @@ static const struct option_def OPTIONS[] = {
       "run ACTION when COND does not hold" },
 
     /* -- processes, hooks and daemons (issue 10, group 4) -- */
+    { "cheaper", ARG_REQUIRED, set_cheaper, "N",
+      "adaptive workers: keep at least N running, up to --processes (implies --master)" },
+    { "cheaper-initial", ARG_REQUIRED, set_cheaper_initial, "N",
+      "workers started with --cheaper (default: the --cheaper value)" },
+    { "cheaper-step", ARG_REQUIRED, set_cheaper_step, "N",
+      "workers added at once when every worker is busy (default: 1)" },
+    { "cheaper-overload", ARG_REQUIRED, set_cheaper_overload, "SECONDS",
+      "all workers busy this long adds --cheaper-step; an idle one this long is stopped (default: "
+      "3)" },
+    { "cheaper-algo", ARG_REQUIRED, set_cheaper_algo, "NAME",
+      "spare (gyre's only algorithm; spare2, busyness, backlog run as spare, with a warning)" },
+    { "cheaper-idle", ARG_REQUIRED, set_cheaper_knob, "N", "spare2's knob: accepted, spare runs" },
+    { "cheaper-busyness-max", ARG_REQUIRED, set_cheaper_knob, "N",
+      "busyness's knob: accepted, spare runs" },
+    { "cheaper-busyness-min", ARG_REQUIRED, set_cheaper_knob, "N",
+      "busyness's knob: accepted, spare runs" },
+    { "cheaper-busyness-multiplier", ARG_REQUIRED, set_cheaper_knob, "N",
+      "busyness's knob: accepted, spare runs" },
+    { "cheaper-busyness-penalty", ARG_REQUIRED, set_cheaper_knob, "N",
+      "busyness's knob: accepted, spare runs" },
+    { "cheaper-busyness-verbose", ARG_NONE, set_ignored, NULL,
+      "busyness's knob: accepted, spare runs" },
+    { "cheaper-busyness-backlog-alert", ARG_REQUIRED, set_cheaper_knob, "N",
+      "busyness's knob: accepted, spare runs" },
+    { "cheaper-busyness-backlog-multiplier", ARG_REQUIRED, set_cheaper_knob, "N",
+      "busyness's knob: accepted, spare runs" },
+    { "cheaper-busyness-backlog-step", ARG_REQUIRED, set_cheaper_knob, "N",
+      "busyness's knob: accepted, spare runs" },
+    { "cheaper-busyness-backlog-nonzero", ARG_REQUIRED, set_cheaper_knob, "N",
+      "busyness's knob: accepted, spare runs" },
+    { "max-worker-lifetime", ARG_REQUIRED, set_max_worker_lifetime, "SECONDS",
+      "gracefully replace a worker after it ran this long" },
+    { "max-worker-lifetime-delta", ARG_REQUIRED, set_max_worker_lifetime_delta, "SECONDS",
+      "... plus worker id times SECONDS, so that workers are not replaced all at once" },
+    { "fs-reload", ARG_REQUIRED, set_fs_reload, "PATH",
+      "gracefully reload the workers when PATH (a file or directory) changes: inotify "
+      "(repeatable)" },
+    { "touch-workers-reload", ARG_REQUIRED, set_touch_reload, "FILE", "same as --touch-reload" },
+    { "touch-chain-reload", ARG_REQUIRED, set_touch_reload, "FILE",
+      "same as --touch-reload (each worker is replaced before the old one stops)" },
+    { "attach-daemon", ARG_REQUIRED, set_attach_daemon, "CMD",
+      "the master runs CMD (not forking away), restarts it when it exits, stops it with itself" },
+    { "smart-attach-daemon", ARG_REQUIRED, set_smart_attach_daemon, "PIDFILE CMD",
+      "the master runs CMD whenever PIDFILE names no live process; stops it with itself" },
+    { "smart-attach-daemon2", ARG_REQUIRED, set_smart_attach_daemon2, "PIDFILE CMD",
+      "as --smart-attach-daemon, for a CMD that stays in the foreground: the master detaches it "
+      "and writes PIDFILE" },
+    { "attach-daemon2", ARG_REQUIRED, set_attach_daemon2, "KEY=VALUE,...",
+      "a daemon in uWSGI's keyval form: cmd=, pidfile=, daemonize=, stopsignal= (other keys: "
+      "logged, ignored)" },
+    { "hook-asap", ARG_REQUIRED, set_hook_asap, "ACTION:ARG",
+      "run a hook once the options are read (exec:, mkdir:, chdir:, print:, unlink:, write:, "
+      "putenv:, ...)" },
+    { "hook-as-root", ARG_REQUIRED, set_hook_as_root, "ACTION:ARG",
+      "run a hook before the workers drop privileges" },
+    { "hook-as-user", ARG_REQUIRED, set_hook_as_user, "ACTION:ARG",
+      "run a hook once, as --uid/--gid" },
+    { "hook-master-start", ARG_REQUIRED, set_hook_master_start, "ACTION:ARG",
+      "run a hook in the master once it started its workers" },
+    { "hook-post-fork", ARG_REQUIRED, set_hook_post_fork, "ACTION:ARG",
+      "run a hook in each worker after its fork" },
+    { "hook-pre-app", ARG_REQUIRED, set_hook_pre_app, "ACTION:ARG",
+      "run a hook in each worker before it loads the app" },
+    { "hook-post-app", ARG_REQUIRED, set_hook_post_app, "ACTION:ARG",
+      "run a hook in each worker after it loaded the app" },
+    { "hook-accepting", ARG_REQUIRED, set_hook_accepting, "ACTION:ARG",
+      "run a hook in each worker before it starts accepting" },
+    { "hook-as-user-atexit", ARG_REQUIRED, set_hook_as_user_atexit, "ACTION:ARG",
+      "run a hook when gyre exits" },
+    { "hook-pre-jail", ARG_REQUIRED, set_hook_pre_jail, "ACTION:ARG",
+      "run a hook in the master before --hook-as-root (uWSGI's order; gyre has no jail)" },
+    { "hook-in-jail", ARG_REQUIRED, set_hook_in_jail, "ACTION:ARG",
+      "run a hook after --hook-pre-jail (uWSGI's order; gyre has no jail)" },
+    { "hook-post-jail", ARG_REQUIRED, set_hook_post_jail, "ACTION:ARG",
+      "accepted: runs after a jail, and gyre has none (nor does uWSGI without one)" },
+    { "hook-accepting-once", ARG_REQUIRED, set_hook_accepting_once, "ACTION:ARG",
+      "run a hook in each worker before it accepts, in its first process only (again after a "
+      "reload)" },
+    { "hook-accepting1", ARG_REQUIRED, set_hook_accepting1, "ACTION:ARG",
+      "run a hook in worker 1 before it accepts" },
+    { "hook-accepting1-once", ARG_REQUIRED, set_hook_accepting1_once, "ACTION:ARG",
+      "run a hook in worker 1's first process before it accepts (again after a reload)" },
+    { "exec-pre-jail", ARG_REQUIRED, set_exec_pre_jail, "CMD", "same as --hook-pre-jail exec:CMD" },
+    { "exec-in-jail", ARG_REQUIRED, set_exec_in_jail, "CMD", "same as --hook-in-jail exec:CMD" },
+    { "exec-post-jail", ARG_REQUIRED, set_exec_post_jail, "CMD",
+      "same as --hook-post-jail exec:CMD" },
+    { "call-asap", ARG_REQUIRED, set_call_asap, "SYMBOL", "same as --hook-asap call:SYMBOL" },
+    { "call-pre-jail", ARG_REQUIRED, set_call_pre_jail, "SYMBOL",
+      "same as --hook-pre-jail call:SYMBOL" },
+    { "call-in-jail", ARG_REQUIRED, set_call_in_jail, "SYMBOL",
+      "same as --hook-in-jail call:SYMBOL" },
+    { "call-post-jail", ARG_REQUIRED, set_call_post_jail, "SYMBOL",
+      "same as --hook-post-jail call:SYMBOL" },
+    { "call-as-root", ARG_REQUIRED, set_call_as_root, "SYMBOL",
+      "same as --hook-as-root call:SYMBOL" },
+    { "call-as-user", ARG_REQUIRED, set_call_as_user, "SYMBOL",
+      "same as --hook-as-user call:SYMBOL" },
+    { "call-as-user-atexit", ARG_REQUIRED, set_call_as_user_atexit, "SYMBOL",
+      "same as --hook-as-user-atexit call:SYMBOL" },
+    { "call-pre-app", ARG_REQUIRED, set_call_pre_app, "SYMBOL",
+      "same as --hook-pre-app call:SYMBOL" },
+    { "call-post-app", ARG_REQUIRED, set_call_post_app, "SYMBOL",
+      "same as --hook-post-app call:SYMBOL" },
+    { "exec-asap", ARG_REQUIRED, set_exec_asap, "CMD", "same as --hook-asap exec:CMD" },
+    { "exec-as-root", ARG_REQUIRED, set_exec_as_root, "CMD", "same as --hook-as-root exec:CMD" },
+    { "exec-as-user", ARG_REQUIRED, set_exec_as_user, "CMD", "same as --hook-as-user exec:CMD" },
+    { "exec-master-start", ARG_REQUIRED, set_exec_master_start, "CMD",
+      "same as --hook-master-start exec:CMD" },
+    { "exec-post-fork", ARG_REQUIRED, set_exec_post_fork, "CMD",
+      "same as --hook-post-fork exec:CMD" },
+    { "exec-pre-app", ARG_REQUIRED, set_exec_pre_app, "CMD", "same as --hook-pre-app exec:CMD" },
+    { "exec-post-app", ARG_REQUIRED, set_exec_post_app, "CMD", "same as --hook-post-app exec:CMD" },
+    { "exec-accepting", ARG_REQUIRED, set_exec_accepting, "CMD",
+      "same as --hook-accepting exec:CMD" },
+    { "exec-as-user-atexit", ARG_REQUIRED, set_exec_as_user_atexit, "CMD",
+      "same as --hook-as-user-atexit exec:CMD" },
+    { "daemonize", ARG_REQUIRED, set_daemonize, "LOGFILE",
+      "detach from the terminal (fork, setsid) and log to LOGFILE (--logto wins)" },
+    { "daemonize2", ARG_REQUIRED, set_daemonize, "LOGFILE", "same as --daemonize" },
+    { "safe-pidfile", ARG_REQUIRED, set_pidfile, "FILE",
+      "same as --pidfile (always written atomically)" },
+    { "pidfile2", ARG_REQUIRED, set_pidfile2, "FILE", "a second pid file, like --pidfile" },
+    { "vacuum", ARG_NONE, set_ignored, NULL,
+      "accepted: gyre always removes its socket files and pid files on exit" },
+    { "die-on-term", ARG_NONE, set_ignored, NULL,
+      "accepted: SIGTERM always stops gyre gracefully" },
+    { "thunder-lock", ARG_NONE, set_ignored, NULL,
+      "accepted: a worker only accepts while it has a free core, no thundering herd to lock" },
+    { "lazy", ARG_NONE, set_ignored, NULL, "same as --lazy-apps" },
+    { "auto-procname", ARG_NONE, set_auto_procname, NULL,
+      "process titles \"gyre master\", \"gyre worker N\"" },
+    { "procname-prefix", ARG_REQUIRED, set_procname_prefix, "TEXT",
+      "put TEXT before every process title (implies --auto-procname)" },
+    { "procname-prefix-spaced", ARG_REQUIRED, set_procname_prefix_spaced, "TEXT",
+      "same as --procname-prefix with a space after TEXT" },
+    { "procname-append", ARG_REQUIRED, set_procname_append, "TEXT",
+      "put TEXT after every process title (implies --auto-procname)" },
+    { "procname", ARG_REQUIRED, set_procname, "NAME", "every process's title is NAME" },
+    { "procname-master", ARG_REQUIRED, set_procname_master, "NAME", "the master's title is NAME" },
+    { "umask", ARG_REQUIRED, set_umask, "MASK", "the file mode creation mask, as read (octal)" },
+    { "reload-on-as", ARG_REQUIRED, set_reload_on_as, "MIB",
+      "gracefully recycle a worker whose address space passes MIB megabytes" },
+    { "evil-reload-on-rss", ARG_REQUIRED, set_evil_reload_on_rss, "MIB",
+      "the master kills (and respawns) a worker whose RSS passes MIB megabytes" },
+    { "evil-reload-on-as", ARG_REQUIRED, set_evil_reload_on_as, "MIB",
+      "the master kills (and respawns) a worker whose address space passes MIB megabytes" },
+    { "min-worker-lifetime", ARG_REQUIRED, set_min_worker_lifetime, "SECONDS",
+      "a worker runs this long before --max-requests or --reload-on-rss/as may recycle it "
+      "(default: 0)" },
+    { "cheaper-rss-limit-soft", ARG_REQUIRED, set_cheaper_rss_limit_soft, "BYTES",
+      "--cheaper starts no worker while the workers' RSS together is this much" },
+    { "cheaper-rss-limit-hard", ARG_REQUIRED, set_cheaper_rss_limit_hard, "BYTES",
+      "--cheaper stops a worker while the workers' RSS together is this much" },
+    { "master-fifo", ARG_REQUIRED, set_master_fifo, "PATH",
+      "the master reads commands from the FIFO PATH: r/w/c reload, q stop, Q stop now, +/- a "
+      "worker more/less (--cheaper), s stats, P pid files, 0-9 the FIFO to read (repeatable)" },
+    { "fs-brutal-reload", ARG_REQUIRED, set_fs_reload, "PATH",
+      "same as --fs-reload (gyre's reloads are graceful)" },
+    { "no-orphans", ARG_NONE, set_no_orphans, NULL,
+      "a worker stops (SIGTERM: graceful) when the master dies" },
 
     /* -- logging (issue 10, group 5) -- */
     { "memory-report", ARG_NONE, set_memory_report, NULL,
@@ -1194,7 +1597,6 @@ static const struct {
     { "ugreen", "gyre serves concurrency with --tornado N greenlet cores" },
     { "threads", "gyre serves concurrency with --tornado N greenlet cores, not threads" },
     { "emperor", "gyre runs one app: run one gyre per app (e.g. a systemd unit each)" },
-    { "cheaper", "gyre runs a fixed number of --processes" },
     { "xmlconfig", "gyre reads .ini files only" },
     { "xml", "gyre reads .ini files only" },
     { "yaml", "gyre reads .ini files only" },

@@ -17,6 +17,7 @@
 enum gy_msg_type {
     MSG_READY = 1,  /* app loaded, accepting */
     MSG_RETIRE = 2, /* --max-requests/--reload-on-rss reached: replace me */
+    MSG_FATAL = 3,  /* a hook failed: end the instance, as uWSGI does */
 };
 
 struct gy_msg {
@@ -29,7 +30,28 @@ struct gy_worker_link {
     int id; /* 1..--processes, as uWSGI numbers workers */
     int rec;
     int notify_fd; /* the pipe to the master */
+    bool first;    /* the first process of this id since the start or the last reload */
+    pid_t master;  /* --no-orphans: the parent it must outlive no longer than */
 };
+
+/* uWSGI's two mercies: --worker-reload-mercy is the time each worker gets to finish on a stop
+ * or a reload, --reload-mercy the bound of the whole stop or reload. gyre's workers finish in
+ * parallel, so a worker gets the smaller of those given; with neither, gyre's defaults: 5 s on
+ * a stop (below docker's and systemd's own kill), 30 s on a reload (nothing waits on it). */
+static inline double worker_mercy(const struct gy_config *cfg, bool reload)
+{
+    if (cfg->worker_reload_mercy_given && cfg->reload_mercy_given)
+        return cfg->stop_grace < cfg->reload_mercy ? cfg->stop_grace : cfg->reload_mercy;
+    if (cfg->worker_reload_mercy_given)
+        return cfg->stop_grace;
+    if (cfg->reload_mercy_given)
+        return cfg->reload_mercy;
+    return reload ? cfg->reload_mercy : cfg->stop_grace;
+}
+
+/* master.c, called by main once the options are read and the log is open: check the hooks,
+ * run --hook-asap, --daemonize. 0, or -1 (logged): gyre exits 1. */
+int process_prepare(struct gy_config *cfg);
 
 /* worker.c: serve until stopped; link is NULL without a master. Returns the exit status. */
 int worker_run(struct gy_config *cfg, const struct gy_worker_link *link);

@@ -8,10 +8,16 @@
  * --reload-mercy seconds; a second signal stops at once. SIGINT (Ctrl-C) and SIGQUIT stop at
  * once, as in uWSGI and gunicorn: the requests in flight are cut, each one logged.
  *
- * Depends on: conn.c, cores.c, engine.c, input.c, listen.c, log.c, pymodule.c, scoreboard.c,
- *     server.c, stats.c, wsgi.c (server/README)
+ * The hooks of a worker's phases (hooks.h) run here: post-fork, pre-app, post-app, accepting;
+ * as-root, as-user and as-user-atexit too when there is no master. A failed hook ends the
+ * instance: the worker tells the master (MSG_FATAL), or the only process exits 1.
+ *
+ * Depends on: conn.c, cores.c, engine.c, hooks.c, input.c, listen.c, log.c, proctitle.c,
+ *     pymodule.c, scoreboard.c, server.c, stats.c, wsgi.c (server/README)
  */
+#include "daemons.h"
 #include "engine.h"
+#include "hooks.h"
 #include "log.h"
 #include "conn.h"
 #include "core.h"
@@ -28,12 +34,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
 static int signal_pipe[2] = { -1, -1 };
 static double stop_deadline, stop_grace;
+static double started_at; /* engine_now() at the start: --min-worker-lifetime */
 static bool retiring;
 
 /* SIGINT and SIGQUIT are carried out by the loop (stop_now), on its next turn. A loop that
@@ -174,7 +182,7 @@ static void on_signal_pipe(void *ctx, int fd, int events)
             log_msg("SIGHUP: a graceful reload needs --master; ignored");
             continue;
         }
-        graceful_stop(strsignal(sig), sig == SIGHUP ? S.cfg->reload_mercy : S.cfg->stop_grace);
+        graceful_stop(strsignal(sig), worker_mercy(S.cfg, sig == SIGHUP));
     }
 }
 
@@ -375,16 +383,41 @@ static void send_to_master(int type)
     (void)n;
 }
 
-static unsigned long rss_mib(void)
+/* The process's address space and resident set, in MiB. */
+static void mem_mib(unsigned long *as, unsigned long *rss)
 {
     FILE *f = fopen("/proc/self/statm", "r");
     unsigned long size = 0, resident = 0;
     if (f) {
         if (fscanf(f, "%lu %lu", &size, &resident) != 2)
-            resident = 0;
+            size = resident = 0;
         fclose(f);
     }
-    return resident * (unsigned long)sysconf(_SC_PAGESIZE) / (1024 * 1024);
+    unsigned long page = (unsigned long)sysconf(_SC_PAGESIZE);
+    *as = size * page / (1024 * 1024);
+    *rss = resident * page / (1024 * 1024);
+}
+
+/* --max-requests, --reload-on-rss, --reload-on-as: why this worker should be replaced, or
+ * NULL; none before --min-worker-lifetime. */
+static const char *retire_reason(char *buf, size_t n)
+{
+    const struct gy_config *cfg = S.cfg;
+    if (cfg->min_worker_lifetime > 0 && engine_now() - started_at < cfg->min_worker_lifetime)
+        return NULL;
+    unsigned long as = 0, rss = 0;
+    if (cfg->reload_on_rss || cfg->reload_on_as)
+        mem_mib(&as, &rss);
+    if (cfg->max_requests && S.requests >= cfg->max_requests)
+        snprintf(buf, n, "%llu requests served (--max-requests %lu)",
+                 (unsigned long long)S.requests, cfg->max_requests);
+    else if (cfg->reload_on_rss && rss >= cfg->reload_on_rss)
+        snprintf(buf, n, "RSS %lu MiB (--reload-on-rss %lu)", rss, cfg->reload_on_rss);
+    else if (cfg->reload_on_as && as >= cfg->reload_on_as)
+        snprintf(buf, n, "address space %lu MiB (--reload-on-as %lu)", as, cfg->reload_on_as);
+    else
+        return NULL;
+    return buf;
 }
 
 /* Under a master: the heartbeat it watches (--harakiri), the counters, and retiring. */
@@ -393,20 +426,11 @@ static void heartbeat(void *ctx)
     (void)ctx;
     S.slot->heartbeat = engine_now();
     S.slot->busy = S.busy;
-    if (!retiring && !S.stopping) {
-        const struct gy_config *cfg = S.cfg;
-        unsigned long rss = cfg->reload_on_rss ? rss_mib() : 0;
-        if (cfg->max_requests && S.requests >= cfg->max_requests) {
-            log_msg("worker %d: %llu requests served (--max-requests %lu): asking to be replaced",
-                    S.link->id, (unsigned long long)S.requests, cfg->max_requests);
-            retiring = true;
-        } else if (cfg->reload_on_rss && rss >= cfg->reload_on_rss) {
-            log_msg("worker %d: RSS %lu MiB (--reload-on-rss %lu): asking to be replaced",
-                    S.link->id, rss, cfg->reload_on_rss);
-            retiring = true;
-        }
-        if (retiring)
-            send_to_master(MSG_RETIRE);
+    char why[128];
+    if (!retiring && !S.stopping && retire_reason(why, sizeof(why))) {
+        log_msg("worker %d: %s: asking to be replaced", S.link->id, why);
+        retiring = true;
+        send_to_master(MSG_RETIRE);
     }
     PyObject *t = engine_call_later(0.5, heartbeat, NULL);
     if (!t)
@@ -426,10 +450,51 @@ static void flush_python(void)
     fflush(NULL);
 }
 
+/* A phase's hooks; a failure is the instance's end (the master's, told by MSG_FATAL). */
+static int run_hooks(enum hook_phase phase)
+{
+    if (hooks_run(S.cfg, phase) == 0)
+        return 0;
+    send_to_master(MSG_FATAL);
+    return -1;
+}
+
+/* --no-orphans: a master that dies (even by SIGKILL) takes this worker with it; SIGTERM, so
+ * that it finishes what it serves. Set after the privileges are dropped, which clear it. */
+static int follow_master(const struct gy_worker_link *link)
+{
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0) {
+        log_errno("--no-orphans: prctl");
+        return -1;
+    }
+    if (getppid() != link->master) { /* it died before the prctl */
+        log_msg("--no-orphans: the master (pid %d) is gone", (int)link->master);
+        return -1;
+    }
+    return 0;
+}
+
+/* uWSGI's order: accepting, accepting-once, accepting1, accepting1-once. The only process is
+ * worker 1, and its first. */
+static int accepting_hooks(const struct gy_worker_link *link)
+{
+    bool first = !link || link->first, one = !link || link->id == 1;
+    if (run_hooks(HOOK_ACCEPTING) < 0 || (first && run_hooks(HOOK_ACCEPTING_ONCE) < 0) ||
+        (one && run_hooks(HOOK_ACCEPTING1) < 0) ||
+        (one && first && run_hooks(HOOK_ACCEPTING1_ONCE) < 0))
+        return -1;
+    return 0;
+}
+
 /* Everything before the loop runs: 0, or -1 with a log line (what it opened is closed by
  * worker_run's one way out). */
 static int worker_start(struct gy_config *cfg, const struct gy_worker_link *link)
 {
+    started_at = engine_now();
+    if (link && run_hooks(HOOK_POST_FORK) < 0)
+        return -1;
+    if (!link)
+        proctitle_for(cfg, 1);
     if (link) {
         /* The master bound the sockets and removes their files: a worker only closes its fds. */
         for (int i = 0; i < S.nlisteners; i++)
@@ -448,7 +513,14 @@ static int worker_start(struct gy_config *cfg, const struct gy_worker_link *link
         if (listen_open_all() < 0 || stats_open() < 0)
             return -1;
     }
+    if (!link && (run_hooks(HOOK_PRE_JAIL) < 0 || run_hooks(HOOK_IN_JAIL) < 0 ||
+                  run_hooks(HOOK_AS_ROOT) < 0))
+        return -1;
     if (drop_privileges(cfg) < 0)
+        return -1;
+    if (!link && run_hooks(HOOK_AS_USER) < 0)
+        return -1;
+    if (link && cfg->no_orphans && follow_master(link) < 0)
         return -1;
     if (cfg->chdir && chdir(cfg->chdir) < 0) {
         log_errno("chdir(%s)", cfg->chdir);
@@ -473,15 +545,21 @@ static int worker_start(struct gy_config *cfg, const struct gy_worker_link *link
     log_banner();
     if (!link)
         log_root_warning(cfg);
+    if (run_hooks(HOOK_PRE_APP) < 0)
+        return -1;
     PyObject *app = load_app(cfg);
     if (!app)
         return -1;
     wsgi_set_app(app);
+    if (run_hooks(HOOK_POST_APP) < 0)
+        return -1;
     if (engine_watch(signal_pipe[0], EV_READ, on_signal_pipe, NULL) < 0)
         return -1;
     if (!link && stats_start() < 0)
         return -1;
     listen_limits_init(); /* after engine_init raised the soft fd limit to the hard one */
+    if (accepting_hooks(link) < 0)
+        return -1;
     listen_update();
     if (link) {
         heartbeat(NULL);
@@ -514,5 +592,7 @@ int worker_run(struct gy_config *cfg, const struct gy_worker_link *link)
          * interpreter is torn down. Flush what Python buffered and leave. */
         flush_python();
     }
+    if (!link && hooks_run(cfg, HOOK_AS_USER_ATEXIT) < 0)
+        rc = -1;
     return rc < 0 ? 1 : 0;
 }

@@ -421,7 +421,9 @@ def test_sigkill_one_worker_under_load(procs):
     assert len(unstarted) <= 2, failed
     assert len(failed) <= len(victim_inflight) + len(unstarted)
     assert victim_inflight <= failed_ids, "a request the killed worker never finished got a 200?"
-    assert t_banner < 1.0 and t_first < 1.0, (t_banner, t_first)
+    # A Python start-up takes ~0.3 s, over 1 s on a loaded 2-core machine: the bound is for a
+    # respawn at once (not after a backoff, checked below), not for the machine's speed.
+    assert t_banner < 5.0 and t_first < 5.0, (t_banner, t_first)
     # It had lived over a second: respawned at once, not as a start-up crash.
     assert "respawning in" not in log, [ln for ln in log.splitlines() if "master" in ln]
 
@@ -696,17 +698,22 @@ def proc_cpu_ticks(pid):
 def test_broken_app_respawn_backoff(procs):
     g = procs.gyre("--master", "--processes", "1", app=BROKEN, wait=False)
     wait_for(lambda: os.path.exists(g.socket) or not g.alive(), 5, what="the socket")
-    time.sleep(3.0)
+
+    def delays():
+        return [float(x) for x in re.findall(r"master: worker 1 died [\d.]+ s after its start: "
+                                             r"respawning in ([\d.]+) s", g.log())]
+    # Three deaths take 0.5 + 1 s of backoff plus three start-ups: wait for them, however slow
+    # the machine, rather than for a guessed time.
+    wait_for(lambda: len(delays()) >= 3 or not g.alive(), 30, what="three respawn delays")
     log = g.log()
     starts = len(g.started(log))
-    delays = [float(x) for x in re.findall(r"master: worker 1 died [\d.]+ s after its start: "
-                                           r"respawning in ([\d.]+) s", log)]
-    print("\nbroken app: %d starts in ~3 s, respawn delays %s" % (starts, delays))
+    print("\nbroken app: %d starts, respawn delays %s" % (starts, delays()))
     assert g.alive(), log
     assert "proc_broken: this app cannot be imported" in log, log
     assert "exited with status 1" in log, log
-    assert 2 <= starts <= 6, log
-    assert delays[:3] == [0.5, 1.0, 2.0], delays
+    # No spinning: one start per death, each after its delay (the third one's may be under way).
+    assert 3 <= starts <= 4, log
+    assert delays()[:3] == [0.5, 1.0, 2.0], delays()
     g.signal(signal.SIGTERM)
     assert g.wait_exit(5) == 0, g.log()
     assert not os.path.exists(g.socket)
