@@ -4,6 +4,7 @@ Compiled into the gyre binary and loaded as the module ``_gyre_boot``. Nothing h
 request.
 """
 import importlib
+import importlib.machinery
 import importlib.util
 import os
 import select
@@ -214,7 +215,12 @@ def load_app(wsgi_file, module, callable_name):
     """The callable to serve: the app of --wsgi-file/--module, or the --mount dispatcher;
     the --import modules first."""
     for name in _imports:
-        importlib.import_module(name)
+        # uWSGI prints the traceback of an --import that fails and goes on (even with
+        # --need-app): the app may not need it.
+        try:
+            importlib.import_module(name)
+        except Exception:
+            sys.excepthook(*sys.exc_info())
     default = import_app(wsgi_file, module, callable_name) if wsgi_file or module else None
     app = default
     if _mounts:
@@ -261,7 +267,10 @@ def import_app(wsgi_file, module, callable_name):
         path = os.path.abspath(wsgi_file)
         # uWSGI names the module after the file's path; keep a name no other import can take.
         name = "uwsgi_file_" + "".join(c if c.isalnum() else "_" for c in path)
-        spec = importlib.util.spec_from_file_location(name, path)
+        # Any file name: real deployments load app.wsgi or an extension-less script
+        # (keystone-wsgi-public), which spec_from_file_location alone refuses.
+        loader = importlib.machinery.SourceFileLoader(name, path)
+        spec = importlib.util.spec_from_file_location(name, path, loader=loader)
         if spec is None:
             raise ImportError("cannot load %s: not a Python file" % wsgi_file)
         mod = importlib.util.module_from_spec(spec)

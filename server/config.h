@@ -11,6 +11,8 @@
 #define GYRE_VERSION "0.1.0"
 #define GY_MAX_SOCKETS 32
 #define GY_MAX_LIST 64
+/* --buffer-size at most: each connection's buffer holds a head this big (1 MiB). */
+#define GY_MAX_BUFFER_SIZE (1L << 20)
 
 enum gy_proto {
     GY_PROTO_UWSGI,

@@ -779,21 +779,19 @@ bool config_plugin_is_embedded(const char *name)
 
 /* ---- references: %(name), %(a + b), $(VAR), @(FILE) --------------------------------------- */
 
-/* An operand of %(...) arithmetic: a number, or an entry whose value starts with one (uWSGI's
- * atoi: anything else is 0). */
+/* An operand of %(...) arithmetic: an entry's value, else the token itself, read as uWSGI
+ * reads both, with atoi: the leading number, and 0 when there is none ("(2" is 0, "2)" is 2). */
 static long operand(const char *tok, size_t len, const struct config_entry *self)
 {
-    char *end;
-    char num[32];
-    if (len < sizeof(num)) {
-        memcpy(num, tok, len);
-        num[len] = '\0';
-        long v = strtol(num, &end, 10);
-        if (len > 0 && *end == '\0')
-            return v;
-    }
     const struct config_entry *e = entry_find(tok, len, self);
-    return e && e->value ? strtol(e->value, NULL, 10) : 0;
+    if (e)
+        return e->value ? strtol(e->value, NULL, 10) : 0;
+    char num[32];
+    if (len >= sizeof(num))
+        len = sizeof(num) - 1;
+    memcpy(num, tok, len);
+    num[len] = '\0';
+    return strtol(num, NULL, 10);
 }
 
 /* "a + b * c" (spaces around the operators, left to right) into *out; false when s is not
@@ -893,6 +891,20 @@ static bool put_reference(FILE *m, char sigil, const char *name, size_t len,
     return done;
 }
 
+/* The ')' closing the '(' at open, nested ones counted as uWSGI counts them (%((a * 2) + 1)
+ * is one reference); NULL when it is not closed. */
+static const char *matching_paren(const char *open)
+{
+    int depth = 0;
+    for (const char *p = open; *p; p++) {
+        if (*p == '(')
+            depth++;
+        else if (*p == ')' && --depth == 0)
+            return p;
+    }
+    return NULL;
+}
+
 /* The references of e->value with the one sigil replaced. */
 static const char *expand_pass(struct config_entry *e, char sigil)
 {
@@ -903,7 +915,7 @@ static const char *expand_pass(struct config_entry *e, char sigil)
     FILE *m = open_stream(&out, &out_len);
     const char *err = NULL;
     for (const char *p = e->value; *p; p++) {
-        const char *close = p[0] == sigil && p[1] == '(' ? strchr(p + 2, ')') : NULL;
+        const char *close = p[0] == sigil && p[1] == '(' ? matching_paren(p + 1) : NULL;
         if (close && put_reference(m, sigil, p + 2, (size_t)(close - (p + 2)), e, &err)) {
             p = close;
             continue;

@@ -52,8 +52,27 @@ static bool at_value_end(const char *end)
     return *p == '\0' || (p > end && (*p == ';' || *p == '#'));
 }
 
+/* A yes/no word where a number is due: uWSGI reads the number with atoi, so that
+ * `post-buffering = true` or `cheaper = true` (real configs have both) means 0. */
+static bool is_bool_word(const char *s)
+{
+    static const char *const words[] = { "true", "false", "yes", "no", "on", "off" };
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+        size_t n = strlen(words[i]);
+        if (strncasecmp(s, words[i], n) == 0 && at_value_end(s + n))
+            return true;
+    }
+    return false;
+}
+
 static const char *parse_long(const char *s, long min, long max, long *out)
 {
+    if (is_bool_word(s)) {
+        if (min > 0)
+            return "expected a whole number (uWSGI would read this word as 0)";
+        *out = 0;
+        return NULL;
+    }
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
@@ -70,7 +89,7 @@ static const char *parse_seconds(const char *s, double *out)
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (*s == '\0' || end == s || !at_value_end(end) || errno || !(v >= 0) || v > 1e6)
+    if (*s == '\0' || end == s || !at_value_end(end) || errno || !(v >= 0) || v > 1e9)
         return "expected a number of seconds";
     *out = v;
     return NULL;
@@ -219,7 +238,7 @@ static const char *set_chmod_socket(struct gy_config *c, const char *v)
 static const char *set_buffer_size(struct gy_config *c, const char *v)
 {
     long n = 0;
-    const char *err = parse_long(v, 64, 65535, &n);
+    const char *err = parse_long(v, 64, GY_MAX_BUFFER_SIZE, &n);
     c->buffer_size = (unsigned)n;
     return err;
 }
@@ -1121,7 +1140,7 @@ static const struct option_def OPTIONS[] = {
       "chmod unix sockets to MODE (666 when given bare)" },
     { "buffer-size", ARG_REQUIRED, set_buffer_size, "N",
       "largest request head (uwsgi vars, FastCGI params) accepted, in bytes (default: 4096, max "
-      "65535)" },
+      "1 MiB; a uwsgi packet's vars are at most 65535 whatever it says)" },
     { "listen", ARG_REQUIRED, set_listen, "N", "listen backlog of every socket (default: 1024)" },
     { "socket-timeout", ARG_REQUIRED, set_socket_timeout, "SECONDS",
       "drop a client silent this long on a read or write (default: 30)" },
@@ -2038,6 +2057,13 @@ void options_parse(struct gy_config *cfg, int argc, char **argv)
         die_usage(NULL, "no socket to serve: give --socket, --fastcgi-socket or --http-socket");
     if (!cfg->wsgi_file && !cfg->module && cfg->nmounts == 0)
         die_usage(NULL, "no app to serve: give --wsgi-file FILE, --module MOD or --mount");
-    if (cfg->wsgi_file && cfg->module)
-        die_usage(NULL, "give --wsgi-file or --module, not both");
+    if (cfg->wsgi_file && cfg->module) {
+        /* uWSGI loads the module first, as the default app, and skips the file ("mountpoint
+         * already configured"): real configs give both. */
+        fprintf(stderr,
+                "gyre: warning: --module %s and --wsgi-file %s both give the default app: the "
+                "module serves, as in uWSGI\n",
+                cfg->module, cfg->wsgi_file);
+        cfg->wsgi_file = NULL;
+    }
 }

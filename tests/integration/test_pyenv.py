@@ -484,6 +484,20 @@ def test_pymodule_alias_and_import(server, tmp_path, kind, monkeypatch):
     assert s.get("/").text == "real file imported"
 
 
+@pytest.mark.parametrize("kind", SERVERS)
+def test_an_import_that_fails_is_logged_and_the_app_still_serves(server, tmp_path, kind):
+    """uWSGI prints the traceback of a failed --import and serves (even with --need-app): a
+    real config imports a module its image has and this machine may not (dispatcharr)."""
+    app = write_app(tmp_path / "plain_app.py", """
+        def application(env, start_response):
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"served"]
+        """)
+    s = server(kind, "--import", "no_such_module_here", "--need-app", "--wsgi-file", app)
+    assert s.get("/").text == "served"
+    s.wait_log("No module named 'no_such_module_here'")
+
+
 def test_pymodule_alias_of_a_missing_file_is_one_line(tmp_path):
     rc, log = start_failure(tmp_path, "--pymodule-alias", "x=" + str(tmp_path / "none.py"))
     assert rc != 0

@@ -107,13 +107,26 @@ TEST(numbers_are_whole_and_in_range)
     CHECK_EQ_INT(c.processes, 4);
 }
 
-TEST(buffer_size_is_bounded_by_the_uwsgi_field)
+TEST(buffer_size_takes_what_real_configs_give_up_to_a_bound)
 {
     struct gy_config c = fresh();
     CHECK(options_set(&c, "buffer-size", "32768") == NULL);
     CHECK_EQ_INT(c.buffer_size, 32768);
-    CHECK(options_set(&c, "buffer-size", "65535") == NULL);
-    CHECK(options_set(&c, "buffer-size", "65536") != NULL);
+    CHECK(options_set(&c, "buffer-size", "65536  # a comment") == NULL);
+    CHECK_EQ_INT(c.buffer_size, 65536);
+    CHECK(options_set(&c, "buffer-size", "1048576") == NULL);
+    CHECK(options_set(&c, "buffer-size", "1048577") != NULL);
+    CHECK(options_set(&c, "buffer-size", "63") != NULL);
+}
+
+TEST(a_yes_no_word_where_a_number_is_due_is_0_as_uwsgis_atoi)
+{
+    struct gy_config c = fresh();
+    CHECK(options_set(&c, "max-requests", "true") == NULL);
+    CHECK_EQ_INT(c.max_requests, 0);
+    /* ... but not where 0 is out of range: no silent 0 workers. */
+    CHECK(options_set(&c, "processes", "true") != NULL);
+    CHECK(options_set(&c, "processes", "truely") != NULL);
 }
 
 TEST(seconds_take_fractions_and_refuse_the_rest)
@@ -123,7 +136,9 @@ TEST(seconds_take_fractions_and_refuse_the_rest)
     CHECK(c.socket_timeout == 2.5);
     CHECK(options_set(&c, "harakiri", "0") == NULL);
     CHECK(c.harakiri == 0);
-    static const char *const bad[] = { "", "-1", "nan", "inf", "5s", "1e7" };
+    CHECK(options_set(&c, "http-timeout", "3600000") == NULL); /* a real config's */
+    CHECK(c.socket_timeout == 3600000);
+    static const char *const bad[] = { "", "-1", "nan", "inf", "5s", "1e10" };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         TEST_CONTEXT("--harakiri %s", bad[i]);
         CHECK(options_set(&c, "harakiri", bad[i]) != NULL);
@@ -423,8 +438,12 @@ TEST(placeholder_arithmetic_as_uwsgi)
                                            "listen = %(%k * 100)\n"     /* CPUs x 100 */
                                            "buffer-size = %(nothing + 8000)\n" /* no entry: 0 */
                                            "pidfile = %(n+1)\n" /* no blanks: a name */
-                                           "logto = %(9 / 2)-%(processes - 1)\n");
+                                           "logto = %(9 / 2)-%(processes - 1)\n"
+                                           /* parentheses nest; each token is read with
+                                            * atoi: "(3" is 0, "2)" is 2: 0 * 2 + 1 */
+                                           "harakiri = %((n * 2) + 1)\n");
     CHECK(load(&c, p) == NULL);
+    CHECK(c.harakiri == 1);
     CHECK_EQ_INT(c.processes, 7);
     CHECK_EQ_INT(c.cores, 9);
     CHECK_EQ_INT(c.listen_backlog, (int)sysconf(_SC_NPROCESSORS_ONLN) * 100);
