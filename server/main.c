@@ -2,11 +2,13 @@
  * gyre's entry: the options, the log's destination, the pid file, then either one worker in the
  * foreground or a master managing --processes workers.
  *
- * Depends on: log.c, logformat.c, master.c, options.c, proctitle.c, worker.c (server/README)
+ * Depends on: log.c, logformat.c, master.c, options.c, proctitle.c, route.c, worker.c
+ *     (server/README)
  */
 #include "daemons.h"
 #include "log.h"
 #include "process.h"
+#include "route.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -50,6 +52,24 @@ static int write_pidfile(const char *path)
     return 0;
 }
 
+/* The --route* rules, once, in the process that read the configuration: a bad one stops the
+ * start, and the actions gyre lacks are named in one warning (not once per worker). */
+static int check_routes(const struct gy_config *cfg)
+{
+    struct route_table *t;
+    char err[320];
+    if (!route_table_from_config(cfg, &t, err, sizeof(err))) {
+        fprintf(stderr, "gyre: %s\n", err);
+        return -1;
+    }
+    const char *unsupported = t ? route_unsupported(t) : NULL;
+    if (unsupported)
+        log_msg("WARNING: routing actions gyre does not implement, their rules are ignored: %s",
+                unsupported);
+    route_table_free(t);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static struct gy_config cfg;
@@ -65,6 +85,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "gyre: %s\n", err);
         return 2;
     }
+    if (check_routes(&cfg) < 0)
+        return 2;
     log_capture_stdio();
     if (cfg.processes > 1 && !cfg.master) {
         log_msg("--processes %d needs a master to manage the workers: implying --master",

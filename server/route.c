@@ -15,6 +15,8 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "route.h"
 
+#include "config.h"
+
 #include <pcre2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +34,7 @@ enum action {
     A_ADDVAR,
     A_SETVAR, /* setpathinfo, setscriptname, setmethod: one var replaced */
     A_LOG,
+    A_DONOTLOG,
 };
 
 /* --route-if's conditions, on "LEFT;RIGHT" (or one value), uWSGI's names. */
@@ -97,6 +100,43 @@ static void rule_free(struct rule *r)
     free(r->var);
     free(r->args);
     free(r->break_msg);
+}
+
+bool route_table_from_config(const struct gy_config *cfg, struct route_table **out, char *err,
+                             size_t errlen)
+{
+    *out = NULL;
+    if (cfg->nroutes == 0)
+        return true;
+    struct route_table *t = route_table_new();
+    if (!t) {
+        snprintf(err, errlen, "out of memory building the routing table");
+        return false;
+    }
+    for (int i = 0; i < cfg->nroutes; i++) {
+        const struct gy_route_conf *rc = &cfg->routes[i];
+        char why[256];
+        bool ok = false;
+        switch (rc->kind) {
+        case GY_ROUTE_REGEX:
+            ok = route_add(t, rc->subject, rc->spec, why, sizeof(why));
+            break;
+        case GY_ROUTE_RUN:
+            ok = route_add(t, NULL, rc->spec, why, sizeof(why));
+            break;
+        case GY_ROUTE_IF:
+        case GY_ROUTE_IF_NOT:
+            ok = route_add_if(t, rc->kind == GY_ROUTE_IF_NOT, rc->spec, why, sizeof(why));
+            break;
+        }
+        if (!ok) {
+            snprintf(err, errlen, "route \"%s\": %s", rc->spec, why);
+            route_table_free(t);
+            return false;
+        }
+    }
+    *out = t;
+    return true;
 }
 
 void route_table_free(struct route_table *t)
@@ -165,6 +205,7 @@ static bool parse_action(struct rule *r, const char *action, bool *known, char *
         { "remheader", A_DELHEADER, 0, NULL },
         { "addvar", A_ADDVAR, 0, NULL },
         { "log", A_LOG, 0, NULL },
+        { "donotlog", A_DONOTLOG, 0, NULL },
         { "setpathinfo", A_SETVAR, 0, "PATH_INFO" },
         { "setscriptname", A_SETVAR, 0, "SCRIPT_NAME" },
         { "setmethod", A_SETVAR, 0, "REQUEST_METHOD" },
@@ -562,6 +603,10 @@ static enum verdict run_action(const struct rule *r, char *arg, struct route_out
         return push(out->del_headers, &out->ndel_headers, arg) ? NEXT : FAILED;
     case A_LOG:
         return push(out->logs, &out->nlogs, arg) ? NEXT : FAILED;
+    case A_DONOTLOG:
+        free(arg);
+        out->donotlog = true;
+        return NEXT;
     case A_ADDVAR: {
         char *eq = strchr(arg, '=');
         bool ok = eq && set_var(out, arg, (size_t)(eq - arg), strdup(eq + 1));

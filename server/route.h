@@ -41,6 +41,8 @@ struct route_outcome {
     char *del_headers[ROUTE_MAX_EDITS];
     int ndel_headers;
 
+    bool donotlog; /* donotlog: no request log line for this request */
+
     /* log: actions, to be written by the caller. */
     char *logs[ROUTE_MAX_EDITS];
     int nlogs;
@@ -51,6 +53,11 @@ struct route_outcome {
  * does not implement are left out and named in *unsupported (comma separated, owned by the
  * table) for the one warning line at start. */
 struct route_table *route_table_new(void);
+struct gy_config;
+/* Every --route* rule of cfg, in order, into a new table (NULL when there is none); false with
+ * err naming the rule on a bad one. */
+bool route_table_from_config(const struct gy_config *cfg, struct route_table **out, char *err,
+                             size_t errlen);
 bool route_add(struct route_table *t, const char *subject, const char *spec, char *err,
                size_t errlen);
 /* --route-if (negate: --route-if-not): spec "COND:ARGS ACTION[:ARGS]". */

@@ -72,6 +72,8 @@ static bool body_matches_length(struct gy_core *c)
 static void log_request(struct gy_core *c, const struct req_facts *f, double started,
                         enum outcome o)
 {
+    if (route_says_donotlog(c))
+        return;
     const struct gy_conn *conn = c->conn;
     struct gy_slice method = environ_param(conn, f->method, "GET");
     struct gy_slice uri = environ_param(conn, f->uri >= 0 ? f->uri : f->path_info, "/");

@@ -57,6 +57,8 @@ int wsgi_route_init(const struct gy_config *cfg);
 /* --limit-post, the routing rules, --post-buffering: *answered when the app must not run. */
 enum outcome wsgi_before_app(struct gy_core *c, PyObject *env, bool *answered);
 void wsgi_after_request(struct gy_core *c);
+/* A route's donotlog: action matched this request: no request log line. */
+bool route_says_donotlog(const struct gy_core *c);
 
 /* wsgi_send.c */
 int send_init(void);

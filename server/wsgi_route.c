@@ -15,40 +15,14 @@
 
 static struct route_table *routes;
 
-static bool add_configured_route(const struct gy_route_conf *rc, char *err, size_t errlen)
-{
-    switch (rc->kind) {
-    case GY_ROUTE_REGEX:
-        return route_add(routes, rc->subject, rc->spec, err, errlen);
-    case GY_ROUTE_RUN:
-        return route_add(routes, NULL, rc->spec, err, errlen);
-    case GY_ROUTE_IF:
-    case GY_ROUTE_IF_NOT:
-        return route_add_if(routes, rc->kind == GY_ROUTE_IF_NOT, rc->spec, err, errlen);
-    }
-    return false;
-}
-
 int wsgi_route_init(const struct gy_config *cfg)
 {
-    if (cfg->nroutes == 0)
-        return 0;
-    routes = route_table_new();
-    if (!routes) {
-        log_msg("out of memory building the routing table");
+    /* main.c checked the rules (and warned of the actions gyre lacks) once, at start. */
+    char err[320];
+    if (!route_table_from_config(cfg, &routes, err, sizeof(err))) {
+        log_msg("%s", err);
         return -1;
     }
-    for (int i = 0; i < cfg->nroutes; i++) {
-        char err[256];
-        if (!add_configured_route(&cfg->routes[i], err, sizeof(err))) {
-            log_msg("route \"%s\": %s", cfg->routes[i].spec, err);
-            return -1;
-        }
-    }
-    const char *unsupported = route_unsupported(routes);
-    if (unsupported)
-        log_msg("WARNING: routing actions gyre does not implement, their rules are ignored: %s",
-                unsupported);
     return 0;
 }
 
@@ -195,4 +169,9 @@ void wsgi_after_request(struct gy_core *c)
     if (c->route)
         route_outcome_clear(c->route);
     input_spool_close(c);
+}
+
+bool route_says_donotlog(const struct gy_core *c)
+{
+    return c->route && c->route->donotlog;
 }

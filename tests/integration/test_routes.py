@@ -135,11 +135,27 @@ def test_client_bytes_cannot_split_a_header(routed):
 
 
 def test_unsupported_actions_are_named_in_one_warning(routed):
+    """Once, by the process that read the configuration: not once per worker."""
     s = routed("gyre", "--route", "^/c cache:key=x", "--route", "^/u uwsgi:127.0.0.1:3031,0,0",
-               "--route", "^/ok addheader:X-Ok: 1")
-    s.wait_log("routing actions gyre does not implement, their rules are ignored: cache, uwsgi")
+               "--route", "^/ok addheader:X-Ok: 1", "--master", "--processes", "3")
+    warning = "routing actions gyre does not implement, their rules are ignored: cache, uwsgi"
+    s.wait_log(warning)
     assert s.get("/c").status_code == 200
     assert s.get("/ok").headers["X-Ok"] == "1"
+    wait_for(lambda: s.log().count("spawned") >= 3 or s.log().count("core on") >= 3,
+             what="3 workers up")
+    assert s.log().count(warning) == 1, s.log()
+
+
+@pytest.mark.parametrize("kind", SERVERS)
+def test_donotlog_drops_the_request_line(routed, kind):
+    """uWSGI's donotlog: (health checks in real configs): that request is not logged, the
+    others are."""
+    s = routed(kind, "--route", "^/health donotlog:")
+    assert s.get("/health").status_code == 200
+    assert s.get("/seen").status_code == 200
+    s.wait_log("/seen")
+    assert "GET /health" not in s.log()  # (uWSGI prints its routing table: "^/health")
 
 
 @pytest.mark.parametrize("spec, what", [
