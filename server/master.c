@@ -392,23 +392,6 @@ static void kill_worker(struct worker_rec *w, double t)
     M.respawns[w->id]++;
 }
 
-/* A process's address space and resident set in MiB (0 when it is gone). */
-static void proc_mem_mib(pid_t pid, unsigned long *as, unsigned long *rss)
-{
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
-    FILE *f = fopen(path, "r");
-    unsigned long size = 0, resident = 0;
-    if (f) {
-        if (fscanf(f, "%lu %lu", &size, &resident) != 2)
-            size = resident = 0;
-        fclose(f);
-    }
-    unsigned long page = (unsigned long)sysconf(_SC_PAGESIZE);
-    *as = size * page / (1024 * 1024);
-    *rss = resident * page / (1024 * 1024);
-}
-
 /* --evil-reload-on-rss/as, once a second: the master's own check, for a worker that cannot
  * check itself (its loop stuck, or growing faster than it checks): killed and respawned. */
 static void check_evil(double t)

@@ -55,6 +55,9 @@ int process_prepare(struct gy_config *cfg);
 
 /* worker.c: serve until stopped; link is NULL without a master. Returns the exit status. */
 int worker_run(struct gy_config *cfg, const struct gy_worker_link *link);
+/* A process's address space and resident set in MiB (0 when it is gone): the worker's own
+ * --reload-on-rss/--reload-on-as and the master's checks of its workers. */
+void proc_mem_mib(pid_t pid, unsigned long *as, unsigned long *rss);
 /* master.c: bind, fork and manage the workers. Returns the exit status. */
 int master_run(struct gy_config *cfg);
 /* The loud line uWSGI also logs when root runs the app without --uid. */

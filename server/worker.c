@@ -383,10 +383,11 @@ static void send_to_master(int type)
     (void)n;
 }
 
-/* The process's address space and resident set, in MiB. */
-static void mem_mib(unsigned long *as, unsigned long *rss)
+void proc_mem_mib(pid_t pid, unsigned long *as, unsigned long *rss)
 {
-    FILE *f = fopen("/proc/self/statm", "r");
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
+    FILE *f = fopen(path, "r");
     unsigned long size = 0, resident = 0;
     if (f) {
         if (fscanf(f, "%lu %lu", &size, &resident) != 2)
@@ -407,7 +408,7 @@ static const char *retire_reason(char *buf, size_t n)
         return NULL;
     unsigned long as = 0, rss = 0;
     if (cfg->reload_on_rss || cfg->reload_on_as)
-        mem_mib(&as, &rss);
+        proc_mem_mib(getpid(), &as, &rss);
     if (cfg->max_requests && S.requests >= cfg->max_requests)
         snprintf(buf, n, "%llu requests served (--max-requests %lu)",
                  (unsigned long long)S.requests, cfg->max_requests);

@@ -500,7 +500,7 @@ def test_strict_refuses_an_unknown_key_in_both(tmp_path):
 def test_uwsgi_option_gyre_lacks_warns_once_from_the_master(launch, tmp_path):
     ini = tmp_path / "gevent.ini"
     ini.write_text("[uwsgi]\nsocket = %%d%%n.sock\nwsgi-file = %s\nmaster = True\n"
-                   "processes = 2 ; two workers\ngevent = 100\ngevent = 100\nthunder-lock\n"
+                   "processes = 2 ; two workers\ngevent = 100\ngevent = 100\nksm\n"
                    "plugins = python3,gevent\nplugin = gevent\n" % APP)
     g = launch("--ini", str(ini))
     assert report(str(tmp_path / "gevent.sock"), g)["cwd"]
@@ -510,7 +510,7 @@ def test_uwsgi_option_gyre_lacks_warns_once_from_the_master(launch, tmp_path):
     assert len([l for l in warnings if "gevent:" in l]) == 1, log
     assert any("gevent: gyre serves concurrency with --tornado N greenlet cores" in l
                for l in warnings), log
-    assert len([l for l in warnings if "thunder-lock" in l]) == 1, log
+    assert len([l for l in warnings if "ksm" in l]) == 1, log
     assert len([l for l in warnings if "plugin 'gevent'" in l]) == 1, log
     assert "plugin 'python3'" not in log
     r = run("--strict", "--ini", str(ini))
@@ -521,12 +521,12 @@ def test_uwsgi_environment_variables_map_like_ini_keys(launch, tmp_path):
     sock = str(tmp_path / "env.sock")
     env = clean_env(UWSGI_SOCKET=sock, UWSGI_WSGI_FILE=APP, UWSGI_MASTER="True",
                     UWSGI_PROCESSES="2", UWSGI_ENV="CFG_FROM=env", UWSGI_MY_THING="x",
-                    UWSGI_THUNDER_LOCK="1")
+                    UWSGI_KSM="1")
     g = launch(env=env)
     assert report(sock, g)["env"] == {"CFG_FROM": "env"}
     wait_for(lambda: len(children(g.proc.pid)) == 2, what="2 workers")
     log = g.log()
-    assert "UWSGI_THUNDER_LOCK: thunder-lock: not supported by gyre: ignored" in log, log
+    assert "UWSGI_KSM: ksm: not supported by gyre: ignored" in log, log
     assert "MY_THING" not in log and "my-thing" not in log
 
 
