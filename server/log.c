@@ -448,11 +448,6 @@ void log_request_line(const char *buf, size_t len)
     dispatch(L.req.nloggers ? &L.req : &L.main, buf, len);
 }
 
-void log_raw(const char *buf, size_t len)
-{
-    log_request_line(buf, len);
-}
-
 /* ---- what Python writes to fds 1 and 2 -------------------------------------------------------- */
 
 /* The capture pipe's reader: each line Python (print, tracebacks, the logging module) or a C

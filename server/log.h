@@ -35,8 +35,6 @@ void log_errno(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* A request log line of len bytes, newline included, written as it is: to the request
  * loggers (--req-logger) if any, else where the messages go. */
 void log_request_line(const char *buf, size_t len);
-/* The same, under its former name. */
-void log_raw(const char *buf, size_t len);
 /* --harakiri-verbose: log where process pid is stuck (/proc/PID/syscall and wchan). */
 void log_proc_state(int pid);
 /* "Wed Nov 25 18:35:07 2026", cached for the current second. */
