@@ -134,6 +134,7 @@ int cores_init(const struct gy_config *cfg)
     }
     main_greenlet = (PyObject *)PyGreenlet_GetCurrent();
     cores_runner.write_behind = cfg->thread_cores ? (size_t)cfg->write_behind_size : 0;
+    cores_runner.read_ahead = cfg->thread_cores;
     conn_set_runner(&cores_runner);
     S.cores = calloc((size_t)n, sizeof(*S.cores));
     if (!S.cores)
