@@ -736,7 +736,11 @@ class SlowClients:
         them as it has threads (all K, or `threads` for 2 s): wrk then starts with the server's
         threads busy with slow readers, on either server."""
         for i in range(self.k):
-            self.clients.append(SlowClient(self.backend.port, i))
+            try:
+                self.clients.append(SlowClient(self.backend.port, i))
+            except OSError as e:  # measure() turns this into a run without numbers
+                raise RuntimeError("slow client %d could not send its request to %s: %s"
+                                   % (i, self.backend.name, describe_exc(e)))
         need = min(self.k, self.threads)
         t0 = time.monotonic()
         deadline = t0 + SLOW_START_TIMEOUT
@@ -864,8 +868,9 @@ def measure(target, case, duration, post_script, tmp):
     slow_problems = []
     if case.slow:
         slow = SlowClients(backend, case.slow, PROTOS[case.proto]["threads"])
-        slow_start = slow.start()
     try:
+        if slow:
+            slow_start = slow.start()
         t0 = time.monotonic()
         busy0 = machine_busy_seconds()
         be0 = proc_cpu_seconds(backend.proc.pid)
