@@ -925,6 +925,12 @@ def measure(target, case, duration, post_script, tmp):
     new_log = backend.log_since(log_before)
     r["log_lines"] = len(new_log)
     r["log_msgs"] = normalize_counts(re.sub(r"^\[gyre \d+\] ", "", x) for x in new_log)
+    if slow_summary:
+        # A server may give up on a slow reader: uWSGI abandons a write that makes no progress
+        # for its --socket-timeout (4 s), logging "uwsgi_response_write_body_do() TIMEOUT !!!",
+        # and the response is cut short (the client still has the kernel's share to read).
+        slow_summary["gave_up"] = sum(n for m, n in r["log_msgs"].items()
+                                      if re.search(r"timeout|timed out", m, re.I))
     return r
 
 
@@ -1172,7 +1178,11 @@ def render_threads(L, args, cases, results, checks):
                  "request that never gets an answer is counted nowhere, so 0 req/s with 0 "
                  "errors means wrk's 10 connections waited the whole run. *slow clients* (best "
                  "round): how many the server was answering / how many were still reading "
-                 "when wrk finished / the KiB each had read by then (least-most).")
+                 "when wrk finished / the KiB each had read by then (least-most); and how many "
+                 "log lines of the server's say it timed out (uWSGI abandons a write that makes "
+                 "no progress for its `--socket-timeout`, 4 s: \"uwsgi_response_write_body_do() "
+                 "TIMEOUT\", the slow client's response cut short, a thread freed; the slow "
+                 "client still reads what the kernel holds, so it is still reading).")
         L.append("")
         L.append("| case | gyre req/s | gyre responses | gyre p99 | gyre errors (timeouts) | gyre "
                  "slow clients | uWSGI req/s | uWSGI responses | uWSGI p99 | uWSGI errors "
@@ -1189,9 +1199,10 @@ def render_threads(L, args, cases, results, checks):
                           fmt_ms(b and b["p99"]),
                           "%s (%d)" % (fmt_errors(runs), sum(r["timeout"] for r in runs))
                           + flagged(case, bname),
-                          ("%d/%d answered, %d reading, %.0f-%.0f KiB"
+                          ("%d/%d answered, %d reading, %.0f-%.0f KiB%s"
                            % (sl["answered"], sl["k"], sl["reading"], sl["kib_min"],
-                              sl["kib_max"]) if sl else "—")
+                              sl["kib_max"], "; %d write timeout(s) in its log" % sl["gave_up"]
+                              if sl.get("gave_up") else "") if sl else "—")
                           + (" (slow-client check FAILED)" if slow_failed else "")]
             bg, bu = bests[case.key]["gyre"], bests[case.key]["uWSGI"]
             cells.append(ratio(bg and bg["rps"], bu and bu["rps"]))
