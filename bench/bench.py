@@ -1484,7 +1484,7 @@ def main():
                     for t in targets:
                         kept, text = t.backend.keepalive_probe()
                         probe_state[t.backend.name] = kept
-                        probes.append(text)
+                        probes.append("%s: %s" % (spec["label"], text))
                         log("probe: " + probes[-1])
                         if (spec["wire"] == "http" and kept == "closed"
                                 and t.backend.name not in http_closes_noted):
