@@ -665,8 +665,8 @@ static void core_wake(struct gy_conn *c, enum io_result rc)
     runner->resume(c, rc);
 }
 
-/* The loop sends what it holds of a response. Ends the request's flushing phase once all is
- * out (or the client is gone). */
+/* The loop sends what it holds of a response, as far as the socket takes it. On an error the
+ * rest is dropped and out_error says why (the core's next write, or on_core_fd, meets it). */
 static void flush_out(struct gy_conn *c)
 {
     bool moved = false;

@@ -231,7 +231,6 @@ static void release_core(struct gy_core *c)
 
 static void housekeeping_start(void);
 
-/* From the loop: start the queued requests while a core is free, oldest first. */
 /*
  * Thread cores share one GIL: a second thread woken while one runs Python only waits for it,
  * and every such wake and wait is a context switch. A running thread core takes the queue's
@@ -268,6 +267,7 @@ static bool leave_to_running_thread(void)
     return true;
 }
 
+/* From the loop: start the queued requests while a core is free, oldest first. */
 static void dispatch(void)
 {
     while (S.free_cores && !link_empty(&S.pending)) {
@@ -457,9 +457,8 @@ static void thread_core_main(void *arg)
         while (!c->busy)
             thread_park(c->thread);
         for (;;) {
-            bool harakiri = c->harakiri;
             wsgi_serve(c);
-            if (harakiri || c->harakiri) {
+            if (c->harakiri) {
                 /* The request is over: a harakiri exception not raised yet must not hit the
                  * next one. */
                 thread_raise(c->thread, NULL);
@@ -511,10 +510,6 @@ static void check_abandoned(double now)
         check_one(&S.cores[i], now);
 }
 
-/* --harakiri for one request: every request runs in its own core, so only that core is
- * cancelled (GreenletExit thrown where it is suspended); the worker's other requests go on. A
- * core can only be found running too long while it is suspended: the sweep runs on the loop.
- * A loop that never gets back control is the master's to kill. */
 static void log_harakiri(struct gy_core *c, double now, PyObject *stack)
 {
     const char *text = stack ? PyUnicode_AsUTF8(stack) : NULL;
@@ -555,6 +550,10 @@ static void thread_harakiri(struct gy_core *c, double now)
             S.link ? "the worker will be recycled" : "without --master it cannot be recycled");
 }
 
+/* --harakiri for one request: every request runs in its own core, so only that core is
+ * cancelled (GreenletExit thrown where it is suspended); the worker's other requests go on. A
+ * core can only be found running too long while it is suspended: the sweep runs on the loop.
+ * A loop that never gets back control is the master's to kill. */
 static void check_harakiri(double now)
 {
     double limit = S.cfg->harakiri;
