@@ -11,6 +11,8 @@
 #define GYRE_VERSION "0.1.0"
 #define GY_MAX_SOCKETS 32
 #define GY_MAX_LIST 64
+/* --locks at most (uwsgi.lock(n) takes 0..locks: one more than given). */
+#define GY_MAX_LOCKS 1024
 /* --buffer-size at most: each connection's buffer holds a head this big (1 MiB). */
 #define GY_MAX_BUFFER_SIZE (1L << 20)
 
@@ -74,6 +76,7 @@ struct gy_config {
     double harakiri;             /* seconds a request may run (0: forever) */
     double harakiri_grace;       /* seconds a thread core has to return after its harakiri
                                     exception before the worker is recycled */
+    int locks;                   /* --locks N: uwsgi.lock(0..N), shared by the workers */
     const char *uid, *gid;       /* the workers' identity, dropped to after binding */
 
     /* observability */

@@ -1,7 +1,7 @@
 /*
  * The Python side of the server: greenlet cores (cores.c), PEP 3333 (wsgi.c), wsgi.input
- * (input.c) and the `gyre` module (pymodule.c). The only server header that includes Python.h:
- * the rest of the server is plain C.
+ * (input.c), the `gyre` module (pymodule.c) and the `uwsgi` module (uwsgimodule.c). The only
+ * server header that includes Python.h: the rest of the server is plain C.
  */
 #ifndef GYRE_CORE_H
 #define GYRE_CORE_H
@@ -95,5 +95,10 @@ void input_spool_close(struct gy_core *c);
 /* pymodule.c */
 PyObject *PyInit_gyre(void);
 int pymodule_init(void);
+
+/* uwsgimodule.c: the `uwsgi` module (uWSGI's API), and its post-fork hook (once the app is
+ * loaded in the worker: uwsgidecorators' @postfork). */
+PyObject *PyInit_uwsgi(void);
+void uwsgimodule_post_fork(void);
 
 #endif

@@ -352,6 +352,13 @@ static const char *set_harakiri_grace(struct gy_config *c, const char *v)
 {
     return parse_seconds(v, &c->harakiri_grace);
 }
+static const char *set_locks(struct gy_config *c, const char *v)
+{
+    long n = 0;
+    const char *err = parse_long(v, 0, GY_MAX_LOCKS, &n);
+    c->locks = (int)n;
+    return err;
+}
 static const char *set_max_requests(struct gy_config *c, const char *v)
 {
     return parse_ulong(v, &c->max_requests);
@@ -1227,6 +1234,9 @@ static const struct option_def OPTIONS[] = {
     { "harakiri-grace", ARG_REQUIRED, set_harakiri_grace, "SECONDS",
       "a thread core still running SECONDS after its harakiri exception (stuck in C, e.g. a "
       "sleep) has its worker recycled (default: 5)" },
+    { "locks", ARG_REQUIRED, set_locks, "N",
+      "uwsgi.lock(n)/unlock(n) take n from 0 to N (lock 0 always exists), shared by the workers "
+      "(at most 1024)" },
     { "uid", ARG_REQUIRED, set_uid, "USER",
       "workers run as USER (name or number), dropped to after binding" },
     { "gid", ARG_REQUIRED, set_gid, "GROUP", "workers run as GROUP (name or number)" },

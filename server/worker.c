@@ -13,7 +13,7 @@
  * instance: the worker tells the master (MSG_FATAL), or the only process exits 1.
  *
  * Depends on: conn.c, cores.c, engine.c, hooks.c, input.c, listen.c, log.c, proctitle.c,
- *     pymodule.c, scoreboard.c, server.c, stats.c, wsgi.c (server/README)
+ *     pymodule.c, scoreboard.c, server.c, stats.c, uwsgimodule.c, wsgi.c (server/README)
  */
 #include "daemons.h"
 #include "engine.h"
@@ -205,7 +205,8 @@ static int install_signals(void)
 
 static int init_python(void)
 {
-    if (PyImport_AppendInittab("gyre", PyInit_gyre) < 0)
+    if (PyImport_AppendInittab("gyre", PyInit_gyre) < 0 ||
+        PyImport_AppendInittab("uwsgi", PyInit_uwsgi) < 0)
         return -1;
     PyConfig pc;
     PyConfig_InitPythonConfig(&pc);
@@ -562,6 +563,7 @@ static int worker_start(struct gy_config *cfg, const struct gy_worker_link *link
     if (!app)
         return -1;
     wsgi_set_app(app);
+    uwsgimodule_post_fork();
     if (run_hooks(HOOK_POST_APP) < 0)
         return -1;
     if (engine_watch(signal_pipe[0], EV_READ, on_signal_pipe, NULL) < 0)
