@@ -369,12 +369,11 @@ static PyObject *uwsgi_log(PyObject *mod, PyObject *args)
 }
 
 /* reload() and stop(): a signal to the master, as uWSGI's (SIGHUP: graceful reload; gyre's
- * master stops gracefully on SIGTERM). Without a master there is nothing to ask. */
+ * master stops gracefully on SIGTERM). Without a master, to the only process itself: SIGTERM
+ * stops it gracefully, SIGHUP is logged and ignored (uWSGI's only process exits on it). */
 static PyObject *signal_master(int sig)
 {
-    if (!S.link)
-        Py_RETURN_NONE;
-    if (kill(S.link->master, sig) < 0)
+    if (kill(S.link ? S.link->master : getpid(), sig) < 0)
         return PyErr_SetFromErrno(PyExc_OSError);
     Py_RETURN_TRUE;
 }

@@ -5,7 +5,7 @@
     /calls            return values and errors of calls whose results do not depend on the server
     /postfork         what @postfork (Debian's uwsgidecorators) recorded in this worker
     /log?msg=TEXT     uwsgi.log(TEXT), answering its return value
-    /reload           uwsgi.reload()
+    /reload, /stop    uwsgi.reload(), uwsgi.stop()
     /count?file=F&lock=N&hold=S
                       under uwsgi.lock(N): read the integer in F, wait S seconds (on the loop in a
                       gyre greenlet core), write it back plus one; answers "pid value"
@@ -145,6 +145,8 @@ def application(environ, start_response):
         body = json.dumps(call(uwsgi.log, q["msg"][0]))
     elif path == "/reload":
         body = json.dumps(call(uwsgi.reload))
+    elif path == "/stop":
+        body = json.dumps(call(uwsgi.stop))
     elif path == "/count":
         body = count(q)
     elif path == "/die_holding":

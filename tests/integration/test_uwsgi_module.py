@@ -285,3 +285,69 @@ def test_lock_of_a_dead_holder_is_taken_over(server, tmp_path, kind):
     with open(path, "w") as f:
         f.write("0")
     assert s.get("/count?file=%s&lock=1" % path, timeout=30).split()[1] == "1"
+
+
+NO_MASTER_APP = '''
+import uwsgi
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    if environ["PATH_INFO"] == "/reload":
+        return [repr(uwsgi.reload()).encode()]
+    w = uwsgi.workers()
+    return [repr((uwsgi.worker_id(), uwsgi.masterpid(), uwsgi.numproc, len(w), w[0]["id"],
+                  uwsgi.opt.get("master"))).encode()]
+'''
+
+
+@pytest.mark.parametrize("kind", SERVERS)
+def test_without_a_master_as_uwsgi(tmp_path, kind):
+    """The only process: worker 1 of 1, master pid 0 (what uwsgidecorators refuses); reload()
+    answers True (uWSGI's only process then exits; gyre's logs that a reload needs --master)."""
+    app = tmp_path / "nomaster.py"
+    app.write_text(NO_MASTER_APP)
+    port = free_port()
+    common = ["--http-socket", "127.0.0.1:%d" % port, "--wsgi-file", str(app)]
+    argv = [GYRE, *common] if kind == "gyre" else [UWSGI, "--plugin", "python3", *common]
+    s = Session(str(tmp_path), argv)
+    url = "http://127.0.0.1:%d" % port
+
+    def get(path):
+        with urllib.request.urlopen(url + path, timeout=30) as r:
+            return r.read().decode()
+
+    def up():
+        try:
+            return get("/")
+        except OSError:
+            return None
+    try:
+        wait_for(lambda: up() or not s.alive(), 30, what="%s to serve" % kind)
+        assert get("/") == "(1, 0, 1, 1, 1, None)"
+        assert get("/reload") == "True"
+        if kind == "gyre":
+            wait_for(lambda: "a graceful reload needs --master" in s.log(), 10,
+                     what="gyre's line on SIGHUP without a master")
+    finally:
+        s.kill_group()
+
+
+@pytest.mark.parametrize("kind", SERVERS)
+def test_stop_ends_the_instance(server, kind):
+    """stop(): the master and its workers exit. gyre's stop is graceful: the calling request
+    gets its answer (uWSGI's master kills its workers at once: the request is cut)."""
+    s = server(kind, workers=2)
+    try:
+        body = s.get("/stop")
+    except (OSError, urllib.error.URLError, ConnectionError):
+        body = None
+    if kind == "gyre":
+        assert body == json.dumps(["ok", ["bool", True]])
+    s.session.wait_exit(30)
+
+
+def test_locks_option_is_checked(tmp_path):
+    """--locks takes 0..1024; anything else is refused at start (exit 2), naming the option."""
+    s = Session(str(tmp_path), [GYRE, "--http-socket", "127.0.0.1:%d" % free_port(),
+                                "--wsgi-file", APP, "--locks", "2000"])
+    assert s.wait_exit(10) == 2
+    assert "locks" in s.log()
