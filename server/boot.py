@@ -323,6 +323,85 @@ def greenlet_stack(gr):
     return "".join(traceback.format_stack(frame)).rstrip("\n") + "\n"
 
 
+def thread_stack(ident):
+    """The Python stack of OS thread ``ident``, most recent call last, for a log line."""
+    import traceback
+    frame = sys._current_frames().get(ident)
+    if frame is None:
+        return "  (no Python frames)\n"
+    return "".join(traceback.format_stack(frame)).rstrip("\n") + "\n"
+
+
+def name_thread(name):
+    """A thread core's name in threading (uWSGI names its own "uWSGIWorker1Core0")."""
+    import threading
+    threading.current_thread().name = name
+
+
+# The IOLoop gyre runs, for the calls made from thread cores (wait_in_thread).
+_ioloop = None
+
+
+def use_thread_pool(ioloop, nthreads, stack_kib):
+    """--threads N beside --tornado: N threads as asyncio's default executor, which
+    IOLoop.run_in_executor(None, ...), loop.run_in_executor(None, ...) and gyre.run_in_thread
+    use. --threads-stacksize sets threading.stack_size, which the pool's threads (and those the
+    app starts after this) get."""
+    import concurrent.futures
+    import threading
+    if stack_kib:
+        threading.stack_size(max(stack_kib, 128) * 1024)
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=nthreads,
+                                                 thread_name_prefix="gyre-thread")
+    ioloop.asyncio_loop.set_default_executor(pool)
+
+
+def set_ioloop(ioloop):
+    global _ioloop
+    _ioloop = ioloop
+
+
+def run_in_thread(fn, /, *args, **kwargs):
+    """Run fn(*args, **kwargs) on a thread of the pool (--threads N with --tornado: asyncio's
+    default executor) and suspend only the calling core until it returns: its result is
+    returned, its exception raised here. In a thread core (--threads alone) fn simply runs:
+    the request already has an OS thread of its own."""
+    import functools
+    import gyre
+    kind = gyre._core_kind()
+    if kind is None:
+        raise gyre.NotInCoreError(
+            "gyre.run_in_thread() suspends a request core: call it from the WSGI app while it "
+            "serves a request, not from the loop, a pool thread or another greenlet")
+    if kind == "thread":
+        return fn(*args, **kwargs)
+    call = functools.partial(fn, *args, **kwargs)
+    return gyre.wait(_ioloop.asyncio_loop.run_in_executor(None, call))
+
+
+def wait_in_thread(awaitable, timeout):
+    """gyre.wait in a thread core: the awaitable runs on the loop (its futures and coroutines
+    belong there) and this thread blocks, the GIL released, until it is done."""
+    import concurrent.futures
+    from tornado.concurrent import chain_future
+    from tornado.gen import convert_yielded
+    done = concurrent.futures.Future()
+
+    def start():
+        try:
+            chain_future(convert_yielded(awaitable), done)
+        except BaseException as e:  # handed to the waiting thread, which raises it
+            done.set_exception(e)
+
+    _ioloop.add_callback(start)  # thread-safe: the loop runs it on its next turn
+    try:
+        return done.result(timeout)
+    except concurrent.futures.TimeoutError:
+        if done.done():
+            raise
+        raise TimeoutError("gyre.wait() timed out after %g seconds" % timeout) from None
+
+
 class PreciseEpollSelector(selectors.EpollSelector):
     """The selector of gyre's asyncio loop: EpollSelector, with waits precise to the microsecond.
 

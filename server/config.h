@@ -41,7 +41,13 @@ struct gy_config {
     const char *env[GY_MAX_LIST];
     int nenv;
 
-    int cores; /* --tornado N */
+    int cores;         /* cores per worker: --tornado N greenlets, or --threads N threads */
+    bool cores_given;  /* --tornado/--async was given */
+    int threads;       /* --threads N */
+    bool thread_cores; /* the cores are OS threads: --threads without --tornado */
+    unsigned long thread_stacksize_kb; /* --threads-stacksize: gyre's threads' stacks (0: libc's) */
+    unsigned long long write_behind_size; /* bytes of a thread core's response the loop may hold
+                                             for a slow client (--write-behind-size) */
     bool greenlet;
     int chmod_socket;     /* file mode, or -1 to leave the umask's */
     unsigned buffer_size; /* largest uwsgi vars block accepted */
@@ -66,6 +72,8 @@ struct gy_config {
     unsigned long max_requests;  /* a worker retires after serving this many (0: never) */
     unsigned long reload_on_rss; /* ... or once its RSS passes this many MiB (0: never) */
     double harakiri;             /* seconds a request may run (0: forever) */
+    double harakiri_grace;       /* seconds a thread core has to return after its harakiri
+                                    exception before the worker is recycled */
     const char *uid, *gid;       /* the workers' identity, dropped to after binding */
 
     /* observability */

@@ -171,8 +171,22 @@ static struct gy_conn *conn_alloc(const struct gy_protocol *proto)
     return c;
 }
 
+static void out_drop(struct gy_conn *c)
+{
+    free(c->out);
+    c->out = NULL;
+    c->out_pos = c->out_len = 0;
+}
+
+static size_t out_held(const struct gy_conn *c)
+{
+    return c->out_len - c->out_pos;
+}
+
 void conn_close(struct gy_conn *c)
 {
+    out_drop(c);
+    c->out_error = IO_OK;
     engine_unpoll(c->fd);
     close(c->fd);
     c->fd = -1;
@@ -533,55 +547,142 @@ static void conn_linger(struct gy_conn *c)
     linger_read(c);
 }
 
+/* The request is over: read the next one, or end the connection. in_core: called by the core
+ * that served it (which then takes the next queued request itself), else from the loop. */
+static void request_end(struct gy_conn *c, bool keep, bool in_core)
+{
+    if (!keep) {
+        conn_linger(c);
+        return;
+    }
+    reset_request(c, c->raw_pos);
+    read_head(c, in_core);
+}
+
 void conn_request_done(struct gy_conn *c, bool response_complete)
 {
     c->requests++;
     /* A response cut short (an app's body shorter than its Content-Length, a file that shrank,
      * a write that failed) leaves the peer waiting for bytes that will not come: only the close
      * tells it, and a kept connection would have the next response read as this one's body. */
-    if (!response_complete || !conn_keep_alive(c) || !drain_body(c)) {
-        conn_linger(c);
+    bool keep = response_complete && c->out_error == IO_OK && conn_keep_alive(c) && drain_body(c);
+    if (out_held(c) && c->out_error == IO_OK) {
+        /* The loop still sends the end of the response: the core lets go now, and the
+         * connection goes on from the loop once the bytes are out (flush_out). */
+        c->phase = CONN_FLUSHING;
+        c->core = NULL;
+        c->done_keep = keep;
         return;
     }
-    reset_request(c, c->raw_pos);
-    read_head(c, true);
+    out_drop(c);
+    c->out_error = IO_OK;
+    request_end(c, keep, true);
 }
 
 /* ---- waits of a core on its client -------------------------------------------------------- */
-
-static void on_core_fd(void *ctx, int fd, int events)
-{
-    (void)fd;
-    (void)events;
-    struct gy_conn *c = ctx;
-    if (!c->core_waiting)
-        return;
-    engine_poll(c->fd, 0, on_core_fd, c);
-    runner->resume(c, IO_OK);
-}
-
-/* Suspend the core until the client socket is ready for `events` or the timeout passes. */
-static enum io_result wait_client(struct gy_conn *c, int events)
-{
-    if (c->nowait)
-        return IO_TIMEOUT;
-    if (engine_poll(c->fd, events, on_core_fd, c) < 0)
-        return IO_FAILED;
-    timeout_arm(c, TIMEOUT_IO);
-    c->core_waiting = true;
-    enum io_result wake = runner->suspend(c, events & EV_READ);
-    c->core_waiting = false;
-    timeout_disarm(c);
-    if (wake != IO_OK && c->fd >= 0)
-        engine_poll(c->fd, 0, on_core_fd, c);
-    return wake;
-}
 
 static enum io_result io_error(void)
 {
     if (errno == EPIPE || errno == ECONNRESET || errno == ENOTCONN)
         return IO_CLOSED;
     return IO_ERROR;
+}
+
+static void on_core_fd(void *ctx, int fd, int events);
+
+/* Watch the socket for what the core waits for, and for room while the loop holds bytes of the
+ * response; the io deadline runs while either is awaited. */
+static int core_fd_watch(struct gy_conn *c)
+{
+    int events = (c->core_waiting ? c->core_events : 0) | (out_held(c) ? EV_WRITE : 0);
+    if (c->core_waiting || out_held(c))
+        timeout_arm(c, TIMEOUT_IO);
+    else
+        timeout_disarm(c);
+    return engine_poll(c->fd, events, on_core_fd, c);
+}
+
+/* Loop side: the core's wait is over; resume it with rc. Nothing of c may be touched after:
+ * a greenlet core runs on right here, and may be done with c when it comes back. */
+static void core_wake(struct gy_conn *c, enum io_result rc)
+{
+    c->core_waiting = false;
+    core_fd_watch(c);
+    runner->resume(c, rc);
+}
+
+/* The loop sends what it holds of a response. Ends the request's flushing phase once all is
+ * out (or the client is gone). */
+static void flush_out(struct gy_conn *c)
+{
+    bool moved = false;
+    while (out_held(c)) {
+        ssize_t n = write(c->fd, c->out + c->out_pos, out_held(c));
+        if (n > 0) {
+            c->out_pos += (size_t)n;
+            moved = true;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (moved)
+                timeout_arm(c, TIMEOUT_IO); /* the deadline is for the socket not moving */
+            return;
+        }
+        c->out_error = n < 0 ? io_error() : IO_CLOSED;
+        break;
+    }
+    out_drop(c);
+}
+
+static void on_core_fd(void *ctx, int fd, int events)
+{
+    (void)fd;
+    struct gy_conn *c = ctx;
+    if (out_held(c) && (events & (EV_WRITE | EV_ERROR)))
+        flush_out(c);
+    if (c->phase == CONN_FLUSHING) {
+        if (out_held(c))
+            return;
+        /* The core finished long ago: the connection goes on from here. */
+        bool keep = c->done_keep && c->out_error == IO_OK;
+        c->out_error = IO_OK;
+        timeout_disarm(c);
+        engine_poll(c->fd, 0, on_core_fd, c);
+        request_end(c, keep, false);
+        return;
+    }
+    if (c->core_waiting) {
+        bool ready = c->core_events ? (events & (c->core_events | EV_ERROR)) != 0
+                                    : !out_held(c) || c->out_error != IO_OK;
+        if (ready) {
+            core_wake(c, IO_OK);
+            return;
+        }
+    }
+    core_fd_watch(c);
+}
+
+/* Suspend the core until the client socket is ready for `events` (0: until the loop has sent
+ * the bytes it holds) or the timeout passes. */
+static enum io_result wait_client(struct gy_conn *c, int events)
+{
+    if (c->nowait)
+        return IO_TIMEOUT;
+    c->core_waiting = true;
+    c->core_events = events;
+    if (core_fd_watch(c) < 0) {
+        c->core_waiting = false;
+        return IO_FAILED;
+    }
+    enum io_result wake = runner->suspend(c, events & EV_READ);
+    if (c->core_waiting) { /* killed, or resumed by someone else than core_wake */
+        c->core_waiting = false;
+        if (c->fd >= 0)
+            core_fd_watch(c);
+    }
+    return wake;
 }
 
 /* A read or write on the client failed with errno: IO_OK means try it again (interrupted, or
@@ -695,8 +796,66 @@ enum io_result conn_read_some(struct gy_conn *c, char *dst, size_t n, size_t *go
     return IO_OK;
 }
 
+static size_t iov_bytes(const struct iovec *iov, int iovcnt)
+{
+    size_t n = 0;
+    for (int i = 0; i < iovcnt; i++)
+        n += iov[i].iov_len;
+    return n;
+}
+
+/* Write-behind: the loop takes the rest of this write (after what it holds already) if the
+ * total stays within runner->write_behind. */
+static bool out_take(struct gy_conn *c, const struct iovec *iov, int iovcnt)
+{
+    size_t held = out_held(c), more = iov_bytes(iov, iovcnt);
+    if (held + more > runner->write_behind)
+        return false;
+    char *out = malloc(held + more);
+    if (!out)
+        return false; /* then the core waits for the socket, as without write-behind */
+    if (held)
+        memcpy(out, c->out + c->out_pos, held);
+    size_t at = held;
+    for (int i = 0; i < iovcnt; i++) {
+        memcpy(out + at, iov[i].iov_base, iov[i].iov_len);
+        at += iov[i].iov_len;
+    }
+    free(c->out);
+    c->out = out;
+    c->out_pos = 0;
+    c->out_len = at;
+    if (core_fd_watch(c) < 0) {
+        c->out_error = IO_FAILED;
+        out_drop(c);
+    }
+    return true;
+}
+
+/* Before the core's own write: what the loop holds goes first. Either the loop takes this
+ * write too, or the core waits until the loop has sent what it holds. */
+static enum io_result write_after_held(struct gy_conn *c, struct iovec *iov, int iovcnt,
+                                       bool *taken)
+{
+    *taken = false;
+    while (out_held(c) && c->out_error == IO_OK) {
+        if (iov && out_take(c, iov, iovcnt)) {
+            *taken = true;
+            break;
+        }
+        enum io_result w = wait_client(c, 0);
+        if (w != IO_OK)
+            return w;
+    }
+    return c->out_error;
+}
+
 enum io_result conn_write_all(struct gy_conn *c, struct iovec *iov, int iovcnt)
 {
+    bool taken;
+    enum io_result held = write_after_held(c, iov, iovcnt, &taken);
+    if (held != IO_OK || taken)
+        return held;
     while (iovcnt > 0) {
         if (iov->iov_len == 0) {
             iov++;
@@ -705,6 +864,9 @@ enum io_result conn_write_all(struct gy_conn *c, struct iovec *iov, int iovcnt)
         }
         ssize_t n = writev(c->fd, iov, iovcnt > IOV_MAX ? IOV_MAX : iovcnt);
         if (n < 0) {
+            if ((errno == EAGAIN || errno == EWOULDBLOCK) && runner->write_behind && !c->nowait &&
+                out_take(c, iov, iovcnt))
+                return c->out_error;
             enum io_result w = retry_or_wait(c, EV_WRITE);
             if (w != IO_OK)
                 return w;
@@ -728,6 +890,10 @@ enum io_result conn_sendfile(struct gy_conn *c, int fd, off_t offset, uint64_t c
                              uint64_t *sent)
 {
     *sent = 0;
+    bool taken;
+    enum io_result held = write_after_held(c, NULL, 0, &taken);
+    if (held != IO_OK)
+        return held;
     while (*sent < count) {
         uint64_t chunk = count - *sent;
         if (chunk > (1u << 30))
@@ -760,10 +926,19 @@ static void timeout_expired(struct gy_conn *c, enum timeout_kind k)
         conn_close(c);
         break;
     case TIMEOUT_IO:
-        if (c->core_waiting) {
-            engine_poll(c->fd, 0, on_core_fd, c);
-            runner->resume(c, IO_TIMEOUT);
+        if (out_held(c)) {
+            /* The client took none of the held response for --socket-timeout. */
+            c->out_error = IO_TIMEOUT;
+            out_drop(c);
+            if (c->phase == CONN_FLUSHING) {
+                conn_close(c);
+                break;
+            }
         }
+        if (c->core_waiting)
+            core_wake(c, IO_TIMEOUT);
+        else
+            core_fd_watch(c);
         break;
     default:
         break;
@@ -798,7 +973,20 @@ void conn_drop_idle(void)
         conn_close(link_entry(list->next, struct gy_conn, timeout_link));
 }
 
+static void sweep_start_task(void *ctx)
+{
+    (void)ctx;
+    conn_sweep_start();
+}
+
 static void conn_sweep_start(void)
 {
-    engine_timer_arm(&sweep_timer, 1.0, sweep, NULL);
+    static struct engine_task from_thread = { .fn = sweep_start_task };
+    if (engine_timer_armed(&sweep_timer))
+        return;
+    /* A thread core's wait: the loop's timers are the loop's to arm. */
+    if (!engine_on_loop_thread())
+        engine_post(&from_thread);
+    else
+        engine_timer_arm(&sweep_timer, 1.0, sweep, NULL);
 }

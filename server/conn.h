@@ -24,6 +24,8 @@ enum conn_phase {
     CONN_QUEUED,    /* head parsed, waiting for a free core */
     CONN_IN_CORE,   /* a core runs the app for it */
     CONN_LINGERING, /* answered and closing: reading and dropping the rest of the request */
+    CONN_FLUSHING,  /* the core is done; the loop sends the response bytes it holds for it
+                       (write-behind), then the connection goes on as the core decided */
 };
 
 enum io_result {
@@ -67,6 +69,15 @@ struct gy_conn {
                                        Expect: 100-continue) and was not asked yet */
     bool nowait;        /* writes must not suspend the core (it is being killed) */
     bool core_waiting;  /* its core is suspended in runner->suspend, on the socket */
+    int core_events;    /* ... for these events (0: for the write-behind bytes to be sent) */
+
+    /* Write-behind (runner->write_behind > 0, thread cores): response bytes the socket did not
+     * take, held here and sent by the loop, so that the core's thread moves on instead of
+     * waiting for a slow client. [out_pos, out_len) is still to send. */
+    char *out;
+    size_t out_pos, out_len;
+    enum io_result out_error; /* the loop's send failed: the core's next write reports it */
+    bool done_keep;           /* CONN_FLUSHING: then read the next request (or linger) */
 
     /* The request, as CGI params: slices into buf (or into protocol state). */
     struct gy_param *params;
@@ -162,6 +173,10 @@ struct conn_runner {
     enum io_result (*suspend)(struct gy_conn *c, bool reading);
     /* Loop side: resume the core serving c, suspended in suspend, which returns rc. */
     void (*resume)(struct gy_conn *c, enum io_result rc);
+    /* Bytes of a response the loop may hold and send for a core whose write would block (0:
+     * the core waits for the socket instead). Worth it where a waiting core is dear: an OS
+     * thread, not a greenlet. */
+    size_t write_behind;
 };
 void conn_set_runner(const struct conn_runner *r);
 

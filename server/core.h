@@ -13,6 +13,7 @@
 #include "conn.h"
 #include "response.h"
 #include "scoreboard.h"
+#include "threads.h"
 
 enum core_wait {
     WAIT_NONE,   /* running, or suspended by the app itself */
@@ -24,8 +25,9 @@ enum core_wait {
 struct gy_core {
     int id;
     bool busy;
-    PyObject *gr;  /* the core's greenlet, or NULL before its first request */
-    bool gr_owned; /* gyre holds a reference to gr (not while the app holds it) */
+    struct gy_thread *thread; /* a thread core's OS thread (--threads); NULL: a greenlet core */
+    PyObject *gr;             /* the core's greenlet, or NULL before its first request */
+    bool gr_owned;            /* gyre holds a reference to gr (not while the app holds it) */
     struct gy_conn *conn;
     uint64_t gen; /* request count: stale resumers and inputs check it */
 
@@ -34,7 +36,9 @@ struct gy_core {
     bool app_suspended; /* the app switched to the loop on its own */
     double suspended_since;
 
-    bool harakiri; /* cancelled by --harakiri */
+    bool harakiri;      /* cancelled by --harakiri */
+    double harakiri_at; /* when (a thread core gets --harakiri-grace to return) */
+    bool stuck;         /* a thread core past its grace: the worker is to be recycled */
     struct gy_response resp;
     uint64_t switches;           /* switches into the core during this request */
     struct route_outcome *route; /* what the routing rules decided (wsgi_route.c), or NULL */
@@ -42,18 +46,25 @@ struct gy_core {
     struct gy_core *next_free;
 };
 
+struct gy_config;
+
 /* cores.c */
-int cores_init(int n);
+int cores_init(const struct gy_config *cfg);
 void core_enter(struct gy_core *c); /* switch into a core from the loop */
 int core_suspend(struct gy_core *c, enum core_wait wait);
 struct gy_core *core_current(void); /* the core running now, or NULL */
 bool core_in_loop_greenlet(void);   /* the loop's greenlet runs, not a core's */
 void core_set_activity(struct gy_core *c, enum core_activity a); /* for stats */
+/* The exception --harakiri raises in a thread core (gyre.Harakiri, a BaseException). */
+PyObject *core_harakiri_error(void);
 
 /* wsgi.c */
 int wsgi_init(void);
 void wsgi_set_app(PyObject *app);   /* the WSGI callable; the reference is stolen */
 bool wsgi_serve(struct gy_core *c); /* false when the core's greenlet must end */
+/* From the loop, for a thread core stuck in its request past --harakiri-grace: a 500 if
+ * nothing of the response went out, and whatever the thread writes later is dropped. */
+void wsgi_answer_stuck(struct gy_core *c);
 
 /* input.c */
 int input_init(void);

@@ -32,7 +32,7 @@
  * asyncio's own C code (get_event_loop, Future()) still sees the loop: what a core creates
  * belongs to the loop gyre runs.
  *
- * Depends on: conn.c, engine.c, listen.c, log.c, server.c, wsgi.c (server/README)
+ * Depends on: conn.c, engine.c, listen.c, log.c, server.c, threads.c, wsgi.c (server/README)
  */
 #include "engine.h"
 #include "log.h"
@@ -48,7 +48,7 @@
  * suspensions are short, and the check materialises frame locals. */
 #define ABANDON_CHECK_AFTER 1.0
 
-static const struct conn_runner cores_runner;
+static struct conn_runner cores_runner;
 static PyObject *main_greenlet;    /* the loop's greenlet, every core's parent */
 static PyObject *internal_refs_fn; /* boot.py's greenlet_internal_refs */
 static PyObject *stack_fn;         /* boot.py's greenlet_stack */
@@ -88,8 +88,44 @@ static int hide_running_loop_in_cores(PyObject *boot)
     return 0;
 }
 
-int cores_init(int n)
+static PyObject *harakiri_error;  /* gyre.Harakiri */
+static PyObject *thread_stack_fn; /* boot.py's thread_stack */
+
+PyObject *core_harakiri_error(void)
 {
+    /* Made on first use: the gyre module (which exports it) may be imported before the
+     * cores are set up. */
+    if (!harakiri_error)
+        harakiri_error = PyErr_NewExceptionWithDoc(
+            "gyre.Harakiri",
+            "raised in a thread core whose request ran past --harakiri (a BaseException: an "
+            "app's `except Exception` does not swallow it)",
+            PyExc_BaseException, NULL);
+    return harakiri_error;
+}
+
+static void thread_core_main(void *arg);
+
+/* --threads without --tornado: each core is an OS thread, parked until dispatch hands it a
+ * request. */
+static int start_thread_cores(const struct gy_config *cfg)
+{
+    for (int i = 0; i < S.ncores; i++) {
+        struct gy_core *c = &S.cores[i];
+        c->thread = calloc(1, sizeof(*c->thread));
+        if (c->thread)
+            snprintf(c->thread->name, sizeof(c->thread->name), "gyreWorker%dCore%d", S.slot->id,
+                     c->id);
+        if (!c->thread ||
+            thread_start(c->thread, cfg->thread_stacksize_kb, thread_core_main, c) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int cores_init(const struct gy_config *cfg)
+{
+    int n = cfg->cores;
     PyGreenlet_Import();
     if (!_PyGreenlet_API) {
         PyErr_Print();
@@ -97,6 +133,7 @@ int cores_init(int n)
         return -1;
     }
     main_greenlet = (PyObject *)PyGreenlet_GetCurrent();
+    cores_runner.write_behind = cfg->thread_cores ? (size_t)cfg->write_behind_size : 0;
     conn_set_runner(&cores_runner);
     S.cores = calloc((size_t)n, sizeof(*S.cores));
     if (!S.cores)
@@ -108,13 +145,30 @@ int cores_init(int n)
         c->next_free = S.free_cores;
         S.free_cores = c;
     }
-    PyObject *boot = PyImport_ImportModule("_gyre_boot");
+    PyObject *boot = core_harakiri_error() ? PyImport_ImportModule("_gyre_boot") : NULL;
     internal_refs_fn = boot ? PyObject_GetAttrString(boot, "greenlet_internal_refs") : NULL;
     stack_fn = boot ? PyObject_GetAttrString(boot, "greenlet_stack") : NULL;
-    int rc = internal_refs_fn && stack_fn ? hide_running_loop_in_cores(boot) : -1;
+    thread_stack_fn = boot ? PyObject_GetAttrString(boot, "thread_stack") : NULL;
+    int rc = internal_refs_fn && stack_fn && thread_stack_fn ? hide_running_loop_in_cores(boot)
+                                                             : -1;
+    /* --threads with --tornado: the threads are a pool beside the greenlet cores, asyncio's
+     * default executor (boot.py's use_thread_pool). */
+    if (rc == 0) {
+        PyObject *r = PyObject_CallMethod(boot, "set_ioloop", "O", engine_ioloop());
+        rc = r ? 0 : -1;
+        Py_XDECREF(r);
+    }
+    if (rc == 0 && cfg->threads && !cfg->thread_cores) {
+        PyObject *r = PyObject_CallMethod(boot, "use_thread_pool", "Oik", engine_ioloop(),
+                                          cfg->threads, cfg->thread_stacksize_kb);
+        rc = r ? 0 : -1;
+        Py_XDECREF(r);
+    }
     Py_XDECREF(boot);
     if (rc < 0)
         PyErr_Print();
+    if (rc == 0 && cfg->thread_cores)
+        rc = start_thread_cores(cfg);
     return rc;
 }
 
@@ -144,6 +198,7 @@ static void take_core(struct gy_core *c, struct gy_conn *conn)
     S.slot->busy = S.busy;
     c->conn = conn;
     c->harakiri = false;
+    c->stuck = false;
     c->gen++;
     c->switches = 0;
     c->app_suspended = false;
@@ -180,7 +235,7 @@ static void dispatch(void)
 {
     while (S.free_cores && !link_empty(&S.pending)) {
         struct gy_core *c = S.free_cores;
-        if (!core_greenlet(c)) {
+        if (!c->thread && !core_greenlet(c)) {
             PyErr_Print();
             break;
         }
@@ -197,6 +252,13 @@ static void dispatch(void)
 
 void core_enter(struct gy_core *c)
 {
+    if (c->thread) {
+        /* A thread core runs on by itself: wake it, and the loop goes on meanwhile. */
+        c->wait = WAIT_NONE;
+        c->switches++;
+        thread_unpark(c->thread);
+        return;
+    }
     /* Only the loop may switch into a core: a core's parent is the loop's greenlet, so a core
      * entered from another core would come back to the loop, stranding the one that entered. */
     PyObject *gr = c->gr;
@@ -227,6 +289,12 @@ int core_suspend(struct gy_core *c, enum core_wait wait)
     c->app_suspended = false;
     if (wait != WAIT_FD) /* wait_client says which way the fd is awaited */
         core_set_activity(c, wait == WAIT_TIMER ? CORE_WAIT_TIMER : CORE_WAIT_FUTURE);
+    if (c->thread) {
+        thread_park(c->thread); /* until core_enter, from the loop */
+        c->wait = WAIT_NONE;
+        core_set_activity(c, CORE_RUNNING);
+        return c->wake;
+    }
     own_greenlet(c);
     PyObject *r = PyGreenlet_Switch((PyGreenlet *)main_greenlet, NULL, NULL);
     c->wait = WAIT_NONE;
@@ -239,6 +307,13 @@ int core_suspend(struct gy_core *c, enum core_wait wait)
 
 struct gy_core *core_current(void)
 {
+    if (!engine_on_loop_thread()) {
+        unsigned long me = PyThread_get_thread_ident();
+        for (int i = 0; i < S.ncores; i++)
+            if (S.cores[i].thread && S.cores[i].busy && S.cores[i].thread->ident == me)
+                return &S.cores[i];
+        return NULL; /* a pool thread, or one the app started */
+    }
     PyObject *cur = (PyObject *)PyGreenlet_GetCurrent();
     if (!cur)
         return NULL;
@@ -311,6 +386,43 @@ static PyObject *core_run(PyObject *self, PyObject *unused)
     }
 }
 
+/* A thread core's thread: serve what dispatch hands over, then the queue's next requests,
+ * then park until dispatch wakes it again. */
+static void thread_core_main(void *arg)
+{
+    struct gy_core *c = arg;
+    PyObject *boot = PyImport_ImportModule("_gyre_boot");
+    PyObject *r = boot ? PyObject_CallMethod(boot, "name_thread", "s", c->thread->name) : NULL;
+    if (!r)
+        PyErr_Print();
+    Py_XDECREF(r);
+    Py_XDECREF(boot);
+    for (;;) {
+        while (!c->busy)
+            thread_park(c->thread);
+        for (;;) {
+            bool harakiri = c->harakiri;
+            wsgi_serve(c);
+            if (harakiri || c->harakiri) {
+                /* The request is over: a harakiri exception not raised yet must not hit the
+                 * next one. */
+                thread_raise(c->thread, NULL);
+                PyErr_Clear();
+                if (c->stuck) {
+                    c->stuck = false;
+                    S.stuck_cores--;
+                }
+            }
+            struct gy_conn *next = conn_pending_pop();
+            if (!next)
+                break;
+            take_core(c, next);
+            load_changed();
+        }
+        release_core(c);
+    }
+}
+
 static void check_one(struct gy_core *c, double now)
 {
     if (!c->busy || !c->app_suspended || c->gr_owned || !c->gr ||
@@ -347,6 +459,46 @@ static void check_abandoned(double now)
  * cancelled (GreenletExit thrown where it is suspended); the worker's other requests go on. A
  * core can only be found running too long while it is suspended: the sweep runs on the loop.
  * A loop that never gets back control is the master's to kill. */
+static void log_harakiri(struct gy_core *c, double now, PyObject *stack)
+{
+    const char *text = stack ? PyUnicode_AsUTF8(stack) : NULL;
+    if (!text)
+        PyErr_Clear();
+    char first[200];
+    snprintf(first, sizeof(first),
+             "core %d: harakiri: the request has run for %.1f s (--harakiri %g): "
+             "cancelling it. Its stack, most recent call last:",
+             c->id, now - c->conn->started, S.cfg->harakiri);
+    log_lines(first, text ? text : "  (unavailable)\n");
+}
+
+/* A thread cannot be killed: --harakiri raises gyre.Harakiri in it, which ends a request busy
+ * in Python code. One stuck in C (a sleep, a blocking call) never sees it: past
+ * --harakiri-grace the worker is recycled (worker.c's heartbeat reads S.stuck_cores). */
+static void thread_harakiri(struct gy_core *c, double now)
+{
+    if (!c->harakiri) {
+        c->harakiri = true;
+        c->harakiri_at = now;
+        PyObject *ident = PyLong_FromUnsignedLong(c->thread->ident);
+        PyObject *stack = ident ? PyObject_CallOneArg(thread_stack_fn, ident) : NULL;
+        log_harakiri(c, now, stack);
+        Py_XDECREF(stack);
+        Py_XDECREF(ident);
+        thread_raise(c->thread, harakiri_error);
+        return;
+    }
+    if (c->stuck || now - c->harakiri_at < S.cfg->harakiri_grace)
+        return;
+    c->stuck = true;
+    S.stuck_cores++;
+    wsgi_answer_stuck(c);
+    log_msg("core %d: still running %.1f s after its harakiri exception (stuck outside Python: "
+            "a sleep, a blocking call): %s",
+            c->id, now - c->harakiri_at,
+            S.link ? "the worker will be recycled" : "without --master it cannot be recycled");
+}
+
 static void check_harakiri(double now)
 {
     double limit = S.cfg->harakiri;
@@ -354,21 +506,18 @@ static void check_harakiri(double now)
         return;
     for (int i = 0; i < S.ncores; i++) {
         struct gy_core *c = &S.cores[i];
+        if (c->thread) {
+            if (c->busy && c->conn && now - c->conn->started >= limit)
+                thread_harakiri(c, now);
+            continue;
+        }
         if (!c->busy || !c->conn || !c->gr || c->harakiri || now - c->conn->started < limit)
             continue;
         c->harakiri = true;
         PyObject *gr = c->gr;
         Py_INCREF(gr);
         PyObject *stack = PyObject_CallOneArg(stack_fn, gr);
-        const char *text = stack ? PyUnicode_AsUTF8(stack) : NULL;
-        if (!text)
-            PyErr_Clear();
-        char first[160];
-        snprintf(first, sizeof(first),
-                 "core %d: harakiri: the request has run for %.1f s (--harakiri %g): "
-                 "cancelling it. Its stack, most recent call last:",
-                 c->id, now - c->conn->started, limit);
-        log_lines(first, text ? text : "  (unavailable)\n");
+        log_harakiri(c, now, stack);
         Py_XDECREF(stack);
         PyObject *r = PyGreenlet_Throw((PyGreenlet *)gr, PyExc_GreenletExit, NULL, NULL);
         if (!r)
@@ -422,7 +571,7 @@ static void resume_from_socket(struct gy_conn *c, enum io_result rc)
     core_enter(c->core);
 }
 
-static const struct conn_runner cores_runner = {
+static struct conn_runner cores_runner = {
     .request_queued = on_request_queued,
     .conn_closed = load_changed,
     .suspend = suspend_on_socket,

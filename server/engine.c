@@ -7,8 +7,10 @@
 #include "log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -33,7 +35,13 @@ static struct {
     struct fd_slot *slots;
     int nslots;
     int epfd; /* gyre's epoll set of client connections */
-} E;
+    pthread_t loop_thread;
+
+    /* Tasks other threads posted (engine_post), run on the loop's next turn. */
+    pthread_mutex_t posted_lock;
+    struct engine_task *posted, **posted_tail;
+    int posted_fd; /* an eventfd, readable while tasks wait */
+} E = { .posted_lock = PTHREAD_MUTEX_INITIALIZER, .posted_fd = -1 };
 
 /* ---- C callbacks as Python callables ------------------------------------------------------ */
 
@@ -126,8 +134,19 @@ static int call_handler_method(PyObject *method, int fd, int events, bool with_h
     return 0;
 }
 
+/* The IOLoop's own calls are the loop thread's: another thread posts a task (engine_post). */
+static bool refuse_off_loop(const char *what)
+{
+    if (engine_on_loop_thread())
+        return false;
+    log_msg("bug: %s called off the loop's thread: refused", what);
+    return true;
+}
+
 int engine_watch(int fd, int events, engine_fd_fn fn, void *ctx)
 {
+    if (refuse_off_loop("engine_watch"))
+        return -1;
     struct fd_slot *s = slot_for(fd);
     if (!s) {
         log_msg("watching fd %d: out of memory", fd);
@@ -244,6 +263,10 @@ static void on_epoll_ready(void *ctx, int fd, int events)
 
 PyObject *engine_call_later(double delay, void (*fn)(void *ctx), void *ctx)
 {
+    if (refuse_off_loop("engine_call_later")) {
+        PyErr_SetString(PyExc_RuntimeError, "the IOLoop's timers belong to its thread");
+        return NULL;
+    }
     CCallback *cb = PyObject_New(CCallback, &CCallbackType);
     if (!cb)
         return NULL;
@@ -310,6 +333,57 @@ double engine_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* ---- tasks from other threads -------------------------------------------------------------- */
+
+bool engine_on_loop_thread(void)
+{
+    return pthread_equal(pthread_self(), E.loop_thread);
+}
+
+void engine_post(struct engine_task *t)
+{
+    pthread_mutex_lock(&E.posted_lock);
+    bool wake = !t->queued && !E.posted;
+    if (!t->queued) {
+        t->queued = true;
+        t->next = NULL;
+        *E.posted_tail = t;
+        E.posted_tail = &t->next;
+    }
+    pthread_mutex_unlock(&E.posted_lock);
+    /* One wakeup per batch: the loop drains the whole queue when it reads the eventfd. */
+    if (wake) {
+        uint64_t one = 1;
+        ssize_t n = write(E.posted_fd, &one, sizeof(one));
+        (void)n; /* the eventfd's counter cannot overflow at one write per batch */
+    }
+}
+
+static void on_posted(void *ctx, int fd, int events)
+{
+    (void)ctx;
+    (void)events;
+    uint64_t count;
+    ssize_t n = read(fd, &count, sizeof(count));
+    (void)n;
+    pthread_mutex_lock(&E.posted_lock);
+    struct engine_task *t = E.posted;
+    E.posted = NULL;
+    E.posted_tail = &E.posted;
+    pthread_mutex_unlock(&E.posted_lock);
+    while (t) {
+        struct engine_task *next = t->next;
+        /* Dequeued before it runs: posted again meanwhile, it runs again. */
+        pthread_mutex_lock(&E.posted_lock);
+        t->queued = false;
+        pthread_mutex_unlock(&E.posted_lock);
+        t->fn(t->ctx);
+        if (PyErr_Occurred())
+            PyErr_Print();
+        t = next;
+    }
+}
+
 /* ---- the loop ----------------------------------------------------------------------------- */
 
 PyObject *engine_ioloop(void)
@@ -327,6 +401,7 @@ static PyObject *method(PyObject *obj, const char *name)
 
 int engine_init(void)
 {
+    E.loop_thread = pthread_self();
     /* Many connections at once: take every file descriptor the hard limit allows. */
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -385,7 +460,13 @@ int engine_init(void)
         PyErr_Print();
         return -1;
     }
-    return 0;
+    E.posted_tail = &E.posted;
+    E.posted_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (E.posted_fd < 0) {
+        log_errno("eventfd");
+        return -1;
+    }
+    return engine_watch(E.posted_fd, EV_READ, on_posted, NULL);
 }
 
 int engine_run(void)

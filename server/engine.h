@@ -68,6 +68,23 @@ static inline bool engine_timer_armed(const struct engine_timer *t)
     return t->handle != NULL;
 }
 
+/*
+ * Other threads (thread cores, threads.c) may touch gyre's C state while they hold the GIL, and
+ * may poll client fds (engine_poll is one epoll_ctl), but the IOLoop itself is the loop
+ * thread's alone: asyncio's timers and handlers are not thread-safe. What another thread needs
+ * done there is posted: the task runs on the loop's next turn, once however often it is posted
+ * meanwhile (it should recompute what to do, not carry arguments). Posting takes no GIL and
+ * calls no Python.
+ */
+struct engine_task {
+    void (*fn)(void *ctx);
+    void *ctx;
+    struct engine_task *next; /* in the queue, while queued */
+    bool queued;
+};
+void engine_post(struct engine_task *t);
+bool engine_on_loop_thread(void);
+
 /* Run the loop until engine_stop(). */
 int engine_run(void);
 void engine_stop(void);

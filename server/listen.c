@@ -359,19 +359,38 @@ static void on_acceptable(void *ctx, int fd, int events)
     }
 }
 
+/* Accept while a core is free, and also while the queue of parsed requests is shorter than
+ * the cores: a core that finishes takes the next request straight from the queue, in its own
+ * greenlet, without a trip through the loop. Past that, the kernel's backlog holds them. Once
+ * stopped, accepting resumes when the queue is half empty (or a core is free): each start and
+ * stop is a trip through the IOLoop's Python, not to be paid per request. */
+static bool want_accepting(void)
+{
+    int queue_room = S.accepting ? S.ncores : S.ncores / 2 + 1;
+    return !S.stopping && !backoff.paused && S.nconns < S.max_conns &&
+           (S.busy < S.ncores || S.npending < queue_room);
+}
+
+static void update_task(void *ctx)
+{
+    (void)ctx;
+    listen_update();
+}
+
 void listen_update(void)
 {
+    if (!engine_on_loop_thread()) {
+        /* A thread core's change: the listening sockets are watched by the IOLoop, the loop's
+         * to change. Posted only when there is something to change, not per request. */
+        static struct engine_task from_thread = { .fn = update_task };
+        if (want_accepting() != S.accepting || (backoff.paused && S.nconns < backoff.nconns_at))
+            engine_post(&from_thread);
+        return;
+    }
     /* A connection closed since accept() ran out of descriptors: there is one again. */
     if (backoff.paused && S.nconns < backoff.nconns_at)
         backoff_end();
-    /* Accept while a core is free, and also while the queue of parsed requests is shorter than
-     * the cores: a core that finishes takes the next request straight from the queue, in its
-     * own greenlet, without a trip through the loop. Past that, the kernel's backlog holds them.
-     * Once stopped, accepting resumes when the queue is half empty (or a core is free): each
-     * start and stop is a trip through the IOLoop's Python, not to be paid per request. */
-    int queue_room = S.accepting ? S.ncores : S.ncores / 2 + 1;
-    bool want = !S.stopping && !backoff.paused && S.nconns < S.max_conns &&
-                (S.busy < S.ncores || S.npending < queue_room);
+    bool want = want_accepting();
     if (want == S.accepting)
         return;
     S.accepting = want;

@@ -218,6 +218,25 @@ static const char *set_cores(struct gy_config *c, const char *v)
     long n = 0;
     const char *err = parse_long(v, 1, 100000, &n);
     c->cores = (int)n;
+    c->cores_given = true;
+    return err;
+}
+
+static const char *set_threads(struct gy_config *c, const char *v)
+{
+    long n = 0;
+    const char *err = parse_long(v, 1, 10000, &n);
+    c->threads = (int)n;
+    return err;
+}
+
+static const char *set_thread_stacksize(struct gy_config *c, const char *v)
+{
+    long n = 0;
+    /* KiB, as uWSGI counts it; a thread needs at least PTHREAD_STACK_MIN (16 KiB here) and
+     * the interpreter's frames need far more: threads.c raises a small value to that floor. */
+    const char *err = parse_long(v, 1, 1L << 22, &n);
+    c->thread_stacksize_kb = (unsigned long)n;
     return err;
 }
 
@@ -328,6 +347,10 @@ static const char *set_reload_mercy(struct gy_config *c, const char *v)
 static const char *set_harakiri(struct gy_config *c, const char *v)
 {
     return parse_seconds(v, &c->harakiri);
+}
+static const char *set_harakiri_grace(struct gy_config *c, const char *v)
+{
+    return parse_seconds(v, &c->harakiri_grace);
 }
 static const char *set_max_requests(struct gy_config *c, const char *v)
 {
@@ -651,6 +674,10 @@ static const char *parse_bytes(const char *v, unsigned long long *out)
 static const char *set_limit_post(struct gy_config *c, const char *v)
 {
     return parse_bytes(v, &c->limit_post);
+}
+static const char *set_write_behind_size(struct gy_config *c, const char *v)
+{
+    return parse_bytes(v, &c->write_behind_size);
 }
 static const char *set_post_buffering(struct gy_config *c, const char *v)
 {
@@ -1135,6 +1162,20 @@ static const struct option_def OPTIONS[] = {
     { "tornado", ARG_REQUIRED, set_cores, "N",
       "number of async cores: requests served at once (default: 1)" },
     { "async", ARG_REQUIRED, set_cores, "N", "same as --tornado" },
+    { "threads", ARG_REQUIRED, set_threads, "N",
+      "without --tornado: serve N requests at once per worker, each on an OS thread (thread "
+      "cores); with --tornado: a pool of N threads for run_in_executor and gyre.run_in_thread" },
+    { "threads-stacksize", ARG_REQUIRED, set_thread_stacksize, "KIB",
+      "stack size of gyre's threads, in KiB (default: the system's)" },
+    { "threads-stack-size", ARG_REQUIRED, set_thread_stacksize, "KIB",
+      "same as --threads-stacksize" },
+    { "thread-stacksize", ARG_REQUIRED, set_thread_stacksize, "KIB",
+      "same as --threads-stacksize" },
+    { "thread-stack-size", ARG_REQUIRED, set_thread_stacksize, "KIB",
+      "same as --threads-stacksize" },
+    { "write-behind-size", ARG_REQUIRED, set_write_behind_size, "BYTES",
+      "thread cores: bytes of a response the loop holds and sends for a slow client, so that the "
+      "thread moves on (default: 1048576; 0: the thread waits for the client)" },
     { "greenlet", ARG_NONE, set_greenlet, NULL, "use greenlet as the suspend engine (always on)" },
     { "chmod-socket", ARG_OPTIONAL, set_chmod_socket, "MODE",
       "chmod unix sockets to MODE (666 when given bare)" },
@@ -1183,6 +1224,9 @@ static const struct option_def OPTIONS[] = {
       "gracefully recycle a worker whose RSS passes MIB megabytes" },
     { "harakiri", ARG_REQUIRED, set_harakiri, "SECONDS",
       "cancel a request running longer than SECONDS; kill a worker whose loop is stuck that long" },
+    { "harakiri-grace", ARG_REQUIRED, set_harakiri_grace, "SECONDS",
+      "a thread core still running SECONDS after its harakiri exception (stuck in C, e.g. a "
+      "sleep) has its worker recycled (default: 5)" },
     { "uid", ARG_REQUIRED, set_uid, "USER",
       "workers run as USER (name or number), dropped to after binding" },
     { "gid", ARG_REQUIRED, set_gid, "GROUP", "workers run as GROUP (name or number)" },
@@ -1614,7 +1658,6 @@ static const struct {
       "no gevent in gyre: --tornado N greenlet cores on the Tornado loop" },
     { "asyncio", "gyre serves concurrency with --tornado N greenlet cores" },
     { "ugreen", "gyre serves concurrency with --tornado N greenlet cores" },
-    { "threads", "gyre serves concurrency with --tornado N greenlet cores, not threads" },
     { "emperor", "gyre runs one app: run one gyre per app (e.g. a systemd unit each)" },
     { "xmlconfig", "gyre reads .ini files only" },
     { "xml", "gyre reads .ini files only" },
@@ -1881,6 +1924,10 @@ const char *options_apply(struct gy_config *cfg, int *status)
     for (struct config_entry *e = config_entries(); e; e = e->next)
         if (!e->applied && (err = apply_entry(cfg, e, status)))
             return err;
+    /* --threads alone makes the cores threads; with --tornado it is a pool beside them. */
+    cfg->thread_cores = cfg->threads > 0 && !cfg->cores_given;
+    if (cfg->thread_cores)
+        cfg->cores = cfg->threads;
     return NULL;
 }
 
@@ -1898,6 +1945,8 @@ static void set_defaults(struct gy_config *cfg)
     cfg->processes = 1;
     cfg->reload_mercy = 30;
     cfg->post_buffering_bufsize = 65536;
+    cfg->harakiri_grace = 5;
+    cfg->write_behind_size = 1u << 20;
 }
 
 /* ---- the command line ------------------------------------------------------------------------ */

@@ -4,9 +4,13 @@
  *   gyre.wait(future_or_awaitable, timeout=None)  suspend the core until it resolves
  *   gyre.sleep(seconds)                           suspend the core for a while
  *   gyre.core_id()                                the core running this code, or None
+ *   gyre.run_in_thread(fn, *args, **kw)           fn on a pool thread; only the core waits
+ *   gyre.Harakiri                                 what --harakiri raises in a thread core
  *
  * Both waits park the core's greenlet and hand the loop a Resumer: a small callable that the
  * Future (add_done_callback) or the IOLoop timer calls, and that switches back into the core.
+ * A thread core (--threads) has an OS thread of its own: it simply blocks, the GIL released,
+ * while the loop runs what it waits for (boot.py's wait_in_thread).
  *
  * Depends on: cores.c, engine.c, log.c, server.c (server/README)
  */
@@ -24,6 +28,8 @@
 static PyObject *NotInCoreError;
 static unsigned long loop_thread; /* the thread that runs the loop and every core */
 static PyObject *convert_yielded;
+static PyObject *wait_in_thread; /* boot.py's, for gyre.wait in a thread core */
+static PyObject *run_in_thread;  /* boot.py's gyre.run_in_thread */
 
 typedef struct {
     PyObject_HEAD struct gy_core *core; /* NULL once the wait is over: a late call does nothing */
@@ -86,7 +92,7 @@ static struct gy_core *require_core(const char *fn)
     if (!c)
         PyErr_Format(NotInCoreError,
                      "%s() suspends a request core: call it from the WSGI app while it serves a "
-                     "request, not from the loop or another greenlet",
+                     "request, not from the loop, a pool thread or another greenlet",
                      fn);
     return c;
 }
@@ -108,6 +114,17 @@ static int park(struct gy_core *c, enum core_wait wait, Resumer *done, Resumer *
     return rc;
 }
 
+/* gyre.sleep in a thread core: its own thread sleeps, the GIL released. */
+static PyObject *sleep_in_thread(struct gy_core *c, double seconds)
+{
+    core_set_activity(c, CORE_WAIT_TIMER);
+    PyObject *time = PyImport_ImportModule("time");
+    PyObject *r = time ? PyObject_CallMethod(time, "sleep", "d", seconds > 0 ? seconds : 0) : NULL;
+    Py_XDECREF(time);
+    core_set_activity(c, CORE_RUNNING);
+    return r;
+}
+
 static PyObject *gyre_sleep(PyObject *mod, PyObject *arg)
 {
     (void)mod;
@@ -117,6 +134,8 @@ static PyObject *gyre_sleep(PyObject *mod, PyObject *arg)
     struct gy_core *c = require_core("gyre.sleep");
     if (!c)
         return NULL;
+    if (c->thread)
+        return sleep_in_thread(c, seconds);
     Resumer *done = resumer_new(c);
     if (!done)
         return NULL;
@@ -153,6 +172,12 @@ static PyObject *gyre_wait(PyObject *mod, PyObject *args, PyObject *kw)
     struct gy_core *c = require_core("gyre.wait");
     if (!c)
         return NULL;
+    if (c->thread) {
+        core_set_activity(c, CORE_WAIT_FUTURE);
+        PyObject *r = PyObject_CallFunction(wait_in_thread, "OO", aw, timeout_obj);
+        core_set_activity(c, CORE_RUNNING);
+        return r;
+    }
     /* Futures, coroutines and other awaitables, as `await` in a Tornado coroutine takes them. */
     PyObject *fut = PyObject_CallOneArg(convert_yielded, aw);
     if (!fut)
@@ -258,6 +283,16 @@ static PyObject *timerfd_disarm(PyObject *mod, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+static PyObject *gyre_core_kind(PyObject *mod, PyObject *unused)
+{
+    (void)mod;
+    (void)unused;
+    struct gy_core *c = core_current();
+    if (!c)
+        Py_RETURN_NONE;
+    return PyUnicode_FromString(c->thread ? "thread" : "greenlet");
+}
+
 static PyMethodDef gyre_methods[] = {
     { "wait", (PyCFunction)(void (*)(void))gyre_wait, METH_VARARGS | METH_KEYWORDS,
       "wait(future_or_awaitable, timeout=None)\n\n"
@@ -267,6 +302,8 @@ static PyMethodDef gyre_methods[] = {
     { "sleep", gyre_sleep, METH_O,
       "sleep(seconds)\n\nSuspend this request's core for `seconds`; the IOLoop runs meanwhile." },
     { "core_id", gyre_core_id, METH_NOARGS, "core_id() -> the id of the running core, or None" },
+    { "_core_kind", gyre_core_kind, METH_NOARGS,
+      "_core_kind() -> 'greenlet', 'thread', or None outside a core" },
     { "_timerfd_create", timerfd_create_, METH_NOARGS, NULL },
     { "_timerfd_arm", (PyCFunction)(void (*)(void))timerfd_arm, METH_FASTCALL, NULL },
     { "_timerfd_disarm", timerfd_disarm, METH_O, NULL },
@@ -296,6 +333,8 @@ PyObject *PyInit_gyre(void)
                                                "a suspending call was made outside a request core",
                                                PyExc_RuntimeError, NULL);
     if (!NotInCoreError || PyModule_AddObjectRef(m, "NotInCoreError", NotInCoreError) < 0 ||
+        (run_in_thread && PyModule_AddObjectRef(m, "run_in_thread", run_in_thread) < 0) ||
+        !core_harakiri_error() || PyModule_AddObjectRef(m, "Harakiri", core_harakiri_error()) < 0 ||
         PyModule_AddStringConstant(m, "version", GYRE_VERSION) < 0) {
         Py_DECREF(m);
         return NULL;
@@ -370,7 +409,9 @@ int pymodule_init(void)
     PyObject *gen = mod ? PyImport_ImportModule("tornado.gen") : NULL;
     convert_yielded = gen ? PyObject_GetAttrString(gen, "convert_yielded") : NULL;
     Py_XDECREF(gen);
-    if (!convert_yielded) {
+    wait_in_thread = convert_yielded ? PyObject_GetAttrString(mod, "wait_in_thread") : NULL;
+    run_in_thread = wait_in_thread ? PyObject_GetAttrString(mod, "run_in_thread") : NULL;
+    if (!run_in_thread) {
         Py_XDECREF(mod);
         PyErr_Print();
         return -1;

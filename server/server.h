@@ -43,6 +43,7 @@ struct gy_server {
     struct gy_core *cores;
     int ncores, busy;
     struct gy_core *free_cores;
+    int stuck_cores; /* thread cores that outlived --harakiri-grace: the worker must go */
 
     struct gy_link pending; /* parsed requests waiting for a core, oldest first */
     int npending;

@@ -197,6 +197,8 @@ static char *stats_json(void)
             /* gyre's own: what the core is waiting on */
             json_object_set_new(co, "waiting",
                                 json_string(core_activity_name((enum core_activity)sc->activity)));
+            json_object_set_new(co, "kind",
+                                json_string(S.cfg->thread_cores ? "thread" : "greenlet"));
             json_object_set_new(co, "vars", json_array());
             json_object_set_new(co, "req_info", json_object());
             json_array_append_new(cores, co);

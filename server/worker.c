@@ -129,7 +129,8 @@ static void stop_now(const char *why)
 static void stop_check(void *ctx)
 {
     (void)ctx;
-    if (S.nconns == 0) {
+    /* A thread core stuck past --harakiri-grace will not end its request: not waited for. */
+    if (S.nconns <= S.stuck_cores) {
         engine_stop();
         return;
     }
@@ -251,10 +252,14 @@ static void log_banner(void)
     char who[32] = "";
     if (S.link)
         snprintf(who, sizeof(who), " (worker %d)", S.link->id);
-    log_msg("gyre %s (Python %s, Tornado %s, greenlet %s) pid %d%s: %d core%s on %s", GYRE_VERSION,
-            py, version_of("tornado", "version", tornado, sizeof(tornado)),
+    char pool[48] = "";
+    if (S.cfg->threads && !S.cfg->thread_cores)
+        snprintf(pool, sizeof(pool), " and a pool of %d thread%s", S.cfg->threads,
+                 S.cfg->threads == 1 ? "" : "s");
+    log_msg("gyre %s (Python %s, Tornado %s, greenlet %s) pid %d%s: %d %score%s%s on %s",
+            GYRE_VERSION, py, version_of("tornado", "version", tornado, sizeof(tornado)),
             version_of("greenlet", "__version__", greenlet, sizeof(greenlet)), (int)S.pid, who,
-            S.ncores, S.ncores == 1 ? "" : "s", socks);
+            S.ncores, S.cfg->thread_cores ? "thread " : "", S.ncores == 1 ? "" : "s", pool, socks);
 }
 
 static PyObject *load_app(const struct gy_config *cfg)
@@ -404,6 +409,11 @@ void proc_mem_mib(pid_t pid, unsigned long *as, unsigned long *rss)
 static const char *retire_reason(char *buf, size_t n)
 {
     const struct gy_config *cfg = S.cfg;
+    if (S.stuck_cores > 0) {
+        snprintf(buf, n, "%d thread core%s stuck past --harakiri-grace", S.stuck_cores,
+                 S.stuck_cores == 1 ? "" : "s");
+        return buf;
+    }
     if (cfg->min_worker_lifetime > 0 && engine_now() - started_at < cfg->min_worker_lifetime)
         return NULL;
     unsigned long as = 0, rss = 0;
@@ -538,8 +548,8 @@ static int worker_start(struct gy_config *cfg, const struct gy_worker_link *link
         log_errno("signal pipe");
         return -1;
     }
-    if (init_python() < 0 || pymodule_init() < 0 || engine_init() < 0 ||
-        cores_init(cfg->cores) < 0 || wsgi_init() < 0 || input_init() < 0) {
+    if (init_python() < 0 || pymodule_init() < 0 || engine_init() < 0 || cores_init(cfg) < 0 ||
+        wsgi_init() < 0 || input_init() < 0) {
         log_msg("start-up failed");
         return -1;
     }

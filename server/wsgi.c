@@ -48,6 +48,15 @@ static bool answer_500(struct gy_core *c)
     return rc == IO_OK;
 }
 
+void wsgi_answer_stuck(struct gy_core *c)
+{
+    struct gy_conn *conn = c->conn;
+    conn->keep_alive = false; /* the connection ends with the worker */
+    conn->nowait = true;      /* the loop writes what fits and never waits */
+    answer_500(c);
+    c->resp.cut = true;
+}
+
 /* The body against the head's Content-Length, once the app is done. Extra bytes were dropped
  * (clip_to_length): the response is still whole. Missing bytes leave the peer waiting for
  * them: the response is cut, and the connection must close (conn_request_done). */

@@ -1,9 +1,10 @@
 /*
  * PEP 3333's environ: the request's CGI params as a dict, plus the wsgi.* keys.
  *
- * Depends on: wsgi_filewrapper.c (server/README)
+ * Depends on: server.c, wsgi_filewrapper.c (server/README)
  */
 #include "proto.h"
+#include "server.h"
 #include "wsgi.h"
 
 #include <string.h>
@@ -183,7 +184,8 @@ PyObject *environ_build(struct gy_core *c, struct req_facts *f, PyObject *input)
         set_item(env, Py_NewRef(W.k_core), PyLong_FromLong(c->id)) < 0 ||
         PyDict_SetItem(env, W.k_wsgi_version, W.wsgi_version) < 0 ||
         PyDict_SetItem(env, W.k_errors, W.stderr_obj) < 0 ||
-        PyDict_SetItem(env, W.k_multithread, Py_False) < 0 ||
+        PyDict_SetItem(env, W.k_multithread,
+                       S.cfg->thread_cores && S.ncores > 1 ? Py_True : Py_False) < 0 ||
         PyDict_SetItem(env, W.k_multiprocess, Py_False) < 0 ||
         PyDict_SetItem(env, W.k_run_once, Py_False) < 0 ||
         PyDict_SetItem(env, W.k_input_terminated, Py_True) < 0 ||

@@ -8,6 +8,7 @@
 #include "testlib.h"
 
 #include "conn.h"
+#include "engine.h"
 #include "listen.h"
 #include "proto.h"
 #include "server.h"
@@ -16,6 +17,9 @@
 #include <sys/socket.h>
 
 extern int conn_loop_polls;
+extern engine_fd_fn conn_loop_fn;
+extern void *conn_loop_ctx;
+extern int conn_loop_events;
 
 static struct gy_config cfg;
 static struct gy_listener listener;
@@ -61,7 +65,7 @@ static void core_resume(struct gy_conn *c, enum io_result rc)
     (void)rc;
 }
 
-static const struct conn_runner runner = {
+static struct conn_runner runner = {
     .request_queued = on_request_queued,
     .conn_closed = on_conn_closed,
     .suspend = core_wait,
@@ -81,6 +85,7 @@ static struct gy_conn *start(const struct gy_protocol *proto, const char *first,
     }
     cfg = (struct gy_config){ .buffer_size = 4096, .socket_timeout = 30, .keepalive_timeout = -1 };
     listener = (struct gy_listener){ .fd = -1, .proto = proto, .name = "test" };
+    runner.write_behind = 0;
     conn_set_runner(&runner);
 
     int sv[2];
@@ -330,6 +335,98 @@ TEST(http_broken_chunked_framing_fails_every_read)
     CHECK_EQ_INT(conn_read_some(c, out, sizeof(out), &got), IO_BAD_BODY);
     CHECK_EQ_INT(conn_read_some(c, out, sizeof(out), &got), IO_BAD_BODY);
     CHECK(!conn_keep_alive(c) || c->body_error);
+    finish(c);
+}
+
+/* ---- write-behind: the loop holds what the socket did not take (thread cores) ---------- */
+
+/* A uwsgi request with no body, its connection in a core whose socket takes little: its send
+ * buffer is small and the client does not read. */
+static struct gy_conn *start_slow_reader(size_t write_behind)
+{
+    char pkt[64];
+    const char *kv[] = { "REQUEST_METHOD", "GET" };
+    size_t n = uwsgi_packet(pkt, kv, 2);
+    struct gy_conn *c = start(&proto_uwsgi, pkt, n, NULL, 0, 0);
+    if (c) {
+        int small = 4096;
+        setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+        setsockopt(client.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    }
+    runner.write_behind = write_behind;
+    return c;
+}
+
+/* Everything the client can read now, appended to out (up to cap). */
+static size_t client_read_all(char *out, size_t have, size_t cap)
+{
+    fcntl(client.fd, F_SETFL, O_NONBLOCK);
+    for (;;) {
+        ssize_t n = read(client.fd, out + have, cap - have);
+        if (n <= 0)
+            return have;
+        have += (size_t)n;
+    }
+}
+
+TEST(write_behind_holds_what_the_socket_does_not_take_and_the_core_goes_on)
+{
+    struct gy_conn *c = start_slow_reader(1u << 20);
+    if (!CHECK(c != NULL))
+        return;
+    enum { N = 300000 };
+    static char sent[N], got[N + 16];
+    for (size_t i = 0; i < N; i++)
+        sent[i] = (char)('a' + i % 26);
+    struct iovec iov[2] = { { sent, 100000 }, { sent + 100000, N - 100000 } };
+    CHECK_EQ_INT(conn_write_all(c, iov, 2), IO_OK);
+    CHECK_EQ_INT(client.waits, 0); /* the core never waited for the client */
+    CHECK(c->out_len - c->out_pos > 0);
+    CHECK(conn_loop_events & EV_WRITE); /* the loop watches for room */
+    /* Another write queues behind the held bytes, in order. */
+    struct iovec more = { (char *)"END", 3 };
+    CHECK_EQ_INT(conn_write_all(c, &more, 1), IO_OK);
+    conn_request_done(c, true);
+    CHECK_EQ_INT(c->phase, CONN_FLUSHING); /* the core let go; the loop sends the rest */
+    CHECK(c->core == NULL);
+    size_t have = 0;
+    for (int turns = 0; turns < 10000 && c->fd >= 0 && c->phase == CONN_FLUSHING; turns++) {
+        have = client_read_all(got, have, sizeof(got));
+        conn_loop_fn(conn_loop_ctx, c->fd, EV_WRITE); /* the socket has room: the loop flushes */
+    }
+    have = client_read_all(got, have, sizeof(got));
+    CHECK_EQ_INT(have, N + 3);
+    CHECK(memcmp(got, sent, N) == 0);
+    CHECK_EQ_MEM(got + N, 3, "END", 3);
+    CHECK_EQ_INT(client.closed, 1); /* uwsgi: the response ends with the close */
+    finish(c);
+}
+
+TEST(write_behind_is_bounded_past_it_the_core_waits_for_the_client)
+{
+    struct gy_conn *c = start_slow_reader(65536);
+    if (!CHECK(c != NULL))
+        return;
+    static char big[300000];
+    memset(big, 'x', sizeof(big));
+    struct iovec iov = { big, sizeof(big) };
+    /* More than the bound is left after the socket is full: the core waits (and this test's
+     * client never reads, so the wait times out). */
+    CHECK_EQ_INT(conn_write_all(c, &iov, 1), IO_TIMEOUT);
+    CHECK_EQ_INT(client.waits, 1);
+    CHECK(c->out_len - c->out_pos == 0);
+    finish(c);
+}
+
+TEST(write_behind_off_the_core_waits_as_before)
+{
+    struct gy_conn *c = start_slow_reader(0);
+    if (!CHECK(c != NULL))
+        return;
+    static char some[100000];
+    struct iovec iov = { some, sizeof(some) };
+    CHECK_EQ_INT(conn_write_all(c, &iov, 1), IO_TIMEOUT);
+    CHECK_EQ_INT(client.waits, 1);
     finish(c);
 }
 
