@@ -21,8 +21,8 @@ need it). Every answer is text/plain with a Content-Length unless said otherwise
                          whose C encoder recurses on the thread's stack), "depth <N> ok"
 
   --tornado M --threads N (gyre only):
-    /offload             gyre.run_in_thread(fn): fn sleeps 0.3 s (time.sleep) and returns its
-                         thread's name; the answer is that name
+    /offload?s=S         gyre.run_in_thread(fn): fn sleeps S s (time.sleep, default 0.3) and
+                         returns its thread's name; the answer is that name
     /offload-raise       gyre.run_in_thread of a fn that raises ValueError("offload boom");
                          the app catches it: "caught ValueError: offload boom"
     /executor            IOLoop.current().run_in_executor(None, fn) awaited with gyre.wait;
@@ -161,7 +161,8 @@ def application(environ, start_response):
         return _reply(start_response, "depth %d ok" % n)
     if path == "/offload":
         import gyre
-        return _reply(start_response, gyre.run_in_thread(_named_sleep, 0.3))
+        return _reply(start_response, gyre.run_in_thread(_named_sleep,
+                                                         float(_q(environ, "s", "0.3"))))
     if path == "/offload-raise":
         import gyre
         try:

@@ -436,7 +436,7 @@ def test_harakiri_on_a_blocking_call_recycles_the_worker(serve):
         stuck.close()
     print("\ngyre harakiri 1 grace 1: /forever-sleep answered %s after %.2f s" % (status,
                                                                                 answered))
-    assert status in (None, 500), (status, body)
+    assert status == 500, (status, body, s.log())  # nothing was sent: an answer
     assert "harakiri" in s.log().lower()
 
     def new_worker():
@@ -445,7 +445,7 @@ def test_harakiri_on_a_blocking_call_recycles_the_worker(serve):
         except (OSError, AssertionError):
             return False
     wait_for(new_worker, 20, what="a new worker answering /pid")
-    assert "master: started worker 1" in s.log()
+    assert s.log().count("master: started worker 1 ") >= 2, s.log()
     for _ in range(3):
         assert s.get("/hello")[:2] == (200, b"hello")
 
@@ -518,29 +518,32 @@ def test_wsgi_multithread(serve, kind, threads, multithread):
 
 def test_tornado_cores_with_a_thread_pool(serve):
     s = serve("gyre", "--tornado", "10", "--threads", "4")
-    offloads = [Pending(s.port, "/offload", timeout=15) for _ in range(3)]
+    # three cores wait in run_in_thread (1 s each, in pool threads) ...
+    offloads = [Pending(s.port, "/offload?s=1", timeout=15) for _ in range(3)]
     try:
         first, all_sent = offloads[0].sent_at, offloads[-1].sent_at
         hellos = []
-        # the loop answers while three cores wait in run_in_thread (bounded: 3 s)
-        while time.monotonic() - first < 3.0 and len(hellos) < 5:
+        # ... while the loop answers other requests (bounded: 10 of them, or 0.7 s)
+        while time.monotonic() - first < 0.7 and len(hellos) < 10:
             t0 = time.monotonic()
             assert s.get("/hello", timeout=5)[:2] == (200, b"hello")
             hellos.append(time.monotonic() - t0)
+        hellos_end = time.monotonic()
         results = [p.finish() for p in offloads]
         done = max(p.done_at for p in offloads)
     finally:
         for p in offloads:
             p.close()
-    print("\ngyre --tornado 10 --threads 4: 3 x /offload (0.3 s in a pool thread) done %.3f s "
+    print("\ngyre --tornado 10 --threads 4: 3 x /offload?s=1 (in a pool thread) done %.3f s "
           "after the last send; /hello meanwhile: %s" % (done - all_sent,
                                                          ["%.3f" % h for h in hellos]))
     assert [r[0] for r in results] == [200] * 3, results
     names = [r[1].decode() for r in results]
     assert len(set(names)) == 3 and "MainThread" not in names, names
-    assert max(hellos) < 0.25, hellos
-    assert done - first >= 0.3 - 0.01
-    assert done - all_sent < 0.8, "three 0.3 s offloads on 4 pool threads took %.3f s" % (
+    assert hellos_end - first < 1.0, "the /hello requests were not answered during the offloads"
+    assert len(hellos) >= 3 and max(hellos) < 0.25, hellos
+    assert done - first >= 1.0 - 0.01
+    assert done - all_sent < 1.6, "three 1 s offloads on 4 pool threads took %.3f s" % (
         done - all_sent)
 
     assert s.get("/offload-raise")[:2] == (200, b"caught ValueError: offload boom")
@@ -549,8 +552,9 @@ def test_tornado_cores_with_a_thread_pool(serve):
         body
     status, body, _ = s.get("/pool-switch", timeout=10)
     print("/pool-switch: %s %r" % (status, body))
-    assert status == 200 and body.startswith(b"error "), (status, body, s.log())
-    assert len(body) > len(b"error X: "), body
+    # gyre.sleep suspends a core; a pool thread has none: the exception says so
+    assert status == 200 and body.startswith(b"error NotInCoreError: "), (status, body)
+    assert b"pool thread" in body, body
     # the server goes on serving, offloads included
     assert s.get("/hello")[:2] == (200, b"hello")
     status, body, _ = s.get("/offload")
@@ -634,6 +638,7 @@ def test_threads_stacksize_sets_the_request_threads_stack(serve, kind):
         assert status == 200, body
         docs.append(json.loads(body))
     sizes = [d["stacksize"] for d in docs if not d["main"]]
+    print("\n%s --threads-stacksize 512: request threads' stacks %s" % (kind, sizes))
     assert sizes, docs
     assert all(512 * 1024 <= n < 1024 * 1024 for n in sizes), docs
     if kind == "gyre":
@@ -649,3 +654,11 @@ def test_large_thread_stack_allows_deep_recursion(serve):
     assert json.loads(body)["stacksize"] >= 64 << 20
     assert s.get("/recurse?n=150000", timeout=30)[:2] == (200, b"depth 150000 ok")
     assert s.get("/hello")[:2] == (200, b"hello")
+
+
+@pytest.mark.parametrize("spelling", ["threads-stacksize", "threads-stack-size",
+                                      "thread-stacksize", "thread-stack-size"])
+def test_threads_stacksize_spellings(serve, spelling):
+    s = serve("gyre", "--processes", "1", "--threads", "2", "--" + spelling, "1024")
+    doc = json.loads(s.get("/stack")[1])
+    assert doc["main"] is False and 1024 * 1024 <= doc["stacksize"] < 2048 * 1024, doc
