@@ -16,7 +16,8 @@ command line and the same assertions (parametrized over both servers).
     pool            (gyre) --tornado M --threads N: gyre.run_in_thread, the asyncio default
                     executor, exceptions carried back, gyre.sleep in a pool thread refused
     protocols       uwsgi, FastCGI and HTTP on thread cores: a 200 KiB POST echoed exactly;
-                    --max-requests replaces the worker; SIGHUP lets an in-flight request end
+                    --max-requests replaces the worker (gyre: uWSGI 2.0.21 stalls here, see the test);
+                    SIGHUP lets an in-flight request end
     stack size      --threads-stacksize KiB is the request threads' stack size
 
 Every server runs in a session of its own and its process group is SIGKILLed at the end of its
@@ -575,15 +576,19 @@ def test_post_echo_on_thread_cores(serve, kind, proto):
         assert len(body) == len(b) and body == b, "the echo differs (%d bytes back)" % len(body)
 
 
-@pytest.mark.parametrize("kind", BOTH)
+# Not run against uWSGI: Debian's uWSGI 2.0.21 with --threads 4 --max-requests 5 (and
+# --min-worker-lifetime 0, its default being 60 s) logs "...The work of process N is done.
+# Seeya!" after the 5th request, then in 4 runs of 5 here kept the worker, its other threads
+# still in accept(), and answered nothing more (every request timed out) until its 60 s
+# worker mercy. gyre's worker asks the master for a replacement and serves until it is up.
+@pytest.mark.parametrize("kind", ["gyre"])
 def test_max_requests_replaces_a_threaded_worker(serve, kind):
-    # uWSGI recycles no worker younger than --min-worker-lifetime (60 s by default; gyre's is 0)
     s = serve(kind, "--master", "--processes", "1", "--threads", "4", "--max-requests", "5",
               "--min-worker-lifetime", "0")
     first = s.pid_answer()
     pids = [first]
-    # one request after the other until another worker answers (uWSGI checks after every
-    # request; gyre's worker checks its count twice a second: either way within 20 s)
+    # one request after the other until another worker answers (gyre's worker checks its
+    # count twice a second and serves until its replacement is up: many more than 5 here)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and pids[-1] == first:
         pids.append(s.pid_answer())
