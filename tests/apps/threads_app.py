@@ -15,8 +15,9 @@ need it). Every answer is text/plain with a Content-Length unless said otherwise
     /echo                the request body back (POST)
     /env                 JSON: wsgi.multithread, wsgi.multiprocess, wsgi.run_once, the thread
                          ident, whether it is the main thread, the pid
-    /stack?s=S           after time.sleep(S) (default 0), JSON: the stack size of the thread running the request, from
-                         pthread_getattr_np (ctypes), and whether it is the main thread
+    /stack?s=S           after time.sleep(S) (default 0), JSON: the stack size of the thread
+                         running the request, from pthread_getattr_np (ctypes), and whether it
+                         is the main thread
     /recurse?n=N         a recursion N deep through a C function (json.dumps of a nested list,
                          whose C encoder recurses on the thread's stack), "depth <N> ok"
 

@@ -5,20 +5,26 @@ command line and the same assertions (parametrized over both servers).
     concurrency     --threads 8: 16 blocking 0.2 s requests take two rounds (0.4 s .. 0.6 s),
                     with and without --master; --threads 2: 4 x 0.3 s take >= 0.6 s
     cpu             a CPU-bound request in one thread does not hold up a sleeping one
-    slow client     (gyre) responses that do not fit the socket, to clients that do not read,
-                    do not hold the threads: other requests are served; the slow clients then
-                    get every byte. uWSGI's threads ARE held (documented by a separate test)
+    slow client     (gyre) 8 MiB responses (more than loopback's send buffers take) to two
+                    clients that do not read, within --write-behind-size: the threads are free,
+                    other requests are served, the slow clients then get every byte.
+                    Documented separately: with write-behind off or too small, gyre's threads
+                    are held, as uWSGI's always are
     harakiri        a pure-Python endless loop in a thread: 500 (gyre; uWSGI kills the worker),
-                    a "harakiri" log line, the other thread serves meanwhile and after; gyre: a
-                    thread stuck in time.sleep -> "asking to be replaced", a new worker
+                    a "harakiri" log line, /hello after; gyre: per core, the other thread
+                    serves meanwhile, the worker stays (uWSGI's timer is the worker's: another
+                    request disarms it, documented); a thread stuck in time.sleep -> "asking
+                    to be replaced", a new worker
     stats           --stats: one core per thread, kind "thread", busy/idle as requests run
     environ         wsgi.multithread True with --threads > 1, False otherwise
     pool            (gyre) --tornado M --threads N: gyre.run_in_thread, the asyncio default
                     executor, exceptions carried back, gyre.sleep in a pool thread refused
-    protocols       uwsgi, FastCGI and HTTP on thread cores: a 200 KiB POST echoed exactly;
-                    --max-requests replaces the worker (gyre: uWSGI 2.0.21 stalls here, see the test);
-                    SIGHUP lets an in-flight request end
-    stack size      --threads-stacksize KiB is the request threads' stack size
+    protocols       uwsgi, FastCGI and HTTP on thread cores: a 200 KiB POST echoed exactly
+                    (raw clients on both servers; through nginx on gyre);
+                    --max-requests replaces the worker (gyre only: uWSGI 2.0.21 stalls here,
+                    see the test); SIGHUP lets an in-flight request end
+    stack size      --threads-stacksize KiB is the request threads' stack size (read with
+                    pthread_getattr_np in the app); 64 MiB lets a 150000-deep C recursion run
 
 Every server runs in a session of its own and its process group is SIGKILLed at the end of its
 test; every wait is a bounded wait for a condition. Timing bounds are the issue's own, measured
@@ -33,9 +39,11 @@ import threading
 import time
 
 import pytest
+import requests
 
-from conftest import (APPS, GYRE, FcgiReader, FcgiResponse, Session, connect, fcgi_request_bytes, free_port,
-                      parse_response, recv_all, uwsgi_request, wait_for)
+from conftest import (APPS, GYRE, FcgiReader, FcgiResponse, Session, connect,
+                      fcgi_request_bytes, free_port, parse_response, recv_all, uwsgi_request,
+                      wait_for)
 
 APP = os.path.join(APPS, "threads_app.py")
 UWSGI = shutil.which("uwsgi")
@@ -43,14 +51,14 @@ BOTH = ["gyre", pytest.param("uwsgi", marks=pytest.mark.skipif(
     UWSGI is None, reason="Debian's uwsgi is not installed"))]
 
 
-# ---- servers -----------------------------------------------------------------------------------
+# ---- servers ------------------------------------------------------------------------------------
 
 class Server(Session):
     """gyre or Debian's uWSGI (kind) serving threads_app.py with the given options, on
     --http-socket 127.0.0.1:port (proto "http"), or on a unix socket with --socket ("uwsgi")
     or --fastcgi-socket ("fastcgi")."""
 
-    def __init__(self, tmp, kind, *args, proto="http", app=APP):
+    def __init__(self, tmp, kind, *args, proto="http", app=APP, wait=True):
         self.kind = kind
         self.proto = proto
         self.port = None
@@ -64,7 +72,8 @@ class Server(Session):
             sock_args = ["--fastcgi-socket", self.socket]
         base = [GYRE] if kind == "gyre" else [UWSGI, "--plugin", "python3"]
         super().__init__(tmp, base + [*sock_args, "--wsgi-file", app, *args])
-        self.wait_serving()
+        if wait:
+            self.wait_serving()
 
     def wait_serving(self, timeout=20.0):
         def up():
@@ -133,17 +142,16 @@ def serve(tmp_path):
     started = []
 
     def start(kind, *args, **kw):
-        s = Server.__new__(Server)
-        started.append(s)
-        s.__init__(str(tmp_path), kind, *args, **kw)
+        s = Server(str(tmp_path), kind, *args, wait=False, **kw)
+        started.append(s)  # killed even if it never serves
+        s.wait_serving()
         return s
     yield start
     for s in reversed(started):
-        if hasattr(s, "proc"):
-            s.kill_group()
+        s.kill_group()
 
 
-# ---- clients -----------------------------------------------------------------------------------
+# ---- clients ------------------------------------------------------------------------------------
 
 def http_bytes(method, path, body=b""):
     head = "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n" % (method, path)
@@ -213,7 +221,7 @@ class Background:
         return self.out["value"]
 
 
-# ---- 1. concurrency ----------------------------------------------------------------------------
+# ---- 1. concurrency -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("master", [False, True], ids=["no-master", "master"])
 @pytest.mark.parametrize("kind", BOTH)
@@ -275,7 +283,7 @@ def test_cpu_bound_request_does_not_stop_a_sleeping_one(serve, kind):
     assert spin_left > 0.2, "the sleep ended only %.3f s before the spin" % spin_left
 
 
-# ---- 3. slow clients -----------------------------------------------------------------------------
+# ---- 3. slow clients ----------------------------------------------------------------------------
 #
 # On loopback the kernel takes far more than a small receive window: with SO_RCVBUF 4096 at the
 # client, the server's send buffer grows (net.ipv4.tcp_wmem, 4 MiB at most here) and a socket
@@ -339,7 +347,7 @@ def test_documentation_threads_held_by_slow_readers_without_write_behind(serve, 
             p.close()
 
 
-# ---- 4. harakiri ---------------------------------------------------------------------------------
+# ---- 4. harakiri --------------------------------------------------------------------------------
 
 def wait_hello(s, timeout=15.0):
     def hello():
@@ -457,7 +465,7 @@ def test_harakiri_on_a_blocking_call_recycles_the_worker(serve):
         assert s.get("/hello")[:2] == (200, b"hello")
 
 
-# ---- 5. stats --------------------------------------------------------------------------------------
+# ---- 5. stats -----------------------------------------------------------------------------------
 
 def stats_doc(addr, timeout=5.0):
     """uwsgitop's way: connect to HOST:PORT, read until EOF, json.loads."""
@@ -505,7 +513,7 @@ def test_stats_show_one_core_per_thread(serve, kind):
         assert sum(c["requests"] for c in box["cores"]) >= 2
 
 
-# ---- 6. wsgi.multithread ----------------------------------------------------------------------------
+# ---- 6. wsgi.multithread ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("threads,multithread", [(None, False), ("1", False), ("4", True)],
                          ids=["no-threads", "threads-1", "threads-4"])
@@ -521,7 +529,7 @@ def test_wsgi_multithread(serve, kind, threads, multithread):
         assert env["main"] is False, "a thread core ran the app on the main thread"
 
 
-# ---- 7. the pool beside --tornado ---------------------------------------------------------------------
+# ---- 7. the pool beside --tornado ---------------------------------------------------------------
 
 def test_tornado_cores_with_a_thread_pool(serve):
     s = serve("gyre", "--tornado", "10", "--threads", "4")
@@ -568,7 +576,7 @@ def test_tornado_cores_with_a_thread_pool(serve):
     assert status == 200 and body and body != b"MainThread", body
 
 
-# ---- 8. protocols, --max-requests, reload -----------------------------------------------------------
+# ---- 8. protocols, --max-requests, reload -------------------------------------------------------
 
 @pytest.mark.parametrize("proto", ["uwsgi", "fastcgi", "http"])
 @pytest.mark.parametrize("kind", BOTH)
@@ -580,6 +588,23 @@ def test_post_echo_on_thread_cores(serve, kind, proto):
         status, body, _ = j.result()
         assert status == 200
         assert len(body) == len(b) and body == b, "the echo differs (%d bytes back)" % len(body)
+
+
+@pytest.mark.parametrize("proto", ["uwsgi", "fastcgi"])
+def test_post_echo_on_thread_cores_through_nginx(stack, proto):
+    """The same through nginx (uwsgi_pass, or fastcgi_pass with kept-alive upstream
+    connections): six POSTs at once on four thread cores."""
+    st = stack("threads_app.py", "--threads", "4", proto=proto)
+    bodies = [os.urandom(200 * 1024) for _ in range(6)]
+
+    def post(b):
+        r = requests.post(st.url + "/echo", data=b, timeout=15)
+        return r.status_code, r.content
+    jobs = [Background(lambda b=b: post(b)) for b in bodies]
+    for b, j in zip(bodies, jobs):
+        status, body = j.result()
+        assert status == 200
+        assert body == b, "the echo differs (%d bytes back)" % len(body)
 
 
 # Not run against uWSGI: Debian's uWSGI 2.0.21 with --threads 4 --max-requests 5 (and
@@ -632,7 +657,7 @@ def test_reload_lets_an_in_flight_request_finish(serve, kind):
     wait_for(new_worker, 20, what="a new worker after the reload")
 
 
-# ---- 9. --threads-stacksize -----------------------------------------------------------------------
+# ---- 9. --threads-stacksize ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("kind", BOTH)
 def test_threads_stacksize_sets_the_request_threads_stack(serve, kind):
