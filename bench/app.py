@@ -10,7 +10,13 @@ Routes:
     /post      reads the whole wsgi.input, answers its length as text
     /suspend   suspends the core 20 ms on an IOLoop timer, exactly as the uWSGI Tornado loop
                engine docs do it (greenlet switch to the loop, a timer switches back)
+    /sleep     blocks its thread 20 ms (time.sleep), then a small body: the blocking app of the
+               --threads cases (gyre --threads 8 / uwsgi --threads 8, no Tornado)
+    /256k      a 256 KiB body: what the slow clients of the --threads slow-client case read
 """
+
+import time
+
 
 import greenlet
 from tornado.ioloop import IOLoop
@@ -19,6 +25,8 @@ HELLO = b"Hello, World!"
 BODY_64K = b"x" * (64 * 1024)
 READ_CHUNK = 64 * 1024
 SUSPEND_SECONDS = 0.02
+SLEEP_SECONDS = 0.02
+BODY_256K = b"y" * (256 * 1024)
 
 
 def _reply(start_response, body, status="200 OK"):
@@ -59,11 +67,23 @@ def suspend(environ, start_response):
     return _reply(start_response, b"suspended 20 ms\n")
 
 
+def sleep(environ, start_response):
+    # A blocking call (a database, an HTTP API): holds the OS thread serving the request.
+    time.sleep(SLEEP_SECONDS)
+    return _reply(start_response, b"slept 20 ms\n")
+
+
+def body_256k(environ, start_response):
+    return _reply(start_response, BODY_256K)
+
+
 ROUTES = {
     "/hello": hello,
     "/64k": body_64k,
     "/post": post,
     "/suspend": suspend,
+    "/sleep": sleep,
+    "/256k": body_256k,
 }
 
 

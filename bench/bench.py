@@ -3,6 +3,7 @@
 
     make bench                        # = /usr/bin/python3 bench/bench.py
     /usr/bin/python3 bench/bench.py --duration 3 --warmup 1 --rounds 1 --no-write   # a smoke run
+    ... --only threads                # only the --threads group (--only tornado: the others)
 
 What runs (everything in a private temp dir, removed at the end). Each protocol gets its own pair
 of backend processes (gyre and uWSGI, both `--tornado 100 --greenlet`, one process each, no
@@ -23,6 +24,22 @@ fcgi-nokeep, the two directives removed).
 Cases (wrk -t2, --latency): over uwsgi, hello world at 50 connections, a 64 KiB response at 50, a
 1 MiB POST at 10, a 20 ms core suspension (greenlet + IOLoop.call_later) at 200; then hello world
 at 50 connections over FastCGI with keep-conn, FastCGI without keep-conn, and direct HTTP.
+
+The "threads" group (issue 11) runs the same way with `--threads N` instead of `--tornado 100
+--greenlet` (gyre `--threads N`; uWSGI `--plugin python3 --threads N`, no loop engine; one
+process, no master):
+
+    threads-uwsgi wrk -> nginx (nginx-conf/uwsgi.conf) -> unix socket -> backend --socket,
+                  --threads 8: hello world at 50 connections; a blocking app (/sleep:
+                  time.sleep(0.02), then a small body) at 50
+    threads-http  wrk -> backend --http-socket, --threads 4: hello world at 10 connections; then
+                  the same while SLOW_CLIENTS (8) slow clients (raw sockets, small SO_RCVBUF and
+                  an Ethernet MSS, see SlowClient) each read a 256 KiB response at ~10 KiB/s.
+                  wrk's run is capped at SLOW_WRK_MAX s; when it ends, every slow client must
+                  still be connected and reading (checked: "slow-client check FAILED" otherwise)
+
+It reports, besides req/s and p99, the backend's CPU per request (µs) and its RSS after the case,
+with gyre/uWSGI ratios, in the section "Threads (issue 11)".
 
 Checks: each backend must answer /hello over its own protocol straight on its socket before it
 counts as up; before each case, the case's route is requested once per backend through the very
@@ -90,19 +107,50 @@ def without_keep_conn(conf):
 
 # How each protocol is set up. wire: what the backend socket speaks (raw probes); flag: the
 # command-line option, the same for gyre and uWSGI; template/transform: the nginx in front (None:
-# wrk talks to the backend directly).
+# wrk talks to the backend directly); group: "tornado" (`--tornado 100 --greenlet`) or "threads"
+# (issue 11: `--threads N`, no Tornado, the request on an OS thread); threads: that N; probe:
+# whether the keep-alive probe runs before the group's cases.
+TORNADO_GROUP, THREADS_GROUP = "tornado", "threads"
+GROUPS = (TORNADO_GROUP, THREADS_GROUP)
 PROTOS = collections.OrderedDict([
     ("uwsgi", dict(wire="uwsgi", flag="--socket", template=UWSGI_TEMPLATE, transform=None,
-                   label="uwsgi via nginx")),
+                   label="uwsgi via nginx", group=TORNADO_GROUP, probe=False)),
     ("fcgi-keep", dict(wire="fastcgi", flag="--fastcgi-socket", template=FASTCGI_TEMPLATE,
-                       transform=None, label="FastCGI via nginx, keep-conn")),
+                       transform=None, label="FastCGI via nginx, keep-conn", group=TORNADO_GROUP,
+                       probe=True)),
     ("fcgi-nokeep", dict(wire="fastcgi", flag="--fastcgi-socket", template=FASTCGI_TEMPLATE,
-                         transform=without_keep_conn, label="FastCGI via nginx, no keep-conn")),
+                         transform=without_keep_conn, label="FastCGI via nginx, no keep-conn",
+                         group=TORNADO_GROUP, probe=False)),
     ("http", dict(wire="http", flag="--http-socket", template=None, transform=None,
-                  label="HTTP/1.1 direct, no nginx")),
+                  label="HTTP/1.1 direct, no nginx", group=TORNADO_GROUP, probe=True)),
+    ("threads-uwsgi", dict(wire="uwsgi", flag="--socket", template=UWSGI_TEMPLATE, transform=None,
+                           label="uwsgi via nginx, --threads 8", group=THREADS_GROUP, threads=8,
+                           probe=False)),
+    ("threads-http", dict(wire="http", flag="--http-socket", template=None, transform=None,
+                          label="HTTP/1.1 direct, --threads 4", group=THREADS_GROUP, threads=4,
+                          probe=True)),
 ])
 
-Case = collections.namedtuple("Case", "key proto path conns method expect label")
+# slow: how many slow clients read SLOW_PATH while wrk loads `path` (0: none).
+Case = collections.namedtuple("Case", "key proto path conns method expect label slow",
+                              defaults=(0,))
+
+# The slow-client case (threads group). K raw-socket clients each ask for SLOW_PATH (256 KiB) and
+# read it at SLOW_RATE bytes/s, SLOW_CHUNK at a time, with a small receive buffer and an Ethernet
+# MSS (see SlowClients); meanwhile wrk measures /hello. A server whose threads write the response
+# themselves has them held by the slow readers; gyre hands a write that would block to its loop.
+SLOW_CLIENTS = 8
+SLOW_PATH = "/256k"
+SLOW_BODY = b"y" * (256 * 1024)
+SLOW_RATE = 10 * 1024
+SLOW_CHUNK = 1024
+SLOW_RCVBUF = 4096
+SLOW_MSS = 1460
+# wrk's run in the slow-client case lasts at most this long (whatever --duration says), so that
+# the whole case stays bounded (about 10 s with the clients' start) and the slow clients, which
+# need ~16 s to get past what the kernel buffers, are still reading when wrk stops.
+SLOW_WRK_MAX = 8
+SLOW_START_TIMEOUT = 10
 
 # What the response body must be is checked before each case, through the path wrk uses.
 CASES = [
@@ -114,6 +162,14 @@ CASES = [
     Case("fcgi-keep hello", "fcgi-keep", "/hello", 50, "GET", HELLO, "hello world, c=50"),
     Case("fcgi-nokeep hello", "fcgi-nokeep", "/hello", 50, "GET", HELLO, "hello world, c=50"),
     Case("http hello", "http", "/hello", 50, "GET", HELLO, "hello world, c=50"),
+    Case("threads hello", "threads-uwsgi", "/hello", 50, "GET", HELLO, "hello world, c=50"),
+    Case("threads sleep", "threads-uwsgi", "/sleep", 50, "GET", b"slept 20 ms\n",
+         "blocking app (time.sleep 20 ms), c=50"),
+    Case("threads http hello", "threads-http", "/hello", 10, "GET", HELLO,
+         "hello world, c=10, no slow clients"),
+    Case("threads slow clients", "threads-http", "/hello", 10, "GET", HELLO,
+         "hello world, c=10, while %d slow clients read %d KiB at %d KiB/s"
+         % (SLOW_CLIENTS, len(SLOW_BODY) // 1024, SLOW_RATE // 1024), slow=SLOW_CLIENTS),
 ]
 SERVERS = ("gyre", "uWSGI")
 
@@ -388,7 +444,7 @@ class Backend:
         else:
             self.socket = os.path.join(tmp, self.tag + ".sock")
             self.addr = self.socket
-        self.argv = argv_fn(PROTOS[proto]["flag"], self.addr)
+        self.argv = argv_fn(PROTOS[proto], self.addr)
         self.stop_signal = stop_signal
         self.starts = 0
         self.events = []  # crashes, restarts: reported verbatim
@@ -571,6 +627,174 @@ class Target:
         self.url = nginx.url if nginx else "http://" + backend.addr
 
 
+# ---- slow clients (the threads group's slow-client case) ---------------------------------------
+
+class SlowClient:
+    """One real slow reader: a raw TCP socket asking for SLOW_PATH over HTTP and reading the
+    answer at SLOW_RATE bytes/s, SLOW_CHUNK at a time, in its own thread.
+
+    Its receive buffer is small (SO_RCVBUF) and it announces an Ethernet MSS (TCP_MAXSEG, set
+    before connect: the MSS the server sees in the SYN). Without the latter, loopback's 64 KiB
+    MSS lets the server's send-buffer autotuning take the whole 256 KiB response into the
+    kernel at once (measured: ~252 KiB not yet sent, right after the request), and no server
+    thread would ever wait for a slow reader; with it the kernel keeps ~70-90 KiB, as over a
+    real network, and the rest is the server's to hold."""
+
+    def __init__(self, port, index):
+        import threading
+        self.index = index
+        self.port = port
+        self.lock = threading.Lock()
+        self.received = 0          # bytes, head included
+        self.first_byte = None     # monotonic time of the first byte of the answer
+        self.finished = None       # monotonic time it stopped reading on its own
+        self.outcome = None        # why it stopped on its own: "complete", "EOF", an error
+        self.head = b""
+        self.stop = threading.Event()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SLOW_RCVBUF)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, SLOW_MSS)
+        self.sock.settimeout(5)
+        self.sock.connect(("127.0.0.1", port))
+        self.sock.sendall(b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % SLOW_PATH.encode())
+        self.started = time.monotonic()
+        self.thread = threading.Thread(target=self._run, name="slow-client-%d" % index,
+                                       daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        """Paced: at most SLOW_RATE bytes/s on average since the first byte, so a client kept
+        waiting (its connection still in the server's backlog) does not read faster later."""
+        self.sock.settimeout(0.2)
+        expected = None
+        try:
+            while not self.stop.is_set():
+                now = time.monotonic()
+                if self.first_byte is not None:
+                    allowed = SLOW_CHUNK + SLOW_RATE * (now - self.first_byte) - self.received
+                    if allowed < SLOW_CHUNK:
+                        self.stop.wait((SLOW_CHUNK - allowed) / SLOW_RATE)
+                        continue
+                try:
+                    data = self.sock.recv(SLOW_CHUNK)
+                except socket.timeout:
+                    continue
+                if not data:
+                    self._end("EOF after %d bytes" % self.received)
+                    return
+                with self.lock:
+                    if self.first_byte is None:
+                        self.first_byte = time.monotonic()
+                    self.received += len(data)
+                    if expected is None:
+                        self.head += data
+                        if b"\r\n\r\n" in self.head:
+                            head = self.head.split(b"\r\n\r\n", 1)[0]
+                            m = re.search(rb"\r\ncontent-length:\s*(\d+)", head, re.I)
+                            expected = len(head) + 4 + (int(m.group(1)) if m else 1 << 40)
+                        self.head = self.head[:4096]
+                if expected is not None and self.received >= expected:
+                    self._end("complete")
+                    return
+        except OSError as e:
+            self._end(describe_exc(e))
+
+    def _end(self, outcome):
+        with self.lock:
+            self.finished = time.monotonic()
+            self.outcome = outcome
+
+    def snapshot(self):
+        with self.lock:
+            return dict(index=self.index, received=self.received, first_byte=self.first_byte,
+                        finished=self.finished, outcome=self.outcome, started=self.started,
+                        status=self.head.split(b"\r\n", 1)[0].decode("latin-1", "replace"))
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(5)
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class SlowClients:
+    """K SlowClients against one backend's --http-socket, started before wrk and checked when
+    wrk has finished: each must still be connected and reading (or waiting for the server to
+    take it: a server with all its threads held does not even accept the rest), and none may
+    have read faster than SLOW_RATE allows."""
+
+    def __init__(self, backend, k, threads):
+        self.backend = backend
+        self.k = k
+        self.threads = threads
+        self.clients = []
+
+    def start(self):
+        """Connect all K, then wait (bounded) until the server is answering at least as many of
+        them as it has threads (all K, or `threads` for 2 s): wrk then starts with the server's
+        threads busy with slow readers, on either server."""
+        for i in range(self.k):
+            try:
+                self.clients.append(SlowClient(self.backend.port, i))
+            except OSError as e:  # measure() turns this into a run without numbers
+                raise RuntimeError("slow client %d could not send its request to %s: %s"
+                                   % (i, self.backend.name, describe_exc(e)))
+        need = min(self.k, self.threads)
+        t0 = time.monotonic()
+        deadline = t0 + SLOW_START_TIMEOUT
+        enough_since = None
+        while time.monotonic() < deadline:
+            n = self.answered()
+            if n >= self.k:
+                break
+            if n >= need:
+                enough_since = enough_since or time.monotonic()
+                if time.monotonic() - enough_since >= 2:
+                    break
+            time.sleep(0.05)
+        return time.monotonic() - t0
+
+    def answered(self):
+        return sum(1 for c in self.clients if c.snapshot()["first_byte"] is not None)
+
+    def check(self):
+        """At wrk's end: (a summary dict, a list of problems; empty if the clients were real
+        and slow and still reading)."""
+        now = time.monotonic()
+        snaps = [c.snapshot() for c in self.clients]
+        problems = []
+        answered = [x for x in snaps if x["first_byte"] is not None]
+        done = [x for x in snaps if x["finished"] is not None]
+        for x in done:
+            problems.append("slow client %d had stopped before wrk finished: %s (%d bytes)"
+                            % (x["index"], x["outcome"], x["received"]))
+        for x in answered:
+            if not x["status"].startswith("HTTP/1.") or " 200" not in x["status"]:
+                problems.append("slow client %d got %r" % (x["index"], x["status"]))
+            # The pacing allows one chunk ahead; 10% on top for the timer's slack.
+            limit = SLOW_CHUNK + 1.1 * SLOW_RATE * (now - x["first_byte"])
+            if x["received"] > limit:
+                problems.append("slow client %d read %d bytes in %.1f s: faster than %d B/s"
+                                % (x["index"], x["received"], now - x["first_byte"], SLOW_RATE))
+        if len(answered) < min(self.k, self.threads):
+            problems.append("only %d of %d slow clients were being answered (the server has "
+                            "%d threads)" % (len(answered), self.k, self.threads))
+        rates = [x["received"] / max(now - x["first_byte"], 1e-3) for x in answered]
+        summary = dict(k=self.k, answered=len(answered), reading=len(answered) - len(
+            [x for x in answered if x["finished"] is not None]), done=len(done),
+            kib_min=min((x["received"] for x in answered), default=0) / 1024.0,
+            kib_max=max((x["received"] for x in answered), default=0) / 1024.0,
+            rate_max=max(rates, default=0.0) / 1024.0,
+            oldest=max((now - x["started"] for x in snaps), default=0.0))
+        return summary, problems
+
+    def close(self):
+        for c in self.clients:
+            c.close()
+
+
 # ---- wrk ----------------------------------------------------------------------------------------
 
 UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0, "h": 3600000.0}
@@ -603,6 +827,8 @@ def parse_wrk(out):
     if m:
         r["non2xx"] = int(m.group(1))
     r["errors"] = r["non2xx"] + r["connect"] + r["read"] + r["write"] + r["timeout"]
+    if not r["requests"]:  # no response at all: wrk prints 0.00us latencies, meaningless
+        r["p50"] = r["p99"] = None
     return r
 
 
@@ -638,19 +864,45 @@ def measure(target, case, duration, post_script, tmp):
     pids_ng = nginx.pids() if nginx else []
     err_before = nginx.error_log().count("\n") if nginx else 0
     log_before = backend.log_offset()
-    t0 = time.monotonic()
-    busy0 = machine_busy_seconds()
-    be0 = proc_cpu_seconds(backend.proc.pid)
-    ng0 = sum(proc_cpu_seconds(p) for p in pids_ng)
-    wrk0 = children_cpu_seconds()
-    out = run_wrk(target.url + case.path, case.conns, duration, script, tmp)
-    wall = time.monotonic() - t0
+    slow = slow_summary = None
+    slow_problems = []
+    if case.slow:
+        slow = SlowClients(backend, case.slow, PROTOS[case.proto]["threads"])
+    try:
+        if slow:
+            slow_start = slow.start()
+        t0 = time.monotonic()
+        busy0 = machine_busy_seconds()
+        be0 = proc_cpu_seconds(backend.proc.pid)
+        ng0 = sum(proc_cpu_seconds(p) for p in pids_ng)
+        wrk0 = children_cpu_seconds()
+        out = run_wrk(target.url + case.path, case.conns, duration, script, tmp)
+        wall = time.monotonic() - t0
+        if slow:
+            slow_summary, slow_problems = slow.check()
+            slow_summary["start"] = slow_start
+    finally:
+        if slow:
+            slow.close()
+    if slow:
+        # The slow clients are gone (closed with unread data: a reset); the server's threads
+        # must be free again before the next run starts.
+        try:
+            wait_for(lambda: not backend.alive() or backend._serves(), 30,
+                     "%s to answer /hello again after the slow clients left" % backend.name)
+        except RuntimeError as e:
+            slow_problems.append(str(e))
     wrk_cpu = children_cpu_seconds() - wrk0
     be_cpu = proc_cpu_seconds(backend.proc.pid) - be0 if backend.alive() else float("nan")
     ng_cpu = sum(proc_cpu_seconds(p) for p in pids_ng) - ng0
     busy = machine_busy_seconds() - busy0
     r = parse_wrk(out)
     r["raw"] = out
+    r["slow"] = slow_summary
+    r["slow_problems"] = slow_problems
+    # Backend CPU per completed request, in microseconds.
+    r["cpu_per_req"] = (1e6 * be_cpu / r["requests"]) if r["requests"] and be_cpu == be_cpu \
+        else float("nan")
     r["backend_cpu"] = 100.0 * be_cpu / wall
     r["nginx_cpu"] = 100.0 * ng_cpu / wall if nginx else float("nan")
     r["wrk_cpu"] = 100.0 * wrk_cpu / wall
@@ -673,6 +925,12 @@ def measure(target, case, duration, post_script, tmp):
     new_log = backend.log_since(log_before)
     r["log_lines"] = len(new_log)
     r["log_msgs"] = normalize_counts(re.sub(r"^\[gyre \d+\] ", "", x) for x in new_log)
+    if slow_summary:
+        # A server may give up on a slow reader: uWSGI abandons a write that makes no progress
+        # for its --socket-timeout (4 s), logging "uwsgi_response_write_body_do() TIMEOUT !!!",
+        # and the response is cut short (the client still has the kernel's share to read).
+        slow_summary["gave_up"] = sum(n for m, n in r["log_msgs"].items()
+                                      if re.search(r"timeout|timed out", m, re.I))
     return r
 
 
@@ -680,7 +938,8 @@ def failed_run(message):
     """A measured run without numbers (wrk could not run, e.g. the backend was gone)."""
     r = parse_wrk("")
     nan = float("nan")
-    r.update(raw=message, failed=True, backend_cpu=nan, nginx_cpu=nan, wrk_cpu=nan,
+    r.update(raw=message, failed=True, backend_cpu=nan, cpu_per_req=nan, slow=None,
+             slow_problems=[], nginx_cpu=nan, wrk_cpu=nan,
              other_cpu=nan, rss=nan, load1=os.getloadavg()[0], upstream_conns=None,
              nginx_errors=None, nginx_error_msgs=collections.Counter(), log_lines=0,
              log_msgs=collections.Counter())
@@ -721,19 +980,24 @@ def check_case(case, targets):
     """The case's route, once per backend, through the path wrk will use (nginx or direct):
     status 200 and exactly the body the app sends. Problems are returned (and measured anyway)."""
     problems = []
+    routes = [(case.path, case.method, case.expect)]
+    if case.slow:  # what the slow clients will read
+        routes.append((SLOW_PATH, "GET", SLOW_BODY))
     for t in targets:
-        data = b"a" * POST_BYTES if case.method == "POST" else None
-        req = urllib.request.Request(t.url + case.path, data=data, method=case.method)
-        try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
-                body = resp.read()
-                if resp.status != 200 or body != case.expect:
-                    problems.append("%s %s over %s: status %s, %d-byte body %r..."
-                                    % (t.backend.name, case.path, PROTOS[case.proto]["label"],
-                                       resp.status, len(body), body[:60]))
-        except Exception as e:  # report, and still measure
-            problems.append("%s %s over %s: %s" % (t.backend.name, case.path,
-                                                   PROTOS[case.proto]["label"], describe_exc(e)))
+        for path, method, expect in routes:
+            data = b"a" * POST_BYTES if method == "POST" else None
+            req = urllib.request.Request(t.url + path, data=data, method=method)
+            try:
+                with urllib.request.urlopen(req, timeout=10) as resp:
+                    body = resp.read()
+                    if resp.status != 200 or body != expect:
+                        problems.append("%s %s over %s: status %s, %d-byte body %r..."
+                                        % (t.backend.name, path, PROTOS[case.proto]["label"],
+                                           resp.status, len(body), body[:60]))
+            except Exception as e:  # report, and still measure
+                problems.append("%s %s over %s: %s" % (t.backend.name, path,
+                                                       PROTOS[case.proto]["label"],
+                                                       describe_exc(e)))
     return problems
 
 
@@ -823,11 +1087,136 @@ def fmt_errors(runs):
     return "%d%s" % (sum(r["errors"] for r in runs), " (%s)" % ", ".join(extra) if extra else "")
 
 
-def render(args, info, results, checks, probes, started, finished, load_start, load_end,
-           background, notes, backends):
+def ratio(a, b):
+    if a is None or b is None or a != a or b != b:
+        return "—"
+    if b == 0:
+        return "∞ (uWSGI: 0)" if a > 0 else "—"
+    return "%.2fx" % (a / b)
+
+
+def fmt_us(v):
+    return "—" if v is None or v != v else "%.0f µs" % v
+
+
+def fmt_mib(v):
+    return "—" if v is None or v != v else "%.1f MiB" % v
+
+
+def render_threads(L, args, cases, results, checks):
+    """The section "Threads (issue 11)": --threads N without Tornado, gyre vs uWSGI."""
+    L.append("## Threads (issue 11)")
+    L.append("")
+    L.append("`--threads N` without `--tornado`: one process, no master, each request on one of "
+             "N OS threads running the app (`bench/app.py`). gyre: `gyre --threads N`; uWSGI: "
+             "Debian's `uwsgi --plugin python3 --threads N` (no loop engine). Commands in Setup.")
+    L.append("")
+    L.append("- **uwsgi via nginx, --threads 8**: `nginx-conf/uwsgi.conf` in front, as in the "
+             "uwsgi group above; hello world and a blocking app (`/sleep`: `time.sleep(0.02)` "
+             "then a 12-byte body; 8 threads cap it near 8 / 20 ms = 400 req/s) at 50 "
+             "connections.")
+    L.append("- **HTTP/1.1 direct, --threads 4**: both servers' `--http-socket`, no nginx; "
+             "wrk measures /hello at 10 connections, first alone, then while %d slow clients "
+             "(raw sockets in bench.py, one thread each) each read a %d KiB response (`%s`) at "
+             "%d KiB/s, %d bytes at a time, with `SO_RCVBUF` %d and `TCP_MAXSEG` %d (an "
+             "Ethernet MSS: with loopback's 64 KiB MSS the kernel's send-buffer autotuning "
+             "would take the whole response at once and no server thread would ever wait). "
+             "The kernel then holds ~70-90 KiB of each response; a server thread that writes "
+             "the rest itself is held ~16 s per slow client. wrk starts once the server is "
+             "answering all %d clients, or as many as it has threads for 2 s (at most %d s), "
+             "and runs min(--duration, %d s); when it finishes, every slow client must still "
+             "be connected and not done, and none may have read faster than the pace allows "
+             "(else \"slow-client check FAILED\" below). gyre's threads should not be held: a "
+             "write that would block is handed to the loop (write-behind, 1 MiB per connection "
+             "by default); uWSGI's threads write it themselves."
+             % (SLOW_CLIENTS, len(SLOW_BODY) // 1024, SLOW_PATH, SLOW_RATE // 1024, SLOW_CHUNK,
+                SLOW_RCVBUF, SLOW_MSS, SLOW_CLIENTS, SLOW_START_TIMEOUT, SLOW_WRK_MAX))
+    L.append("- req/s, p99, CPU/request from each backend's best round (highest req/s); "
+             "CPU/request = the backend's CPU (user+system) over the run / responses wrk "
+             "counted; RSS = the backend's resident memory right after the case's last round; "
+             "errors summed over all rounds (non-2xx + socket errors; timeouts also apart). "
+             "Ratios are gyre/uWSGI: for req/s higher is better for gyre, for CPU/request and "
+             "RSS lower is better for gyre.")
+    L.append("")
+    bests = {}
+    for case in cases:
+        bests[case.key] = {n: best(results[case.key][n]) for n in SERVERS}
+
+    def flagged(case, bname):
+        failed = any(p.startswith(bname + " ") for p in checks[case.key])
+        return " (route check FAILED)" if failed else ""
+
+    plain = [c for c in cases if not c.slow and PROTOS[c.proto]["wire"] != "http"]
+    direct = [c for c in cases if c not in plain]
+    if plain:
+        L.append("| case | protocol | gyre req/s | gyre p99 | gyre CPU/req | gyre RSS | gyre "
+                 "errors | uWSGI req/s | uWSGI p99 | uWSGI CPU/req | uWSGI RSS | uWSGI errors | "
+                 "req/s gyre/uWSGI (higher: gyre better) | CPU/req gyre/uWSGI (lower: gyre "
+                 "better) | RSS gyre/uWSGI (lower: gyre better) |")
+        L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for case in plain:
+            cells = []
+            for bname in SERVERS:
+                runs = results[case.key][bname]
+                b = bests[case.key][bname]
+                cells += [fmt_rps(b and b["rps"]), fmt_ms(b and b["p99"]),
+                          fmt_us(b and b["cpu_per_req"]), fmt_mib(runs[-1]["rss"] if runs
+                                                                 else None),
+                          fmt_errors(runs) + flagged(case, bname)]
+            bg, bu = bests[case.key]["gyre"], bests[case.key]["uWSGI"]
+            rg, ru = results[case.key]["gyre"], results[case.key]["uWSGI"]
+            cells += [ratio(bg and bg["rps"], bu and bu["rps"]),
+                      ratio(bg and bg["cpu_per_req"], bu and bu["cpu_per_req"]),
+                      ratio(rg[-1]["rss"] if rg else None, ru[-1]["rss"] if ru else None)]
+            L.append("| %s | %s | %s |" % (case.label, PROTOS[case.proto]["label"],
+                                           " | ".join(cells)))
+        L.append("")
+    if direct:
+        L.append("Slow clients, HTTP/1.1 direct, `--threads 4`: the /hello load's numbers. "
+                 "*responses*: how many /hello responses wrk got in the best round. wrk counts "
+                 "a timeout only for a response that comes later than its 5 s timeout; a "
+                 "request that never gets an answer is counted nowhere, so 0 req/s with 0 "
+                 "errors means wrk's 10 connections waited the whole run. *slow clients* (best "
+                 "round): how many the server was answering / how many were still reading "
+                 "when wrk finished / the KiB each had read by then (least-most); and how many "
+                 "log lines of the server's say it timed out (uWSGI abandons a write that makes "
+                 "no progress for its `--socket-timeout`, 4 s: \"uwsgi_response_write_body_do() "
+                 "TIMEOUT\", the slow client's response cut short, a thread freed; the slow "
+                 "client still reads what the kernel holds, so it is still reading).")
+        L.append("")
+        L.append("| case | gyre req/s | gyre responses | gyre p99 | gyre errors (timeouts) | gyre "
+                 "slow clients | uWSGI req/s | uWSGI responses | uWSGI p99 | uWSGI errors "
+                 "(timeouts) | uWSGI slow clients | req/s gyre/uWSGI (higher: gyre better) |")
+        L.append("|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---:|")
+        for case in direct:
+            cells = []
+            for bname in SERVERS:
+                runs = results[case.key][bname]
+                b = bests[case.key][bname]
+                sl = b and b.get("slow")
+                slow_failed = any(r.get("slow_problems") for r in runs)
+                cells += [fmt_rps(b and b["rps"]), "{:,}".format(b["requests"]) if b else "—",
+                          fmt_ms(b and b["p99"]),
+                          "%s (%d)" % (fmt_errors(runs), sum(r["timeout"] for r in runs))
+                          + flagged(case, bname),
+                          ("%d/%d answered, %d reading, %.0f-%.0f KiB%s"
+                           % (sl["answered"], sl["k"], sl["reading"], sl["kib_min"],
+                              sl["kib_max"], "; %d write timeout(s) in its log" % sl["gave_up"]
+                              if sl.get("gave_up") else "") if sl else "—")
+                          + (" (slow-client check FAILED)" if slow_failed else "")]
+            bg, bu = bests[case.key]["gyre"], bests[case.key]["uWSGI"]
+            cells.append(ratio(bg and bg["rps"], bu and bu["rps"]))
+            L.append("| %s | %s |" % (case.label, " | ".join(cells)))
+        L.append("")
+
+
+def render(args, cases_run, info, results, checks, probes, started, finished, load_start,
+           load_end, background, notes, backends):
     L = []
-    L.append("# gyre vs uWSGI (Tornado loop engine + greenlet): uwsgi and FastCGI behind nginx, "
-             "HTTP direct")
+    tornado_cases = [c for c in cases_run if PROTOS[c.proto]["group"] == TORNADO_GROUP]
+    threads_cases = [c for c in cases_run if PROTOS[c.proto]["group"] == THREADS_GROUP]
+    L.append("# gyre vs uWSGI (Tornado loop engine + greenlet; and --threads): uwsgi and FastCGI "
+             "behind nginx, HTTP direct")
     L.append("")
     L.append("Produced by `make bench` (`/usr/bin/python3 bench/bench.py`), %s UTC; took %.0f s."
              % (started.strftime("%Y-%m-%d %H:%M"), (finished - started).total_seconds()))
@@ -858,6 +1247,12 @@ def render(args, info, results, checks, probes, started, finished, load_start, l
     L.append("  - **HTTP/1.1 direct, no nginx**: wrk straight at the backend's `--http-socket` "
              "on 127.0.0.1 (wrk keeps its 50 connections open; it reconnects whenever the server "
              "closes one).")
+    if threads_cases:
+        L.append("  - **uwsgi via nginx, --threads 8** and **HTTP/1.1 direct, --threads 4**: the "
+                 "same two set-ups with `--threads N` instead of `--tornado 100 --greenlet` "
+                 "(section \"Threads (issue 11)\").")
+    if args.only:
+        L.append("- Only the group(s) %s were run (`--only`)." % ", ".join(args.only))
     L.append("- Each protocol has its own gyre and uWSGI processes (one process each, no "
              "master, `bench/app.py`), started before that protocol's cases and stopped after "
              "them (`gyre` below is the run's private copy of ./gyre, see Machine):")
@@ -877,12 +1272,13 @@ def render(args, info, results, checks, probes, started, finished, load_start, l
              "the backend process's own CPU (user+system, /proc) over the run, in % of one CPU. "
              "Every round is in the detail table.")
     L.append("")
-    L.append("## Results")
-    L.append("")
-    L.append("| case | protocol | gyre req/s | gyre p99 | gyre errors | gyre CPU | uWSGI req/s | "
-             "uWSGI p99 | uWSGI errors | uWSGI CPU | ratio gyre/uWSGI (req/s) |")
-    L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for case in CASES:
+    if tornado_cases:
+        L.append("## Results")
+        L.append("")
+        L.append("| case | protocol | gyre req/s | gyre p99 | gyre errors | gyre CPU | uWSGI req/s "
+                 "| uWSGI p99 | uWSGI errors | uWSGI CPU | ratio gyre/uWSGI (req/s) |")
+        L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for case in tornado_cases:
         cells = []
         bests = []
         for bname in SERVERS:
@@ -897,7 +1293,10 @@ def render(args, info, results, checks, probes, started, finished, load_start, l
         ratio = "%.2fx" % (bg["rps"] / bu["rps"]) if bg and bu and bu["rps"] else "—"
         L.append("| %s | %s | %s | %s |" % (case.label, PROTOS[case.proto]["label"],
                                             " | ".join(cells), ratio))
-    L.append("")
+    if tornado_cases:
+        L.append("")
+    if threads_cases:
+        render_threads(L, args, threads_cases, results, checks)
     if probes:
         L.append("## Connection reuse (raw probes, straight to each backend's socket)")
         L.append("")
@@ -924,7 +1323,7 @@ def render(args, info, results, checks, probes, started, finished, load_start, l
              "write/timeout) | log | nginx err | upstream conns | backend CPU | nginx CPU | "
              "wrk CPU | other CPU | RSS |")
     L.append("|---|---|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for case in CASES:
+    for case in cases_run:
         for i in range(args.rounds):
             for bname in SERVERS:
                 runs = results[case.key][bname]
@@ -990,7 +1389,13 @@ def main():
                     help="seconds of warm-up before each run (2; wrk takes whole seconds)")
     ap.add_argument("--rounds", type=int, default=2, help="measured rounds per backend per case (2)")
     ap.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md alone")
+    ap.add_argument("--only", choices=GROUPS, action="append",
+                    help="run only this group of cases (repeatable): %s = the Tornado loop "
+                    "engine cases, %s = the --threads cases (issue 11); default: all"
+                    % GROUPS)
     args = ap.parse_args()
+    groups = args.only or list(GROUPS)
+    cases_run = [c for c in CASES if PROTOS[c.proto]["group"] in groups]
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, _on_signal)
@@ -1022,27 +1427,37 @@ def main():
                 'wrk.body = string.rep("a", %d)\n'
                 'wrk.headers["Content-Type"] = "application/octet-stream"\n' % POST_BYTES)
 
-    def gyre_argv(flag, addr):
-        return [gyre_bin, flag, addr, "--wsgi-file", APP, "--tornado", "100", "--greenlet",
-                "--disable-logging"]
+    def gyre_argv(spec, addr):
+        if spec["group"] == THREADS_GROUP:
+            engine = ["--threads", str(spec["threads"])]
+        else:
+            engine = ["--tornado", "100", "--greenlet"]
+        return [gyre_bin, spec["flag"], addr, "--wsgi-file", APP] + engine + ["--disable-logging"]
 
-    def uwsgi_argv(flag, addr):
-        return ["uwsgi", "--plugins", plugins, flag, addr, "--wsgi-file", APP, "--tornado", "100",
-                "--greenlet", "--disable-logging", "--listen", "1024"]
+    def uwsgi_argv(spec, addr):
+        if spec["group"] == THREADS_GROUP:  # the plain python3 plugin: no loop engine
+            head = ["uwsgi", "--plugin", "python3"]
+            engine = ["--threads", str(spec["threads"])]
+        else:
+            head = ["uwsgi", "--plugins", plugins]
+            engine = ["--tornado", "100", "--greenlet"]
+        return head + [spec["flag"], addr, "--wsgi-file", APP] + engine + [
+            "--disable-logging", "--listen", "1024"]
 
     all_backends, notes, probes = [], [], []
     bg_start = bg_end = float("nan")
-    results = {c.key: {s: [] for s in SERVERS} for c in CASES}
-    checks = {c.key: [] for c in CASES}
+    results = {c.key: {s: [] for s in SERVERS} for c in cases_run}
+    checks = {c.key: [] for c in cases_run}
+    http_closes_noted = set()
     try:
         log("measuring the background load (3 s, none of our processes running)")
         bg_start = background_cpu(3)
         log("background: %.0f%% of one CPU" % bg_start)
 
-        total = len(CASES) * args.rounds * len(SERVERS)
+        total = len(cases_run) * args.rounds * len(SERVERS)
         k = 0
         for proto, spec in PROTOS.items():
-            cases = [c for c in CASES if c.proto == proto]
+            cases = [c for c in cases_run if c.proto == proto]
             if not cases:
                 continue
             group_backends, group_nginxes = [], []
@@ -1065,13 +1480,15 @@ def main():
                                                          spec["wire"], " on " + b.addr if not ng
                                                          else " behind nginx " + ng.url))
                 probe_state = {}
-                if proto in ("fcgi-keep", "http"):
+                if spec["probe"]:
                     for t in targets:
                         kept, text = t.backend.keepalive_probe()
                         probe_state[t.backend.name] = kept
-                        probes.append(text)
+                        probes.append("%s: %s" % (spec["label"], text))
                         log("probe: " + probes[-1])
-                        if proto == "http" and kept == "closed":
+                        if (spec["wire"] == "http" and kept == "closed"
+                                and t.backend.name not in http_closes_noted):
+                            http_closes_noted.add(t.backend.name)
                             notes.append(
                                 "%s over direct HTTP closes the connection after every response "
                                 "(its --http-socket does not do HTTP/1.1 keep-alive), without a "
@@ -1115,7 +1532,8 @@ def main():
                                 b.check_alive("the warm-up of " + label)
                                 time.sleep(0.3)
                             try:
-                                r = measure(t, case, args.duration, post_script, tmp)
+                                r = measure(t, case, min(args.duration, SLOW_WRK_MAX)
+                                            if case.slow else args.duration, post_script, tmp)
                             except RuntimeError as e:  # wrk itself failed: no numbers
                                 r = failed_run(str(e))
                             results[case.key][b.name].append(r)
@@ -1123,6 +1541,17 @@ def main():
                                 "other %s" % (k, total, label, b.name, fmt_rps(r["rps"]),
                                               fmt_ms(r["p99"]), r["errors"],
                                               fmt_pct(r["backend_cpu"]), fmt_pct(r["other_cpu"])))
+                            if r["slow"]:
+                                sl = r["slow"]
+                                log("      slow clients: %d/%d answered, %d still reading at "
+                                    "wrk's end, %.0f-%.0f KiB read each, fastest %.1f KiB/s; "
+                                    "wrk started %.1f s after them"
+                                    % (sl["answered"], sl["k"], sl["reading"], sl["kib_min"],
+                                       sl["kib_max"], sl["rate_max"], sl["start"]))
+                            for p in r["slow_problems"]:
+                                log("!! slow-client check failed: " + p)
+                                notes.append("%s, %s: slow-client check FAILED: %s"
+                                             % (b.name, label, p))
                             if r["errors"] or r["rps"] is None:
                                 notes.append("%s, %s: %d errors (non-2xx %d, connect %d, read %d, "
                                              "write %d, timeout %d) out of %d responses; wrk "
@@ -1177,8 +1606,9 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
 
     finished = datetime.datetime.now(datetime.timezone.utc)
-    report = render(args, machine_info(gyre_info), results, checks, probes, started, finished, load_start,
-                    os.getloadavg(), (bg_start, bg_end), notes, all_backends)
+    report = render(args, cases_run, machine_info(gyre_info), results, checks, probes, started,
+                    finished, load_start, os.getloadavg(), (bg_start, bg_end), notes,
+                    all_backends)
     print(report)
     if not args.no_write:
         with open(RESULTS, "w") as f:

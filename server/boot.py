@@ -417,10 +417,12 @@ class PreciseEpollSelector(selectors.EpollSelector):
         self._arm = gyre._timerfd_arm
         self._disarm = gyre._timerfd_disarm
         self._tfd = gyre._timerfd_create()
+        self._loop_waits = gyre._loop_waits
         # Registered with the epoll object only: select() skips fds it has no key for.
         self._selector.register(self._tfd, select.EPOLLIN)
 
     def select(self, timeout=None):
+        self._loop_waits()  # thread cores handed work meanwhile start now, the GIL about free
         if timeout is None or timeout <= 0:
             return super().select(timeout)
         self._arm(self._tfd, timeout)

@@ -175,7 +175,7 @@ static void out_drop(struct gy_conn *c)
 {
     free(c->out);
     c->out = NULL;
-    c->out_pos = c->out_len = 0;
+    c->out_pos = c->out_len = c->out_cap = 0;
 }
 
 static size_t out_held(const struct gy_conn *c)
@@ -301,9 +301,63 @@ void conn_set_runner(const struct conn_runner *r)
 /* The head is parsed: queue the request for a core. From the loop, the runner is told (and
  * starts a core if one is free); from a core finishing the previous request, the core takes
  * the queue's next request itself, in its own greenlet: only the loop may switch into a core. */
+static void queue_request(struct gy_conn *c, bool in_core);
+static void read_body_ahead(struct gy_conn *c, bool in_core);
+
 static void head_complete(struct gy_conn *c, bool in_core)
 {
     c->started = engine_now();
+    /* Where a waiting core is dear (runner->read_ahead: an OS thread), a body that fits in the
+     * buffer is read here, on the loop, before the request takes a core: a client that
+     * trickles its body costs a buffer, as one that trickles its head does. Not a body the
+     * client holds back until asked (100-continue), nor one framed by records or chunks,
+     * which a front end sends at once anyway. */
+    if (runner->read_ahead && !c->body_done && !c->decoded && !c->body_held &&
+        c->body_left <= c->cap - c->len) {
+        read_body_ahead(c, in_core);
+        return;
+    }
+    queue_request(c, in_core);
+}
+
+static void on_body_readable(void *ctx, int fd, int events)
+{
+    (void)fd;
+    (void)events;
+    read_body_ahead(ctx, false);
+}
+
+static void read_body_ahead(struct gy_conn *c, bool in_core)
+{
+    while (!c->body_done) {
+        ssize_t n = read(c->fd, c->buf + c->len, (size_t)c->body_left);
+        if (n > 0) {
+            c->len += (size_t)n;
+            c->body_end = c->raw_pos = c->len;
+            c->body_left -= (uint64_t)n;
+            c->body_done = c->body_left == 0;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (engine_poll(c->fd, EV_READ, on_body_readable, c) < 0) {
+                conn_close(c);
+                return;
+            }
+            /* The whole request within --socket-timeout of its first wait, as for the head. */
+            timeout_arm_once(c, TIMEOUT_HEAD);
+            return;
+        }
+        conn_reject(c, n == 0 ? "client closed mid-request" : "read error in the request body");
+        return;
+    }
+    queue_request(c, in_core);
+}
+
+/* The request is read as far as it is before a core takes it: queue it. */
+static void queue_request(struct gy_conn *c, bool in_core)
+{
     /* The core re-registers the fd if it has to wait; until then no event may wake us. */
     engine_unpoll(c->fd);
     timeout_disarm(c);
@@ -611,8 +665,8 @@ static void core_wake(struct gy_conn *c, enum io_result rc)
     runner->resume(c, rc);
 }
 
-/* The loop sends what it holds of a response. Ends the request's flushing phase once all is
- * out (or the client is gone). */
+/* The loop sends what it holds of a response, as far as the socket takes it. On an error the
+ * rest is dropped and out_error says why (the core's next write, or on_core_fd, meets it). */
 static void flush_out(struct gy_conn *c)
 {
     bool moved = false;
@@ -811,20 +865,29 @@ static bool out_take(struct gy_conn *c, const struct iovec *iov, int iovcnt)
     size_t held = out_held(c), more = iov_bytes(iov, iovcnt);
     if (held + more > runner->write_behind)
         return false;
-    char *out = malloc(held + more);
-    if (!out)
-        return false; /* then the core waits for the socket, as without write-behind */
-    if (held)
-        memcpy(out, c->out + c->out_pos, held);
-    size_t at = held;
-    for (int i = 0; i < iovcnt; i++) {
-        memcpy(out + at, iov[i].iov_base, iov[i].iov_len);
-        at += iov[i].iov_len;
+    if (c->out_len + more > c->out_cap) {
+        /* Sent bytes go first; then the buffer at least doubles, so that an app writing many
+         * small pieces to a slow client costs amortised O(1) a byte, not a copy of all held. */
+        if (c->out_pos) {
+            memmove(c->out, c->out + c->out_pos, held);
+            c->out_pos = 0;
+            c->out_len = held;
+        }
+        if (held + more > c->out_cap) {
+            size_t cap = c->out_cap ? c->out_cap * 2 : 16384;
+            while (cap < held + more)
+                cap *= 2;
+            char *out = realloc(c->out, cap);
+            if (!out)
+                return false; /* then the core waits for the socket, as without write-behind */
+            c->out = out;
+            c->out_cap = cap;
+        }
     }
-    free(c->out);
-    c->out = out;
-    c->out_pos = 0;
-    c->out_len = at;
+    for (int i = 0; i < iovcnt; i++) {
+        memcpy(c->out + c->out_len, iov[i].iov_base, iov[i].iov_len);
+        c->out_len += iov[i].iov_len;
+    }
     if (core_fd_watch(c) < 0) {
         c->out_error = IO_FAILED;
         out_drop(c);

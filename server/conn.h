@@ -75,7 +75,7 @@ struct gy_conn {
      * take, held here and sent by the loop, so that the core's thread moves on instead of
      * waiting for a slow client. [out_pos, out_len) is still to send. */
     char *out;
-    size_t out_pos, out_len;
+    size_t out_pos, out_len, out_cap;
     enum io_result out_error; /* the loop's send failed: the core's next write reports it */
     bool done_keep;           /* CONN_FLUSHING: then read the next request (or linger) */
 
@@ -177,6 +177,9 @@ struct conn_runner {
      * the core waits for the socket instead). Worth it where a waiting core is dear: an OS
      * thread, not a greenlet. */
     size_t write_behind;
+    /* Read a request's body on the loop before it is queued, when the body fits in the
+     * buffer: a core never waits for a slow client's body bytes it could have had. */
+    bool read_ahead;
 };
 void conn_set_runner(const struct conn_runner *r);
 

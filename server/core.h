@@ -44,6 +44,8 @@ struct gy_core {
     struct route_outcome *route; /* what the routing rules decided (wsgi_route.c), or NULL */
     PyObject *spool;             /* --post-buffering's file for this request, or NULL */
     struct gy_core *next_free;
+    struct gy_core *next_wake; /* a thread core to wake when the loop next waits */
+    bool wake_queued;
 };
 
 struct gy_config;
@@ -55,6 +57,10 @@ int core_suspend(struct gy_core *c, enum core_wait wait);
 struct gy_core *core_current(void); /* the core running now, or NULL */
 bool core_in_loop_greenlet(void);   /* the loop's greenlet runs, not a core's */
 void core_set_activity(struct gy_core *c, enum core_activity a); /* for stats */
+/* The loop is about to wait for events (its selector): wake the thread cores it handed work
+ * to meanwhile. Woken then, a thread finds the GIL free instead of waking only to wait for it
+ * while the loop still runs its callbacks: a context switch less per request. */
+void cores_loop_waits(void);
 /* The exception --harakiri raises in a thread core (gyre.Harakiri, a BaseException). */
 PyObject *core_harakiri_error(void);
 

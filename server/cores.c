@@ -134,6 +134,7 @@ int cores_init(const struct gy_config *cfg)
     }
     main_greenlet = (PyObject *)PyGreenlet_GetCurrent();
     cores_runner.write_behind = cfg->thread_cores ? (size_t)cfg->write_behind_size : 0;
+    cores_runner.read_ahead = cfg->thread_cores;
     conn_set_runner(&cores_runner);
     S.cores = calloc((size_t)n, sizeof(*S.cores));
     if (!S.cores)
@@ -230,10 +231,48 @@ static void release_core(struct gy_core *c)
 
 static void housekeeping_start(void);
 
+/*
+ * Thread cores share one GIL: a second thread woken while one runs Python only waits for it,
+ * and every such wake and wait is a context switch. A running thread core takes the queue's
+ * next request itself when it is done, so a queued request is left to it for a moment
+ * (THREAD_QUEUE_WAIT); only a request still queued after that (the running ones are blocked
+ * in the app, or slow) wakes another thread. Hello world then runs on one hot thread, and a
+ * blocking app still gets all its threads, a millisecond later.
+ */
+#define THREAD_QUEUE_WAIT 0.001
+
+static struct engine_timer queue_timer;
+static void dispatch(void);
+
+static void queue_waited(void *ctx)
+{
+    (void)ctx;
+    dispatch();
+}
+
+static bool leave_to_running_thread(void)
+{
+    if (!S.cores[0].thread)
+        return false; /* greenlet cores: switching into one costs no context switch */
+    bool running = false;
+    for (int i = 0; i < S.ncores && !running; i++)
+        running = S.cores[i].busy && S.slot->cores[i].activity == CORE_RUNNING;
+    if (!running)
+        return false;
+    const struct gy_conn *oldest = link_entry(S.pending.next, struct gy_conn, queue_link);
+    double waited = engine_now() - oldest->started;
+    if (waited >= THREAD_QUEUE_WAIT)
+        return false;
+    engine_timer_arm(&queue_timer, THREAD_QUEUE_WAIT - waited, queue_waited, NULL);
+    return true;
+}
+
 /* From the loop: start the queued requests while a core is free, oldest first. */
 static void dispatch(void)
 {
     while (S.free_cores && !link_empty(&S.pending)) {
+        if (leave_to_running_thread())
+            break;
         struct gy_core *c = S.free_cores;
         if (!c->thread && !core_greenlet(c)) {
             PyErr_Print();
@@ -250,13 +289,30 @@ static void dispatch(void)
     load_changed();
 }
 
+static struct gy_core *wake_list; /* thread cores core_enter handed work to */
+
+void cores_loop_waits(void)
+{
+    while (wake_list) {
+        struct gy_core *c = wake_list;
+        wake_list = c->next_wake;
+        c->wake_queued = false;
+        thread_unpark(c->thread);
+    }
+}
+
 void core_enter(struct gy_core *c)
 {
     if (c->thread) {
-        /* A thread core runs on by itself: wake it, and the loop goes on meanwhile. */
+        /* A thread core runs on by itself: wake it when the loop next waits
+         * (cores_loop_waits), and the loop goes on meanwhile. */
         c->wait = WAIT_NONE;
         c->switches++;
-        thread_unpark(c->thread);
+        if (!c->wake_queued) {
+            c->wake_queued = true;
+            c->next_wake = wake_list;
+            wake_list = c;
+        }
         return;
     }
     /* Only the loop may switch into a core: a core's parent is the loop's greenlet, so a core
@@ -401,9 +457,8 @@ static void thread_core_main(void *arg)
         while (!c->busy)
             thread_park(c->thread);
         for (;;) {
-            bool harakiri = c->harakiri;
             wsgi_serve(c);
-            if (harakiri || c->harakiri) {
+            if (c->harakiri) {
                 /* The request is over: a harakiri exception not raised yet must not hit the
                  * next one. */
                 thread_raise(c->thread, NULL);
@@ -455,10 +510,6 @@ static void check_abandoned(double now)
         check_one(&S.cores[i], now);
 }
 
-/* --harakiri for one request: every request runs in its own core, so only that core is
- * cancelled (GreenletExit thrown where it is suspended); the worker's other requests go on. A
- * core can only be found running too long while it is suspended: the sweep runs on the loop.
- * A loop that never gets back control is the master's to kill. */
 static void log_harakiri(struct gy_core *c, double now, PyObject *stack)
 {
     const char *text = stack ? PyUnicode_AsUTF8(stack) : NULL;
@@ -499,6 +550,10 @@ static void thread_harakiri(struct gy_core *c, double now)
             S.link ? "the worker will be recycled" : "without --master it cannot be recycled");
 }
 
+/* --harakiri for one request: every request runs in its own core, so only that core is
+ * cancelled (GreenletExit thrown where it is suspended); the worker's other requests go on. A
+ * core can only be found running too long while it is suspended: the sweep runs on the loop.
+ * A loop that never gets back control is the master's to kill. */
 static void check_harakiri(double now)
 {
     double limit = S.cfg->harakiri;

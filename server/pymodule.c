@@ -293,6 +293,14 @@ static PyObject *gyre_core_kind(PyObject *mod, PyObject *unused)
     return PyUnicode_FromString(c->thread ? "thread" : "greenlet");
 }
 
+static PyObject *loop_waits(PyObject *mod, PyObject *unused)
+{
+    (void)mod;
+    (void)unused;
+    cores_loop_waits();
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef gyre_methods[] = {
     { "wait", (PyCFunction)(void (*)(void))gyre_wait, METH_VARARGS | METH_KEYWORDS,
       "wait(future_or_awaitable, timeout=None)\n\n"
@@ -305,6 +313,7 @@ static PyMethodDef gyre_methods[] = {
     { "_core_kind", gyre_core_kind, METH_NOARGS,
       "_core_kind() -> 'greenlet', 'thread', or None outside a core" },
     { "_timerfd_create", timerfd_create_, METH_NOARGS, NULL },
+    { "_loop_waits", loop_waits, METH_NOARGS, NULL },
     { "_timerfd_arm", (PyCFunction)(void (*)(void))timerfd_arm, METH_FASTCALL, NULL },
     { "_timerfd_disarm", timerfd_disarm, METH_O, NULL },
     { NULL, NULL, 0, NULL },

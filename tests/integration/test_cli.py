@@ -362,13 +362,30 @@ def test_buffer_size_default_accepts_larger_blocks(gyre):
     assert status == 200
 
 
-def test_listen_backlog(gyre):
-    """With the only core busy gyre leaves new connections in the kernel's backlog, which
-    --listen sizes: a unix socket refuses (EAGAIN) a connect once the backlog is full."""
-    g = gyre("cli_app.py", "--tornado", "1", "--listen", "2")
+def test_listen_backlog(gyre, tmp_path):
+    """With the only core busy and a parsed request queued, gyre stops accepting and leaves new
+    connections in the kernel's backlog, which --listen sizes: a unix socket refuses (EAGAIN) a
+    connect once the backlog is full."""
+    st = str(tmp_path / "stats.sock")
+    g = gyre("cli_app.py", "--tornado", "1", "--listen", "2", "--stats", st)
     busy = connect(g.socket, TIMEOUT)
     busy.sendall(uwsgi_packet({"PATH_INFO": "/sleep", "QUERY_STRING": "s=1.5"}))
-    time.sleep(0.3)
+    waiting = connect(g.socket, TIMEOUT)
+    waiting.sendall(uwsgi_packet({"PATH_INFO": "/sleep", "QUERY_STRING": "s=0"}))
+
+    def not_accepting():
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(TIMEOUT)
+            s.connect(st)
+            doc = b""
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    break
+                doc += data
+        return json.loads(doc)["workers"][0]["accepting"] == 0
+    # A condition, not a guessed time: the worker has stopped watching the listening socket.
+    wait_for(not_accepting, TIMEOUT, what="the worker to stop accepting")
     queued = []
     refused = False
     try:
@@ -386,8 +403,11 @@ def test_listen_backlog(gyre):
         assert len(queued) <= 4, len(queued)
         status, body = parse_response(recv_all(busy))[::2]
         assert (status, body) == (200, b"slept")
+        status, body = parse_response(recv_all(waiting))[::2]
+        assert (status, body) == (200, b"slept")
     finally:
         busy.close()
+        waiting.close()
         for s in queued:
             s.close()
 

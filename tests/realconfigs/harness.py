@@ -727,7 +727,9 @@ def run(src, server="gyre", timeout=TIMEOUT, keep=False):
                 why, ", ".join("%s (%s)" % (e[0], e[1]) for e in pending)))
         proto, kind, addr = next(e for e in plan.endpoints if e[0] != "stats")
         path = plan.request_path()
-        status, body = request(proto, kind, addr, path)
+        # Generous: a file may start dozens of workers (uwsgi-test-django-fastcgi: 90), which
+        # boot on a small machine for a while before the first one takes the request.
+        status, body = request(proto, kind, addr, path, timeout=max(30.0, timeout))
         if status != 200 or MARKER.encode() not in body:
             raise AssertionError("%s request %s: status %d, body %r" % (proto, path, status,
                                                                          body[:120]))

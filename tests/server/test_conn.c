@@ -65,6 +65,8 @@ static void core_resume(struct gy_conn *c, enum io_result rc)
     (void)rc;
 }
 
+static bool read_ahead; /* the next start()'s runner.read_ahead */
+
 static struct conn_runner runner = {
     .request_queued = on_request_queued,
     .conn_closed = on_conn_closed,
@@ -86,6 +88,7 @@ static struct gy_conn *start(const struct gy_protocol *proto, const char *first,
     cfg = (struct gy_config){ .buffer_size = 4096, .socket_timeout = 30, .keepalive_timeout = -1 };
     listener = (struct gy_listener){ .fd = -1, .proto = proto, .name = "test" };
     runner.write_behind = 0;
+    runner.read_ahead = read_ahead;
     conn_set_runner(&runner);
 
     int sv[2];
@@ -427,6 +430,53 @@ TEST(write_behind_off_the_core_waits_as_before)
     struct iovec iov = { some, sizeof(some) };
     CHECK_EQ_INT(conn_write_all(c, &iov, 1), IO_TIMEOUT);
     CHECK_EQ_INT(client.waits, 1);
+    finish(c);
+}
+
+/* ---- read-ahead: a body that fits is read on the loop before a core takes the request ---- */
+
+TEST(read_ahead_queues_the_request_only_once_its_body_is_in)
+{
+    char pkt[256 + 10];
+    const char *kv[] = { "REQUEST_METHOD", "POST", "CONTENT_LENGTH", "10" };
+    size_t n = uwsgi_packet(pkt, kv, 4);
+    memcpy(pkt + n, "0123", 4);
+    read_ahead = true;
+    struct gy_conn *c = start(&proto_uwsgi, pkt, n + 4, NULL, 0, 0);
+    read_ahead = false;
+    CHECK(c == NULL); /* not queued: its body is still coming */
+    CHECK_EQ_INT(client.queued, 0);
+    CHECK(conn_loop_events & EV_READ);
+    if (!CHECK(write(client.fd, "4567", 4) == 4))
+        return;
+    c = conn_loop_ctx;
+    conn_loop_fn(c, c->fd, EV_READ);
+    CHECK_EQ_INT(client.queued, 0);
+    if (!CHECK(write(client.fd, "89", 2) == 2))
+        return;
+    conn_loop_fn(c, c->fd, EV_READ);
+    CHECK_EQ_INT(client.queued, 1);
+    c = conn_pending_pop();
+    if (!CHECK(c != NULL))
+        return;
+    c->phase = CONN_IN_CORE;
+    size_t ready = 0;
+    const char *p = conn_body_peek(c, &ready);
+    CHECK_EQ_MEM(p, ready, "0123456789", 10); /* all of it buffered: the core never waits */
+    CHECK(c->body_done);
+    finish(c);
+}
+
+TEST(read_ahead_leaves_a_body_larger_than_the_buffer_to_the_core)
+{
+    char pkt[256];
+    const char *kv[] = { "REQUEST_METHOD", "POST", "CONTENT_LENGTH", "10000000" };
+    size_t n = uwsgi_packet(pkt, kv, 4);
+    read_ahead = true;
+    struct gy_conn *c = start(&proto_uwsgi, pkt, n, NULL, 0, 0);
+    read_ahead = false;
+    CHECK(c != NULL); /* queued at once: the core streams it */
+    CHECK_EQ_INT(client.queued, 1);
     finish(c);
 }
 
