@@ -183,6 +183,16 @@ static size_t out_held(const struct gy_conn *c)
     return c->out_len - c->out_pos;
 }
 
+/* Held bytes of a response are dropped. While a core still serves the request its next write
+ * fails and the request's log line says so; once the core is done (CONN_FLUSHING) its line is
+ * written already, and this is the one that tells. */
+static void out_lost(const struct gy_conn *c, const char *why)
+{
+    if (c->phase == CONN_FLUSHING)
+        log_msg("%s: %s: %zu bytes of a response not sent (write-behind), connection closed",
+                c->listener->name, why, out_held(c));
+}
+
 void conn_close(struct gy_conn *c)
 {
     out_drop(c);
@@ -685,6 +695,8 @@ static void flush_out(struct gy_conn *c)
             return;
         }
         c->out_error = n < 0 ? io_error() : IO_CLOSED;
+        out_lost(c, n < 0 && errno != EPIPE && errno != ECONNRESET ? strerror(errno)
+                                                                   : "the client went away");
         break;
     }
     out_drop(c);
@@ -992,6 +1004,7 @@ static void timeout_expired(struct gy_conn *c, enum timeout_kind k)
         if (out_held(c)) {
             /* The client took none of the held response for --socket-timeout. */
             c->out_error = IO_TIMEOUT;
+            out_lost(c, "socket timeout");
             out_drop(c);
             if (c->phase == CONN_FLUSHING) {
                 conn_close(c);
