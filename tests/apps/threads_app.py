@@ -12,6 +12,7 @@ need it). Every answer is text/plain with a Content-Length unless said otherwise
     /forever-spin        `while True: pass` (writes "forever-spin start" to stderr first)
     /forever-sleep       time.sleep(3600) (writes "forever-sleep start" to stderr first)
     /big?n=N             a body of N bytes b"x", in one piece (writes "big start" to stderr)
+    /bigfile?n=N         the same from a file, through wsgi.file_wrapper (sendfile)
     /echo                the request body back (POST)
     /env                 JSON: wsgi.multithread, wsgi.multiprocess, wsgi.run_once, the thread
                          ident, whether it is the main thread, the pid
@@ -128,6 +129,15 @@ def application(environ, start_response):
     if path == "/big":
         _note("big start")
         return _reply(start_response, b"x" * int(_q(environ, "n", "524288")))
+    if path == "/bigfile":
+        import tempfile
+        n = int(_q(environ, "n", "524288"))
+        f = tempfile.TemporaryFile()
+        f.write(b"x" * n)
+        f.seek(0)
+        _note("big start")
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(n))])
+        return environ["wsgi.file_wrapper"](f, 65536)
     if path == "/echo":
         n = int(environ.get("CONTENT_LENGTH") or 0)
         return _reply(start_response, environ["wsgi.input"].read(n),

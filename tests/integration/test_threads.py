@@ -294,17 +294,20 @@ def test_cpu_bound_request_does_not_stop_a_sleeping_one(serve, kind):
 BIG = 8 << 20
 
 
-def start_slow_readers(s, n=2):
-    """n clients with a small receive window that request /big?n=BIG and read nothing, once the
+def start_slow_readers(s, n=2, route="/big"):
+    """n clients with a small receive window that request route?n=BIG and read nothing, once the
     app has produced each response (its "big start" line; the app returns right after)."""
-    slow = [Pending(s.port, "/big?n=%d" % BIG, rcvbuf=4096, timeout=20) for _ in range(n)]
+    slow = [Pending(s.port, "%s?n=%d" % (route, BIG), rcvbuf=4096, timeout=20) for _ in range(n)]
     s.wait_log("big start", 10, count=n)
     return slow
 
 
-def test_slow_readers_do_not_hold_the_threads(serve):
+# A body from the app's iterable, and a file sent with sendfile (wsgi.file_wrapper): the rest
+# of either that the socket does not take is the loop's to send.
+@pytest.mark.parametrize("route", ["/big", "/bigfile"])
+def test_slow_readers_do_not_hold_the_threads(serve, route):
     s = serve("gyre", "--processes", "1", "--threads", "2", "--write-behind-size", str(BIG))
-    slow = start_slow_readers(s)
+    slow = start_slow_readers(s, route=route)
     try:
         times = []
         for i in range(10):
