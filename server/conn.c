@@ -183,6 +183,16 @@ static size_t out_held(const struct gy_conn *c)
     return c->out_len - c->out_pos;
 }
 
+/* Held bytes of a response are dropped. While a core still serves the request its next write
+ * fails and the request's log line says so; once the core is done (CONN_FLUSHING) its line is
+ * written already, and this is the one that tells. */
+static void out_lost(const struct gy_conn *c, const char *why)
+{
+    if (c->phase == CONN_FLUSHING)
+        log_msg("%s: %s: %zu bytes of a response not sent (write-behind), connection closed",
+                c->listener->name, why, out_held(c));
+}
+
 void conn_close(struct gy_conn *c)
 {
     out_drop(c);
@@ -685,6 +695,8 @@ static void flush_out(struct gy_conn *c)
             return;
         }
         c->out_error = n < 0 ? io_error() : IO_CLOSED;
+        out_lost(c, n < 0 && errno != EPIPE && errno != ECONNRESET ? strerror(errno)
+                                                                   : "the client went away");
         break;
     }
     out_drop(c);
@@ -860,38 +872,78 @@ static size_t iov_bytes(const struct iovec *iov, int iovcnt)
 
 /* Write-behind: the loop takes the rest of this write (after what it holds already) if the
  * total stays within runner->write_behind. */
-static bool out_take(struct gy_conn *c, const struct iovec *iov, int iovcnt)
+/* Room for `more` bytes after what the loop holds, within runner->write_behind. */
+static bool out_reserve(struct gy_conn *c, uint64_t more)
 {
-    size_t held = out_held(c), more = iov_bytes(iov, iovcnt);
-    if (held + more > runner->write_behind)
+    size_t held = out_held(c);
+    if (held > runner->write_behind || more > runner->write_behind - held)
         return false;
-    if (c->out_len + more > c->out_cap) {
-        /* Sent bytes go first; then the buffer at least doubles, so that an app writing many
-         * small pieces to a slow client costs amortised O(1) a byte, not a copy of all held. */
-        if (c->out_pos) {
-            memmove(c->out, c->out + c->out_pos, held);
-            c->out_pos = 0;
-            c->out_len = held;
-        }
-        if (held + more > c->out_cap) {
-            size_t cap = c->out_cap ? c->out_cap * 2 : 16384;
-            while (cap < held + more)
-                cap *= 2;
-            char *out = realloc(c->out, cap);
-            if (!out)
-                return false; /* then the core waits for the socket, as without write-behind */
-            c->out = out;
-            c->out_cap = cap;
-        }
+    if (c->out_len + more <= c->out_cap)
+        return true;
+    /* Sent bytes go first; then the buffer at least doubles, so that an app writing many small
+     * pieces to a slow client costs amortised O(1) a byte, not a copy of all held. */
+    if (c->out_pos) {
+        memmove(c->out, c->out + c->out_pos, held);
+        c->out_pos = 0;
+        c->out_len = held;
     }
-    for (int i = 0; i < iovcnt; i++) {
-        memcpy(c->out + c->out_len, iov[i].iov_base, iov[i].iov_len);
-        c->out_len += iov[i].iov_len;
-    }
+    if (held + more <= c->out_cap)
+        return true;
+    size_t cap = c->out_cap ? c->out_cap * 2 : 16384;
+    while (cap < held + more)
+        cap *= 2;
+    char *out = realloc(c->out, cap);
+    if (!out)
+        return false; /* then the core waits for the socket, as without write-behind */
+    c->out = out;
+    c->out_cap = cap;
+    return true;
+}
+
+/* The loop now holds bytes: have it watch for room to send them. */
+static void out_watch(struct gy_conn *c)
+{
     if (core_fd_watch(c) < 0) {
         c->out_error = IO_FAILED;
         out_drop(c);
     }
+}
+
+static bool out_take(struct gy_conn *c, const struct iovec *iov, int iovcnt)
+{
+    if (!out_reserve(c, iov_bytes(iov, iovcnt)))
+        return false;
+    for (int i = 0; i < iovcnt; i++) {
+        memcpy(c->out + c->out_len, iov[i].iov_base, iov[i].iov_len);
+        c->out_len += iov[i].iov_len;
+    }
+    out_watch(c);
+    return true;
+}
+
+/* The same for the rest of a file (wsgi.file_wrapper, a static file): read into the held
+ * bytes if it fits. *got: the bytes taken, fewer than count if the file ended early. */
+static bool out_take_file(struct gy_conn *c, int fd, off_t offset, uint64_t count, uint64_t *got)
+{
+    *got = 0;
+    if (!out_reserve(c, count))
+        return false;
+    while (*got < count) {
+        ssize_t n = pread(fd, c->out + c->out_len, (size_t)(count - *got), offset);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            c->out_len -= (size_t)*got; /* unread: the core sends it the slow way */
+            *got = 0;
+            return false;
+        }
+        if (n == 0)
+            break; /* the file ended early, as sendfile would find */
+        c->out_len += (size_t)n;
+        offset += n;
+        *got += (uint64_t)n;
+    }
+    out_watch(c);
     return true;
 }
 
@@ -968,6 +1020,12 @@ enum io_result conn_sendfile(struct gy_conn *c, int fd, off_t offset, uint64_t c
         }
         if (n == 0)
             return IO_OK; /* the file ended early */
+        uint64_t got;
+        if ((errno == EAGAIN || errno == EWOULDBLOCK) && runner->write_behind && !c->nowait &&
+            out_take_file(c, fd, offset, count - *sent, &got)) {
+            *sent += got;
+            return c->out_error;
+        }
         enum io_result w = retry_or_wait(c, EV_WRITE);
         if (w != IO_OK)
             return w;
@@ -992,6 +1050,7 @@ static void timeout_expired(struct gy_conn *c, enum timeout_kind k)
         if (out_held(c)) {
             /* The client took none of the held response for --socket-timeout. */
             c->out_error = IO_TIMEOUT;
+            out_lost(c, "socket timeout");
             out_drop(c);
             if (c->phase == CONN_FLUSHING) {
                 conn_close(c);

@@ -359,6 +359,17 @@ static void on_acceptable(void *ctx, int fd, int events)
     }
 }
 
+/* --max-requests under a master: a worker that has served its N requests takes no more (the
+ * master replaces it on its next heartbeat), instead of accepting until the replacement is
+ * up. Not with --min-worker-lifetime, which may keep it serving past N; nor without a master,
+ * where nobody would replace it. */
+static bool served_enough(void)
+{
+    const struct gy_config *cfg = S.cfg;
+    return S.link && cfg->max_requests && !cfg->min_worker_lifetime &&
+           S.requests >= cfg->max_requests;
+}
+
 /* Accept while a core is free, and also while the queue of parsed requests is shorter than
  * the cores: a core that finishes takes the next request straight from the queue, in its own
  * greenlet, without a trip through the loop. Past that, the kernel's backlog holds them. Once
@@ -367,7 +378,7 @@ static void on_acceptable(void *ctx, int fd, int events)
 static bool want_accepting(void)
 {
     int queue_room = S.accepting ? S.ncores : S.ncores / 2 + 1;
-    return !S.stopping && !backoff.paused && S.nconns < S.max_conns &&
+    return !S.stopping && !backoff.paused && !served_enough() && S.nconns < S.max_conns &&
            (S.busy < S.ncores || S.npending < queue_room);
 }
 

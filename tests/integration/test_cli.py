@@ -377,13 +377,7 @@ def test_listen_backlog(gyre, tmp_path):
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(TIMEOUT)
             s.connect(st)
-            doc = b""
-            while True:
-                data = s.recv(65536)
-                if not data:
-                    break
-                doc += data
-        return json.loads(doc)["workers"][0]["accepting"] == 0
+            return json.loads(recv_all(s))["workers"][0]["accepting"] == 0
     # A condition, not a guessed time: the worker has stopped watching the listening socket.
     wait_for(not_accepting, TIMEOUT, what="the worker to stop accepting")
     queued = []

@@ -517,7 +517,10 @@ def test_max_requests_replaces_the_worker(procs):
           % (len(results), len(set(pids))))
     assert all(s == 200 for s, _ in results), (results, log)
     assert len(set(pids)) >= 2, log
-    assert pids.count(first) > 5, pids
+    # It stops accepting at its 5th request (the start-up probes count too): at most the
+    # requests already in (two clients here) come after, not whatever arrives until its
+    # replacement is up (thousands, before).
+    assert 1 <= pids.count(first) <= 7, pids
     assert "requests served (--max-requests 5): asking to be replaced" in log, log
     assert re.search(r"worker 1 \(pid %d\) replaced by pid \d+" % first, log), log
     g.wait_log("master: worker 1 (pid %d) exited with status 0" % first, 5)

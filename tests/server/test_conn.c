@@ -405,6 +405,40 @@ TEST(write_behind_holds_what_the_socket_does_not_take_and_the_core_goes_on)
     finish(c);
 }
 
+TEST(write_behind_takes_the_rest_of_a_file_that_fits)
+{
+    struct gy_conn *c = start_slow_reader(1u << 20);
+    if (!CHECK(c != NULL))
+        return;
+    enum { N = 400000 };
+    static char sent[N], got[N + 16];
+    for (size_t i = 0; i < N; i++)
+        sent[i] = (char)('A' + i % 23);
+    char path[] = "/tmp/gyre-test-conn-XXXXXX";
+    int fd = mkstemp(path);
+    if (!CHECK(fd >= 0))
+        return;
+    unlink(path);
+    CHECK(write(fd, sent, N) == N);
+    uint64_t out = 0;
+    /* From offset 1000: what sendfile did not take is read into the held bytes. */
+    CHECK_EQ_INT(conn_sendfile(c, fd, 1000, N - 1000, &out), IO_OK);
+    CHECK_EQ_INT(out, N - 1000);
+    CHECK_EQ_INT(client.waits, 0);
+    conn_request_done(c, true);
+    CHECK_EQ_INT(c->phase, CONN_FLUSHING);
+    size_t have = 0;
+    for (int turns = 0; turns < 10000 && c->fd >= 0 && c->phase == CONN_FLUSHING; turns++) {
+        have = client_read_all(got, have, sizeof(got));
+        conn_loop_fn(conn_loop_ctx, c->fd, EV_WRITE);
+    }
+    have = client_read_all(got, have, sizeof(got));
+    CHECK_EQ_INT(have, N - 1000);
+    CHECK(memcmp(got, sent + 1000, N - 1000) == 0);
+    close(fd);
+    finish(c);
+}
+
 TEST(write_behind_is_bounded_past_it_the_core_waits_for_the_client)
 {
     struct gy_conn *c = start_slow_reader(65536);
