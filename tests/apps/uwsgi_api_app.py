@@ -8,7 +8,8 @@
     /reload, /stop    uwsgi.reload(), uwsgi.stop()
     /count?file=F&lock=N&hold=S
                       under uwsgi.lock(N): read the integer in F, wait S seconds (on the loop in a
-                      gyre greenlet core), write it back plus one; answers "pid value"
+                      gyre greenlet core), write it back plus one; answers "pid value";
+                      with in_thread=1 under gyre, on a pool thread (gyre.run_in_thread)
     /die_holding?lock=N   take lock N and exit the worker while holding it
     /not_yet          what using the decorators gyre cannot honour yet raises
 """
@@ -148,7 +149,10 @@ def application(environ, start_response):
     elif path == "/stop":
         body = json.dumps(call(uwsgi.stop))
     elif path == "/count":
-        body = count(q)
+        if q.get("in_thread") and gyre is not None:  # on a pool thread of --tornado --threads
+            body = gyre.run_in_thread(count, q)
+        else:
+            body = count(q)
     elif path == "/die_holding":
         uwsgi.lock(int(q.get("lock", ["0"])[0]))
         os._exit(3)

@@ -197,7 +197,7 @@ def test_reload_replaces_the_workers(server, kind):
     wait_for(replaced, 30, what="a request served by a new worker")
 
 
-def run_counter(s, path, n, clients=6, lock=0, hold=0.002):
+def run_counter(s, path, n, clients=6, lock=0, hold=0.002, in_thread=lambda i: False):
     """n /count requests from `clients` threads; returns the pids that answered and the
     values they wrote."""
     results, errors = [], []
@@ -209,10 +209,10 @@ def run_counter(s, path, n, clients=6, lock=0, hold=0.002):
             with mutex:
                 if not todo:
                     return
-                todo.pop()
+                i = todo.pop()
             try:
-                pid, value = s.get("/count?file=%s&lock=%d&hold=%g" % (path, lock, hold),
-                                   timeout=60).split()
+                pid, value = s.get("/count?file=%s&lock=%d&hold=%g%s" % (
+                    path, lock, hold, "&in_thread=1" if in_thread(i) else ""), timeout=60).split()
                 with mutex:
                     results.append((int(pid), int(value)))
             except Exception as e:  # noqa: B902 - reported below
@@ -251,6 +251,20 @@ def test_lock_serializes_workers(server, tmp_path, kind, args):
     assert sorted(v for _, v in results) == list(range(1, n + 1))
     with open(path) as f:
         assert f.read() == str(n)
+
+
+def test_lock_shared_by_greenlet_cores_and_pool_threads(server, tmp_path):
+    """gyre --tornado 4 --threads 2: greenlet cores and the pool's threads (gyre.run_in_thread)
+    of two workers take turns on one lock: a core waits on the loop for a pool thread's lock,
+    a pool thread blocks (GIL released) for a core's."""
+    s = server("gyre", "--tornado", "4", "--threads", "2", "--locks", "1", workers=2)
+    path = str(tmp_path / "counter")
+    with open(path, "w") as f:
+        f.write("0")
+    results = run_counter(s, path, 60, lock=1, in_thread=lambda i: i % 2 == 0)
+    assert sorted(v for _, v in results) == list(range(1, 61))
+    with open(path) as f:
+        assert f.read() == "60"
 
 
 def test_lock_waiting_greenlet_cores_leave_the_loop_free(server, tmp_path):
