@@ -5,7 +5,7 @@
  *
  *   opt, numproc, started_on, hostname, version, version_info, cores, buffer_size, ...
  *   worker_id() masterpid() mule_id() total_requests() request_id() workers()
- *   log(msg) reload() stop() set_logvar(k, v) get_logvar(k)
+ *   log(msg) reload() stop() set_logvar(k, v) get_logvar(k) micros() mem()
  *   lock(n=0) unlock(n=0) is_locked(n=0)    --locks N: n from 0 to N, across the workers
  *   post_fork_hook                           called in each worker once its app is loaded
  *
@@ -358,6 +358,30 @@ static PyObject *uwsgi_workers(PyObject *mod, PyObject *unused)
     return t;
 }
 
+static PyObject *uwsgi_micros(PyObject *mod, PyObject *unused)
+{
+    (void)mod;
+    (void)unused;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return PyLong_FromLongLong((long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
+}
+
+/* (rss, vsz) of this process, in bytes, as uWSGI's. */
+static PyObject *uwsgi_mem(PyObject *mod, PyObject *unused)
+{
+    (void)mod;
+    (void)unused;
+    unsigned long long size = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f || fscanf(f, "%llu %llu", &size, &resident) != 2)
+        size = resident = 0;
+    if (f)
+        fclose(f);
+    unsigned long long page = (unsigned long long)sysconf(_SC_PAGESIZE);
+    return Py_BuildValue("(KK)", resident * page, size * page);
+}
+
 static PyObject *uwsgi_log(PyObject *mod, PyObject *args)
 {
     (void)mod;
@@ -503,6 +527,8 @@ static PyMethodDef uwsgi_methods[] = {
     F(request_id, METH_NOARGS, "request_id() -> requests this core served before this one"),
     F(workers, METH_NOARGS, "workers() -> a tuple of dicts, one per worker, as uWSGI's"),
     F(log, METH_VARARGS, "log(msg) -> True: msg as a line of gyre's log"),
+    F(micros, METH_NOARGS, "micros() -> the time, in microseconds since the epoch"),
+    F(mem, METH_NOARGS, "mem() -> (rss, vsz) of this process, in bytes"),
     F(reload, METH_NOARGS, "reload() -> True: the master reloads the workers gracefully"),
     F(stop, METH_NOARGS, "stop() -> True: the master stops gracefully"),
     F(set_logvar, METH_VARARGS, "set_logvar(key, value): a variable of this request"),

@@ -74,6 +74,9 @@ def info():
         "workers_type": type(workers).__name__,
         "workers": [{k: describe(v) for k, v in w.items() if k != "apps"} for w in workers],
         "has_post_fork_hook": callable(getattr(uwsgi, "post_fork_hook", None)),
+        "micros": describe(uwsgi.micros()),
+        "time": time.time(),
+        "mem": [type(uwsgi.mem()).__name__, [describe(x) for x in uwsgi.mem()]],
     }
 
 

@@ -116,6 +116,9 @@ def test_process_info_as_uwsgi(server, kind):
     assert me["pid"] == ["int", info["pid"]]
     assert me["status"] == ["bytes", "busy"]  # it serves this request
     assert info["has_post_fork_hook"] is True  # uwsgidecorators set it
+    assert info["micros"][0] == "int" and abs(info["micros"][1] / 1e6 - info["time"]) < 5
+    kind_, (rss, vsz) = info["mem"]
+    assert kind_ == "tuple" and rss[0] == vsz[0] == "int" and 0 < rss[1] < vsz[1]
 
     # total_requests() counts the requests served before this one, by every worker.
     for _ in range(3):
