@@ -11,7 +11,7 @@ PKGS=(
     # build
     build-essential pkg-config python3-dev
     # the Python side: the engine, the suspend engine, tests
-    python3-tornado python3-greenlet python3-pytest python3-requests
+    python3-tornado python3-greenlet python3-pytest python3-requests python3-uwsgidecorators
     # a stock Django project in a core (tests/integration/test_django.py)
     python3-django
     # the front end (any nginx that provides /usr/sbin/nginx will do, see below)

@@ -25,7 +25,7 @@
  * One poll() loop: the signal pipe, the workers' message pipe, inotify, and a 100 ms tick for
  * the clocks (deadlines, heartbeats, file times).
  *
- * Depends on: daemons.c, hooks.c, listen.c, log.c, proctitle.c, scoreboard.c, server.c,
+ * Depends on: daemons.c, hooks.c, listen.c, locks.c, log.c, proctitle.c, scoreboard.c, server.c,
  *     stats.c, worker.c (server/README)
  */
 #include "daemons.h"
@@ -946,7 +946,8 @@ int master_run(struct gy_config *cfg)
     cheaper_init(cfg);
     M.nrecs = 3 * cfg->processes + 2;
     M.recs = calloc((size_t)M.nrecs, sizeof(*M.recs));
-    if (!M.recs || scoreboard_create(&S.board, M.nrecs, cfg->cores) < 0) {
+    if (!M.recs || scoreboard_create(&S.board, M.nrecs, cfg->cores) < 0 ||
+        locks_create(&S.locks, cfg->locks) < 0) {
         log_errno("master: shared memory");
         return 1;
     }

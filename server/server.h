@@ -28,6 +28,7 @@
 #include "config.h"
 #include "list.h"
 #include "listen.h"
+#include "locks.h"
 #include "scoreboard.h"
 
 struct gy_core;
@@ -55,6 +56,7 @@ struct gy_server {
     pid_t pid;
     const struct gy_worker_link *link; /* NULL without a master */
     struct scoreboard board;           /* every worker's slot (made before any fork) */
+    struct gy_locks locks;             /* --locks (made before any fork) */
     struct sb_worker *slot;            /* this process's */
 };
 

@@ -9,15 +9,15 @@
  *   lock(n=0) unlock(n=0) is_locked(n=0)    --locks N: n from 0 to N, across the workers
  *   post_fork_hook                           called in each worker once its app is loaded
  *
- * Locks: robust, process-shared pthread mutexes in a shared anonymous mapping made when the
- * program starts (a constructor: before the master forks any worker), set up on first use. A
- * worker that dies holding one leaves it to the next taker (EOWNERDEAD: made consistent). The
+ * Locks: robust, process-shared pthread mutexes (locks.c), made before the master forks its
+ * workers. A worker that dies holding one leaves it to the next taker (EOWNERDEAD: made
+ * consistent). The
  * greenlet cores of a worker share one OS thread, so a core cannot block on the mutex: it
  * tries it, and while another process holds it, or another core of its own worker does (the
  * per-process `held` record), the core sleeps on the IOLoop (gyre.sleep) and tries again, backed
  * off from 1 ms to 50 ms. A thread core, or code outside any core, blocks with the GIL released.
  *
- * Depends on: cores.c, ini.c, log.c, scoreboard.c, server.c (server/README)
+ * Depends on: cores.c, ini.c, locks.c, log.c, scoreboard.c, server.c (server/README)
  */
 #include "core.h"
 #include "log.h"
@@ -26,13 +26,10 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,56 +41,12 @@
 
 /* ---- locks ------------------------------------------------------------------------------- */
 
-struct ulock {
-    pthread_mutex_t m;
-    _Atomic int state;  /* 0: not set up, 1: being set up, 2: ready */
-    volatile pid_t pid; /* the holder, for a log line when it died holding it */
-};
-
-#define ULOCK_SLOT 128 /* bytes per lock: a cache line or two, no false sharing */
-_Static_assert(sizeof(struct ulock) <= ULOCK_SLOT, "struct ulock fits its slot");
-
-static char *ulocks; /* GY_MAX_LOCKS + 1 slots, shared by every process forked from here */
 static bool held[GY_MAX_LOCKS + 1];                   /* this process holds it (any core/thread) */
 static unsigned long holder_thread[GY_MAX_LOCKS + 1]; /* ... on this OS thread */
 static PyObject *gyre_sleep_fn;
 
-/* Made before main: the master forks its workers later, and they all share it. Pages only
- * count once touched (a lock is set up on first use). */
-__attribute__((constructor)) static void ulocks_map(void)
-{
-    void *p = mmap(NULL, (size_t)(GY_MAX_LOCKS + 1) * ULOCK_SLOT, PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    ulocks = p == MAP_FAILED ? NULL : p;
-}
-
-static struct ulock *ulock_get(int n)
-{
-    struct ulock *l = (struct ulock *)(ulocks + (size_t)n * ULOCK_SLOT);
-    int expected = 0;
-    if (atomic_compare_exchange_strong(&l->state, &expected, 1)) {
-        pthread_mutexattr_t a;
-        pthread_mutexattr_init(&a);
-        pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-        pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-        /* A second lock() by the thread holding it is an error, not a silent deadlock. */
-        pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
-        pthread_mutex_init(&l->m, &a);
-        pthread_mutexattr_destroy(&a);
-        atomic_store(&l->state, 2);
-    } else {
-        /* Another process sets it up: a few instructions, unless it died right there. */
-        for (int i = 0; atomic_load(&l->state) != 2; i++) {
-            if (i > 100000)
-                return NULL;
-            sched_yield();
-        }
-    }
-    return l;
-}
-
 /* A mutex whose holder died is ours now, and consistent again. */
-static int ulock_taken(struct ulock *l, int rc, int n)
+static int ulock_taken(struct gy_lock *l, int rc, int n)
 {
     if (rc == EOWNERDEAD) {
         log_msg("uwsgi.lock(%d): its holder (pid %d) died holding it: taken over", n, (int)l->pid);
@@ -118,7 +71,7 @@ static int lock_number(PyObject *args, const char *fmt)
         PyErr_SetString(PyExc_ValueError, "Invalid lock number");
         return -1;
     }
-    if (!ulocks) {
+    if (!S.locks.slots) {
         PyErr_SetString(PyExc_OSError, "uwsgi locks: the shared mapping could not be made");
         return -1;
     }
@@ -126,7 +79,7 @@ static int lock_number(PyObject *args, const char *fmt)
 }
 
 /* A greenlet core: try, and sleep on the loop while someone else holds it. */
-static PyObject *lock_in_greenlet(struct ulock *l, int n)
+static PyObject *lock_in_greenlet(struct gy_lock *l, int n)
 {
     double delay = 0.001;
     for (;;) {
@@ -159,11 +112,9 @@ static PyObject *uwsgi_lock(PyObject *mod, PyObject *args)
 {
     (void)mod;
     int n = lock_number(args, "|i:lock");
-    struct ulock *l = n < 0 ? NULL : ulock_get(n);
-    if (n >= 0 && !l)
-        return PyErr_Format(PyExc_OSError, "uwsgi.lock(%d): never set up", n);
-    if (!l)
+    if (n < 0)
         return NULL;
+    struct gy_lock *l = locks_at(&S.locks, n);
     struct gy_core *c = core_current();
     if (c && !c->thread)
         return lock_in_greenlet(l, n);
@@ -192,7 +143,7 @@ static PyObject *uwsgi_unlock(PyObject *mod, PyObject *args)
     int n = lock_number(args, "|i:unlock");
     if (n < 0)
         return NULL;
-    struct ulock *l = ulock_get(n);
+    struct gy_lock *l = locks_at(&S.locks, n);
     /* As uWSGI: unlocking a lock not held (or held by another thread) does nothing. */
     if (l && held[n]) {
         l->pid = 0;
@@ -208,9 +159,7 @@ static PyObject *uwsgi_is_locked(PyObject *mod, PyObject *args)
     int n = lock_number(args, "|i:is_locked");
     if (n < 0)
         return NULL;
-    struct ulock *l = ulock_get(n);
-    if (!l)
-        return PyErr_Format(PyExc_OSError, "uwsgi.is_locked(%d): never set up", n);
+    struct gy_lock *l = locks_at(&S.locks, n);
     if (held[n])
         Py_RETURN_TRUE;
     int rc = pthread_mutex_trylock(&l->m);

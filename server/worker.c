@@ -12,7 +12,7 @@
  * as-root, as-user and as-user-atexit too when there is no master. A failed hook ends the
  * instance: the worker tells the master (MSG_FATAL), or the only process exits 1.
  *
- * Depends on: conn.c, cores.c, engine.c, hooks.c, input.c, listen.c, log.c, proctitle.c,
+ * Depends on: conn.c, cores.c, engine.c, hooks.c, input.c, listen.c, locks.c, log.c, proctitle.c,
  *     pymodule.c, scoreboard.c, server.c, stats.c, uwsgimodule.c, wsgi.c (server/README)
  */
 #include "daemons.h"
@@ -514,8 +514,9 @@ static int worker_start(struct gy_config *cfg, const struct gy_worker_link *link
         S.slot->pid = S.pid;
         S.slot->heartbeat = engine_now();
     } else {
-        if (scoreboard_create(&S.board, 1, cfg->cores) < 0) {
-            log_errno("scoreboard");
+        if (scoreboard_create(&S.board, 1, cfg->cores) < 0 ||
+            locks_create(&S.locks, cfg->locks) < 0) {
+            log_errno("shared memory");
             return -1;
         }
         S.slot = scoreboard_slot(&S.board, 0);
