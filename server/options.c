@@ -84,6 +84,15 @@ static const char *parse_long(const char *s, long min, long max, long *out)
     return NULL;
 }
 
+/* parse_long into an int field. */
+static const char *parse_int(const char *s, long min, long max, int *out)
+{
+    long n = 0;
+    const char *err = parse_long(s, min, max, &n);
+    *out = (int)n;
+    return err;
+}
+
 static const char *parse_seconds(const char *s, double *out)
 {
     char *end;
@@ -215,19 +224,14 @@ static const char *set_env(struct gy_config *c, const char *v)
 
 static const char *set_cores(struct gy_config *c, const char *v)
 {
-    long n = 0;
-    const char *err = parse_long(v, 1, 100000, &n);
-    c->cores = (int)n;
+    const char *err = parse_int(v, 1, 100000, &c->cores);
     c->cores_given = true;
     return err;
 }
 
 static const char *set_threads(struct gy_config *c, const char *v)
 {
-    long n = 0;
-    const char *err = parse_long(v, 1, 10000, &n);
-    c->threads = (int)n;
-    return err;
+    return parse_int(v, 1, 10000, &c->threads);
 }
 
 static const char *set_thread_stacksize(struct gy_config *c, const char *v)
@@ -264,10 +268,7 @@ static const char *set_buffer_size(struct gy_config *c, const char *v)
 
 static const char *set_listen(struct gy_config *c, const char *v)
 {
-    long n = 0;
-    const char *err = parse_long(v, 1, INT_MAX, &n);
-    c->listen_backlog = (int)n;
-    return err;
+    return parse_int(v, 1, INT_MAX, &c->listen_backlog);
 }
 
 static const char *set_socket_timeout(struct gy_config *c, const char *v)
@@ -285,10 +286,7 @@ static const char *set_keepalive_timeout(struct gy_config *c, const char *v)
 
 static const char *set_max_conns(struct gy_config *c, const char *v)
 {
-    long n = 0;
-    const char *err = parse_long(v, 1, INT_MAX, &n);
-    c->max_conns = (int)n;
-    return err;
+    return parse_int(v, 1, INT_MAX, &c->max_conns);
 }
 
 static const char *set_stop_grace(struct gy_config *c, const char *v)
@@ -354,10 +352,7 @@ static const char *set_harakiri_grace(struct gy_config *c, const char *v)
 }
 static const char *set_locks(struct gy_config *c, const char *v)
 {
-    long n = 0;
-    const char *err = parse_long(v, 0, GY_MAX_LOCKS, &n);
-    c->locks = (int)n;
-    return err;
+    return parse_int(v, 0, GY_MAX_LOCKS, &c->locks);
 }
 static const char *set_max_requests(struct gy_config *c, const char *v)
 {
@@ -391,10 +386,7 @@ static const char *set_metrics_http(struct gy_config *c, const char *v)
 
 static const char *set_processes(struct gy_config *c, const char *v)
 {
-    long n = 0;
-    const char *err = parse_long(v, 1, 1024, &n);
-    c->processes = (int)n;
-    return err;
+    return parse_int(v, 1, 1024, &c->processes);
 }
 
 static const char *set_strict(struct gy_config *c, const char *v)
@@ -787,10 +779,7 @@ static const char *set_py_autoreload(struct gy_config *c, const char *v)
 /* The fields hold what the options say; the master applies them (master.c). */
 static const char *parse_count(const char *v, long min, int *out)
 {
-    long n = 0;
-    const char *err = parse_long(v, min, 1024, &n);
-    *out = (int)n;
-    return err;
+    return parse_int(v, min, 1024, out);
 }
 static const char *set_cheaper(struct gy_config *c, const char *v)
 {

@@ -145,7 +145,7 @@ static PyObject *uwsgi_unlock(PyObject *mod, PyObject *args)
         return NULL;
     struct gy_lock *l = locks_at(&S.locks, n);
     /* As uWSGI: unlocking a lock not held (or held by another thread) does nothing. */
-    if (l && held[n]) {
+    if (held[n]) {
         l->pid = 0;
         if (pthread_mutex_unlock(&l->m) == 0)
             held[n] = false;
