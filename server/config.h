@@ -228,6 +228,19 @@ struct gy_config {
     const char *log_req_encoders[GY_MAX_LIST];
     int nlog_req_encoders;
     bool harakiri_verbose; /* the stuck worker's syscall and wchan on a harakiri kill */
+    /* uWSGI signals' options (signals.h): the master owns them */
+    const char *timers[GY_MAX_LIST]; /* --timer "SIG SECS" */
+    int ntimers;
+    const char *rbtimers[GY_MAX_LIST]; /* --rbtimer "SIG SECS" */
+    int nrbtimers;
+    struct {
+        const char *spec; /* "MIN HOUR DAY MON WEEK CMD", or --cron2's "key=val,... CMD" */
+        bool unique;      /* --unique-cron: not again while the last run lives */
+        bool cron2;
+    } crons[GY_MAX_LIST];
+    int ncrons;
+    const char *fs_signals[GY_MAX_LIST]; /* --fs-signal/--touch-signal "FILE SIG" */
+    int nfs_signals;
 };
 
 /* What options_set returns for a name that is no option of gyre's. */

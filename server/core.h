@@ -100,5 +100,9 @@ int pymodule_init(void);
  * loaded in the worker: uwsgidecorators' @postfork). */
 PyObject *PyInit_uwsgi(void);
 void uwsgimodule_post_fork(void);
+/* uwsgi_signals.c: uWSGI signals' functions (added to the module by PyInit_uwsgi), and the
+ * worker's signal socket watched by the loop once the app is loaded (0, or -1 logged). */
+extern PyMethodDef uwsgi_signals_methods[];
+int uwsgi_signals_start(void);
 
 #endif

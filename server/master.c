@@ -19,6 +19,8 @@
  *   --cheaper             adaptive workers: ids 1..M.wanted run, between --cheaper and
  *                         --processes, moved by uWSGI's "spare" algorithm (cheaper_tick)
  *   a hook failed         (a worker's MSG_FATAL) the instance ends, as uWSGI's does
+ *   uWSGI signals         signals.c: the workers' requests, timers, cron, file monitors; a
+ *                         signal goes to the process that serves its worker id now
  *
  * The master also runs the hooks of its phases (hooks.h) and the attached daemons (daemons.c).
  *
@@ -26,7 +28,7 @@
  * the clocks (deadlines, heartbeats, file times).
  *
  * Depends on: daemons.c, hooks.c, listen.c, locks.c, log.c, proctitle.c, scoreboard.c, server.c,
- *     stats.c, worker.c (server/README)
+ *     signals.c, stats.c, worker.c (server/README)
  */
 #include "daemons.h"
 #include "hooks.h"
@@ -34,6 +36,7 @@
 #include "listen.h"
 #include "process.h"
 #include "server.h"
+#include "signals.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -99,6 +102,24 @@ static struct {
 
 static void stop_all(int sig);
 
+/* signals.c's question: which record serves worker id now. The newest process of the id that
+ * runs (during a reload the replacement, once it accepts), else one that is starting: what it
+ * is sent waits in its socket until its app is loaded. */
+static int rec_of_id(int id)
+{
+    int starting = -1, running = -1;
+    for (int i = 0; i < M.nrecs; i++) {
+        const struct worker_rec *w = &M.recs[i];
+        if (w->id != id)
+            continue;
+        if (w->state == REC_RUNNING && (running < 0 || w->gen > M.recs[running].gen))
+            running = i;
+        else if (w->state == REC_STARTING)
+            starting = i;
+    }
+    return running >= 0 ? running : starting;
+}
+
 static double now(void)
 {
     struct timespec ts;
@@ -144,6 +165,7 @@ static bool spawn(int id)
     sigset_t all, saved;
     sigfillset(&all);
     sigprocmask(SIG_BLOCK, &all, &saved);
+    signals_spawning(r);
     pid_t pid = fork();
     if (pid < 0) {
         sigprocmask(SIG_SETMASK, &saved, NULL);
@@ -170,6 +192,7 @@ static bool spawn(int id)
             close(M.inotify_fd);
         unsetenv("NOTIFY_SOCKET"); /* the master speaks to systemd */
         proctitle_for(M.cfg, id);
+        signals_child(r, id);
         struct gy_worker_link link = {
             .id = id,
             .rec = r,
@@ -272,7 +295,7 @@ static void reap(void)
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        if (daemons_reaped(pid, status))
+        if (daemons_reaped(pid, status) || signals_reaped(pid, status))
             continue;
         for (int i = 0; i < M.nrecs; i++) {
             struct worker_rec *w = &M.recs[i];
@@ -951,6 +974,8 @@ int master_run(struct gy_config *cfg)
         log_errno("master: shared memory");
         return 1;
     }
+    if (signals_master_init(cfg, M.nrecs, rec_of_id) < 0)
+        return 1;
     if (pipe2(M.sigpipe, O_NONBLOCK | O_CLOEXEC) < 0 || pipe2(M.msgpipe, O_CLOEXEC) < 0) {
         log_errno("master: pipe");
         return 1;
@@ -998,12 +1023,21 @@ int master_run(struct gy_config *cfg)
         stop_all(SIGQUIT);
     }
 
+    int npfd = 4 + M.nrecs + 1;
+    struct pollfd *pfd = calloc((size_t)npfd, sizeof(*pfd));
+    if (!pfd) {
+        log_errno("master: memory");
+        stop_all(SIGQUIT);
+        return 1;
+    }
     for (;;) {
-        struct pollfd pfd[4] = { { .fd = M.sigpipe[0], .events = POLLIN },
-                                 { .fd = M.msgpipe[0], .events = POLLIN },
-                                 { .fd = M.inotify_fd, .events = POLLIN },
-                                 { .fd = M.fifo_fd, .events = POLLIN } };
-        poll(pfd, 4, 100);
+        pfd[0] = (struct pollfd){ .fd = M.sigpipe[0], .events = POLLIN };
+        pfd[1] = (struct pollfd){ .fd = M.msgpipe[0], .events = POLLIN };
+        pfd[2] = (struct pollfd){ .fd = M.inotify_fd, .events = POLLIN };
+        pfd[3] = (struct pollfd){ .fd = M.fifo_fd, .events = POLLIN };
+        int nsig = signals_pollfds(pfd + 4, npfd - 4);
+        poll(pfd, (nfds_t)(4 + nsig), 100);
+        signals_events(pfd + 4, nsig);
         if (pfd[0].revents & POLLIN)
             on_signals();
         if (pfd[1].revents & POLLIN) {
@@ -1025,8 +1059,10 @@ int master_run(struct gy_config *cfg)
         if (!M.stopping) {
             daemons_tick();
             replace_wanted();
+            signals_tick();
         }
     }
+    free(pfd);
     daemons_stop();
     fifo_close_all();
     listen_close_all();

@@ -14,11 +14,12 @@
  *     does instead (UNSUPPORTED), or "not supported by gyre: ignored";
  *   - an error under --strict (exit 1, uWSGI's status), both kinds.
  *
- * Depends on: ini.c, regexp.c (server/README)
+ * Depends on: ini.c, regexp.c, signals.c (server/README)
  */
 #include "config.h"
 #include "regexp.h"
 #include "hooks.h"
+#include "signals.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -828,6 +829,59 @@ static const char *set_fs_reload(struct gy_config *c, const char *v)
 {
     return add_list(c->fs_reload, &c->nfs_reload, v);
 }
+/* uWSGI signals' options: the syntax checked here, signals.c parses them again in the master. */
+static const char *set_timer(struct gy_config *c, const char *v)
+{
+    int sig, secs;
+    if (timer_spec_parse(v, &sig, &secs) < 0)
+        return "expected SIGNAL SECONDS (a signal 0..255, a positive number of seconds)";
+    return add_list(c->timers, &c->ntimers, v);
+}
+static const char *set_rbtimer(struct gy_config *c, const char *v)
+{
+    int sig, secs;
+    if (timer_spec_parse(v, &sig, &secs) < 0)
+        return "expected SIGNAL SECONDS (a signal 0..255, a positive number of seconds)";
+    return add_list(c->rbtimers, &c->nrbtimers, v);
+}
+static const char *add_cron_option(struct gy_config *c, const char *v, bool unique, bool cron2)
+{
+    int fields[5];
+    const char *cmd = NULL, *err = "expected MIN HOUR DAY MONTH WEEKDAY COMMAND (-1: any, -N: "
+                                   "every N)";
+    bool u;
+    if (cron2 ? cron2_parse(v, fields, &u, &cmd, &err) < 0 : cron_parse(v, fields, &cmd) < 0)
+        return err;
+    if (!cmd || !*cmd)
+        return "no command to run";
+    if (c->ncrons == GY_MAX_LIST)
+        return "given too many times";
+    c->crons[c->ncrons].spec = v;
+    c->crons[c->ncrons].unique = unique;
+    c->crons[c->ncrons].cron2 = cron2;
+    c->ncrons++;
+    return NULL;
+}
+static const char *set_cron(struct gy_config *c, const char *v)
+{
+    return add_cron_option(c, v, false, false);
+}
+static const char *set_unique_cron(struct gy_config *c, const char *v)
+{
+    return add_cron_option(c, v, true, false);
+}
+static const char *set_cron2(struct gy_config *c, const char *v)
+{
+    return add_cron_option(c, v, false, true);
+}
+static const char *set_fs_signal(struct gy_config *c, const char *v)
+{
+    char path[GY_SIGNAL_PATH_MAX];
+    int sig;
+    if (file_signal_parse(v, path, sizeof(path), &sig) < 0)
+        return "expected FILE SIGNAL (a signal 0..255)";
+    return add_list(c->fs_signals, &c->nfs_signals, v);
+}
 static const char *set_attach_daemon(struct gy_config *c, const char *v)
 {
     if (!*v)
@@ -1561,6 +1615,25 @@ static const struct option_def OPTIONS[] = {
       "worker more/less (--cheaper), s stats, P pid files, 0-9 the FIFO to read (repeatable)" },
     { "fs-brutal-reload", ARG_REQUIRED, set_fs_reload, "PATH",
       "same as --fs-reload (gyre's reloads are graceful)" },
+    { "timer", ARG_REQUIRED, set_timer, "SIG SECS",
+      "the master raises uWSGI signal SIG every SECS seconds (uwsgi.register_signal's handler)" },
+    { "signal-timer", ARG_REQUIRED, set_timer, "SIG SECS", "same as --timer" },
+    { "rbtimer", ARG_REQUIRED, set_rbtimer, "SIG SECS",
+      "same as --timer (uWSGI's red-black timer)" },
+    { "signal-rbtimer", ARG_REQUIRED, set_rbtimer, "SIG SECS", "same as --timer" },
+    { "cron", ARG_REQUIRED, set_cron, "MIN HOUR DAY MON WEEK CMD",
+      "the master runs CMD (/bin/sh -c) in each matching minute (-1: any, -N: every N)" },
+    { "unique-cron", ARG_REQUIRED, set_unique_cron, "MIN HOUR DAY MON WEEK CMD",
+      "--cron, not started again while its last run still runs" },
+    { "cron2", ARG_REQUIRED, set_cron2, "minute=M,hour=H,...,unique=1 CMD",
+      "--cron in key=val form (keys: minute hour day month week unique; missing: any)" },
+    { "fs-signal", ARG_REQUIRED, set_fs_signal, "FILE SIG",
+      "the master raises uWSGI signal SIG when FILE changes (inotify)" },
+    { "touch-signal", ARG_REQUIRED, set_fs_signal, "FILE SIG",
+      "same as --fs-signal (uWSGI checks the mtime; gyre's inotify also sees a touch)" },
+    { "signal-bufsize", ARG_REQUIRED, set_accepted_count, "BYTES",
+      "accepted: each worker's signal socket holds 256 pending signals" },
+    { "signals-bufsize", ARG_REQUIRED, set_accepted_count, "BYTES", "same as --signal-bufsize" },
     { "no-orphans", ARG_NONE, set_no_orphans, NULL,
       "a worker stops (SIGTERM: graceful) when the master dies" },
 

@@ -450,12 +450,6 @@ static PyObject *not_yet(PyObject *mod, PyObject *args, const char *name, const 
     {                                                                                              \
         return not_yet(mod, args, #name, what);                                                    \
     }
-NOT_YET(register_signal, "uWSGI signals")
-NOT_YET(signal, "uWSGI signals")
-NOT_YET(add_timer, "timers")
-NOT_YET(add_rb_timer, "timers")
-NOT_YET(add_cron, "cron")
-NOT_YET(add_file_monitor, "file monitors")
 NOT_YET(spool, "a spooler")
 NOT_YET(mule_msg, "mules")
 NOT_YET(mule_get_msg, "mules")
@@ -486,15 +480,7 @@ static PyMethodDef uwsgi_methods[] = {
     F(unlock, METH_VARARGS, "unlock(n=0): release user lock n"),
     F(is_locked, METH_VARARGS, "is_locked(n=0) -> whether anyone holds user lock n"),
     { "i_am_the_spooler", uwsgi_none, METH_NOARGS, "i_am_the_spooler() -> None: no spooler" },
-    { "signal_registered", uwsgi_none, METH_VARARGS,
-      "signal_registered(num) -> None: no signal is registered (gyre has no signals yet)" },
     { "in_farm", uwsgi_none, METH_VARARGS, "in_farm(name) -> None: no mules, no farms" },
-    F(register_signal, METH_VARARGS, "not provided yet: raises NotImplementedError"),
-    F(signal, METH_VARARGS, "not provided yet: raises NotImplementedError"),
-    F(add_timer, METH_VARARGS, "not provided yet: raises NotImplementedError"),
-    F(add_rb_timer, METH_VARARGS, "not provided yet: raises NotImplementedError"),
-    F(add_cron, METH_VARARGS, "not provided yet: raises NotImplementedError"),
-    F(add_file_monitor, METH_VARARGS, "not provided yet: raises NotImplementedError"),
     F(spool, METH_VARARGS | METH_KEYWORDS, "not provided yet: raises NotImplementedError"),
     F(mule_msg, METH_VARARGS, "not provided yet: raises NotImplementedError"),
     F(mule_get_msg, METH_VARARGS | METH_KEYWORDS, "not provided yet: raises NotImplementedError"),
@@ -580,7 +566,8 @@ PyObject *PyInit_uwsgi(void)
     gethostname(host, sizeof(host) - 1);
     PyObject *version_info = Py_BuildValue("(iiiiy)", UWSGI_API_MAJOR, UWSGI_API_MINOR,
                                            UWSGI_API_REV, 0, "gyre");
-    if (module_add(m, "opt", options_dict()) < 0 ||
+    if (PyModule_AddFunctions(m, uwsgi_signals_methods) < 0 ||
+        module_add(m, "opt", options_dict()) < 0 ||
         PyModule_AddIntConstant(m, "numproc", numproc()) < 0 ||
         module_add(m, "started_on", PyLong_FromLong(started_on())) < 0 ||
         module_add(m, "hostname", PyBytes_FromString(host)) < 0 ||

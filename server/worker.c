@@ -13,7 +13,8 @@
  * instance: the worker tells the master (MSG_FATAL), or the only process exits 1.
  *
  * Depends on: conn.c, cores.c, engine.c, hooks.c, input.c, listen.c, locks.c, log.c, proctitle.c,
- *     pymodule.c, scoreboard.c, server.c, stats.c, uwsgimodule.c, wsgi.c (server/README)
+ *     pymodule.c, scoreboard.c, server.c, stats.c, uwsgi_signals.c, uwsgimodule.c, wsgi.c
+ *     (server/README)
  */
 #include "daemons.h"
 #include "engine.h"
@@ -567,7 +568,8 @@ static int worker_start(struct gy_config *cfg, const struct gy_worker_link *link
     uwsgimodule_post_fork();
     if (run_hooks(HOOK_POST_APP) < 0)
         return -1;
-    if (engine_watch(signal_pipe[0], EV_READ, on_signal_pipe, NULL) < 0)
+    if (engine_watch(signal_pipe[0], EV_READ, on_signal_pipe, NULL) < 0 ||
+        uwsgi_signals_start() < 0)
         return -1;
     if (!link && stats_start() < 0)
         return -1;
