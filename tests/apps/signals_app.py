@@ -21,10 +21,12 @@ import time
 from urllib.parse import parse_qs
 
 import uwsgi
-import uwsgidecorators
 
 OUT = os.environ.get("SIGNALS_OUT", "/dev/null")
 SETUP = set(filter(None, os.environ.get("SIGNALS_SETUP", "").split(",")))
+if SETUP:
+    # It refuses to import without a master ("you have to enable the uWSGI master process").
+    import uwsgidecorators
 raised_once = []
 
 
