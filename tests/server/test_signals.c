@@ -142,7 +142,7 @@ TEST(cron2_refuses_unknown_keys_and_bad_values)
     CHECK_EQ_INT(cron2_parse("minute=1,legion=x cmd", f, &unique, &cmd, &err), -1);
     CHECK(err && strstr(err, "key"));
     CHECK_EQ_INT(cron2_parse("minute=x cmd", f, &unique, &cmd, &err), -1);
-    CHECK_EQ_INT(cron2_parse("minute=1", f, &unique, &cmd, &err), -1); /* no command */
+    CHECK_EQ_INT(cron2_parse("minute=1", f, &unique, &cmd, &err), -1);    /* no command */
     CHECK_EQ_INT(cron2_parse("minute cmd=1", f, &unique, &cmd, &err), 0); /* a command */
 }
 
