@@ -165,7 +165,7 @@ static bool spawn(int id)
     sigset_t all, saved;
     sigfillset(&all);
     sigprocmask(SIG_BLOCK, &all, &saved);
-    signals_spawning(r);
+    signals_spawning(r, id);
     pid_t pid = fork();
     if (pid < 0) {
         sigprocmask(SIG_SETMASK, &saved, NULL);

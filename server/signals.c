@@ -210,7 +210,7 @@ struct sig_filemon {
 static struct {
     int nrecs;
     int (*sock)[2]; /* per worker record: [0] the master's end, [1] the worker's */
-    int *rec_id;    /* the worker id each record's socket spoke for */
+    int *rec_id;    /* the worker id of each record's process (signals_spawning) */
     sig_rec_of_id_fn rec_of_id;
     int max_id;
     struct sig_entry table[GY_SIGNALS];
@@ -413,8 +413,9 @@ int signals_master_init(const struct gy_config *cfg, int nrecs, sig_rec_of_id_fn
     return options_add(cfg);
 }
 
-void signals_spawning(int rec)
+void signals_spawning(int rec, int id)
 {
+    G.rec_id[rec] = id;
     struct sig_msg m;
     for (int end = 0; end < 2; end++)
         while (recv(G.sock[rec][end], &m, sizeof(m), MSG_DONTWAIT) > 0) {
@@ -454,22 +455,13 @@ static void reply(int rec, int status)
         log_errno("signals: reply to worker record %d", rec);
 }
 
-/* Which worker id record rec serves: the one rec_of_id maps to it. */
-static int id_of_rec(int rec)
-{
-    for (int id = 1; id <= G.max_id; id++)
-        if (G.rec_of_id(id) == rec)
-            return id;
-    return G.rec_id[rec];
-}
-
 static void on_request(int rec, struct sig_msg *m)
 {
     m->text[sizeof(m->text) - 1] = '\0';
     int status = 0;
     switch (m->op) {
     case SIGOP_REGISTER: {
-        int id = id_of_rec(rec);
+        int id = G.rec_id[rec]; /* a starting worker's too: its app registers as it loads */
         struct sig_entry *e = &G.table[m->sig];
         if (id < 1 || id > GY_SIGNAL_MAX_IDS) {
             status = -1;
@@ -480,7 +472,6 @@ static void on_request(int rec, struct sig_msg *m)
         memcpy(e->target, m->text, len);
         e->target[len] = '\0';
         e->ids[id / 64] |= (uint64_t)1 << (id % 64);
-        G.rec_id[rec] = id;
         break;
     }
     case SIGOP_SIGNAL:

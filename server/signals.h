@@ -88,8 +88,9 @@ typedef int (*sig_rec_of_id_fn)(int id);
 /* Before the first fork: a socketpair per worker record, inotify, and the options' timers,
  * crons and file monitors. -1 (logged) if the sockets cannot be made. */
 int signals_master_init(const struct gy_config *cfg, int nrecs, sig_rec_of_id_fn rec_of_id);
-/* About to fork worker record rec: what its previous process left unread is dropped. */
-void signals_spawning(int rec);
+/* About to fork worker id's process in record rec: what the record's previous process left
+ * unread is dropped. */
+void signals_spawning(int rec, int id);
 /* In the forked worker of record rec: keep its own end, close the master's and the others'. */
 void signals_child(int rec, int id);
 /* The master's poll: fds to watch (at most max), then their events, once per loop turn. */

@@ -7,6 +7,7 @@ loop does not watch the worker's signal socket); under gyre's it does, and it ma
 import json
 import os
 import re
+import signal
 import time
 import urllib.request
 
@@ -182,6 +183,31 @@ def test_timer_option_raises_a_registered_signal(server, kind):
     s = server(kind, ["targets"], "--timer", "22 1")
     runs = s.wait_lines("any", 3, timeout=30)
     assert all(r[1] == 22 for r in runs)
+
+
+@pytest.mark.parametrize("kind", SERVERS)
+def test_handlers_run_in_the_new_workers_after_a_reload(server, kind):
+    """SIGHUP: a graceful reload. The new workers register their handlers again (gyre: while
+    the old ones still serve) and 'workers' reaches each new process once."""
+    s = server(kind, ["targets"])
+    s.raise_signal(20)
+    old = {r[3] for r in s.wait_lines("all", 2)}
+    s.session.signal(signal.SIGHUP)
+    seen = set()
+
+    def new_workers_ran_it():
+        try:
+            s.raise_signal(20)
+        except OSError:  # uWSGI's reload may refuse a connection while its workers change
+            return False
+        try:
+            wait_for(lambda: {r[3] for r in s.lines("all")} - old - seen, 1.0, what="a run")
+        except AssertionError:
+            pass
+        seen.update({r[3] for r in s.lines("all")} - old)
+        return len(seen) >= 2
+    wait_for(new_workers_ran_it, 60, what="both new workers to run the handler")
+    assert len(seen) == 2 and not seen & old
 
 
 def test_registration_and_errors_answer_as_uwsgi(server):
