@@ -185,6 +185,7 @@ struct sig_entry {
     char target[GY_SIGNAL_TARGET_MAX];
     uint64_t ids[(GY_SIGNAL_MAX_IDS + 1 + 63) / 64]; /* worker ids with a handler */
     int next_any;                                    /* TARGET_ANY's round: the id after */
+    bool told_unregistered; /* "no worker registered it" logged once, not at every tick */
 };
 
 struct sig_timer {
@@ -241,7 +242,7 @@ static bool id_registered(const struct sig_entry *e, int id)
 static bool deliver(int sig, int id)
 {
     int rec = G.rec_of_id(id);
-    if (rec < 0 || rec >= G.nrecs)
+    if (rec < 0 || rec >= G.nrecs || G.sock[rec][0] < 0)
         return false;
     struct sig_msg m = { .op = SIGOP_DELIVER, .sig = (uint8_t)sig };
     if (send(G.sock[rec][0], &m, sizeof(m), MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
@@ -257,7 +258,11 @@ static void route(int sig)
     int n, delivered = 0;
     enum sig_target_kind kind = signal_target_parse(e->target, &n);
     if (!e->registered) {
-        log_msg("signal %d: no worker registered a handler for it: not delivered", sig);
+        if (!e->told_unregistered)
+            log_msg("signal %d: no worker registered a handler for it: not delivered (logged "
+                    "once)",
+                    sig);
+        e->told_unregistered = true;
         G.unrouted++;
         return;
     }
@@ -400,12 +405,10 @@ int signals_master_init(const struct gy_config *cfg, int nrecs, sig_rec_of_id_fn
         log_errno("signals: memory");
         return -1;
     }
-    for (int r = 0; r < nrecs; r++) {
-        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, G.sock[r]) < 0) {
-            log_errno("signals: socketpair");
-            return -1;
-        }
-    }
+    /* Each record's socketpair is made when a worker is first forked into it: a master of
+     * many workers holds two fds per record it uses, not per record it could use. */
+    for (int r = 0; r < nrecs; r++)
+        G.sock[r][0] = G.sock[r][1] = -1;
     G.inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (G.inotify_fd < 0)
         log_errno("signals: inotify (file monitors will be refused)");
@@ -416,6 +419,13 @@ int signals_master_init(const struct gy_config *cfg, int nrecs, sig_rec_of_id_fn
 void signals_spawning(int rec, int id)
 {
     G.rec_id[rec] = id;
+    if (G.sock[rec][0] < 0 &&
+        socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, G.sock[rec]) < 0) {
+        /* The worker runs without signals: its calls say the master does not answer. */
+        log_errno("signals: socketpair for worker %d", id);
+        G.sock[rec][0] = G.sock[rec][1] = -1;
+        return;
+    }
     struct sig_msg m;
     for (int end = 0; end < 2; end++)
         while (recv(G.sock[rec][end], &m, sizeof(m), MSG_DONTWAIT) > 0) {
@@ -428,6 +438,8 @@ void signals_child(int rec, int id)
 {
     (void)id;
     for (int r = 0; r < G.nrecs; r++) {
+        if (G.sock[r][0] < 0)
+            continue;
         close(G.sock[r][0]);
         if (r != rec)
             close(G.sock[r][1]);
@@ -444,7 +456,8 @@ int signals_pollfds(struct pollfd *pfd, int max)
     if (G.inotify_fd >= 0 && n < max)
         pfd[n++] = (struct pollfd){ .fd = G.inotify_fd, .events = POLLIN };
     for (int r = 0; r < G.nrecs && n < max; r++)
-        pfd[n++] = (struct pollfd){ .fd = G.sock[r][0], .events = POLLIN };
+        if (G.sock[r][0] >= 0)
+            pfd[n++] = (struct pollfd){ .fd = G.sock[r][0], .events = POLLIN };
     return n;
 }
 
