@@ -217,6 +217,14 @@ static void drain(void *ctx)
 int uwsgi_signals_start(void)
 {
     int fd = signals_worker_fd();
+    const struct gy_config *cfg = S.cfg;
+    if (!S.link && (cfg->ntimers || cfg->nrbtimers || cfg->ncrons || cfg->nfs_signals)) {
+        /* The master runs them, as uWSGI's: without one they cannot be honoured. */
+        log_msg("%s--timer, --rbtimer, --cron and --fs-signal need --master: ignored",
+                cfg->strict ? "--strict: " : "warning: ");
+        if (cfg->strict)
+            return -1;
+    }
     if (fd < 0)
         return 0;
     PyGreenlet_Import();

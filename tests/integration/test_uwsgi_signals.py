@@ -323,3 +323,21 @@ def test_bad_cron_and_monitor_options_are_errors(tmp_path, opt, value):
                                    "--wsgi-file", APP, "--master", opt, value])
     assert sess.wait_exit(10) == 2
     assert opt.lstrip("-") in sess.log()
+
+
+def test_master_options_without_a_master_warn(tmp_path):
+    """--timer, --cron... are the master's: without --master gyre says they are ignored, and
+    --strict refuses to start."""
+    port = free_port()
+    sess = Session(str(tmp_path), [GYRE, "--http-socket", "127.0.0.1:%d" % port, "--wsgi-file",
+                                   APP, "--timer", "3 1", "--cron", "-1 -1 -1 -1 -1 true"])
+    try:
+        wait_for(lambda: "need --master: ignored" in sess.log() or not sess.alive(), 30,
+                 what="the warning")
+        assert sess.alive(), sess.log()
+    finally:
+        sess.kill_group()
+    strict = Session(str(tmp_path), [GYRE, "--http-socket", "127.0.0.1:%d" % free_port(),
+                                      "--wsgi-file", APP, "--strict", "--timer", "3 1"])
+    assert strict.wait_exit(30) != 0
+    assert "--strict: --timer" in strict.log()
