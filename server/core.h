@@ -100,5 +100,7 @@ int pymodule_init(void);
  * loaded in the worker: uwsgidecorators' @postfork). */
 PyObject *PyInit_uwsgi(void);
 void uwsgimodule_post_fork(void);
+/* uwsgi_metrics.c: uwsgi.metric_* (added to the module by PyInit_uwsgi) */
+extern PyMethodDef uwsgi_metrics_methods[];
 
 #endif

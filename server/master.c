@@ -31,6 +31,7 @@
 #include "daemons.h"
 #include "hooks.h"
 #include "log.h"
+#include "metrics.h"
 #include "listen.h"
 #include "process.h"
 #include "server.h"
@@ -951,6 +952,8 @@ int master_run(struct gy_config *cfg)
         log_errno("master: shared memory");
         return 1;
     }
+    if (metrics_setup(cfg) < 0)
+        return 1;
     if (pipe2(M.sigpipe, O_NONBLOCK | O_CLOEXEC) < 0 || pipe2(M.msgpipe, O_CLOEXEC) < 0) {
         log_errno("master: pipe");
         return 1;

@@ -19,6 +19,7 @@
 #include "engine.h"
 #include "hooks.h"
 #include "log.h"
+#include "metrics.h"
 #include "conn.h"
 #include "core.h"
 #include "listen.h"
@@ -519,6 +520,8 @@ static int worker_start(struct gy_config *cfg, const struct gy_worker_link *link
             log_errno("shared memory");
             return -1;
         }
+        if (metrics_setup(cfg) < 0)
+            return -1;
         S.slot = scoreboard_slot(&S.board, 0);
         S.slot->id = 1;
         S.slot->pid = S.pid;
