@@ -25,8 +25,8 @@
  * One poll() loop: the signal pipe, the workers' message pipe, inotify, and a 100 ms tick for
  * the clocks (deadlines, heartbeats, file times).
  *
- * Depends on: daemons.c, hooks.c, listen.c, locks.c, log.c, proctitle.c, scoreboard.c, server.c,
- *     stats.c, worker.c (server/README)
+ * Depends on: daemons.c, hooks.c, listen.c, locks.c, log.c, metrics.c, proctitle.c, scoreboard.c,
+ *     server.c, stats.c, worker.c (server/README)
  */
 #include "daemons.h"
 #include "hooks.h"

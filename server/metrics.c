@@ -262,15 +262,16 @@ static int define_all(struct gy_metrics *ms, const struct gy_config *cfg, char *
     for (int i = 0; i < cfg->nmetrics; i++) {
         struct gy_metric m;
         char *text, e[256], warn[512];
-        if (metric_parse(cfg->metrics[i], &m, &text, e, sizeof(e), warn, sizeof(warn)) < 0) {
+        int rc = metric_parse(cfg->metrics[i], &m, &text, e, sizeof(e), warn, sizeof(warn));
+        ms->texts[i] = text; /* freed by metrics_destroy, also on an error */
+        if (rc < 0) {
             snprintf(err, errlen, "--metric %s: %s", cfg->metrics[i], e);
-            free(text);
             return -1;
         }
-        ms->texts[i] = text;
         int at = metrics_find(ms, m.name);
-        if (at < 0)
-            at = ms->n++;
+        bool is_new = at < 0;
+        if (is_new)
+            at = ms->n;
         m.slot = at; /* a redefinition keeps its place and value, as in uWSGI */
         if (m.alias) {
             int target = metrics_find(ms, m.alias);
@@ -284,6 +285,8 @@ static int define_all(struct gy_metrics *ms, const struct gy_config *cfg, char *
                 m.slot = ms->m[target].slot;
         }
         ms->m[at] = m;
+        if (is_new)
+            ms->n++;
         if (resolve_children(ms, &ms->m[at], e, sizeof(e)) < 0) {
             snprintf(err, errlen, "--metric %s: %s", cfg->metrics[i], e);
             return -1;
@@ -325,7 +328,21 @@ static int open_dir_files(struct gy_metrics *ms, const struct gy_config *cfg, ch
     return 0;
 }
 
-int metrics_create(struct gy_metrics *ms, const struct gy_config *cfg, char *err, size_t errlen)
+void metrics_destroy(struct gy_metrics *ms)
+{
+    for (int i = 0; i < ms->n; i++)
+        if (ms->m[i].dir_fd >= 0)
+            close(ms->m[i].dir_fd);
+    for (int i = 0; ms->texts && i < ms->ntexts; i++)
+        free(ms->texts[i]);
+    free(ms->texts);
+    free(ms->m);
+    if (ms->values)
+        munmap(ms->values, (size_t)ms->n * sizeof(int64_t));
+    *ms = (struct gy_metrics){ 0 };
+}
+
+static int create(struct gy_metrics *ms, const struct gy_config *cfg, char *err, size_t errlen)
 {
     *ms = (struct gy_metrics){ .enabled = cfg->enable_metrics || cfg->nmetrics > 0 };
     if (cfg->nmetrics == 0)
@@ -336,6 +353,7 @@ int metrics_create(struct gy_metrics *ms, const struct gy_config *cfg, char *err
         snprintf(err, errlen, "metrics: out of memory");
         return -1;
     }
+    ms->ntexts = cfg->nmetrics;
     if (define_all(ms, cfg, err, errlen) < 0)
         return -1;
     size_t size = (size_t)ms->n * sizeof(int64_t);
@@ -359,6 +377,14 @@ int metrics_create(struct gy_metrics *ms, const struct gy_config *cfg, char *err
             return -1;
     }
     return 0;
+}
+
+int metrics_create(struct gy_metrics *ms, const struct gy_config *cfg, char *err, size_t errlen)
+{
+    if (create(ms, cfg, err, errlen) == 0)
+        return 0;
+    metrics_destroy(ms);
+    return -1;
 }
 
 /* ---- reading and updating ------------------------------------------------------------------ */

@@ -65,7 +65,8 @@ struct gy_metric {
 struct gy_metrics {
     struct gy_metric *m; /* in the order given */
     int n;
-    char **texts;    /* the parsed copies of the specs (the strings above point into them) */
+    char **texts; /* the parsed copies of the specs (the strings above point into them) */
+    int ntexts;
     int64_t *values; /* shared mapping, n of them (an alias shares its target's) */
     bool enabled;    /* --metric or --enable-metrics: the stats JSON has "metrics" */
     bool collecting; /* a collector or --metrics-dir: the collector thread runs */
@@ -86,6 +87,8 @@ int metric_parse(const char *value, struct gy_metric *m, char **text, char *err,
  * and the --metrics-dir files opened (and read with --metrics-dir-restore). 0, or -1 with err
  * filled. */
 int metrics_create(struct gy_metrics *ms, const struct gy_config *cfg, char *err, size_t errlen);
+/* Everything metrics_create made, given back (ms is then empty). */
+void metrics_destroy(struct gy_metrics *ms);
 
 /* The index of the metric called name, or -1. */
 int metrics_find(const struct gy_metrics *ms, const char *name);

@@ -14,7 +14,7 @@
  *     does instead (UNSUPPORTED), or "not supported by gyre: ignored";
  *   - an error under --strict (exit 1, uWSGI's status), both kinds.
  *
- * Depends on: ini.c, regexp.c (server/README)
+ * Depends on: ini.c, metrics.c, regexp.c (server/README)
  */
 #include "config.h"
 #include "regexp.h"
@@ -398,6 +398,7 @@ static const char *set_metric(struct gy_config *c, const char *v)
         snprintf(err, sizeof(err), "%s", e);
         return err;
     }
+    e[0] = '\0';
     const char *refs[2] = { m.alias, m.children_names };
     char *names = NULL;
     for (int r = 0; r < 2 && !e[0]; r++) {

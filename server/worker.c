@@ -12,8 +12,8 @@
  * as-root, as-user and as-user-atexit too when there is no master. A failed hook ends the
  * instance: the worker tells the master (MSG_FATAL), or the only process exits 1.
  *
- * Depends on: conn.c, cores.c, engine.c, hooks.c, input.c, listen.c, locks.c, log.c, proctitle.c,
- *     pymodule.c, scoreboard.c, server.c, stats.c, uwsgimodule.c, wsgi.c (server/README)
+ * Depends on: conn.c, cores.c, engine.c, hooks.c, input.c, listen.c, locks.c, log.c, metrics.c,
+ *     proctitle.c, pymodule.c, scoreboard.c, server.c, stats.c, uwsgimodule.c, wsgi.c (server/README)
  */
 #include "daemons.h"
 #include "engine.h"
