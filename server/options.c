@@ -1759,6 +1759,9 @@ static const struct {
     { "yml", "gyre reads .ini files only" },
     { "json", "gyre reads .ini files only" },
     { "js", "gyre reads .ini files only" },
+    { "metric-threshold", "gyre has no alarms: a metric's thresholds are not checked" },
+    { "metric-alarm", "gyre has no alarms: a metric's thresholds are not checked" },
+    { "alarm-metric", "gyre has no alarms: a metric's thresholds are not checked" },
 };
 
 static int compare_uwsgi_option(const void *key, const void *elem)

@@ -5,6 +5,7 @@ JSON and (gyre's) --metrics-http. Each behaviour gyre claims as uWSGI's runs the
 import json
 import os
 import re
+import signal
 import socket
 import threading
 import urllib.request
@@ -287,3 +288,27 @@ def test_metrics_dir_keeps_values_across_restarts(tmp_path, server):
     assert s.get("/get?name=hits") == "7"
     s.get("/inc?name=hits&times=1")
     wait_for(lambda: (d / "hits").read_text() == "8\n", 15, what="the file to say 8")
+
+
+def test_values_survive_a_graceful_reload(server):
+    """gyre's master keeps the shared values across a reload (SIGHUP): new workers see the old
+    totals. (Debian's uWSGI re-executes itself on SIGHUP and starts again from the initial
+    values; --metrics-dir-restore is its way to keep them.)"""
+    s = server("gyre", "--metric", "c")
+    assert s.get("/inc?name=c&times=4").split()[1] == "True"
+    old = {w["pid"] for w in s.stats()["workers"]}
+    assert len(old) == 2
+    s.session.signal(signal.SIGHUP)
+
+    def only_new_workers():
+        pids = {w["pid"] for w in s.stats()["workers"]}
+        return len(pids) == 2 and not pids & old
+    wait_for(only_new_workers, 30, what="the reload to replace both workers")
+    answers = {s.get("/get?name=c") for _ in range(6)}
+    assert answers == {"4"}
+
+
+def test_metric_threshold_is_a_warning(server):
+    """uWSGI's alarms on metrics: not in gyre, said once at start (an error with --strict)."""
+    s = server("gyre", "--metric", "c", "--metric-threshold", "key=c,value=10")
+    assert "metric-threshold: gyre has no alarms" in s.log()
