@@ -36,9 +36,10 @@ struct gy_core {
     bool app_suspended; /* the app switched to the loop on its own */
     double suspended_since;
 
-    bool harakiri;      /* cancelled by --harakiri */
-    double harakiri_at; /* when (a thread core gets --harakiri-grace to return) */
-    bool stuck;         /* a thread core past its grace: the worker is to be recycled */
+    bool harakiri;        /* cancelled by --harakiri */
+    double harakiri_at;   /* when (a thread core gets --harakiri-grace to return) */
+    double user_harakiri; /* uwsgi.set_user_harakiri(s): this request's own limit, loop time; 0 */
+    bool stuck;           /* a thread core past its grace: the worker is to be recycled */
     struct gy_response resp;
     uint64_t switches;           /* switches into the core during this request */
     struct route_outcome *route; /* what the routing rules decided (wsgi_route.c), or NULL */
@@ -100,5 +101,7 @@ int pymodule_init(void);
  * loaded in the worker: uwsgidecorators' @postfork). */
 PyObject *PyInit_uwsgi(void);
 void uwsgimodule_post_fork(void);
+/* uwsgi_async.c: wait_fd_read, suspend, async_sleep, ready_fd ... set_user_harakiri */
+extern PyMethodDef uwsgi_async_methods[];
 
 #endif

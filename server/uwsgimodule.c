@@ -17,7 +17,7 @@
  * per-process `held` record), the core sleeps on the IOLoop (gyre.sleep) and tries again, backed
  * off from 1 ms to 50 ms. A thread core, or code outside any core, blocks with the GIL released.
  *
- * Depends on: cores.c, ini.c, locks.c, log.c, scoreboard.c, server.c (server/README)
+ * Depends on: uwsgi_async.c, cores.c, ini.c, locks.c, log.c, scoreboard.c, server.c (server/README)
  */
 #include "core.h"
 #include "log.h"
@@ -462,7 +462,6 @@ NOT_YET(mule_get_msg, "mules")
 NOT_YET(farm_msg, "mules")
 NOT_YET(farm_get_msg, "mules")
 NOT_YET(register_rpc, "RPC")
-NOT_YET(set_user_harakiri, "set_user_harakiri")
 
 #define F(name, flags, doc)                                                                        \
     {                                                                                              \
@@ -501,7 +500,6 @@ static PyMethodDef uwsgi_methods[] = {
     F(farm_msg, METH_VARARGS, "not provided yet: raises NotImplementedError"),
     F(farm_get_msg, METH_VARARGS, "not provided yet: raises NotImplementedError"),
     F(register_rpc, METH_VARARGS, "not provided yet: raises NotImplementedError"),
-    F(set_user_harakiri, METH_VARARGS, "not provided yet: raises NotImplementedError"),
     { NULL, NULL, 0, NULL },
 };
 #undef F
@@ -580,7 +578,8 @@ PyObject *PyInit_uwsgi(void)
     gethostname(host, sizeof(host) - 1);
     PyObject *version_info = Py_BuildValue("(iiiiy)", UWSGI_API_MAJOR, UWSGI_API_MINOR,
                                            UWSGI_API_REV, 0, "gyre");
-    if (module_add(m, "opt", options_dict()) < 0 ||
+    if (PyModule_AddFunctions(m, uwsgi_async_methods) < 0 ||
+        module_add(m, "opt", options_dict()) < 0 ||
         PyModule_AddIntConstant(m, "numproc", numproc()) < 0 ||
         module_add(m, "started_on", PyLong_FromLong(started_on())) < 0 ||
         module_add(m, "hostname", PyBytes_FromString(host)) < 0 ||
