@@ -35,6 +35,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 /* fds one wait may watch: uWSGI keeps a list; a handful is what apps register. */
@@ -220,18 +221,44 @@ static int wait_on_loop(struct gy_core *c, struct async_wait *w)
     return rc;
 }
 
-/* A thread core: poll(2) with the GIL released. */
+static double monotonic(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A thread core: poll(2) with the GIL released, in slices: between them, with the GIL, it looks
+ * whether --harakiri (or set_user_harakiri) has cancelled the request, whose gyre.Harakiri is
+ * raised as soon as the thread runs Python again. */
+#define THREAD_WAIT_SLICE_MS 200
+
 static int wait_in_thread(struct gy_core *c, struct async_wait *w)
 {
     struct pollfd pfd[ASYNC_MAX_FDS];
     for (int i = 0; i < w->nfds; i++)
         pfd[i] = (struct pollfd){ .fd = w->fds[i].fd,
                                   .events = w->fds[i].events == EV_READ ? POLLIN : POLLOUT };
-    int ms = w->timeout >= 0 ? (int)(w->timeout * 1000 + 0.5) : -1;
+    double end = w->timeout >= 0 ? monotonic() + w->timeout : -1;
+    bool forever = w->nfds && end < 0;
     core_set_activity(c, w->nfds ? CORE_WAIT_APP_FD : CORE_WAIT_TIMER);
-    PyThreadState *ts = PyEval_SaveThread();
-    int n = poll(pfd, (nfds_t)w->nfds, w->nfds || ms >= 0 ? ms : 0);
-    PyEval_RestoreThread(ts);
+    int n = 0;
+    for (;;) {
+        int ms = 0;
+        if (forever)
+            ms = THREAD_WAIT_SLICE_MS;
+        else if (end >= 0) {
+            double left = (end - monotonic()) * 1000;
+            ms = left <= 0                     ? 0
+                 : left < THREAD_WAIT_SLICE_MS ? (int)(left + 0.5)
+                                               : THREAD_WAIT_SLICE_MS;
+        }
+        PyThreadState *ts = PyEval_SaveThread();
+        n = poll(pfd, (nfds_t)w->nfds, ms);
+        PyEval_RestoreThread(ts);
+        if (n != 0 || c->harakiri || (!forever && (end < 0 || monotonic() >= end)))
+            break;
+    }
     core_set_activity(c, CORE_RUNNING);
     w->ready_fd = -1;
     for (int i = 0; n > 0 && i < w->nfds; i++)
