@@ -44,6 +44,7 @@ struct gy_core {
     uint64_t switches;           /* switches into the core during this request */
     struct route_outcome *route; /* what the routing rules decided (wsgi_route.c), or NULL */
     PyObject *spool;             /* --post-buffering's file for this request, or NULL */
+    PyObject *logvars; /* uwsgi.set_logvar's for this request: a dict of str to bytes, or NULL */
     struct gy_core *next_free;
     struct gy_core *next_wake; /* a thread core to wake when the loop next waits */
     bool wake_queued;

@@ -200,6 +200,7 @@ static void take_core(struct gy_core *c, struct gy_conn *conn)
     c->conn = conn;
     c->harakiri = false;
     c->user_harakiri = 0;
+    Py_CLEAR(c->logvars); /* the last request's, kept until now for its log line */
     c->stuck = false;
     c->gen++;
     c->switches = 0;

@@ -365,28 +365,14 @@ static PyObject *uwsgi_stop(PyObject *mod, PyObject *unused)
     return signal_master(SIGTERM);
 }
 
-/* set_logvar/get_logvar: a dict per core, for the request it serves (c->gen). */
-static PyObject **logvars;
-static uint64_t *logvars_gen;
-
+/* set_logvar/get_logvar: the core's dict for the request it serves (cores.c empties it when
+ * the core takes its next request; wsgi.c renders it in the request's log line). */
 static PyObject *core_logvars(bool create)
 {
     struct gy_core *c = core_current();
-    if (!c)
-        return NULL;
-    if (!logvars) {
-        logvars = calloc((size_t)S.ncores, sizeof(*logvars));
-        logvars_gen = calloc((size_t)S.ncores, sizeof(*logvars_gen));
-        if (!logvars || !logvars_gen)
-            return PyErr_NoMemory();
-    }
-    if (logvars[c->id] && logvars_gen[c->id] != c->gen)
-        Py_CLEAR(logvars[c->id]);
-    if (!logvars[c->id] && create) {
-        logvars[c->id] = PyDict_New();
-        logvars_gen[c->id] = c->gen;
-    }
-    return logvars[c->id];
+    if (c && !c->logvars && create)
+        c->logvars = PyDict_New();
+    return c ? c->logvars : NULL;
 }
 
 static PyObject *uwsgi_set_logvar(PyObject *mod, PyObject *args)

@@ -78,6 +78,29 @@ static bool body_matches_length(struct gy_core *c)
     return true;
 }
 
+/* uwsgi.set_logvar's, for %(NAME) in --log-format: views into the core's dict (keys str,
+ * values bytes), valid while the line is rendered. At most cap of them. */
+static unsigned gather_logvars(const struct gy_core *c, struct gy_param *out, unsigned cap)
+{
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    unsigned n = 0;
+    while (c->logvars && n < cap && PyDict_Next(c->logvars, &pos, &key, &value)) {
+        Py_ssize_t klen;
+        const char *k = PyUnicode_AsUTF8AndSize(key, &klen);
+        if (!k || !PyBytes_Check(value)) {
+            PyErr_Clear();
+            continue;
+        }
+        out[n++] = (struct gy_param){
+            { k, (uint32_t)klen }, { PyBytes_AS_STRING(value), (uint32_t)PyBytes_GET_SIZE(value) }
+        };
+    }
+    return n;
+}
+
+#define LOGVARS_MAX 64
+
 static void log_request(struct gy_core *c, const struct req_facts *f, double started,
                         enum outcome o)
 {
@@ -112,6 +135,9 @@ static void log_request(struct gy_core *c, const struct req_facts *f, double sta
         .read_errors = conn->body_error,
         .write_errors = o == OUT_CLIENT_GONE,
     };
+    struct gy_param logvars[LOGVARS_MAX];
+    lf.logvars = logvars;
+    lf.nlogvars = gather_logvars(c, logvars, LOGVARS_MAX);
     /* --log-format or uWSGI's default line: one renderer, which escapes the client's text,
      * and the "log only if" options (--disable-logging with --log-5xx ...). */
     logformat_log(&lf);
