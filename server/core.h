@@ -98,6 +98,11 @@ void input_spool_close(struct gy_core *c);
 PyObject *PyInit_gyre(void);
 int pymodule_init(void);
 
+/* What gyre answers as uwsgi.version (the module's, and the environ's): the uWSGI API level it
+ * follows, and that it is gyre. */
+#define UWSGI_API_VERSION "2.0.21"
+#define UWSGI_VERSION_STRING UWSGI_API_VERSION "-gyre-" GYRE_VERSION
+
 /* uwsgimodule.c: the `uwsgi` module (uWSGI's API), and its post-fork hook (once the app is
  * loaded in the worker: uwsgidecorators' @postfork). */
 PyObject *PyInit_uwsgi(void);

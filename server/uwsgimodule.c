@@ -33,8 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* What gyre answers as uwsgi.version: the uWSGI API level it follows, and that it is gyre. */
-#define UWSGI_API_VERSION "2.0.21"
+/* uwsgi.version_info: the uWSGI API level gyre follows (core.h's UWSGI_API_VERSION). */
 #define UWSGI_API_MAJOR 2
 #define UWSGI_API_MINOR 0
 #define UWSGI_API_REV 21
@@ -569,7 +568,7 @@ PyObject *PyInit_uwsgi(void)
         PyModule_AddIntConstant(m, "numproc", numproc()) < 0 ||
         module_add(m, "started_on", PyLong_FromLong(started_on())) < 0 ||
         module_add(m, "hostname", PyBytes_FromString(host)) < 0 ||
-        module_add(m, "version", PyBytes_FromString(UWSGI_API_VERSION "-gyre-" GYRE_VERSION)) < 0 ||
+        module_add(m, "version", PyBytes_FromString(UWSGI_VERSION_STRING)) < 0 ||
         module_add(m, "version_info", version_info) < 0 ||
         PyModule_AddIntConstant(m, "cores", S.ncores) < 0 ||
         PyModule_AddIntConstant(m, "buffer_size", (long)S.cfg->buffer_size) < 0 ||

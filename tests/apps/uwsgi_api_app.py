@@ -159,6 +159,9 @@ def application(environ, start_response):
     elif path == "/die_holding":
         uwsgi.lock(int(q.get("lock", ["0"])[0]))
         os._exit(3)
+    elif path == "/environ":  # uWSGI's own environ keys
+        body = json.dumps({k: describe(environ.get(k)) for k in
+                           ("uwsgi.core", "uwsgi.node", "uwsgi.version")})
     elif path == "/not_yet":
         body = json.dumps(not_yet())
     else:

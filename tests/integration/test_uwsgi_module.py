@@ -168,6 +168,21 @@ def test_postfork_runs_once_in_each_worker(server, kind):
     assert s.log().count(POSTFORK_LINE) == 2
 
 
+@pytest.mark.parametrize("kind", SERVERS)
+def test_environ_has_uwsgi_keys(server, kind):
+    """uwsgi.core (int, with more than one core), uwsgi.node (the host name, bytes),
+    uwsgi.version (bytes): in every request's environ, as uWSGI puts them there."""
+    s = server(kind, workers=1)
+    env = s.json("/environ")
+    assert env["uwsgi.core"] == ["NoneType", None]
+    s.stop()
+    s = server(kind, "--threads", "2", workers=1)
+    env = s.json("/environ")
+    assert env["uwsgi.core"][0] == "int" and env["uwsgi.core"][1] in (0, 1)
+    assert env["uwsgi.node"] == ["bytes", socket.gethostname()]
+    assert env["uwsgi.version"][0] == "bytes" and env["uwsgi.version"][1].startswith("2.0.21")
+
+
 def test_not_yet_provided_decorators_fail_when_used(server):
     """What gyre cannot honour yet (signals, timers, cron, file monitors, mules) imports, and
     raises a clear NotImplementedError when used; @spool says what uWSGI says without a
