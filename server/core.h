@@ -45,6 +45,7 @@ struct gy_core {
     struct route_outcome *route; /* what the routing rules decided (wsgi_route.c), or NULL */
     PyObject *spool;             /* --post-buffering's file for this request, or NULL */
     PyObject *logvars; /* uwsgi.set_logvar's for this request: a dict of str to bytes, or NULL */
+    bool log_this;     /* uwsgi.log_this_request(): logged even under --disable-logging */
     struct gy_core *next_free;
     struct gy_core *next_wake; /* a thread core to wake when the loop next waits */
     bool wake_queued;
@@ -109,5 +110,8 @@ PyObject *PyInit_uwsgi(void);
 void uwsgimodule_post_fork(void);
 /* uwsgi_async.c: wait_fd_read, suspend, async_sleep, ready_fd ... set_user_harakiri */
 extern PyMethodDef uwsgi_async_methods[];
+/* uwsgi_process.c: connection_fd, log_this_request, setprocname; the `sockets` list */
+extern PyMethodDef uwsgi_process_methods[];
+PyObject *uwsgi_process_sockets(void);
 
 #endif

@@ -201,6 +201,7 @@ static void take_core(struct gy_core *c, struct gy_conn *conn)
     c->harakiri = false;
     c->user_harakiri = 0;
     Py_CLEAR(c->logvars); /* the last request's, kept until now for its log line */
+    c->log_this = false;
     c->stuck = false;
     c->gen++;
     c->switches = 0;

@@ -60,6 +60,7 @@ struct log_fields {
     unsigned long long switches;
     unsigned read_errors, write_errors; /* the request's body could not be read; the client
                                            could not be written to */
+    bool forced;                        /* the app asked for the line (uwsgi.log_this_request) */
 };
 
 /* logformat.c: every request log line. logformat_setup compiles --log-format (or uWSGI's

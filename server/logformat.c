@@ -233,7 +233,7 @@ const char *logformat_setup(const struct gy_config *cfg)
 bool logformat_wanted(const struct log_fields *f)
 {
     const struct gy_config *c = F.cfg;
-    if (!c || !c->disable_logging)
+    if (!c || !c->disable_logging || f->forced)
         return true;
     return (c->log_zero && f->rsize == 0) ||
            (c->log_slow && f->micros / 1000 >= (unsigned long long)c->log_slow) ||

@@ -564,6 +564,8 @@ PyObject *PyInit_uwsgi(void)
     PyObject *version_info = Py_BuildValue("(iiiiy)", UWSGI_API_MAJOR, UWSGI_API_MINOR,
                                            UWSGI_API_REV, 0, "gyre");
     if (PyModule_AddFunctions(m, uwsgi_async_methods) < 0 ||
+        PyModule_AddFunctions(m, uwsgi_process_methods) < 0 ||
+        module_add(m, "sockets", uwsgi_process_sockets()) < 0 ||
         module_add(m, "opt", options_dict()) < 0 ||
         PyModule_AddIntConstant(m, "numproc", numproc()) < 0 ||
         module_add(m, "started_on", PyLong_FromLong(started_on())) < 0 ||

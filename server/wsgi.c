@@ -134,6 +134,7 @@ static void log_request(struct gy_core *c, const struct req_facts *f, double sta
         .switches = (unsigned long long)c->switches,
         .read_errors = conn->body_error,
         .write_errors = o == OUT_CLIENT_GONE,
+        .forced = c->log_this,
     };
     struct gy_param logvars[LOGVARS_MAX];
     lf.logvars = logvars;
