@@ -46,6 +46,7 @@ struct gy_core {
     PyObject *spool;             /* --post-buffering's file for this request, or NULL */
     PyObject *logvars; /* uwsgi.set_logvar's for this request: a dict of str to bytes, or NULL */
     bool log_this;     /* uwsgi.log_this_request(): logged even under --disable-logging */
+    PyObject *environ; /* the request's, while the app runs (borrowed): uwsgi.env */
     struct gy_core *next_free;
     struct gy_core *next_wake; /* a thread core to wake when the loop next waits */
     bool wake_queued;

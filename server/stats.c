@@ -79,8 +79,8 @@ static int unix_queue(int fd)
     return queue;
 }
 
-/* Connections waiting to be accepted on a listening socket. */
-static int listen_queue(int fd)
+/* Connections waiting to be accepted on a listening socket (process.h). */
+int listen_queue(int fd)
 {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);

@@ -224,6 +224,7 @@ bool wsgi_serve(struct gy_core *c)
         struct gy_slice m = environ_param(conn, facts.method, "GET");
         r->head_only = GY_SLICE_EQ(m, "HEAD");
         bool answered;
+        c->environ = env;
         o = wsgi_before_app(c, env, &answered);
         if (o == OUT_OK && !answered) {
             PyObject *args[2] = { env, start_response_obj };
@@ -270,6 +271,7 @@ bool wsgi_serve(struct gy_core *c)
         S.slot->harakiri++;
     log_request(c, &facts, conn->started, o);
     wsgi_after_request(c);
+    c->environ = NULL;
     Py_XDECREF(env);
     Py_XDECREF(start_response_obj);
     Py_XDECREF(input);

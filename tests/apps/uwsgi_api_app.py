@@ -179,6 +179,13 @@ def application(environ, start_response):
         if q.get("log"):
             out["log_this_request"] = call(uwsgi.log_this_request)
         body = json.dumps(out)
+    elif path == "/process2":  # uwsgi.env, listen_queue(), logsize()
+        body = json.dumps({
+            "env_is_environ": getattr(uwsgi, "env", None) is environ,
+            "listen_queue": call(uwsgi.listen_queue),
+            "listen_queue_bad": call(uwsgi.listen_queue, 5),
+            "logsize": call(uwsgi.logsize),
+        })
     elif path == "/environ":  # uWSGI's own environ keys
         body = json.dumps({k: describe(environ.get(k)) for k in
                            ("uwsgi.core", "uwsgi.node", "uwsgi.version")})

@@ -201,6 +201,18 @@ def test_sockets_connection_fd_setprocname_log_this_request(server, kind):
 
 
 @pytest.mark.parametrize("kind", SERVERS)
+def test_env_listen_queue_logsize(server, kind):
+    """uwsgi.env is the request's environ; listen_queue(n) the backlog of socket n (none
+    waiting here), ValueError for a socket that is not there; logsize() 0 without --logto."""
+    s = server(kind, workers=1)
+    r = s.json("/process2")
+    assert r["env_is_environ"] is True
+    assert r["listen_queue"] == ["ok", ["int", 0]]
+    assert r["listen_queue_bad"] == ["error", "ValueError", "unable to find socket 5"]
+    assert r["logsize"] == ["ok", ["int", 0]]
+
+
+@pytest.mark.parametrize("kind", SERVERS)
 def test_environ_has_uwsgi_keys(server, kind):
     """uwsgi.core (int, with more than one core), uwsgi.node (the host name, bytes),
     uwsgi.version (bytes): in every request's environ, as uWSGI puts them there."""
