@@ -214,8 +214,8 @@ def test_prometheus_series(server):
     its uWSGI name; counter a counter, gauge and absolute gauges, an alias its target's kind.
     Every line of the document is a comment or `name{labels} value`."""
     port = free_port()
-    s = server("gyre", *METRICS_ARGS, "--metric", "name=web.hits-total",
-               "--metrics-http", "127.0.0.1:%d" % port)
+    s = server("gyre", *METRICS_ARGS, "--metric", "name=web.hits-total", "--metric", "x.y",
+               "--metric", "name=x-y,type=gauge", "--metrics-http", "127.0.0.1:%d" % port)
     s.get("/inc?name=c&times=3")
     with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
         text = r.read().decode()
@@ -238,6 +238,10 @@ def test_prometheus_series(server):
     assert values['gyre_metric_a{name="a"}'] == "3"
     assert values['gyre_metric_g{name="g"}'] == "10"
     assert values['gyre_metric_web_hits_total{name="web.hits-total"}'] == "0"
+    # two names, one family name: one family (the first's type), told apart by the label
+    assert types["gyre_metric_x_y"] == "counter"
+    assert values['gyre_metric_x_y{name="x.y"}'] == "0"
+    assert values['gyre_metric_x_y{name="x-y"}'] == "0"
 
 
 BAD = [
@@ -312,3 +316,34 @@ def test_metric_threshold_is_a_warning(server):
     """uWSGI's alarms on metrics: not in gyre, said once at start (an error with --strict)."""
     s = server("gyre", "--metric", "c", "--metric-threshold", "key=c,value=10")
     assert "metric-threshold: gyre has no alarms" in s.log()
+
+
+def test_without_a_master_the_only_process_keeps_them(tmp_path):
+    """gyre without --master: one process, its metrics as with one (uWSGI's --metric implies a
+    master); the stats JSON shows them."""
+    port, stats_port = free_port(), free_port()
+    s = Session(str(tmp_path), [GYRE, "--http-socket", "127.0.0.1:%d" % port, "--wsgi-file", APP,
+                                "--metric", "name=c,initial_value=40",
+                                "--stats", "127.0.0.1:%d" % stats_port])
+    try:
+        url = "http://127.0.0.1:%d" % port
+
+        def answers():
+            try:
+                urllib.request.urlopen(url + "/ready", timeout=2).close()
+                return True
+            except OSError:
+                return False
+        wait_for(answers, 30, what="gyre to answer")
+        with urllib.request.urlopen(url + "/inc?name=c&times=2", timeout=30) as r:
+            assert r.read().decode().split()[1] == "True"
+        with socket.create_connection(("127.0.0.1", stats_port), timeout=10) as c:
+            data = b""
+            while True:
+                chunk = c.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        assert json.loads(data)["metrics"]["c"] == {"type": 0, "oid": "", "value": 42}
+    finally:
+        s.kill_group()
