@@ -347,3 +347,36 @@ def test_without_a_master_the_only_process_keeps_them(tmp_path):
         assert json.loads(data)["metrics"]["c"] == {"type": 0, "oid": "", "value": 42}
     finally:
         s.kill_group()
+
+
+@pytest.mark.parametrize("kind", SERVERS)
+def test_collectors_as_uwsgi(server, tmp_path, kind):
+    """The collectors gyre honours, run every second by the master: file (the arg1n-th number
+    of arg1), sum, adder (+ arg1n), multiplier (* arg1n), avg, each plus its initial_value;
+    a collected metric refuses the app's updates."""
+    numbers = tmp_path / "numbers"
+    numbers.write_text("7 1234 99\n")
+    s = server(kind, "--metric", "name=x,type=gauge,initial_value=6",
+               "--metric", "name=y,type=gauge,initial_value=3",
+               "--metric", "name=f,type=gauge,collector=file,arg1=%s,arg1n=1" % numbers,
+               "--metric", "name=sum,collector=sum,children=x;y,initial_value=100",
+               "--metric", "name=add,collector=adder,children=x;y,arg1n=10",
+               "--metric", "name=mul,collector=multiplier,children=x;y,arg1n=-2",
+               "--metric", "name=avg,type=gauge,collector=avg,children=x;y")
+    want = {"f": 1234, "sum": 109, "add": 19, "mul": -18, "avg": 4}
+
+    def collected():
+        m = s.stats()["metrics"]
+        return {k: m[k]["value"] for k in want} == want
+    wait_for(collected, 15, what="the collectors' values")
+    assert s.get("/inc?name=sum&times=1").split()[1] == "None"
+    numbers.write_text("7 4321\n")
+    wait_for(lambda: s.get("/get?name=f") == "4321", 15, what="the file collector to follow")
+
+
+def test_enable_metrics_alone_shows_an_empty_object(server):
+    """gyre defines none of uWSGI's built-in metrics (worker.N.*, core.*...): --enable-metrics
+    alone gives an empty "metrics" object, and metric_get of a built-in name 0."""
+    s = server("gyre", "--enable-metrics")
+    assert s.stats()["metrics"] == {}
+    assert s.get("/get?name=worker.1.requests") == "0"
