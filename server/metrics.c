@@ -457,13 +457,19 @@ int metrics_update(struct gy_metrics *ms, const char *name, enum metric_op op, i
 
 /* ---- collectors ---------------------------------------------------------------------------- */
 
-/* The arg1n-th (from 0) blank-separated number of the file (its first 4 KiB), or 0. */
-static int64_t collect_file(const struct gy_metric *m)
+/* The arg1n-th (from 0) blank-separated number of the file (its first 4 KiB), or 0. A file
+ * that cannot be opened is logged once (uWSGI logs it every second), again after it was back. */
+static int64_t collect_file(struct gy_metric *m)
 {
     char buf[4097];
     int fd = open(m->arg1, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (fd < 0) {
+        if (!m->file_failed)
+            log_errno("metric %s: collector=file: open(%s): counted as 0", m->name, m->arg1);
+        m->file_failed = true;
         return 0;
+    }
+    m->file_failed = false;
     ssize_t n = read(fd, buf, sizeof(buf) - 1);
     close(fd);
     if (n <= 0)
@@ -478,7 +484,7 @@ static int64_t collect_file(const struct gy_metric *m)
     return *p ? (int64_t)strtoll(p, NULL, 10) : 0;
 }
 
-static int64_t collect(const struct gy_metrics *ms, const struct gy_metric *m)
+static int64_t collect(const struct gy_metrics *ms, struct gy_metric *m)
 {
     uint64_t sum = 0;
     for (int c = 0; c < m->nchildren; c++)

@@ -60,6 +60,7 @@ struct gy_metric {
     int64_t next_collect; /* collector thread only: when it is due (seconds, monotonic) */
     int dir_fd;           /* --metrics-dir: its file, or -1 */
     int64_t written;      /* --metrics-dir: the value the file holds */
+    bool file_failed;     /* collector=file: its file could not be opened (logged once) */
 };
 
 struct gy_metrics {
