@@ -11,6 +11,7 @@ write(2) with O_APPEND, so that lines from several workers never mix:
     cron      @cron(-1, -1, -1, -1, -1)           tag "cron" (every minute)
     sleepy    @signal(23): gyre.sleep(SIGNALS_SLEEP) then tag "slept" (gyre only: a core)
     raises    @signal(24, target="worker1"): raises the first time (tag "raising"), then tag "recovered"
+    rb        register_signal(25) + add_rb_timer(25, 1, 2): tag "rb", twice, a second apart
 
 Requests: /raise?n=N (uwsgi.signal(N)), /registered (signal_registered of 0..30), /errors
 (what bad calls raise), /whoami (worker id and pid), / (ok).
@@ -57,6 +58,13 @@ if "targets" in SETUP:
     @uwsgidecorators.signal(22)
     def on_any(num):
         record("any", num)
+
+if "rb" in SETUP:
+    # uwsgidecorators' @rbtimer passes no iterations: the call itself, limited to 2 runs.
+    def on_rb(num):
+        record("rb", num)
+    uwsgi.register_signal(25, "", on_rb)
+    uwsgi.add_rb_timer(25, 1, 2)
 
 if "filemon" in SETUP:
     @uwsgidecorators.filemon(os.environ["SIGNALS_WATCH"])

@@ -210,6 +210,17 @@ def test_handlers_run_in_the_new_workers_after_a_reload(server, kind):
     assert len(seen) == 2 and not seen & old
 
 
+@pytest.mark.parametrize("kind", SERVERS)
+def test_rb_timer_stops_after_its_iterations(server, kind):
+    """add_rb_timer(num, 1, 2): two runs, then none; @timer(1) beside it is the clock that
+    shows the time passing (three more of its runs after the second rb one)."""
+    s = server(kind, ["rb", "timer"])
+    second = s.wait_lines("rb", 2)[1][4]
+    wait_for(lambda: len([r for r in s.lines("timer") if r[4] > second]) >= 3, 30,
+             what="three timer runs after the rb timer's second")
+    assert len(s.lines("rb")) == 2
+
+
 def test_registration_and_errors_answer_as_uwsgi(server):
     """signal_registered(), and what bad calls raise (TypeError for a wrong argument,
     ValueError 'unable to register signal' for a target longer than 63 bytes), registering the
