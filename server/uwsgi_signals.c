@@ -151,6 +151,7 @@ static bool run_in_core(int sig)
     c->conn = NULL;     /* no request: --harakiri and the stop's cut list pass it by */
     c->gen++;
     c->harakiri = false;
+    c->user_harakiri = 0; /* a request's own limit: none for a handler */
     c->app_suspended = false;
     c->wait = WAIT_NONE;
     core_set_activity(c, CORE_RUNNING);
