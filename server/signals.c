@@ -185,7 +185,7 @@ struct sig_entry {
     char target[GY_SIGNAL_TARGET_MAX];
     uint64_t ids[(GY_SIGNAL_MAX_IDS + 1 + 63) / 64]; /* worker ids with a handler */
     int next_any;                                    /* TARGET_ANY's round: the id after */
-    bool told_unregistered; /* "no worker registered it" logged once, not at every tick */
+    bool told; /* why it cannot be delivered is logged once, not at every timer tick */
 };
 
 struct sig_timer {
@@ -223,7 +223,6 @@ static struct {
     int nmons;
     int inotify_fd;
     time_t last_minute;
-    uint64_t routed, unrouted;
 } G = { .inotify_fd = -1 };
 
 static double mono_now(void)
@@ -255,51 +254,50 @@ static bool deliver(int sig, int id)
 static void route(int sig)
 {
     struct sig_entry *e = &G.table[sig];
-    int n, delivered = 0;
+    int n;
     enum sig_target_kind kind = signal_target_parse(e->target, &n);
+    bool told = e->told;
     if (!e->registered) {
-        if (!e->told_unregistered)
-            log_msg("signal %d: no worker registered a handler for it: not delivered (logged "
-                    "once)",
-                    sig);
-        e->told_unregistered = true;
-        G.unrouted++;
+        if (!told)
+            log_msg("signal %d: no worker registered a handler for it: not delivered", sig);
+        e->told = true;
         return;
     }
     switch (kind) {
     case TARGET_ANY:
         /* The workers that registered it, in turn (uWSGI's: whichever reads its pool first). */
-        for (int k = 0; k < G.max_id && !delivered; k++) {
+        for (int k = 0; k < G.max_id; k++) {
             int id = 1 + (e->next_any + k) % G.max_id;
             if (id_registered(e, id) && deliver(sig, id)) {
-                delivered = 1;
                 e->next_any = id % G.max_id;
+                break;
             }
         }
-        break;
+        return;
     case TARGET_ALL:
     case TARGET_ACTIVE:
         for (int id = 1; id <= G.max_id; id++)
-            delivered += deliver(sig, id);
-        break;
+            deliver(sig, id);
+        return;
     case TARGET_WORKER:
-        if (n > G.max_id)
+        if (n <= G.max_id) {
+            deliver(sig, n);
+            return;
+        }
+        if (!told)
             log_msg("signal %d: invalid signal target: %s (%d workers)", sig, e->target, G.max_id);
-        else
-            delivered = deliver(sig, n);
         break;
     case TARGET_ABSENT:
-        log_msg("signal %d: target %s: gyre has no spooler, mules nor farms: not delivered", sig,
-                e->target);
+        if (!told)
+            log_msg("signal %d: target %s: gyre has no spooler, mules nor farms: not delivered",
+                    sig, e->target);
         break;
     case TARGET_UNKNOWN:
-        log_msg("signal %d: ^^^ UNSUPPORTED SIGNAL TARGET: %s ^^^", sig, e->target);
+        if (!told)
+            log_msg("signal %d: ^^^ UNSUPPORTED SIGNAL TARGET: %s ^^^", sig, e->target);
         break;
     }
-    if (delivered)
-        G.routed++;
-    else
-        G.unrouted++;
+    e->told = true;
 }
 
 static int add_timer(int sig, int secs, bool rb, int iterations)
@@ -481,6 +479,7 @@ static void on_request(int rec, struct sig_msg *m)
             break;
         }
         e->registered = true;
+        e->told = false; /* a new target: a new reason to log, once */
         size_t len = strnlen(m->text, sizeof(e->target) - 1); /* the worker checked it */
         memcpy(e->target, m->text, len);
         e->target[len] = '\0';
