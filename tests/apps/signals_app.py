@@ -11,6 +11,8 @@ write(2) with O_APPEND, so that lines from several workers never mix:
     cron      @cron(-1, -1, -1, -1, -1)           tag "cron" (every minute)
     sleepy    @signal(23): gyre.sleep(SIGNALS_SLEEP) then tag "slept" (gyre only: a core)
     raises    @signal(24, target="worker1"): raises the first time (tag "raising"), then tag "recovered"
+    more      @signal(26, target='active-workers') tag "active", @signal(27, target='spooler')
+              tag "spooler" (no spooler: never runs)
     rb        register_signal(25) + add_rb_timer(25, 1, 2): tag "rb", twice, a second apart
 
 Requests: /raise?n=N (uwsgi.signal(N)), /registered (signal_registered of 0..30), /errors
@@ -65,6 +67,15 @@ if "rb" in SETUP:
         record("rb", num)
     uwsgi.register_signal(25, "", on_rb)
     uwsgi.add_rb_timer(25, 1, 2)
+
+if "more" in SETUP:
+    @uwsgidecorators.signal(26, target="active-workers")
+    def on_active(num):
+        record("active", num)
+
+    @uwsgidecorators.signal(27, target="spooler")
+    def on_spooler(num):
+        record("spooler", num)
 
 if "filemon" in SETUP:
     @uwsgidecorators.filemon(os.environ["SIGNALS_WATCH"])

@@ -146,6 +146,22 @@ def test_signal_targets_route_to_the_right_workers(server, kind):
 
 
 @pytest.mark.parametrize("kind", SERVERS)
+def test_active_workers_and_an_absent_spooler(server, kind):
+    """'active-workers': every running worker once. 'spooler' without a spooler: the handler
+    never runs (gyre logs why); a signal raised after it still arrives."""
+    s = server(kind, ["more"])
+    s.raise_signal(27)
+    s.raise_signal(26)
+    runs = s.wait_lines("active", 2)
+    assert sorted(r[2] for r in runs) == [1, 2]
+    s.raise_signal(26)
+    s.wait_lines("active", 4)
+    assert s.lines("spooler") == []
+    if kind == "gyre":
+        assert "signal 27: target spooler: gyre has no spooler" in s.log()
+
+
+@pytest.mark.parametrize("kind", SERVERS)
 def test_a_handler_that_raises_is_logged_and_the_worker_goes_on(server, kind):
     s = server(kind, ["raises"])
     s.raise_signal(24)
