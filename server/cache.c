@@ -876,14 +876,20 @@ static int op_math(struct cache *c, const struct cache_req *req)
         return insert(c, req, buf, 8);
     }
     struct cache_item *it = item(c, i);
-    if (it->valsize != 8)
-        return 0; /* not a number (uWSGI would read past the value) */
-    int64_t v;
+    /* A value that is no number: uWSGI computes on its first 8 bytes (and whatever follows a
+     * shorter one in the block) and keeps 8 bytes. gyre the same, a short one zero-padded. */
+    if (blocks_for(c, 8) > blocks_for(c, it->valsize))
+        return 0; /* 8 bytes would not fit its blocks (bitmap, blocksize < 8) */
+    int64_t v = 0;
     char *p = block(c, it->first_block);
-    memcpy(&v, p, 8);
+    memcpy(&v, p, it->valsize < 8 ? it->valsize : 8);
     v = math(req->op, v, req->num);
     write_begin(c, i);
-    memcpy(p, &v, 8); /* an aligned 8-byte store: whole or not at all */
+    if (c->bitmap && blocks_for(c, 8) < blocks_for(c, it->valsize))
+        bitmap_set(c, it->first_block + blocks_for(c, 8),
+                   blocks_for(c, it->valsize) - blocks_for(c, 8), false);
+    memcpy(p, &v, 8);
+    it->valsize = 8;
     if (c->conf->purge_lru) {
         lru_unlink(c, i);
         lru_append(c, i);

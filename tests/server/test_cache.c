@@ -180,8 +180,14 @@ TEST(operations_answer_as_uwsgi)
     CHECK_EQ_INT(num(&c, "missing"), 0);
     math_op(&c, CACHE_INC, "w", INT64_MAX);
     math_op(&c, CACHE_INC, "w", 1);
-    CHECK_EQ_INT(num(&c, "w"), INT64_MIN);             /* wraps, as uWSGI */
-    CHECK_EQ_INT(math_op(&c, CACHE_INC, "big", 1), 0); /* not a number */
+    CHECK_EQ_INT(num(&c, "w"), INT64_MIN); /* wraps, as uWSGI */
+    /* not a number: its first 8 bytes are (uWSGI's), and it becomes 8 bytes long */
+    op(&c, CACHE_UPDATE, "str8", "12345678abc", 0);
+    CHECK_EQ_INT(math_op(&c, CACHE_INC, "str8", 1), 1);
+    CHECK_EQ_STR(get(&c, "str8"), "22345678");
+    op(&c, CACHE_UPDATE, "x", "x", 0);
+    CHECK_EQ_INT(math_op(&c, CACHE_INC, "x", 1), 1);
+    CHECK_EQ_INT(num(&c, "x"), 'x' + 1);
     /* append, prepend */
     CHECK_EQ_INT(op(&c, CACHE_APPEND, "s", "mid", 0), 1);
     CHECK_EQ_INT(op(&c, CACHE_APPEND, "s", ">", 0), 1);
