@@ -17,7 +17,7 @@
  * per-process `held` record), the core sleeps on the IOLoop (gyre.sleep) and tries again, backed
  * off from 1 ms to 50 ms. A thread core, or code outside any core, blocks with the GIL released.
  *
- * Depends on: cores.c, ini.c, locks.c, log.c, scoreboard.c, server.c (server/README)
+ * Depends on: cores.c, ini.c, locks.c, log.c, scoreboard.c, server.c, uwsgi_cache.c (server/README)
  */
 #include "core.h"
 #include "log.h"

@@ -160,7 +160,8 @@ API_CASES = [
     (["cache_inc", "a", 1, 0, "nope"], OK_NONE),
     (["cache_keys", "nope"], ["error", "ValueError", "no local uWSGI cache available"]),
     # argument errors
-    (["cache_set", 5, b("v")], ["error", "TypeError", "a bytes-like object is required, not 'int'"]),
+    (["cache_set", 5, b("v")],
+     ["error", "TypeError", "a bytes-like object is required, not 'int'"]),
     (["cache_set", "t", b("v"), "x"],
      ["error", "TypeError", "'str' object cannot be interpreted as an integer"]),
     (["cache_get"], ["error", "TypeError", "cache_get() takes at least 1 argument (0 given)"]),
