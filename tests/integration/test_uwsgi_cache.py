@@ -218,10 +218,13 @@ def other_worker_run(s, pid, *calls, tries=300):
     raise AssertionError("no other worker than %d answered in %d requests" % (pid, tries))
 
 
+UWSGI_TORNADO = ["--plugin", "greenlet_python3,tornado_python3", "--tornado", "8", "--greenlet"]
+
+
 @pytest.mark.parametrize("kind,extra", [("gyre", []), ("uwsgi", []),
-                                        ("gyre", ["--tornado", "8"]),
+                                        ("gyre", ["--tornado", "8"]), ("uwsgi", UWSGI_TORNADO),
                                         ("gyre", ["--threads", "4"])],
-                         ids=["gyre", "uwsgi", "gyre-tornado", "gyre-threads"])
+                         ids=["gyre", "uwsgi", "gyre-tornado", "uwsgi-tornado", "gyre-threads"])
 def test_workers_share_the_cache(server, kind, extra):
     s = server(kind, *CACHES, *extra)
     pid, got = s.run(["cache_update", "shared", b("from a worker")], ["cache_inc", "count", 5])
@@ -347,9 +350,10 @@ def test_a_store_file_survives_a_restart(server, tmp_path, kind):
         [ok_bytes("across restarts"), ok_int(42)]
 
 
-def test_legacy_cache_option_is_the_default_cache(server):
+@pytest.mark.parametrize("kind", SERVERS)
+def test_legacy_cache_option_is_the_default_cache(server, kind):
     """--cache N makes cache "default", first: the one a call without a name uses."""
-    s = server("gyre", "--cache2", "name=other,items=4", "--cache", "8", "--cache-blocksize", "32")
+    s = server(kind, "--cache2", "name=other,items=4", "--cache", "8", "--cache-blocksize", "32")
     got = s.run(["cache_set", "a", b("x" * 32)], ["cache_set", "b", b("x" * 33)],
                 ["cache_keys", "default"], ["cache_keys", "other"])[1]
     assert got == [OK_TRUE, OK_NONE, ["ok", ["list", ["a"]]], ["ok", ["list", []]]]
