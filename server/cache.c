@@ -1063,6 +1063,58 @@ static struct {
     double next_sweep;
 } R;
 
+/* spec is "[CACHE ]REST": REST when it is meant for cache c (no CACHE: every cache). */
+static const char *for_cache(const struct cache *c, const char *spec)
+{
+    const char *space = strchr(spec, ' ');
+    if (!space)
+        return spec;
+    size_t n = (size_t)(space - spec);
+    return strlen(c->conf->name) == n && !strncmp(spec, c->conf->name, n) ? space + 1 : NULL;
+}
+
+static void preload_one(struct cache *c, const char *key, size_t klen, const char *val, size_t vlen)
+{
+    struct cache_req req = { .op = CACHE_SET, .key = key, .klen = klen, .val = val, .vlen = vlen };
+    struct cache_out out = { 0 };
+    if (cache_do(c, &req, &out) == 1)
+        log_msg("cache %s: stored \"%.*s\"", c->conf->name, (int)klen, key);
+    else
+        log_msg("cache %s: could not store \"%.*s\" (%zu bytes: there already, too big, or the "
+                "cache full)",
+                c->conf->name, (int)klen, key, vlen);
+}
+
+/* --add-cache-item and --load-file-in-cache, as uWSGI: set (never overwriting) at start. */
+static void preload(struct cache *c, const struct gy_config *cfg)
+{
+    for (int i = 0; i < cfg->nadd_cache_item; i++) {
+        const char *kv = for_cache(c, cfg->add_cache_item[i]);
+        const char *eq = kv ? strchr(kv, '=') : NULL;
+        if (eq)
+            preload_one(c, kv, (size_t)(eq - kv), eq + 1, strlen(eq + 1));
+    }
+    for (int i = 0; i < cfg->nload_file_in_cache; i++) {
+        const char *path = for_cache(c, cfg->load_file_in_cache[i]);
+        if (!path)
+            continue;
+        errno = 0;
+        FILE *f = fopen(path, "rb");
+        char *buf = NULL;
+        long size = -1;
+        if (f && fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) >= 0 &&
+            fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)size + 1)) &&
+            fread(buf, 1, (size_t)size, f) == (size_t)size)
+            preload_one(c, path, strlen(path), buf, (size_t)size);
+        else
+            log_msg("cache %s: unable to read file \"%s\": %s", c->conf->name, path,
+                    errno ? strerror(errno) : "short read");
+        free(buf);
+        if (f)
+            fclose(f);
+    }
+}
+
 int caches_create(const struct gy_config *cfg)
 {
     R.cfg = cfg;
@@ -1082,6 +1134,8 @@ int caches_create(const struct gy_config *cfg)
                     cc->bitmap ? ", bitmap" : "", cc->purge_lru ? ", LRU purge" : "",
                     R.caches[i].map_size / 1024);
         R.n = i + 1;
+        if (!cc->store_redis)
+            preload(&R.caches[i], cfg);
     }
     return 0;
 }

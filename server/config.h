@@ -102,14 +102,18 @@ struct gy_config {
     /* uwsgi.cache_*: the legacy --cache N (cache "default", first) then each --cache2 */
     struct gy_cache_conf caches[GY_MAX_CACHES + 1];
     int ncaches;
-    unsigned long long cache_items;     /* --cache N */
-    unsigned long long cache_blocksize; /* --cache-blocksize (default 65536) */
-    const char *cache_store;            /* --cache-store FILE */
-    bool cache_lastmod;                 /* --cache-use-last-modified */
-    int cache_expire_freq;              /* --cache-expire-freq: seconds between sweeps (3) */
-    bool cache_no_expire;               /* --cache-no-expire: no sweeps */
-    bool cache_report_freed;            /* --cache-report-freed-items: a log line per sweep */
-    const char *uid, *gid;              /* the workers' identity, dropped to after binding */
+    unsigned long long cache_items;          /* --cache N */
+    unsigned long long cache_blocksize;      /* --cache-blocksize (default 65536) */
+    const char *cache_store;                 /* --cache-store FILE */
+    bool cache_lastmod;                      /* --cache-use-last-modified */
+    int cache_expire_freq;                   /* --cache-expire-freq: seconds between sweeps (3) */
+    bool cache_no_expire;                    /* --cache-no-expire: no sweeps */
+    bool cache_report_freed;                 /* --cache-report-freed-items: a log line per sweep */
+    const char *add_cache_item[GY_MAX_LIST]; /* "[CACHE ]KEY=VALUE", set at start */
+    int nadd_cache_item;
+    const char *load_file_in_cache[GY_MAX_LIST]; /* "[CACHE ]PATH": the file under key PATH */
+    int nload_file_in_cache;
+    const char *uid, *gid; /* the workers' identity, dropped to after binding */
 
     /* observability */
     const char *stats;        /* --stats ADDR: one JSON document per connection */

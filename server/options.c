@@ -527,6 +527,19 @@ static const char *set_cache_report_freed(struct gy_config *c, const char *v)
     return NULL;
 }
 
+static const char *set_add_cache_item(struct gy_config *c, const char *v)
+{
+    const char *space = strchr(v, ' ');
+    if (!strchr(space ? space + 1 : v, '='))
+        return "expected [CACHE ]KEY=VALUE";
+    return add_list(c->add_cache_item, &c->nadd_cache_item, v);
+}
+
+static const char *set_load_file_in_cache(struct gy_config *c, const char *v)
+{
+    return add_list(c->load_file_in_cache, &c->nload_file_in_cache, v);
+}
+
 /* The legacy --cache as cache "default", first (uWSGI makes it before the --cache2 ones, and
  * uwsgi.cache_get(key) without a name uses the first). */
 static const char *finish_caches(struct gy_config *c)
@@ -1369,6 +1382,12 @@ static const struct option_def OPTIONS[] = {
       "the master never sweeps the caches (an expired item is still absent)" },
     { "cache-report-freed-items", ARG_NONE, set_cache_report_freed, NULL,
       "a log line for each sweep that purged expired cache items" },
+    { "add-cache-item", ARG_REQUIRED, set_add_cache_item, "[CACHE ]KEY=VALUE",
+      "put KEY in cache CACHE (every cache without a name) at start, unless it is there "
+      "(repeatable)" },
+    { "load-file-in-cache", ARG_REQUIRED, set_load_file_in_cache, "[CACHE ]PATH",
+      "put the file PATH in cache CACHE (every cache without a name) under the key PATH at "
+      "start (repeatable)" },
     { "cache-store-sync", ARG_REQUIRED, set_accepted_count, "N",
       "accepted: a store file is a shared mapping the kernel writes back by itself" },
     { "stats", ARG_REQUIRED, set_stats, "ADDR",

@@ -359,6 +359,21 @@ def test_legacy_cache_option_is_the_default_cache(server, kind):
     assert got == [OK_TRUE, OK_NONE, ["ok", ["list", ["a"]]], ["ok", ["list", []]]]
 
 
+@pytest.mark.parametrize("kind", SERVERS)
+def test_items_preloaded_at_start(server, tmp_path, kind):
+    """--add-cache-item [CACHE ]KEY=VALUE and --load-file-in-cache [CACHE ]PATH: without a
+    cache name, into every cache."""
+    path = tmp_path / "page.html"
+    path.write_bytes(b"<p>cached file</p>")
+    s = server(kind, "--cache2", "name=a,items=8", "--cache2", "name=b,items=8",
+               "--add-cache-item", "k=every", "--add-cache-item", "b only=in b",
+               "--load-file-in-cache", "a %s" % path)
+    got = s.run(["cache_keys", "a"], ["cache_keys", "b"], ["cache_get", "k", "a"],
+                ["cache_get", "only", "b"], ["cache_get", str(path), "a"])[1]
+    assert got == [["ok", ["list", sorted(["k", str(path)])]], ["ok", ["list", ["k", "only"]]],
+                   ok_bytes("every"), ok_bytes("in b"), ok_bytes("<p>cached file</p>")]
+
+
 def run_gyre_fails(*args):
     r = subprocess.run([GYRE, "--http-socket", "127.0.0.1:%d" % free_port(), "--wsgi-file", APP,
                         *args], capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
