@@ -135,7 +135,7 @@ static PyObject *uwsgi_cache_get(PyObject *mod, PyObject *args)
     int rc = run(c, &req, &res);
     if (rc < 0)
         return NULL;
-    if (rc == 0) {
+    if (rc == 0 || !res) { /* !res: a store that said done without a value */
         Py_XDECREF(res);
         Py_RETURN_NONE;
     }

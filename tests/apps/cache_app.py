@@ -4,6 +4,8 @@
     POST /run       body: JSON list of calls [NAME, ARG...]; an ARG {"b": TEXT} is TEXT as
                     latin-1 bytes, {"i": N} an int, anything else as JSON gives it. Answers a
                     JSON list, one [outcome...] per call (see call()), and who ran them.
+                    ?hold=S: then keeps its core (a greenlet core sleeps on the loop, else the
+                    thread sleeps) S seconds, so that other requests go to other workers
     GET /whoami     {"pid", "worker_id"}
     GET /fill?n=N&size=S&prefix=P&seed=X
                     cache_update of N keys P0..P(N-1), each S bytes all made of one byte derived
@@ -14,9 +16,22 @@
 """
 import json
 import os
+import time
 from urllib.parse import parse_qs
 
 import uwsgi
+
+try:
+    import gyre
+except ImportError:  # Debian's uWSGI
+    gyre = None
+
+
+def pause(seconds):
+    if gyre is not None and gyre._core_kind() == "greenlet":
+        gyre.sleep(seconds)
+    else:
+        time.sleep(seconds)
 
 
 def describe(v):
@@ -98,6 +113,8 @@ def application(environ, start_response):
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
         calls = json.loads(body)
         out = json.dumps({"pid": os.getpid(), "results": [call(*c) for c in calls]})
+        if "hold" in q:
+            pause(float(q["hold"][0]))
     elif path == "/whoami":
         out = json.dumps({"pid": os.getpid(), "worker_id": uwsgi.worker_id()})
     elif path == "/fill":

@@ -57,10 +57,11 @@ class Server:
             assert r.status == 200
             return r.read().decode()
 
-    def run(self, *calls):
-        """The calls in one request: (pid of the worker, [outcome per call])."""
-        req = urllib.request.Request(self.url + "/run", data=json.dumps(calls).encode(),
-                                     method="POST")
+    def run(self, *calls, hold=None):
+        """The calls in one request: (pid of the worker, [outcome per call]); hold: seconds the
+        request then keeps its core."""
+        req = urllib.request.Request(self.url + "/run" + ("?hold=%g" % hold if hold else ""),
+                                     data=json.dumps(calls).encode(), method="POST")
         with urllib.request.urlopen(req, timeout=TIMEOUT) as r:
             doc = json.loads(r.read())
         return doc["pid"], doc["results"]
@@ -208,14 +209,24 @@ def test_remote_cache_names_are_refused(server):
         assert "remote cache" in got[2] and "c1@127.0.0.1:1" in got[2]
 
 
-def other_worker_run(s, pid, *calls, tries=300):
-    """The calls, answered by a worker other than pid (requests until one is): calls that
-    change nothing, since the requests answered by pid itself run them too."""
-    for _ in range(tries):
-        got_pid, results = s.run(*calls)
-        if got_pid != pid:
-            return results
-    raise AssertionError("no other worker than %d answered in %d requests" % (pid, tries))
+def other_worker_run(s, pid, *calls, rounds=20, clients=12):
+    """The calls, answered by a worker other than pid: bursts of concurrent requests that each
+    keep their core 0.2 s, so that a worker whose cores are all taken leaves the next ones to
+    another. Calls that change nothing: the requests answered by pid itself run them too."""
+    for _ in range(rounds):
+        answers = []
+
+        def client():
+            answers.append(s.run(*calls, hold=0.2))
+        threads = [threading.Thread(target=client) for _ in range(clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(TIMEOUT)
+        for got_pid, results in answers:
+            if got_pid != pid:
+                return results
+    raise AssertionError("no other worker than %d answered in %d bursts" % (pid, rounds))
 
 
 UWSGI_TORNADO = ["--plugin", "greenlet_python3,tornado_python3", "--tornado", "8", "--greenlet"]
@@ -537,6 +548,7 @@ ROOT_URLCONF = "cacheurls"
 
 URLS = '''
 import os
+import time
 
 from django.core.cache import cache
 from django.http import JsonResponse
@@ -550,7 +562,9 @@ def put(request):
 
 
 def take(request):
-    return JsonResponse({"pid": os.getpid(), "value": cache.get(request.GET["key"])})
+    value = cache.get(request.GET["key"])
+    time.sleep(float(request.GET.get("hold", 0)))  # keeps this worker: the next goes elsewhere
+    return JsonResponse({"pid": os.getpid(), "value": value})
 
 
 def drop(request):
@@ -594,13 +608,20 @@ def test_django_cache_backend_shares_values_across_workers(tmp_path):
         assert session.alive(), session.log()
         put = get("put?key=answer&n=42")
         assert put["added"] is False  # the key is there: add() does not overwrite
-        for _ in range(300):
-            got = get("take?key=answer")
-            if got["pid"] != put["pid"]:
+        others = []
+        for _ in range(20):  # bursts of requests that hold their worker: another one answers
+            answers = []
+            threads = [threading.Thread(target=lambda: answers.append(
+                get("take?key=answer&hold=0.2"))) for _ in range(6)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(TIMEOUT)
+            others = [a for a in answers if a["pid"] != put["pid"]]
+            if others:
                 break
-        else:
-            raise AssertionError("the other worker never answered:\n" + session.log())
-        assert got["value"] == {"from": put["pid"], "n": 42}
+        assert others, "the other worker never answered:\n" + session.log()
+        assert others[0]["value"] == {"from": put["pid"], "n": 42}
         assert get("drop?key=answer")["value"] == "gone"
         assert get("take?key=answer")["value"] is None
     finally:
