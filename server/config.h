@@ -119,6 +119,13 @@ struct gy_config {
     const char *stats;        /* --stats ADDR: one JSON document per connection */
     bool stats_http;          /* ... wrapped in an HTTP response */
     const char *metrics_http; /* --metrics-http ADDR: Prometheus text format over HTTP */
+    /* uWSGI's metrics (metrics.h): --metric specs in order, the stats JSON's "metrics" */
+    const char *metrics[GY_MAX_LIST]; /* --metric name=...,type=...: parsed by metrics.c */
+    int nmetrics;
+    bool enable_metrics;      /* --enable-metrics, or any --metric */
+    const char *metrics_dir;  /* --metrics-dir DIR: one file per metric, its value */
+    bool metrics_dir_restore; /* ... and the initial values read back from them */
+    bool stats_no_metrics;    /* --stats-no-metrics: the stats JSON without "metrics" */
 
     /* -- options that are already gyre's behaviour or a true no-op (issue 10, group 1) -- */
 

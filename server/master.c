@@ -25,13 +25,14 @@
  * One poll() loop: the signal pipe, the workers' message pipe, inotify, and a 100 ms tick for
  * the clocks (deadlines, heartbeats, file times).
  *
- * Depends on: cache.c, daemons.c, hooks.c, listen.c, locks.c, log.c, proctitle.c, scoreboard.c,
- *     server.c, stats.c, worker.c (server/README)
+ * Depends on: cache.c, daemons.c, hooks.c, listen.c, locks.c, log.c, metrics.c, proctitle.c,
+ *     scoreboard.c, server.c, stats.c, worker.c (server/README)
  */
 #include "cache.h"
 #include "daemons.h"
 #include "hooks.h"
 #include "log.h"
+#include "metrics.h"
 #include "listen.h"
 #include "process.h"
 #include "server.h"
@@ -952,7 +953,7 @@ int master_run(struct gy_config *cfg)
         log_errno("master: shared memory");
         return 1;
     }
-    if (caches_create(cfg) < 0)
+    if (caches_create(cfg) < 0 || metrics_setup(cfg) < 0)
         return 1;
     if (pipe2(M.sigpipe, O_NONBLOCK | O_CLOEXEC) < 0 || pipe2(M.msgpipe, O_CLOEXEC) < 0) {
         log_errno("master: pipe");

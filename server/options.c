@@ -14,13 +14,14 @@
  *     does instead (UNSUPPORTED), or "not supported by gyre: ignored";
  *   - an error under --strict (exit 1, uWSGI's status), both kinds.
  *
- * Depends on: cache.c, ini.c, redis_url.c, regexp.c (server/README)
+ * Depends on: cache.c, ini.c, metrics.c, redis_url.c, regexp.c (server/README)
  */
 #include "config.h"
 #include "regexp.h"
 #include "hooks.h"
 #include "cache.h"
 #include "redis_url.h"
+#include "metrics.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -384,6 +385,83 @@ static const char *set_stats_http(struct gy_config *c, const char *v)
 static const char *set_metrics_http(struct gy_config *c, const char *v)
 {
     return set_string(&c->metrics_http, v);
+}
+
+/* --metric: checked here, where a bad one is an error naming it (exit 2), and made by
+ * metrics.c before the workers are forked. A key gyre accepts without honouring is a warning,
+ * an error under --strict. alias= and children= must name metrics given before, as in uWSGI. */
+static const char *set_metric(struct gy_config *c, const char *v)
+{
+    static char err[768];
+    struct gy_metric m;
+    char *text, e[256], warn[512];
+    if (metric_parse(v, &m, &text, e, sizeof(e), warn, sizeof(warn)) < 0) {
+        free(text);
+        snprintf(err, sizeof(err), "%s", e);
+        return err;
+    }
+    e[0] = '\0';
+    const char *refs[2] = { m.alias, m.children_names };
+    char *names = NULL;
+    for (int r = 0; r < 2 && !e[0]; r++) {
+        free(names);
+        names = refs[r] ? strdup(refs[r]) : NULL;
+        char *save = NULL;
+        for (char *p = names ? strtok_r(names, ";", &save) : NULL; p && !e[0];
+             p = strtok_r(NULL, ";", &save)) {
+            bool found = false;
+            for (int i = 0; i < c->nmetrics && !found; i++) {
+                struct gy_metric other;
+                char *t, oe[256], ow[512];
+                found = metric_parse(c->metrics[i], &other, &t, oe, sizeof(oe), ow, sizeof(ow)) ==
+                            0 &&
+                        strcmp(other.name, p) == 0;
+                free(t);
+            }
+            if (!found)
+                snprintf(e, sizeof(e),
+                         "unable to find metric \"%s\" (%s= names a --metric given "
+                         "before)",
+                         p, r == 0 ? "alias" : "children");
+        }
+    }
+    free(names);
+    free(text);
+    if (e[0]) {
+        snprintf(err, sizeof(err), "%s", e);
+        return err;
+    }
+    if (warn[0] && c->strict) {
+        snprintf(err, sizeof(err), "%s (strict mode)", warn);
+        return err;
+    }
+    if (warn[0])
+        fprintf(stderr, "gyre: warning: --metric %s: %s\n", v, warn);
+    c->enable_metrics = true;
+    return add_list(c->metrics, &c->nmetrics, v);
+}
+static const char *set_enable_metrics(struct gy_config *c, const char *v)
+{
+    (void)v;
+    c->enable_metrics = true;
+    return NULL;
+}
+static const char *set_metrics_dir(struct gy_config *c, const char *v)
+{
+    c->enable_metrics = true;
+    return set_string(&c->metrics_dir, v);
+}
+static const char *set_metrics_dir_restore(struct gy_config *c, const char *v)
+{
+    (void)v;
+    c->metrics_dir_restore = true;
+    return NULL;
+}
+static const char *set_stats_no_metrics(struct gy_config *c, const char *v)
+{
+    (void)v;
+    c->stats_no_metrics = true;
+    return NULL;
 }
 
 static const char *set_processes(struct gy_config *c, const char *v)
@@ -1396,6 +1474,23 @@ static const struct option_def OPTIONS[] = {
     { "stats-http", ARG_NONE, set_stats_http, NULL, "serve the --stats JSON as an HTTP response" },
     { "metrics-http", ARG_REQUIRED, set_metrics_http, "ADDR",
       "serve Prometheus metrics over HTTP on HOST:PORT or a unix socket PATH" },
+    { "metric", ARG_REQUIRED, set_metric, "name=N[,type=T,initial_value=V,...]",
+      "a uWSGI metric shared by the workers (uwsgi.metric_*; repeatable); type counter, gauge, "
+      "absolute or alias (alias=NAME); collector file, sum, accumulator, adder, multiplier, avg "
+      "(children=A;B, arg1, arg1n, freq)" },
+    { "enable-metrics", ARG_NONE, set_enable_metrics, NULL,
+      "the stats JSON shows \"metrics\" even with no --metric (gyre has no built-in ones)" },
+    { "metrics-dir", ARG_REQUIRED, set_metrics_dir, "DIR",
+      "keep each metric's value in the file DIR/NAME (updated every second)" },
+    { "metric-dir", ARG_REQUIRED, set_metrics_dir, "DIR", "same as --metrics-dir" },
+    { "metrics-dir-restore", ARG_NONE, set_metrics_dir_restore, NULL,
+      "start each metric from the value in its --metrics-dir file" },
+    { "metric-dir-restore", ARG_NONE, set_metrics_dir_restore, NULL,
+      "same as --metrics-dir-restore" },
+    { "metrics-no-cores", ARG_NONE, set_ignored, NULL,
+      "accepted: gyre defines no per-core metrics (no built-in metrics at all)" },
+    { "stats-no-metrics", ARG_NONE, set_stats_no_metrics, NULL,
+      "the stats JSON without its \"metrics\" object" },
     { "plugin", ARG_REQUIRED, set_plugin, "NAMES",
       "uWSGI's plugins gyre has built in (python3, tornado, greenlet, http...) are no-ops; "
       "another one is a warning (an error with --strict)" },
@@ -1822,6 +1917,9 @@ static const struct {
     { "yml", "gyre reads .ini files only" },
     { "json", "gyre reads .ini files only" },
     { "js", "gyre reads .ini files only" },
+    { "metric-threshold", "gyre has no alarms: a metric's thresholds are not checked" },
+    { "metric-alarm", "gyre has no alarms: a metric's thresholds are not checked" },
+    { "alarm-metric", "gyre has no alarms: a metric's thresholds are not checked" },
 };
 
 static int compare_uwsgi_option(const void *key, const void *elem)

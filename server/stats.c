@@ -6,11 +6,12 @@
  * (--stats-http and --metrics-http wrap it in an HTTP/1.0 response). The documents are a few
  * KiB, built in memory and written at once.
  *
- * Depends on: cache.c, listen.c, log.c, scoreboard.c, server.c (server/README)
+ * Depends on: cache.c, listen.c, log.c, metrics.c, scoreboard.c, server.c (server/README)
  */
 #include "cache.h"
 #include "log.h"
 #include "listen.h"
+#include "metrics.h"
 #include "process.h"
 #include "proto.h"
 #include "server.h"
@@ -80,8 +81,8 @@ static int unix_queue(int fd)
     return queue;
 }
 
-/* Connections waiting to be accepted on a listening socket. */
-static int listen_queue(int fd)
+/* Connections waiting to be accepted on a listening socket (process.h). */
+int listen_queue(int fd)
 {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
@@ -150,6 +151,23 @@ static json_t *caches_json(void)
     return list;
 }
 
+/* uWSGI's "metrics" object: each metric by name, in the order defined, as
+ * {"type": uWSGI's number, "oid": "" or the oid, "value": the value}; an alias has its own
+ * type (3) and oid and its target's value. */
+static json_t *metrics_json(void)
+{
+    json_t *o = json_object();
+    for (int i = 0; i < METRICS.n; i++) {
+        const struct gy_metric *m = &METRICS.m[i];
+        json_t *v = json_object();
+        json_object_set_new(v, "type", json_integer(m->type));
+        json_object_set_new(v, "oid", json_string(m->oid));
+        json_object_set_new(v, "value", json_integer((json_int_t)metrics_value(&METRICS, i)));
+        json_object_set_new(o, m->name, v);
+    }
+    return o;
+}
+
 static char *stats_json(void)
 {
     json_t *doc = json_object();
@@ -179,6 +197,8 @@ static char *stats_json(void)
     json_object_set_new(doc, "listen_queue_errors", json_integer(0));
     json_object_set_new(doc, "load", json_integer(total_queue));
     json_object_set_new(doc, "signal_queue", json_integer(0));
+    if (METRICS.enabled && !S.cfg->stats_no_metrics)
+        json_object_set_new(doc, "metrics", metrics_json()); /* before "sockets", as uWSGI */
     json_object_set_new(doc, "sockets", sockets);
 
     json_t *workers = json_array();
@@ -314,6 +334,48 @@ static void caches_metrics(struct text *t)
     }
 }
 
+/* A metric's name as a Prometheus one: gyre_metric_ and the name with what Prometheus does
+ * not allow in a name ('.', '-') as '_'. */
+static void prometheus_name(const char *name, char *out, size_t outlen)
+{
+    int n = snprintf(out, outlen, "gyre_metric_%s", name);
+    for (char *p = out + 12; n > 0 && *p; p++)
+        if (*p == '.' || *p == '-')
+            *p = '_';
+}
+
+/* --metric's metrics, one family each (labelled with the uWSGI name, which the family name
+ * cannot always spell): a counter as a counter, a gauge and an absolute as a gauge, an alias as
+ * its target's kind. Names that become the same family name share one family (its first's
+ * type), since Prometheus allows one TYPE line per family. */
+static void uwsgi_metrics_text(struct text *t)
+{
+    for (int i = 0; i < METRICS.n; i++) {
+        char family[160], other[160];
+        prometheus_name(METRICS.m[i].name, family, sizeof(family));
+        bool seen = false;
+        for (int j = 0; j < i && !seen; j++) {
+            prometheus_name(METRICS.m[j].name, other, sizeof(other));
+            seen = strcmp(family, other) == 0;
+        }
+        if (seen)
+            continue;
+        const struct gy_metric *m = &METRICS.m[i];
+        int kind = m->type;
+        for (int j = 0; kind == METRIC_ALIAS && j < METRICS.n; j++)
+            if (METRICS.m[j].slot == m->slot && METRICS.m[j].type != METRIC_ALIAS)
+                kind = METRICS.m[j].type;
+        add(t, "# HELP %s uWSGI metric (--metric), shared by the workers.\n# TYPE %s %s\n", family,
+            family, kind == METRIC_COUNTER ? "counter" : "gauge");
+        for (int j = i; j < METRICS.n; j++) {
+            prometheus_name(METRICS.m[j].name, other, sizeof(other));
+            if (strcmp(family, other) == 0)
+                add(t, "%s{name=\"%s\"} %lld\n", family, METRICS.m[j].name,
+                    (long long)metrics_value(&METRICS, j));
+        }
+    }
+}
+
 static char *metrics_text(void)
 {
     struct text t = { 0 };
@@ -349,11 +411,11 @@ static char *metrics_text(void)
         const struct sb_worker *w = scoreboard_slot(&S.board, i);
         if (!slot_live(w))
             continue;
-        int count[CORE_APP_SUSPENDED + 1] = { 0 };
+        int count[CORE_ACTIVITIES] = { 0 };
         for (int c = 0; c < S.board.ncores; c++)
-            if (w->cores[c].activity <= CORE_APP_SUSPENDED)
+            if (w->cores[c].activity < CORE_ACTIVITIES)
                 count[w->cores[c].activity]++;
-        for (int a = CORE_WAIT_READ; a <= CORE_APP_SUSPENDED; a++)
+        for (int a = CORE_WAIT_READ; a < CORE_ACTIVITIES; a++)
             add(&t, "gyre_cores_suspended{worker=\"%d\",pid=\"%d\",waiting=\"%s\"} %d\n", w->id,
                 (int)w->pid, core_activity_name((enum core_activity)a), count[a]);
     }
@@ -385,6 +447,7 @@ static char *metrics_text(void)
             add(&t, "gyre_listen_queue{socket=\"%s\",proto=\"%s\"} %d\n", S.listeners[i].name,
                 S.listeners[i].proto->name, listen_queue(S.listeners[i].fd));
     caches_metrics(&t);
+    uwsgi_metrics_text(&t);
     return t.p;
 }
 

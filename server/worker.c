@@ -13,7 +13,7 @@
  * instance: the worker tells the master (MSG_FATAL), or the only process exits 1.
  *
  * Depends on: cache.c, conn.c, cores.c, engine.c, hooks.c, input.c, listen.c, locks.c, log.c,
- *     proctitle.c, pymodule.c, scoreboard.c, server.c, stats.c, uwsgimodule.c, wsgi.c
+ *     metrics.c, proctitle.c, pymodule.c, scoreboard.c, server.c, stats.c, uwsgimodule.c, wsgi.c
  *     (server/README)
  */
 #include "cache.h"
@@ -21,6 +21,7 @@
 #include "engine.h"
 #include "hooks.h"
 #include "log.h"
+#include "metrics.h"
 #include "conn.h"
 #include "core.h"
 #include "listen.h"
@@ -521,7 +522,7 @@ static int worker_start(struct gy_config *cfg, const struct gy_worker_link *link
             log_errno("shared memory");
             return -1;
         }
-        if (caches_create(cfg) < 0)
+        if (caches_create(cfg) < 0 || metrics_setup(cfg) < 0)
             return -1;
         S.slot = scoreboard_slot(&S.board, 0);
         S.slot->id = 1;
