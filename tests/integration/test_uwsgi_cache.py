@@ -27,13 +27,14 @@ class Server:
     """gyre or Debian's uWSGI: a master and `workers` workers serving cache_app.py on
     --http-socket, with the extra options args; ready once the app answers."""
 
-    def __init__(self, tmp, kind, *args, workers=2):
+    def __init__(self, tmp, kind, *args, workers=2, master=True):
         self.kind = kind
         for _ in range(3):  # a port taken meanwhile by another process: another one
             self.port = free_port()
             self.url = "http://127.0.0.1:%d" % self.port
-            common = ["--http-socket", "127.0.0.1:%d" % self.port, "--wsgi-file", APP,
-                      "--master", "--processes", str(workers), *args]
+            procs = ["--master", "--processes", str(workers)] if master else []
+            common = ["--http-socket", "127.0.0.1:%d" % self.port, "--wsgi-file", APP, *procs,
+                      *args]
             argv = [GYRE, *common] if kind == "gyre" else [UWSGI, "--plugin", "python3", *common]
             self.session = Session(tmp, argv)
             wait_for(lambda: self._answers() or not self.session.alive(), TIMEOUT,
@@ -185,6 +186,15 @@ def test_api_answers_as_uwsgi(server, kind):
     _, results = s.run(*[c for c, _ in API_CASES])
     for (call, want), got in zip(API_CASES, results):
         assert got == want, (call, got)
+
+
+@pytest.mark.parametrize("kind", SERVERS)
+def test_a_cache_without_a_master(server, kind):
+    """One process, no master: the cache is made by that process and works as with one."""
+    s = server(kind, *CACHES, master=False)
+    got = s.run(["cache_set", "a", b("1")], ["cache_inc", "n", 3], ["cache_get", "a"],
+                ["cache_num", "n"], ["cache_keys"])[1]
+    assert got == [OK_TRUE, OK_TRUE, ok_bytes("1"), ok_int(3), ["ok", ["list", ["a", "n"]]]]
 
 
 @pytest.mark.parametrize("kind", SERVERS)
