@@ -4,7 +4,8 @@
  * that every worker reads and writes the same items; a robust process-shared mutex per cache,
  * held only inside one cache_do() call (never across Python code).
  *
- *   cache_conf_parse   a --cache2 value into a struct gy_cache_conf (options.c, at start-up)
+ *   cache_conf_parse   a --cache2 value into a struct gy_cache_conf (cache_conf.c; options.c
+ *                      calls it at start-up)
  *   caches_create      every configured cache, in the master (or the lone worker)
  *   caches_find        a cache by name (NULL or "": the first), for the uwsgi module
  *   cache_do           one operation (cache_ops.h)

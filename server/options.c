@@ -14,12 +14,12 @@
  *     does instead (UNSUPPORTED), or "not supported by gyre: ignored";
  *   - an error under --strict (exit 1, uWSGI's status), both kinds.
  *
- * Depends on: cache.c, ini.c, metrics.c, redis_url.c, regexp.c (server/README)
+ * Depends on: cache_conf.c, ini.c, metrics.c, redis_url.c, regexp.c (server/README)
  */
 #include "config.h"
 #include "regexp.h"
 #include "hooks.h"
-#include "cache.h"
+#include "cache.h" /* cache_conf.c */
 #include "redis_url.h"
 #include "metrics.h"
 
