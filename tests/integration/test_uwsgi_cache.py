@@ -293,6 +293,18 @@ def test_an_expired_value_goes(server, kind):
 
 
 @pytest.mark.parametrize("kind", SERVERS)
+def test_the_master_sweeps_expired_items(server, kind):
+    """--cache-expire-freq 1 --cache-report-freed-items: the master's sweep frees the expired
+    items of a cache nobody reads, and says so as uWSGI does."""
+    s = server(kind, *CACHES, "--cache-expire-freq", "1", "--cache-report-freed-items")
+    got = s.run(["cache_set", "x", b("v"), 1], ["cache_set", "y", b("v"), 1],
+                ["cache_set", "z", b("v")])[1]
+    assert got == [OK_TRUE] * 3
+    wait_for(lambda: 'freed 2 items for cache "c1"' in s.log(), 15, what="the sweep's line")
+    assert s.run1("cache_keys") == ["ok", ["list", ["z"]]]
+
+
+@pytest.mark.parametrize("kind", SERVERS)
 def test_a_full_cache_refuses_or_purges_the_lru_key(server, kind):
     s = server(kind, "--cache2", "name=full,items=4,blocksize=16",
                "--cache2", "name=lru,items=4,blocksize=16,purge_lru=1")
