@@ -41,6 +41,12 @@ process, no master):
 It reports, besides req/s and p99, the backend's CPU per request (µs) and its RSS after the case,
 with gyre/uWSGI ratios, in the section "Threads (issue 11)".
 
+The "cache" group (issue 12, `--only cache`) measures uwsgi.cache_* under contention: both
+servers `--tornado 100 --greenlet --master --processes 2 --cache2 name=bench,items=1000,
+blocksize=1024` behind nginx (uwsgi), wrk at 50 connections on /cache?n=10 (10 cache_get + 10
+cache_update of 100-byte values over 64 keys, per request) and, as the baseline of the same
+set-up, /hello. CPU counts the master and its workers. Section "Cache (issue 12)".
+
 Checks: each backend must answer /hello over its own protocol straight on its socket before it
 counts as up; before each case, the case's route is requested once per backend through the very
 path wrk will use (nginx or direct) and the body must be exactly what the app sends. For
@@ -110,8 +116,11 @@ def without_keep_conn(conf):
 # wrk talks to the backend directly); group: "tornado" (`--tornado 100 --greenlet`) or "threads"
 # (issue 11: `--threads N`, no Tornado, the request on an OS thread); threads: that N; probe:
 # whether the keep-alive probe runs before the group's cases.
-TORNADO_GROUP, THREADS_GROUP = "tornado", "threads"
-GROUPS = (TORNADO_GROUP, THREADS_GROUP)
+TORNADO_GROUP, THREADS_GROUP, CACHE_GROUP = "tornado", "threads", "cache"
+GROUPS = (TORNADO_GROUP, THREADS_GROUP, CACHE_GROUP)
+# The cache group's processes: a master, two workers sharing one cache (issue 12).
+CACHE_ARGS = ["--master", "--processes", "2", "--cache2", "name=bench,items=1000,blocksize=1024"]
+CACHE_OPS = 10
 PROTOS = collections.OrderedDict([
     ("uwsgi", dict(wire="uwsgi", flag="--socket", template=UWSGI_TEMPLATE, transform=None,
                    label="uwsgi via nginx", group=TORNADO_GROUP, probe=False)),
@@ -129,6 +138,9 @@ PROTOS = collections.OrderedDict([
     ("threads-http", dict(wire="http", flag="--http-socket", template=None, transform=None,
                           label="HTTP/1.1 direct, --threads 4", group=THREADS_GROUP, threads=4,
                           probe=True)),
+    ("cache-uwsgi", dict(wire="uwsgi", flag="--socket", template=UWSGI_TEMPLATE, transform=None,
+                         label="uwsgi via nginx, 2 workers, --cache2", group=CACHE_GROUP,
+                         probe=False)),
 ])
 
 # slow: how many slow clients read SLOW_PATH while wrk loads `path` (0: none).
@@ -170,6 +182,11 @@ CASES = [
     Case("threads slow clients", "threads-http", "/hello", 10, "GET", HELLO,
          "hello world, c=10, while %d slow clients read %d KiB at %d KiB/s"
          % (SLOW_CLIENTS, len(SLOW_BODY) // 1024, SLOW_RATE // 1024), slow=SLOW_CLIENTS),
+    Case("cache hello", "cache-uwsgi", "/hello", 50, "GET", HELLO,
+         "hello world (the baseline: no cache call), c=50"),
+    Case("cache get+set", "cache-uwsgi", "/cache?n=%d" % CACHE_OPS, 50, "GET",
+         b"cache %d\n" % CACHE_OPS,
+         "%d cache_get + %d cache_update per request, c=50" % (CACHE_OPS, CACHE_OPS)),
 ]
 SERVERS = ("gyre", "uWSGI")
 
@@ -278,6 +295,12 @@ def children_of(pid):
         except (OSError, IndexError, ValueError):
             pass
     return out
+
+
+def tree_cpu_seconds(pid):
+    """CPU seconds of pid and its children (a master's workers; none without a master). A child
+    that exits during a run takes its seconds with it: no worker is recycled in these runs."""
+    return proc_cpu_seconds(pid) + sum(proc_cpu_seconds(c) for c in children_of(pid))
 
 
 def background_cpu(seconds):
@@ -873,7 +896,7 @@ def measure(target, case, duration, post_script, tmp):
             slow_start = slow.start()
         t0 = time.monotonic()
         busy0 = machine_busy_seconds()
-        be0 = proc_cpu_seconds(backend.proc.pid)
+        be0 = tree_cpu_seconds(backend.proc.pid)
         ng0 = sum(proc_cpu_seconds(p) for p in pids_ng)
         wrk0 = children_cpu_seconds()
         out = run_wrk(target.url + case.path, case.conns, duration, script, tmp)
@@ -893,7 +916,7 @@ def measure(target, case, duration, post_script, tmp):
         except RuntimeError as e:
             slow_problems.append(str(e))
     wrk_cpu = children_cpu_seconds() - wrk0
-    be_cpu = proc_cpu_seconds(backend.proc.pid) - be0 if backend.alive() else float("nan")
+    be_cpu = tree_cpu_seconds(backend.proc.pid) - be0 if backend.alive() else float("nan")
     ng_cpu = sum(proc_cpu_seconds(p) for p in pids_ng) - ng0
     busy = machine_busy_seconds() - busy0
     r = parse_wrk(out)
@@ -1210,11 +1233,44 @@ def render_threads(L, args, cases, results, checks):
         L.append("")
 
 
+def render_cache(L, args, cases, results, checks):
+    """The section "Cache (issue 12)": uwsgi.cache_* with 2 workers on one cache."""
+    L.append("## Cache (issue 12)")
+    L.append("")
+    L.append("Both servers `--tornado 100 --greenlet %s` (a master, 2 workers sharing one "
+             "cache), `nginx-conf/uwsgi.conf` in front. `/cache?n=%d`: %d `uwsgi.cache_get` + "
+             "%d `uwsgi.cache_update` of 100-byte values over 64 keys per request (bench/app.py); "
+             "`/hello` is the same set-up without a cache call. CPU/request: the master's and "
+             "workers' CPU over the run / responses. Ratios gyre/uWSGI: req/s higher is better "
+             "for gyre, CPU/request lower." % (" ".join(CACHE_ARGS), CACHE_OPS, CACHE_OPS,
+                                                CACHE_OPS))
+    L.append("")
+    L.append("| case | gyre req/s | gyre p99 | gyre CPU/req | gyre errors | uWSGI req/s | uWSGI p99 "
+             "| uWSGI CPU/req | uWSGI errors | req/s gyre/uWSGI | CPU/req gyre/uWSGI |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for case in cases:
+        cells, bests = [], []
+        for bname in SERVERS:
+            runs = results[case.key][bname]
+            b = best(runs)
+            bests.append(b)
+            failed = any(p.startswith(bname + " ") for p in checks[case.key])
+            cells += [fmt_rps(b and b["rps"]), fmt_ms(b and b["p99"]),
+                      fmt_us(b and b["cpu_per_req"]),
+                      fmt_errors(runs) + (" (route check FAILED)" if failed else "")]
+        bg, bu = bests
+        cells += [ratio(bg and bg["rps"], bu and bu["rps"]),
+                  ratio(bg and bg["cpu_per_req"], bu and bu["cpu_per_req"])]
+        L.append("| %s | %s |" % (case.label, " | ".join(cells)))
+    L.append("")
+
+
 def render(args, cases_run, info, results, checks, probes, started, finished, load_start,
            load_end, background, notes, backends):
     L = []
     tornado_cases = [c for c in cases_run if PROTOS[c.proto]["group"] == TORNADO_GROUP]
     threads_cases = [c for c in cases_run if PROTOS[c.proto]["group"] == THREADS_GROUP]
+    cache_cases = [c for c in cases_run if PROTOS[c.proto]["group"] == CACHE_GROUP]
     L.append("# gyre vs uWSGI (Tornado loop engine + greenlet; and --threads): uwsgi and FastCGI "
              "behind nginx, HTTP direct")
     L.append("")
@@ -1297,6 +1353,8 @@ def render(args, cases_run, info, results, checks, probes, started, finished, lo
         L.append("")
     if threads_cases:
         render_threads(L, args, threads_cases, results, checks)
+    if cache_cases:
+        render_cache(L, args, cache_cases, results, checks)
     if probes:
         L.append("## Connection reuse (raw probes, straight to each backend's socket)")
         L.append("")
@@ -1391,8 +1449,8 @@ def main():
     ap.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md alone")
     ap.add_argument("--only", choices=GROUPS, action="append",
                     help="run only this group of cases (repeatable): %s = the Tornado loop "
-                    "engine cases, %s = the --threads cases (issue 11); default: all"
-                    % GROUPS)
+                    "engine cases, %s = the --threads cases (issue 11), %s = uwsgi.cache_* "
+                    "with 2 workers (issue 12); default: all" % GROUPS)
     args = ap.parse_args()
     groups = args.only or list(GROUPS)
     cases_run = [c for c in CASES if PROTOS[c.proto]["group"] in groups]
@@ -1432,6 +1490,8 @@ def main():
             engine = ["--threads", str(spec["threads"])]
         else:
             engine = ["--tornado", "100", "--greenlet"]
+        if spec["group"] == CACHE_GROUP:
+            engine += CACHE_ARGS
         return [gyre_bin, spec["flag"], addr, "--wsgi-file", APP] + engine + ["--disable-logging"]
 
     def uwsgi_argv(spec, addr):
@@ -1441,6 +1501,8 @@ def main():
         else:
             head = ["uwsgi", "--plugins", plugins]
             engine = ["--tornado", "100", "--greenlet"]
+        if spec["group"] == CACHE_GROUP:
+            engine += CACHE_ARGS
         return head + [spec["flag"], addr, "--wsgi-file", APP] + engine + [
             "--disable-logging", "--listen", "1024"]
 

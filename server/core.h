@@ -116,5 +116,7 @@ extern PyMethodDef uwsgi_process_methods[];
 PyObject *uwsgi_process_sockets(void);
 /* uwsgi_metrics.c: uwsgi.metric_* (added to the module by PyInit_uwsgi) */
 extern PyMethodDef uwsgi_metrics_methods[];
+/* uwsgi_cache.c: uwsgi.cache_*, added to the module by PyInit_uwsgi */
+extern PyMethodDef uwsgi_cache_methods[];
 
 #endif
