@@ -51,7 +51,7 @@ PROTO_TESTS := $(patsubst tests/proto/%.c,build/tests/%,$(sort $(wildcard tests/
 # server/'s parts that need no Python (configuration, log rendering, static files, routing
 # rules): unit-tested like proto/.
 SERVER_PURE := server/options.c server/ini.c server/logformat.c server/log.c server/static.c \
-    server/response.c server/route.c server/regexp.c
+    server/response.c server/route.c server/regexp.c server/redis_url.c
 SERVER_TESTS := $(patsubst tests/server/%.c,build/tests/server/%,$(sort $(wildcard tests/server/test_*.c)))
 FUZZERS     := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
 HEADERS     := $(wildcard proto/*.h server/*.h)
