@@ -4,6 +4,7 @@
     make bench                        # = /usr/bin/python3 bench/bench.py
     /usr/bin/python3 bench/bench.py --duration 3 --warmup 1 --rounds 1 --no-write   # a smoke run
     ... --only threads                # only the --threads group (--only tornado: the others)
+    ... --only cache-redis            # only the Redis cache row (issue 12)
 
 What runs (everything in a private temp dir, removed at the end). Each protocol gets its own pair
 of backend processes (gyre and uWSGI, both `--tornado 100 --greenlet`, one process each, no
@@ -40,6 +41,14 @@ process, no master):
 
 It reports, besides req/s and p99, the backend's CPU per request (µs) and its RSS after the case,
 with gyre/uWSGI ratios, in the section "Threads (issue 11)".
+
+The "cache-redis" group (issue 12) serves tests/apps/cache_redis_app.py's /bench (one
+uwsgi.cache_update of 64 bytes and one uwsgi.cache_get per request) through nginx over uwsgi,
+`--tornado 100 --greenlet`, one process each: gyre with `--cache2 ...,store=redis+unix://SOCK` on
+a redis-server this script starts (unix socket, no persistence), uWSGI with the same --cache2
+but its local shared-memory store (uWSGI has no Redis store). So it shows what sharing a cache
+between hosts costs against a cache that never leaves the process: two Redis round trips per
+request, each suspending the core while the others go on. Section "Cache on Redis (issue 12)".
 
 Checks: each backend must answer /hello over its own protocol straight on its socket before it
 counts as up; before each case, the case's route is requested once per backend through the very
@@ -80,6 +89,9 @@ import urllib.request
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 BENCH = os.path.join(ROOT, "bench")
 APP = os.path.join(BENCH, "app.py")
+CACHE_APP = os.path.join(ROOT, "tests", "apps", "cache_redis_app.py")
+CACHE_SPEC = "name=r,items=1000,blocksize=1000,keysize=64"
+REDIS_SERVER = "/usr/bin/redis-server"
 GYRE = os.environ.get("GYRE_BIN", os.path.join(ROOT, "gyre"))
 UWSGI_TEMPLATE = os.path.join(ROOT, "nginx-conf", "uwsgi.conf")
 FASTCGI_TEMPLATE = os.path.join(ROOT, "nginx-conf", "fastcgi.conf")
@@ -110,8 +122,8 @@ def without_keep_conn(conf):
 # wrk talks to the backend directly); group: "tornado" (`--tornado 100 --greenlet`) or "threads"
 # (issue 11: `--threads N`, no Tornado, the request on an OS thread); threads: that N; probe:
 # whether the keep-alive probe runs before the group's cases.
-TORNADO_GROUP, THREADS_GROUP = "tornado", "threads"
-GROUPS = (TORNADO_GROUP, THREADS_GROUP)
+TORNADO_GROUP, THREADS_GROUP, CACHE_REDIS_GROUP = "tornado", "threads", "cache-redis"
+GROUPS = (TORNADO_GROUP, THREADS_GROUP, CACHE_REDIS_GROUP)
 PROTOS = collections.OrderedDict([
     ("uwsgi", dict(wire="uwsgi", flag="--socket", template=UWSGI_TEMPLATE, transform=None,
                    label="uwsgi via nginx", group=TORNADO_GROUP, probe=False)),
@@ -129,6 +141,11 @@ PROTOS = collections.OrderedDict([
     ("threads-http", dict(wire="http", flag="--http-socket", template=None, transform=None,
                           label="HTTP/1.1 direct, --threads 4", group=THREADS_GROUP, threads=4,
                           probe=True)),
+    # app: the WSGI file instead of bench/app.py; redis: a redis-server runs for the group and
+    # gyre's cache r is stored there (uWSGI's stays local).
+    ("cache-redis", dict(wire="uwsgi", flag="--socket", template=UWSGI_TEMPLATE, transform=None,
+                         label="uwsgi via nginx, --cache2 (gyre: Redis; uWSGI: local)",
+                         group=CACHE_REDIS_GROUP, probe=False, app=CACHE_APP, redis=True)),
 ])
 
 # slow: how many slow clients read SLOW_PATH while wrk loads `path` (0: none).
@@ -170,6 +187,8 @@ CASES = [
     Case("threads slow clients", "threads-http", "/hello", 10, "GET", HELLO,
          "hello world, c=10, while %d slow clients read %d KiB at %d KiB/s"
          % (SLOW_CLIENTS, len(SLOW_BODY) // 1024, SLOW_RATE // 1024), slow=SLOW_CLIENTS),
+    Case("cache-redis get+set", "cache-redis", "/bench?key=bench", 50, "GET", b"ok",
+         "cache_update + cache_get per request, c=50"),
 ]
 SERVERS = ("gyre", "uWSGI")
 
@@ -234,6 +253,29 @@ def popen(argv, logf, **kw):
     proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True, **kw)
     _PROCS.append(proc)
+    return proc
+
+
+def start_redis(tmp, sock):
+    """redis-server on the unix socket sock (no TCP, no persistence), answering PING."""
+    if not os.access(REDIS_SERVER, os.X_OK):
+        raise SystemExit("%s not found: run `make deps`" % REDIS_SERVER)
+    logf = open(os.path.join(tmp, "redis.log"), "wb")
+    proc = popen([REDIS_SERVER, "--port", "0", "--unixsocket", sock, "--save", "",
+                  "--appendonly", "no", "--dir", tmp], logf)
+
+    def pong():
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(1)
+                s.connect(sock)
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+    wait_for(lambda: proc.poll() is not None or pong(), 10, "redis-server on " + sock)
+    if proc.poll() is not None:
+        raise RuntimeError("redis-server exited:\n" + read_tail(logf.name))
     return proc
 
 
@@ -1210,11 +1252,44 @@ def render_threads(L, args, cases, results, checks):
         L.append("")
 
 
+def render_cache_redis(L, cases, results, checks):
+    """The section "Cache on Redis (issue 12)"."""
+    L.append("## Cache on Redis (issue 12)")
+    L.append("")
+    L.append("`tests/apps/cache_redis_app.py` /bench: `uwsgi.cache_update(key, 64 bytes)` then "
+             "`uwsgi.cache_get(key)` per request, through nginx over uwsgi, `--tornado 100 "
+             "--greenlet`, one process each. gyre: `--cache2 %s,store=redis+unix://...` on a "
+             "local redis-server (unix socket, started by bench.py): two Redis round trips per "
+             "request, the core suspended during each. uWSGI: the same `--cache2` in its local "
+             "shared memory (it has no Redis store). What the row shows is the price of a "
+             "cache shared between hosts, not two implementations of one thing. CPU/request "
+             "counts the backend only (Redis's CPU is not in it)." % CACHE_SPEC)
+    L.append("")
+    L.append("| case | gyre (Redis) req/s | gyre p99 | gyre CPU/req | gyre errors | uWSGI "
+             "(local) req/s | uWSGI p99 | uWSGI CPU/req | uWSGI errors | req/s gyre/uWSGI |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for case in cases:
+        cells, bests = [], []
+        for bname in SERVERS:
+            runs = results[case.key][bname]
+            b = best(runs)
+            bests.append(b)
+            failed = any(p.startswith(bname + " ") for p in checks[case.key])
+            cells += [fmt_rps(b and b["rps"]), fmt_ms(b and b["p99"]),
+                      fmt_us(b and b["cpu_per_req"]),
+                      fmt_errors(runs) + (" (route check FAILED)" if failed else "")]
+        bg, bu = bests
+        cells.append(ratio(bg and bg["rps"], bu and bu["rps"]))
+        L.append("| %s | %s |" % (case.label, " | ".join(cells)))
+    L.append("")
+
+
 def render(args, cases_run, info, results, checks, probes, started, finished, load_start,
            load_end, background, notes, backends):
     L = []
     tornado_cases = [c for c in cases_run if PROTOS[c.proto]["group"] == TORNADO_GROUP]
     threads_cases = [c for c in cases_run if PROTOS[c.proto]["group"] == THREADS_GROUP]
+    cache_cases = [c for c in cases_run if PROTOS[c.proto]["group"] == CACHE_REDIS_GROUP]
     L.append("# gyre vs uWSGI (Tornado loop engine + greenlet; and --threads): uwsgi and FastCGI "
              "behind nginx, HTTP direct")
     L.append("")
@@ -1297,6 +1372,8 @@ def render(args, cases_run, info, results, checks, probes, started, finished, lo
         L.append("")
     if threads_cases:
         render_threads(L, args, threads_cases, results, checks)
+    if cache_cases:
+        render_cache_redis(L, cache_cases, results, checks)
     if probes:
         L.append("## Connection reuse (raw probes, straight to each backend's socket)")
         L.append("")
@@ -1391,8 +1468,8 @@ def main():
     ap.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md alone")
     ap.add_argument("--only", choices=GROUPS, action="append",
                     help="run only this group of cases (repeatable): %s = the Tornado loop "
-                    "engine cases, %s = the --threads cases (issue 11); default: all"
-                    % GROUPS)
+                    "engine cases, %s = the --threads cases (issue 11), %s = the cache on Redis "
+                    "(issue 12); default: all" % GROUPS)
     args = ap.parse_args()
     groups = args.only or list(GROUPS)
     cases_run = [c for c in CASES if PROTOS[c.proto]["group"] in groups]
@@ -1432,7 +1509,10 @@ def main():
             engine = ["--threads", str(spec["threads"])]
         else:
             engine = ["--tornado", "100", "--greenlet"]
-        return [gyre_bin, spec["flag"], addr, "--wsgi-file", APP] + engine + ["--disable-logging"]
+        if spec.get("redis"):
+            engine += ["--cache2", CACHE_SPEC + ",store=redis+unix://" + redis_sock]
+        return [gyre_bin, spec["flag"], addr, "--wsgi-file", spec.get("app", APP)] + engine + [
+            "--disable-logging"]
 
     def uwsgi_argv(spec, addr):
         if spec["group"] == THREADS_GROUP:  # the plain python3 plugin: no loop engine
@@ -1441,8 +1521,12 @@ def main():
         else:
             head = ["uwsgi", "--plugins", plugins]
             engine = ["--tornado", "100", "--greenlet"]
-        return head + [spec["flag"], addr, "--wsgi-file", APP] + engine + [
+        if spec.get("redis"):
+            engine += ["--cache2", CACHE_SPEC]
+        return head + [spec["flag"], addr, "--wsgi-file", spec.get("app", APP)] + engine + [
             "--disable-logging", "--listen", "1024"]
+
+    redis_sock = os.path.join(tmp, "redis.sock")
 
     all_backends, notes, probes = [], [], []
     bg_start = bg_end = float("nan")
@@ -1461,7 +1545,12 @@ def main():
             if not cases:
                 continue
             group_backends, group_nginxes = [], []
+            redis = None
             try:
+                if spec.get("redis"):
+                    redis = start_redis(tmp, redis_sock)
+                    log("redis-server up for %s (pid %d) on %s" % (spec["label"], redis.pid,
+                                                                    redis_sock))
                 targets = []
                 for name, argv_fn, stop_sig, ok_exit in (
                         ("gyre", gyre_argv, signal.SIGTERM, (0,)),
@@ -1597,6 +1686,8 @@ def main():
                         n.stop()
                     except Exception:
                         pass
+                if redis:
+                    kill_proc(redis, signal.SIGTERM, 10)
         log("measuring the background load again (3 s, none of our processes running)")
         bg_end = background_cpu(3)
     finally:

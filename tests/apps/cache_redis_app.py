@@ -10,6 +10,8 @@ so that the answers of the two can be compared.
                       "pid elapsed_seconds value" (or the error as "error TYPE: message")
     /ping             "pid core": no cache call
     /bench?key=K      uwsgi.cache_update(K, 64 bytes, 0, "r") then cache_get: one set and one get
+                      (bench/bench.py's cache-redis row); answers "ok"
+    /hello            b"Hello, World!", as bench/app.py's (what bench.py asks to see a backend up)
 """
 import json
 import os
@@ -67,6 +69,8 @@ def application(environ, start_response):
     elif path == "/ping":
         core = gyre.core_id() if gyre is not None else None
         body, ctype = ("%d %s" % (os.getpid(), core)).encode(), "text/plain"
+    elif path == "/hello":
+        body, ctype = b"Hello, World!", "text/plain"
     elif path == "/bench":
         key = q.get("key", "bench")
         uwsgi.cache_update(key, BENCH_VALUE, 0, CACHE)

@@ -14,7 +14,6 @@ import socket
 import struct
 import subprocess
 import threading
-import time
 import urllib.request
 
 import pytest
