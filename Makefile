@@ -46,12 +46,12 @@ SERVER_OBJ  := $(SERVER_SRC:%.c=build/%.o)
 # (directly or through a header) fails the build. Python is core.h's alone (see server/README).
 SERVER_NOPY := $(addprefix server/,main.c master.c stats.c options.c ini.c logformat.c log.c \
     scoreboard.c server.c response.c proto_uwsgi.c proto_fastcgi.c proto_http.c conn.c listen.c \
-    static.c route.c regexp.c locks.c redis_url.c)
+    static.c route.c regexp.c locks.c redis_url.c cache.c)
 PROTO_TESTS := $(patsubst tests/proto/%.c,build/tests/%,$(sort $(wildcard tests/proto/test_*.c)))
 # server/'s parts that need no Python (configuration, log rendering, static files, routing
 # rules): unit-tested like proto/.
 SERVER_PURE := server/options.c server/ini.c server/logformat.c server/log.c server/static.c \
-    server/response.c server/route.c server/regexp.c server/redis_url.c
+    server/response.c server/route.c server/regexp.c server/cache.c server/redis_url.c
 SERVER_TESTS := $(patsubst tests/server/%.c,build/tests/server/%,$(sort $(wildcard tests/server/test_*.c)))
 FUZZERS     := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
 HEADERS     := $(wildcard proto/*.h server/*.h)

@@ -100,5 +100,7 @@ int pymodule_init(void);
  * loaded in the worker: uwsgidecorators' @postfork). */
 PyObject *PyInit_uwsgi(void);
 void uwsgimodule_post_fork(void);
+/* uwsgi_cache.c: uwsgi.cache_*, added to the module by PyInit_uwsgi */
+extern PyMethodDef uwsgi_cache_methods[];
 
 #endif

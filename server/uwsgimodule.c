@@ -595,7 +595,8 @@ PyObject *PyInit_uwsgi(void)
         PyModule_AddObjectRef(m, "unbit", Py_None) < 0 ||
         PyModule_AddIntConstant(m, "SPOOL_OK", -2) < 0 ||
         PyModule_AddIntConstant(m, "SPOOL_RETRY", -1) < 0 ||
-        PyModule_AddIntConstant(m, "SPOOL_IGNORE", 0) < 0) {
+        PyModule_AddIntConstant(m, "SPOOL_IGNORE", 0) < 0 ||
+        PyModule_AddFunctions(m, uwsgi_cache_methods) < 0) {
         Py_DECREF(m);
         return NULL;
     }
