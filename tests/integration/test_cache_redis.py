@@ -71,12 +71,16 @@ class Redis:
         wait_for(lambda: self.answers() or not self.session.alive(), 10, what="redis-server")
         assert self.session.alive(), self.session.log()
 
-    def command(self, *args, timeout=10.0):
+    def command(self, *args, timeout=10.0, db=0):
         with socket.socket(socket.AF_UNIX) as s:
             s.settimeout(timeout)
             s.connect(self.sock)
+            f = s.makefile("rb")
+            if db:
+                s.sendall(resp_command("SELECT", str(db)))
+                assert resp_read(f) == "OK"
             s.sendall(resp_command(*args))
-            return resp_read(s.makefile("rb"))
+            return resp_read(f)
 
     def answers(self, timeout=1.0):
         try:
@@ -311,11 +315,34 @@ def test_slow_redis_suspends_only_the_calling_core(server, redis):
     assert float(elapsed) > 0.5
 
 
-def test_redis_that_does_not_answer_raises_timeout(server, redis):
-    """Redis asleep past the URL's timeout=: TimeoutError naming the cache and the URL; once
-    Redis answers again, so does the cache."""
+@pytest.mark.parametrize("engine", [("--tornado", "10"), ("--threads", "2")],
+                         ids=["tornado", "threads"])
+def test_database_number_is_selected(server, redis, engine):
+    """?db=N: the cache's keys are in Redis database N, from greenlet cores (the SELECT answered
+    before the first command goes) and thread cores alike; a database Redis does not have
+    raises ConnectionError saying so, and nothing is written to database 0."""
+    s = server("gyre", redis.url + "?db=3", "--processes", "1", *engine)
+    assert s.run(["cache_update", "in3", "v", 0, "r"]) == [("ok", "bool", True)]
+    assert redis.command("GET", "gyre:cache:r:in3", db=3) == b"v"
+    assert redis.command("GET", "gyre:cache:r:in3") is None
+    s.run(["cache_clear", "r"])
+    bad = redis.url + "?db=99"  # redis-server has 16 databases by default
+    b = server("gyre", bad, "--processes", "1", *engine)
+    answer = b.get("/get?key=x")
+    assert answer.startswith("error ConnectionError: cache r: %s" % bad), answer
+    assert "SELECT 99 failed: ERR DB index is out of range" in answer, answer
+    assert b.run(["cache_set", "x", "v", 0, "r"])[0][:2] == ("error", "ConnectionError")
+    assert redis.command("KEYS", "gyre:cache:r:*") == []
+
+
+@pytest.mark.parametrize("engine", [("--tornado", "10"), ("--threads", "2")],
+                         ids=["tornado", "threads"])
+def test_redis_that_does_not_answer_raises_timeout(server, redis, engine):
+    """Redis asleep past the URL's timeout=: TimeoutError naming the cache and the URL, from a
+    greenlet core (the loop's timer) and a thread core (the socket's timeout); once Redis
+    answers again, so does the cache."""
     url = redis.url + "?timeout=0.5"
-    s = server("gyre", url, "--processes", "1", "--tornado", "10")
+    s = server("gyre", url, "--processes", "1", *engine)
     s.run(["cache_clear", "r"])
     sleeper = redis.sleep(3)
     try:
