@@ -14,6 +14,7 @@ import socket
 import struct
 import subprocess
 import threading
+import urllib.error
 import urllib.request
 
 import pytest
@@ -56,16 +57,20 @@ def resp_read(f):
 
 
 class Redis:
-    """redis-server on TMP/redis.sock (no TCP port, no persistence), DEBUG allowed locally."""
+    """redis-server on TMP/redis.sock and, with tcp=True, on a free 127.0.0.1 port too (url,
+    tcp_url); no persistence, DEBUG allowed locally."""
 
-    def __init__(self, tmp):
+    def __init__(self, tmp, tcp=False):
         self.tmp = tmp
         self.sock = os.path.join(tmp, "redis.sock")
         self.url = "redis+unix://" + self.sock
+        self.port = free_port() if tcp else 0
+        self.tcp_url = "redis://127.0.0.1:%d" % self.port
         self.start()
 
     def start(self):
-        self.session = Session(self.tmp, [REDIS_SERVER, "--port", "0", "--unixsocket", self.sock,
+        self.session = Session(self.tmp, [REDIS_SERVER, "--port", str(self.port), "--bind",
+                                          "127.0.0.1", "--unixsocket", self.sock,
                                           "--save", "", "--appendonly", "no", "--dir", self.tmp,
                                           "--enable-debug-command", "local"])
         wait_for(lambda: self.answers() or not self.session.alive(), 10, what="redis-server")
@@ -105,7 +110,7 @@ class Redis:
 
 @pytest.fixture(scope="module")
 def redis(tmp_path_factory):
-    r = Redis(str(tmp_path_factory.mktemp("redis")))
+    r = Redis(str(tmp_path_factory.mktemp("redis")), tcp=True)
     yield r
     r.stop()
 
@@ -262,10 +267,11 @@ def test_key_layout_in_redis(server, redis):
 
 
 def test_two_hosts_share_one_cache(server, redis):
-    """Two gyre instances (two "hosts") on one Redis: each reads the other's writes, and their
-    counters add up exactly under concurrent cache_inc from both (atomic across hosts)."""
+    """Two gyre instances (two "hosts") on one Redis, one over its unix socket and one over TCP:
+    each reads the other's writes, and their counters add up exactly under concurrent
+    cache_inc from both (atomic across hosts)."""
     a = server("gyre", redis.url, *GYRE_TORNADO)
-    b = server("gyre", redis.url, *GYRE_TORNADO)
+    b = server("gyre", redis.tcp_url, *GYRE_TORNADO)
     a.run(["cache_clear", "r"])
     assert a.run(["cache_set", "shared", "from-a", 0, "r"]) == [("ok", "bool", True)]
     assert b.run(["cache_get", "shared", "r"]) == [("ok", "bytes", "from-a")]
@@ -376,6 +382,40 @@ def test_redis_gone_raises_and_comes_back(server, own_redis):
         assert s.run(["cache_set", "k", "again", 0, "r"],
                      ["cache_get", "k", "r"])[1] == ("ok", "bytes", "again")
         s.run(["cache_del", "k", "r"])
+
+
+def test_harakiri_while_waiting_for_redis(server, redis):
+    """--harakiri cancels a greenlet core that waits for a sleeping Redis; the answer that comes
+    later finds nobody waiting and is dropped, and the same worker serves the cache on."""
+    s = server("gyre", redis.url + "?timeout=20", "--processes", "1", "--tornado", "10",
+               "--harakiri", "1")
+    pid = s.get("/ping").split()[0]
+    s.run(["cache_update", "h", "v", 0, "r"])
+    sleeper = redis.sleep(4)
+    try:
+        with pytest.raises(urllib.error.HTTPError) as e:
+            s.get("/get?key=h", timeout=30)
+        assert e.value.code == 500
+        s.wait_log("(--harakiri 1): cancelling it")
+        assert "uwsgi.cache_get(key, CACHE)" in s.log()  # its stack: waiting in the cache
+    finally:
+        sleeper.close()
+    wait_for(redis.answers, 10, what="Redis to wake")
+    wait_for(lambda: s.get("/get?key=h").endswith(" b'v'"), 10, what="the cache to answer")
+    assert s.get("/ping").split()[0] == pid
+    s.run(["cache_del", "h", "r"])
+
+
+@pytest.mark.parametrize("engine", [("--tornado", "10"), ("--threads", "2")],
+                         ids=["tornado", "threads"])
+def test_nothing_listening_raises_connection_error(server, engine):
+    """A TCP port nobody listens on: ConnectionError with the reason, at once, call after call
+    (the failed connect's backoff answers the calls that follow it)."""
+    url = "redis://127.0.0.1:%d" % free_port()
+    s = server("gyre", url, "--processes", "1", *engine)
+    for _ in range(3):
+        answer = s.get("/get?key=x", timeout=10)
+        assert answer == "error ConnectionError: cache r: %s unreachable: Connection refused" % url
 
 
 @pytest.mark.parametrize("url,why", [
