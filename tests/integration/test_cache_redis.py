@@ -255,6 +255,14 @@ def test_key_layout_in_redis(server, redis):
     assert redis.command("TTL", "gyre:cache:r:plain") == -1
     assert 0 < redis.command("TTL", "gyre:cache:r:expiring") <= 100
     assert redis.command("GET", "gyre:cache:r:n") == struct.pack("<q", 7)
+    # The math keeps an existing key's expiry (uWSGI's FIXEXPIRE); a new key gets the given one.
+    s.run(["cache_inc", "ttl", 1, 100, "r"], ["cache_inc", "ttl", 1, 5, "r"])
+    assert 5 < redis.command("TTL", "gyre:cache:r:ttl") <= 100
+    # An expiry is Redis's TTL: the item goes when it runs out.
+    assert s.run(["cache_set", "short", "v", 1, "r"]) == [("ok", "bool", True)]
+    wait_for(lambda: s.run(["cache_get", "short", "r"]) == [("ok", "NoneType", None)], 10,
+             what="the 1 s item to expire")
+    s.run(["cache_del", "ttl", "r"])
     # What another host (or redis-cli) writes in the layout, the cache reads.
     redis.command("SET", "gyre:cache:r:from-outside", "hi")
     assert s.run(["cache_get", "from-outside", "r"]) == [("ok", "bytes", "hi")]
