@@ -36,13 +36,17 @@ struct gy_core {
     bool app_suspended; /* the app switched to the loop on its own */
     double suspended_since;
 
-    bool harakiri;      /* cancelled by --harakiri */
-    double harakiri_at; /* when (a thread core gets --harakiri-grace to return) */
-    bool stuck;         /* a thread core past its grace: the worker is to be recycled */
+    bool harakiri;        /* cancelled by --harakiri */
+    double harakiri_at;   /* when (a thread core gets --harakiri-grace to return) */
+    double user_harakiri; /* uwsgi.set_user_harakiri(s): this request's own limit, loop time; 0 */
+    bool stuck;           /* a thread core past its grace: the worker is to be recycled */
     struct gy_response resp;
     uint64_t switches;           /* switches into the core during this request */
     struct route_outcome *route; /* what the routing rules decided (wsgi_route.c), or NULL */
     PyObject *spool;             /* --post-buffering's file for this request, or NULL */
+    PyObject *logvars; /* uwsgi.set_logvar's for this request: a dict of str to bytes, or NULL */
+    bool log_this;     /* uwsgi.log_this_request(): logged even under --disable-logging */
+    PyObject *environ; /* the request's, while the app runs (borrowed): uwsgi.env */
     struct gy_core *next_free;
     struct gy_core *next_wake; /* a thread core to wake when the loop next waits */
     bool wake_queued;
@@ -96,11 +100,21 @@ void input_spool_close(struct gy_core *c);
 PyObject *PyInit_gyre(void);
 int pymodule_init(void);
 
+/* What gyre answers as uwsgi.version (the module's, and the environ's): the uWSGI API level it
+ * follows, and that it is gyre. */
+#define UWSGI_API_VERSION "2.0.21"
+#define UWSGI_VERSION_STRING UWSGI_API_VERSION "-gyre-" GYRE_VERSION
+
 /* uwsgimodule.c: the `uwsgi` module (uWSGI's API), and its post-fork hook (once the app is
  * loaded in the worker: uwsgidecorators' @postfork). */
 PyObject *PyInit_uwsgi(void);
 void uwsgimodule_post_fork(void);
 /* uwsgi_cache.c: uwsgi.cache_*, added to the module by PyInit_uwsgi */
 extern PyMethodDef uwsgi_cache_methods[];
+/* uwsgi_async.c: wait_fd_read, suspend, async_sleep, ready_fd ... set_user_harakiri */
+extern PyMethodDef uwsgi_async_methods[];
+/* uwsgi_process.c: connection_fd, log_this_request, setprocname; the `sockets` list */
+extern PyMethodDef uwsgi_process_methods[];
+PyObject *uwsgi_process_sockets(void);
 
 #endif

@@ -199,6 +199,9 @@ static void take_core(struct gy_core *c, struct gy_conn *conn)
     S.slot->busy = S.busy;
     c->conn = conn;
     c->harakiri = false;
+    c->user_harakiri = 0;
+    Py_CLEAR(c->logvars); /* the last request's, kept until now for its log line */
+    c->log_this = false;
     c->stuck = false;
     c->gen++;
     c->switches = 0;
@@ -510,16 +513,30 @@ static void check_abandoned(double now)
         check_one(&S.cores[i], now);
 }
 
+/* When a busy core's request is past its time: --harakiri from its start, or the limit the app
+ * set itself with uwsgi.set_user_harakiri, whichever comes first; 0: never. */
+static double harakiri_deadline(const struct gy_core *c)
+{
+    double limit = S.cfg->harakiri > 0 ? c->conn->started + S.cfg->harakiri : 0;
+    if (c->user_harakiri > 0 && (limit == 0 || c->user_harakiri < limit))
+        limit = c->user_harakiri;
+    return limit;
+}
+
 static void log_harakiri(struct gy_core *c, double now, PyObject *stack)
 {
     const char *text = stack ? PyUnicode_AsUTF8(stack) : NULL;
     if (!text)
         PyErr_Clear();
-    char first[200];
+    char why[64], first[240];
+    if (c->user_harakiri > 0 && c->user_harakiri <= now)
+        snprintf(why, sizeof(why), "uwsgi.set_user_harakiri");
+    else
+        snprintf(why, sizeof(why), "--harakiri %g", S.cfg->harakiri);
     snprintf(first, sizeof(first),
-             "core %d: harakiri: the request has run for %.1f s (--harakiri %g): "
+             "core %d: harakiri: the request has run for %.1f s (%s): "
              "cancelling it. Its stack, most recent call last:",
-             c->id, now - c->conn->started, S.cfg->harakiri);
+             c->id, now - c->conn->started, why);
     log_lines(first, text ? text : "  (unavailable)\n");
 }
 
@@ -556,17 +573,16 @@ static void thread_harakiri(struct gy_core *c, double now)
  * A loop that never gets back control is the master's to kill. */
 static void check_harakiri(double now)
 {
-    double limit = S.cfg->harakiri;
-    if (limit <= 0)
-        return;
     for (int i = 0; i < S.ncores; i++) {
         struct gy_core *c = &S.cores[i];
+        double deadline = c->busy && c->conn ? harakiri_deadline(c) : 0;
+        if (deadline == 0 || now < deadline)
+            continue;
         if (c->thread) {
-            if (c->busy && c->conn && now - c->conn->started >= limit)
-                thread_harakiri(c, now);
+            thread_harakiri(c, now);
             continue;
         }
-        if (!c->busy || !c->conn || !c->gr || c->harakiri || now - c->conn->started < limit)
+        if (!c->gr || c->harakiri)
             continue;
         c->harakiri = true;
         PyObject *gr = c->gr;

@@ -46,6 +46,8 @@ struct log_fields {
     int method_len, uri_len, addr_len, proto_len;
     const struct gy_param *params; /* the request's CGI variables (var.NAME, host, ...) */
     unsigned nparams;
+    const struct gy_param *logvars; /* what the app set with uwsgi.set_logvar */
+    unsigned nlogvars;
     int status;
     unsigned long long rsize;  /* body bytes the app produced */
     unsigned long long micros; /* how long the request took */
@@ -58,17 +60,17 @@ struct log_fields {
     unsigned long long switches;
     unsigned read_errors, write_errors; /* the request's body could not be read; the client
                                            could not be written to */
+    bool forced;                        /* the app asked for the line (uwsgi.log_this_request) */
 };
 
 /* logformat.c: every request log line. logformat_setup compiles --log-format (or uWSGI's
  * default line, with --memory-report's and --log-micros's variants) once at start-up and keeps
  * cfg for the "log only if" options; logformat_compile compiles a format alone (NULL or an
- * error); logformat_warning says what in it uWSGI would take for a logvar. Render one line
+ * error). Render one line
  * (with its newline) into out, returning its length: the client's text in it escaped by
  * log_escape. logformat_log renders and writes a request's line if it is to be logged. */
 const char *logformat_setup(const struct gy_config *cfg);
 const char *logformat_compile(const char *fmt);
-const char *logformat_warning(void);
 bool logformat_wanted(const struct log_fields *f);
 size_t logformat_render(const struct log_fields *f, char *out, size_t cap);
 void logformat_log(const struct log_fields *f);

@@ -16,9 +16,9 @@
  *   vsz rss vszM rssM                                the process's memory (bytes, MiB)
  *   req                                              gyre's: the worker's request counter
  *   metric.NAME                                      0: gyre has no uWSGI metrics
- * A value that is empty renders "-", as in uWSGI; so does a name uWSGI would take for a
- * "logvar" (one an app sets with uwsgi.set_logvar, which gyre has not): a warning says so at
- * start. A '%' not followed by "(" is literal text, as in uWSGI.
+ *   any other NAME                                   the request's logvar: uwsgi.set_logvar(NAME, v)
+ * A value that is empty, or a logvar the app did not set, renders "-", as in uWSGI. A '%' not
+ * followed by "(" is literal text, as in uWSGI.
  *
  * Depends on: log.c (server/README)
  */
@@ -72,8 +72,8 @@ enum lf_var {
     V_VSZM,
     V_RSSM,
     V_REQ,
-    V_ZERO,  /* metric.NAME */
-    V_EMPTY, /* an unknown name: uWSGI's logvar, never set in gyre */
+    V_ZERO,   /* metric.NAME */
+    V_LOGVAR, /* any other name: a logvar the app sets with uwsgi.set_logvar */
 };
 
 static const struct {
@@ -125,7 +125,7 @@ static const struct {
 
 struct piece {
     enum lf_var var;
-    const char *text; /* V_LITERAL: the text; V_PARAM: the variable's name */
+    const char *text; /* V_LITERAL: the text; V_PARAM, V_LOGVAR: the variable's name */
     size_t len;
 };
 
@@ -134,7 +134,6 @@ static struct {
     size_t npieces;
     char *text;        /* the format's copy, which the pieces point into */
     bool needs_memory; /* a piece shows vsz or rss: read them once per line */
-    char warning[160]; /* the first unknown name, for logformat_warning */
     const struct gy_config *cfg;
 } F;
 
@@ -166,7 +165,7 @@ static enum lf_var lookup(const char *name, size_t len, const char **param)
         return V_PARAM;
     if (len > 7 && memcmp(name, "metric.", 7) == 0)
         return V_ZERO;
-    return V_EMPTY;
+    return V_LOGVAR;
 }
 
 const char *logformat_compile(const char *fmt)
@@ -184,7 +183,6 @@ const char *logformat_compile(const char *fmt)
     }
     size_t n = 0;
     bool needs_memory = false;
-    F.warning[0] = '\0';
     const char *lit = copy;
     for (const char *p = copy; *p;) {
         /* "%()" is no variable (uWSGI prints garbage for it): text, as any '%' is. */
@@ -201,12 +199,10 @@ const char *logformat_compile(const char *fmt)
         if (var == V_PARAM && !pname) { /* var.NAME */
             pname = name + 4;
             plen = len - 4;
+        } else if (var == V_LOGVAR) {
+            pname = name;
+            plen = len;
         }
-        if (var == V_EMPTY && !F.warning[0])
-            snprintf(F.warning, sizeof(F.warning),
-                     "%%(%.*s) is no variable gyre knows: it renders \"-\" (uWSGI's logvar, "
-                     "which no app sets in gyre)",
-                     len > 40 ? 40 : (int)len, name);
         needs_memory |= var == V_VSZ || var == V_RSS || var == V_VSZM || var == V_RSSM;
         if (p > lit)
             out[n++] = (struct piece){ V_LITERAL, lit, (size_t)(p - lit) };
@@ -224,11 +220,6 @@ const char *logformat_compile(const char *fmt)
     return NULL;
 }
 
-const char *logformat_warning(void)
-{
-    return F.warning[0] ? F.warning : NULL;
-}
-
 const char *logformat_setup(const struct gy_config *cfg)
 {
     F.cfg = cfg;
@@ -242,7 +233,7 @@ const char *logformat_setup(const struct gy_config *cfg)
 bool logformat_wanted(const struct log_fields *f)
 {
     const struct gy_config *c = F.cfg;
-    if (!c || !c->disable_logging)
+    if (!c || !c->disable_logging || f->forced)
         return true;
     return (c->log_zero && f->rsize == 0) ||
            (c->log_slow && f->micros / 1000 >= (unsigned long long)c->log_slow) ||
@@ -315,12 +306,17 @@ static void put_str(struct sink *s, const char *str)
 }
 
 /* A request variable by name: the first of that name, as uwsgi_get_var finds it. */
+static struct gy_slice find(const struct gy_param *ps, unsigned n, const char *name, size_t len)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (gy_slice_eq(ps[i].name, name, len))
+            return ps[i].value;
+    return (struct gy_slice){ NULL, 0 };
+}
+
 static struct gy_slice param(const struct log_fields *f, const char *name, size_t len)
 {
-    for (unsigned i = 0; i < f->nparams; i++)
-        if (gy_slice_eq(f->params[i].name, name, len))
-            return f->params[i].value;
-    return (struct gy_slice){ NULL, 0 };
+    return find(f->params, f->nparams, name, len);
 }
 
 /* The request's variables as a uwsgi packet's body (uWSGI's pktsize, the header's datasize):
@@ -548,9 +544,11 @@ static void put_piece(struct sink *s, const struct piece *pc, const struct log_f
     case V_REQ:
         put_num(s, f->req);
         break;
-    case V_EMPTY:
-        put(s, "-", 1);
+    case V_LOGVAR: {
+        struct gy_slice v = find(f->logvars, f->nlogvars, pc->text, pc->len);
+        put_text(s, v.ptr, (int)(v.len > 4096 ? 4096 : v.len));
         break;
+    }
     }
 }
 

@@ -79,8 +79,8 @@ int main(int argc, char **argv)
         return 1;
     log_init();
     const char *err = log_setup(&cfg);
-    if (!err && (err = logformat_setup(&cfg)) == NULL && logformat_warning())
-        log_msg("--log-format: %s", logformat_warning());
+    if (!err)
+        err = logformat_setup(&cfg);
     if (err) {
         fprintf(stderr, "gyre: %s\n", err);
         return 2;

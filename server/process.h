@@ -69,5 +69,7 @@ int drop_privileges(const struct gy_config *cfg);
 int stats_open(void);  /* bind (before the first fork) */
 int stats_start(void); /* serve, from a thread of its own */
 void stats_close(bool unlink_files);
+/* Connections waiting to be accepted on a listening socket: its backlog now. */
+int listen_queue(int fd);
 
 #endif

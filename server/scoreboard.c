@@ -19,6 +19,7 @@ const char *core_activity_name(enum core_activity a)
         [CORE_WAIT_TIMER] = "timer",
         [CORE_WAIT_FUTURE] = "future",
         [CORE_APP_SUSPENDED] = "app-suspended",
+        [CORE_WAIT_APP_FD] = "app-fd",
     };
     return (unsigned)a < sizeof(names) / sizeof(names[0]) ? names[a] : "?";
 }

@@ -22,6 +22,8 @@ enum core_activity {
     CORE_WAIT_TIMER,    /* gyre.sleep() */
     CORE_WAIT_FUTURE,   /* gyre.wait() */
     CORE_APP_SUSPENDED, /* the app switched to the loop itself (greenlet parent.switch()) */
+    CORE_WAIT_APP_FD,   /* uwsgi.suspend() after uwsgi.wait_fd_read/write: the app's own fds */
+    CORE_ACTIVITIES,    /* how many there are */
 };
 const char *core_activity_name(enum core_activity a);
 

@@ -79,8 +79,8 @@ static int unix_queue(int fd)
     return queue;
 }
 
-/* Connections waiting to be accepted on a listening socket. */
-static int listen_queue(int fd)
+/* Connections waiting to be accepted on a listening socket (process.h). */
+int listen_queue(int fd)
 {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
@@ -279,11 +279,11 @@ static char *metrics_text(void)
         const struct sb_worker *w = scoreboard_slot(&S.board, i);
         if (!slot_live(w))
             continue;
-        int count[CORE_APP_SUSPENDED + 1] = { 0 };
+        int count[CORE_ACTIVITIES] = { 0 };
         for (int c = 0; c < S.board.ncores; c++)
-            if (w->cores[c].activity <= CORE_APP_SUSPENDED)
+            if (w->cores[c].activity < CORE_ACTIVITIES)
                 count[w->cores[c].activity]++;
-        for (int a = CORE_WAIT_READ; a <= CORE_APP_SUSPENDED; a++)
+        for (int a = CORE_WAIT_READ; a < CORE_ACTIVITIES; a++)
             add(&t, "gyre_cores_suspended{worker=\"%d\",pid=\"%d\",waiting=\"%s\"} %d\n", w->id,
                 (int)w->pid, core_activity_name((enum core_activity)a), count[a]);
     }

@@ -17,7 +17,7 @@
  * per-process `held` record), the core sleeps on the IOLoop (gyre.sleep) and tries again, backed
  * off from 1 ms to 50 ms. A thread core, or code outside any core, blocks with the GIL released.
  *
- * Depends on: cores.c, ini.c, locks.c, log.c, scoreboard.c, server.c (server/README)
+ * Depends on: uwsgi_async.c, uwsgi_process.c, cores.c, ini.c, locks.c, log.c, scoreboard.c, server.c (server/README)
  */
 #include "core.h"
 #include "log.h"
@@ -33,8 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* What gyre answers as uwsgi.version: the uWSGI API level it follows, and that it is gyre. */
-#define UWSGI_API_VERSION "2.0.21"
+/* uwsgi.version_info: the uWSGI API level gyre follows (core.h's UWSGI_API_VERSION). */
 #define UWSGI_API_MAJOR 2
 #define UWSGI_API_MINOR 0
 #define UWSGI_API_REV 21
@@ -365,28 +364,14 @@ static PyObject *uwsgi_stop(PyObject *mod, PyObject *unused)
     return signal_master(SIGTERM);
 }
 
-/* set_logvar/get_logvar: a dict per core, for the request it serves (c->gen). */
-static PyObject **logvars;
-static uint64_t *logvars_gen;
-
+/* set_logvar/get_logvar: the core's dict for the request it serves (cores.c empties it when
+ * the core takes its next request; wsgi.c renders it in the request's log line). */
 static PyObject *core_logvars(bool create)
 {
     struct gy_core *c = core_current();
-    if (!c)
-        return NULL;
-    if (!logvars) {
-        logvars = calloc((size_t)S.ncores, sizeof(*logvars));
-        logvars_gen = calloc((size_t)S.ncores, sizeof(*logvars_gen));
-        if (!logvars || !logvars_gen)
-            return PyErr_NoMemory();
-    }
-    if (logvars[c->id] && logvars_gen[c->id] != c->gen)
-        Py_CLEAR(logvars[c->id]);
-    if (!logvars[c->id] && create) {
-        logvars[c->id] = PyDict_New();
-        logvars_gen[c->id] = c->gen;
-    }
-    return logvars[c->id];
+    if (c && !c->logvars && create)
+        c->logvars = PyDict_New();
+    return c ? c->logvars : NULL;
 }
 
 static PyObject *uwsgi_set_logvar(PyObject *mod, PyObject *args)
@@ -462,7 +447,6 @@ NOT_YET(mule_get_msg, "mules")
 NOT_YET(farm_msg, "mules")
 NOT_YET(farm_get_msg, "mules")
 NOT_YET(register_rpc, "RPC")
-NOT_YET(set_user_harakiri, "set_user_harakiri")
 
 #define F(name, flags, doc)                                                                        \
     {                                                                                              \
@@ -501,7 +485,6 @@ static PyMethodDef uwsgi_methods[] = {
     F(farm_msg, METH_VARARGS, "not provided yet: raises NotImplementedError"),
     F(farm_get_msg, METH_VARARGS, "not provided yet: raises NotImplementedError"),
     F(register_rpc, METH_VARARGS, "not provided yet: raises NotImplementedError"),
-    F(set_user_harakiri, METH_VARARGS, "not provided yet: raises NotImplementedError"),
     { NULL, NULL, 0, NULL },
 };
 #undef F
@@ -580,11 +563,14 @@ PyObject *PyInit_uwsgi(void)
     gethostname(host, sizeof(host) - 1);
     PyObject *version_info = Py_BuildValue("(iiiiy)", UWSGI_API_MAJOR, UWSGI_API_MINOR,
                                            UWSGI_API_REV, 0, "gyre");
-    if (module_add(m, "opt", options_dict()) < 0 ||
+    if (PyModule_AddFunctions(m, uwsgi_async_methods) < 0 ||
+        PyModule_AddFunctions(m, uwsgi_process_methods) < 0 ||
+        module_add(m, "sockets", uwsgi_process_sockets()) < 0 ||
+        module_add(m, "opt", options_dict()) < 0 ||
         PyModule_AddIntConstant(m, "numproc", numproc()) < 0 ||
         module_add(m, "started_on", PyLong_FromLong(started_on())) < 0 ||
         module_add(m, "hostname", PyBytes_FromString(host)) < 0 ||
-        module_add(m, "version", PyBytes_FromString(UWSGI_API_VERSION "-gyre-" GYRE_VERSION)) < 0 ||
+        module_add(m, "version", PyBytes_FromString(UWSGI_VERSION_STRING)) < 0 ||
         module_add(m, "version_info", version_info) < 0 ||
         PyModule_AddIntConstant(m, "cores", S.ncores) < 0 ||
         PyModule_AddIntConstant(m, "buffer_size", (long)S.cfg->buffer_size) < 0 ||

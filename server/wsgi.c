@@ -78,6 +78,29 @@ static bool body_matches_length(struct gy_core *c)
     return true;
 }
 
+/* uwsgi.set_logvar's, for %(NAME) in --log-format: views into the core's dict (keys str,
+ * values bytes), valid while the line is rendered. At most cap of them. */
+static unsigned gather_logvars(const struct gy_core *c, struct gy_param *out, unsigned cap)
+{
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    unsigned n = 0;
+    while (c->logvars && n < cap && PyDict_Next(c->logvars, &pos, &key, &value)) {
+        Py_ssize_t klen;
+        const char *k = PyUnicode_AsUTF8AndSize(key, &klen);
+        if (!k || !PyBytes_Check(value)) {
+            PyErr_Clear();
+            continue;
+        }
+        out[n++] = (struct gy_param){
+            { k, (uint32_t)klen }, { PyBytes_AS_STRING(value), (uint32_t)PyBytes_GET_SIZE(value) }
+        };
+    }
+    return n;
+}
+
+#define LOGVARS_MAX 64
+
 static void log_request(struct gy_core *c, const struct req_facts *f, double started,
                         enum outcome o)
 {
@@ -111,7 +134,11 @@ static void log_request(struct gy_core *c, const struct req_facts *f, double sta
         .switches = (unsigned long long)c->switches,
         .read_errors = conn->body_error,
         .write_errors = o == OUT_CLIENT_GONE,
+        .forced = c->log_this,
     };
+    struct gy_param logvars[LOGVARS_MAX];
+    lf.logvars = logvars;
+    lf.nlogvars = gather_logvars(c, logvars, LOGVARS_MAX);
     /* --log-format or uWSGI's default line: one renderer, which escapes the client's text,
      * and the "log only if" options (--disable-logging with --log-5xx ...). */
     logformat_log(&lf);
@@ -197,6 +224,7 @@ bool wsgi_serve(struct gy_core *c)
         struct gy_slice m = environ_param(conn, facts.method, "GET");
         r->head_only = GY_SLICE_EQ(m, "HEAD");
         bool answered;
+        c->environ = env;
         o = wsgi_before_app(c, env, &answered);
         if (o == OUT_OK && !answered) {
             PyObject *args[2] = { env, start_response_obj };
@@ -243,6 +271,7 @@ bool wsgi_serve(struct gy_core *c)
         S.slot->harakiri++;
     log_request(c, &facts, conn->started, o);
     wsgi_after_request(c);
+    c->environ = NULL;
     Py_XDECREF(env);
     Py_XDECREF(start_response_obj);
     Py_XDECREF(input);

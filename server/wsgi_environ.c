@@ -8,12 +8,14 @@
 #include "wsgi.h"
 
 #include <string.h>
+#include <unistd.h>
 
 static struct {
     PyObject *wsgi_version, *stderr_obj;
     PyObject *s_http, *s_https, *s_empty, *s_get, *s_localhost, *s_80, *s_http11;
     PyObject *k_wsgi_version, *k_url_scheme, *k_input, *k_errors, *k_multithread, *k_multiprocess,
         *k_run_once, *k_file_wrapper, *k_input_terminated, *k_core;
+    PyObject *k_uwsgi_core, *k_uwsgi_node, *k_uwsgi_version, *uwsgi_node, *uwsgi_version;
     PyObject *k_script_name, *k_path_info, *k_query_string, *k_request_method, *k_server_name,
         *k_server_port, *k_server_protocol, *k_content_type;
 } W;
@@ -182,6 +184,10 @@ PyObject *environ_build(struct gy_core *c, struct req_facts *f, PyObject *input)
     if (set_item(env, Py_NewRef(W.k_url_scheme), scheme) < 0 ||
         PyDict_SetItem(env, W.k_input, input) < 0 ||
         set_item(env, Py_NewRef(W.k_core), PyLong_FromLong(c->id)) < 0 ||
+        /* as uWSGI, only where there are several cores to tell apart */
+        (S.ncores > 1 && set_item(env, Py_NewRef(W.k_uwsgi_core), PyLong_FromLong(c->id)) < 0) ||
+        PyDict_SetItem(env, W.k_uwsgi_node, W.uwsgi_node) < 0 ||
+        PyDict_SetItem(env, W.k_uwsgi_version, W.uwsgi_version) < 0 ||
         PyDict_SetItem(env, W.k_wsgi_version, W.wsgi_version) < 0 ||
         PyDict_SetItem(env, W.k_errors, W.stderr_obj) < 0 ||
         PyDict_SetItem(env, W.k_multithread,
@@ -226,6 +232,14 @@ int environ_init(void)
     W.k_file_wrapper = intern_cstr("wsgi.file_wrapper");
     W.k_input_terminated = intern_cstr("wsgi.input_terminated");
     W.k_core = intern_cstr("gyre.core");
+    /* uWSGI's own keys, which apps read: the core, the host name and the version (bytes) */
+    char host[256] = "";
+    gethostname(host, sizeof(host) - 1);
+    W.k_uwsgi_core = intern_cstr("uwsgi.core");
+    W.k_uwsgi_node = intern_cstr("uwsgi.node");
+    W.k_uwsgi_version = intern_cstr("uwsgi.version");
+    W.uwsgi_node = PyBytes_FromString(host);
+    W.uwsgi_version = PyBytes_FromString(UWSGI_VERSION_STRING);
     W.k_script_name = intern_cstr("SCRIPT_NAME");
     W.k_path_info = intern_cstr("PATH_INFO");
     W.k_query_string = intern_cstr("QUERY_STRING");

@@ -23,6 +23,11 @@ def application(environ, start_response):
         body = environ["wsgi.input"].read()
         start_response("200 OK", headers + [("X-Len", str(len(body)))])
         return [body]
+    elif path == "/logvar":  # uwsgi.set_logvar: %(NAME) in --log-format
+        import uwsgi
+        for pair in query.split("&"):
+            k, _, v = pair.partition("=")
+            uwsgi.set_logvar(k, v.replace("+", " ").replace("%0A", "\n"))
     elif path == "/fail":
         raise RuntimeError("log_app: failing on purpose")
     start_response("200 OK", headers)

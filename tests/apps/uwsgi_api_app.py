@@ -14,6 +14,7 @@
     /not_yet          what using the decorators gyre cannot honour yet raises
 """
 import json
+import threading
 import os
 import time
 from urllib.parse import parse_qs
@@ -159,6 +160,35 @@ def application(environ, start_response):
     elif path == "/die_holding":
         uwsgi.lock(int(q.get("lock", ["0"])[0]))
         os._exit(3)
+    elif path == "/process":  # sockets, connection_fd(), setprocname(), log_this_request()
+        import socket as socketmod
+        out = {"sockets_type": type(uwsgi.sockets).__name__, "listening": []}
+        for fd in uwsgi.sockets:
+            with socketmod.socket(fileno=os.dup(fd)) as ls:
+                out["listening"].append(ls.getsockopt(socketmod.SOL_SOCKET,
+                                                      socketmod.SO_ACCEPTCONN))
+        cfd = uwsgi.connection_fd()
+        out["connection_fd"] = describe(cfd)
+        with socketmod.socket(fileno=os.dup(cfd)) as cs:
+            out["peer_port"] = cs.getpeername()[1]
+        out["setprocname"] = call(uwsgi.setprocname, q.get("name", ["apiapp"])[0])
+        with open("/proc/self/task/%d/comm" % threading.get_native_id()) as f:
+            out["comm"] = f.read().strip()
+        with open("/proc/self/cmdline", "rb") as f:
+            out["cmdline"] = f.read().split(b"\0")[0].decode().strip()
+        if q.get("log"):
+            out["log_this_request"] = call(uwsgi.log_this_request)
+        body = json.dumps(out)
+    elif path == "/process2":  # uwsgi.env, listen_queue(), logsize()
+        body = json.dumps({
+            "env_is_environ": getattr(uwsgi, "env", None) is environ,
+            "listen_queue": call(uwsgi.listen_queue),
+            "listen_queue_bad": call(uwsgi.listen_queue, 5),
+            "logsize": call(uwsgi.logsize),
+        })
+    elif path == "/environ":  # uWSGI's own environ keys
+        body = json.dumps({k: describe(environ.get(k)) for k in
+                           ("uwsgi.core", "uwsgi.node", "uwsgi.version")})
     elif path == "/not_yet":
         body = json.dumps(not_yet())
     else:

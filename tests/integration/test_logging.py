@@ -176,13 +176,20 @@ def test_format_variables_match_uwsgi(serve):
     # SERVER_NAME, as in uWSGI)
 
 
-def test_unknown_variable_renders_a_dash_and_warns(serve):
-    """uWSGI takes an unknown name for a logvar and prints "-"; gyre does the same (it used to
-    refuse to start) and says so at start, since no app can set a logvar in gyre."""
-    s = serve("gyre", "--log-format", "U %(status) %(nosuchvar) %(user)")
-    assert "%(nosuchvar) is no variable gyre knows" in s.log()
+@pytest.mark.parametrize("kind", BOTH)
+def test_logvars_render_as_uwsgi(serve, kind):
+    """Any other name in --log-format is a logvar: what the app set with uwsgi.set_logvar for
+    this request, else "-"; the next request starts with none. Escaped like the client's text."""
+    s = serve(kind, "--log-format", "U %(status) %(user_id) %(nosuchvar) %(step)")
+    s.request("/logvar", "user_id=42&step=two+words")
     s.request("/")
-    assert s.wait_lines("U ", 1) == ["U 200 - -"]
+    s.request("/logvar", "step=a%0Ab")
+    lines = s.wait_lines("U ", 3)
+    assert lines[0] == "U 200 42 - two words"
+    assert lines[1] == "U 200 - - -"
+    if kind == "gyre":  # a line break from the app cannot start a forged log line
+        assert lines[2] == "U 200 - - a\\x0ab"
+    assert "nosuchvar" not in s.log().replace("%(nosuchvar)", "")
 
 
 # ---- --memory-report ------------------------------------------------------------------------------

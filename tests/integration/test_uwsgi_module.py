@@ -168,6 +168,65 @@ def test_postfork_runs_once_in_each_worker(server, kind):
     assert s.log().count(POSTFORK_LINE) == 2
 
 
+@pytest.mark.parametrize("kind", SERVERS)
+def test_sockets_connection_fd_setprocname_log_this_request(server, kind):
+    """uwsgi.sockets (the listening fds), connection_fd() (this request's client socket),
+    setprocname() (the title: /proc comm) and log_this_request() (a line for this request under
+    --disable-logging, and only for it): the same under both servers."""
+    s = server(kind, "--disable-logging", workers=1)
+    client = socket.create_connection(("127.0.0.1", s.port), timeout=30)
+    with client:
+        client.sendall(b"GET /process?name=apiapp-x HTTP/1.1\r\nHost: x\r\n"
+                       b"Connection: close\r\n\r\n")
+        raw = b""
+        while True:
+            chunk = client.recv(65536)
+            if not chunk:
+                break
+            raw += chunk
+        r = json.loads(raw.split(b"\r\n\r\n", 1)[1])
+        assert r["peer_port"] == client.getsockname()[1]
+    assert r["sockets_type"] == "list" and r["listening"] == [1]
+    assert r["connection_fd"][0] == "int"
+    assert r["setprocname"] == ["ok", ["NoneType", None]]
+    assert r["cmdline"] == "apiapp-x"  # what ps shows
+    if kind == "gyre":  # and top, which uWSGI leaves alone
+        assert r["comm"] == "apiapp-x"
+    assert "GET /process?name=apiapp-x" not in s.log()
+    r = s.json("/process?log=1&name=apiapp-y")
+    assert r["log_this_request"] == ["ok", ["NoneType", None]]
+    wait_for(lambda: "GET /process?log=1&name=apiapp-y" in s.log(), 10,
+             what="the line log_this_request() asked for")
+    assert "GET /process?name=apiapp-x" not in s.log()
+
+
+@pytest.mark.parametrize("kind", SERVERS)
+def test_env_listen_queue_logsize(server, kind):
+    """uwsgi.env is the request's environ; listen_queue(n) the backlog of socket n (none
+    waiting here), ValueError for a socket that is not there; logsize() 0 without --logto."""
+    s = server(kind, workers=1)
+    r = s.json("/process2")
+    assert r["env_is_environ"] is True
+    assert r["listen_queue"] == ["ok", ["int", 0]]
+    assert r["listen_queue_bad"] == ["error", "ValueError", "unable to find socket 5"]
+    assert r["logsize"] == ["ok", ["int", 0]]
+
+
+@pytest.mark.parametrize("kind", SERVERS)
+def test_environ_has_uwsgi_keys(server, kind):
+    """uwsgi.core (int, with more than one core), uwsgi.node (the host name, bytes),
+    uwsgi.version (bytes): in every request's environ, as uWSGI puts them there."""
+    s = server(kind, workers=1)
+    env = s.json("/environ")
+    assert env["uwsgi.core"] == ["NoneType", None]
+    s.stop()
+    s = server(kind, "--threads", "2", workers=1)
+    env = s.json("/environ")
+    assert env["uwsgi.core"][0] == "int" and env["uwsgi.core"][1] in (0, 1)
+    assert env["uwsgi.node"] == ["bytes", socket.gethostname()]
+    assert env["uwsgi.version"][0] == "bytes" and env["uwsgi.version"][1].startswith("2.0.21")
+
+
 def test_not_yet_provided_decorators_fail_when_used(server):
     """What gyre cannot honour yet (signals, timers, cron, file monitors, mules) imports, and
     raises a clear NotImplementedError when used; @spool says what uWSGI says without a
