@@ -42,13 +42,18 @@ process, no master):
 It reports, besides req/s and p99, the backend's CPU per request (µs) and its RSS after the case,
 with gyre/uWSGI ratios, in the section "Threads (issue 11)".
 
-The "cache-redis" group (issue 12) serves tests/apps/cache_redis_app.py's /bench (one
-uwsgi.cache_update of 64 bytes and one uwsgi.cache_get per request) through nginx over uwsgi,
-`--tornado 100 --greenlet`, one process each: gyre with `--cache2 ...,store=redis+unix://SOCK` on
-a redis-server this script starts (unix socket, no persistence), uWSGI with the same --cache2
-but its local shared-memory store (uWSGI has no Redis store). So it shows what sharing a cache
-between hosts costs against a cache that never leaves the process: two Redis round trips per
-request, each suspending the core while the others go on. Section "Cache on Redis (issue 12)".
+The "cache" group (issue 12, `--only cache`) measures uwsgi.cache_* under contention: both
+servers `--tornado 100 --greenlet --master --processes 2 --cache2 name=bench,items=1000,
+blocksize=1024` behind nginx (uwsgi), wrk at 50 connections on /cache?n=10 (10 cache_get + 10
+cache_update of 100-byte values over 64 keys, per request) and, as the baseline of the same
+set-up, /hello. CPU counts the master and its workers. Section "Cache (issue 12)".
+
+The "cache-redis" group (issue 12, `--only cache-redis`) is the cache group's /cache?n=10 case
+with gyre's cache on Redis: gyre `--cache2 name=bench,...,store=redis+unix://SOCK` on a
+redis-server this script starts (unix socket, no persistence), uWSGI on its local cache as in
+the cache group (uWSGI has no Redis store). It shows what sharing a cache between hosts costs:
+20 Redis round trips per request, each suspending only its core. Section "Cache on Redis (issue
+12)".
 
 Checks: each backend must answer /hello over its own protocol straight on its socket before it
 counts as up; before each case, the case's route is requested once per backend through the very
@@ -89,8 +94,6 @@ import urllib.request
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 BENCH = os.path.join(ROOT, "bench")
 APP = os.path.join(BENCH, "app.py")
-CACHE_APP = os.path.join(ROOT, "tests", "apps", "cache_redis_app.py")
-CACHE_SPEC = "name=r,items=1000,blocksize=1000,keysize=64"
 REDIS_SERVER = "/usr/bin/redis-server"
 GYRE = os.environ.get("GYRE_BIN", os.path.join(ROOT, "gyre"))
 UWSGI_TEMPLATE = os.path.join(ROOT, "nginx-conf", "uwsgi.conf")
@@ -122,8 +125,12 @@ def without_keep_conn(conf):
 # wrk talks to the backend directly); group: "tornado" (`--tornado 100 --greenlet`) or "threads"
 # (issue 11: `--threads N`, no Tornado, the request on an OS thread); threads: that N; probe:
 # whether the keep-alive probe runs before the group's cases.
-TORNADO_GROUP, THREADS_GROUP, CACHE_REDIS_GROUP = "tornado", "threads", "cache-redis"
-GROUPS = (TORNADO_GROUP, THREADS_GROUP, CACHE_REDIS_GROUP)
+TORNADO_GROUP, THREADS_GROUP, CACHE_GROUP, CACHE_REDIS_GROUP = (
+    "tornado", "threads", "cache", "cache-redis")
+GROUPS = (TORNADO_GROUP, THREADS_GROUP, CACHE_GROUP, CACHE_REDIS_GROUP)
+# The cache group's processes: a master, two workers sharing one cache (issue 12).
+CACHE_ARGS = ["--master", "--processes", "2", "--cache2", "name=bench,items=1000,blocksize=1024"]
+CACHE_OPS = 10
 PROTOS = collections.OrderedDict([
     ("uwsgi", dict(wire="uwsgi", flag="--socket", template=UWSGI_TEMPLATE, transform=None,
                    label="uwsgi via nginx", group=TORNADO_GROUP, probe=False)),
@@ -141,11 +148,13 @@ PROTOS = collections.OrderedDict([
     ("threads-http", dict(wire="http", flag="--http-socket", template=None, transform=None,
                           label="HTTP/1.1 direct, --threads 4", group=THREADS_GROUP, threads=4,
                           probe=True)),
-    # app: the WSGI file instead of bench/app.py; redis: a redis-server runs for the group and
-    # gyre's cache r is stored there (uWSGI's stays local).
+    ("cache-uwsgi", dict(wire="uwsgi", flag="--socket", template=UWSGI_TEMPLATE, transform=None,
+                         label="uwsgi via nginx, 2 workers, --cache2", group=CACHE_GROUP,
+                         probe=False)),
+    # The same with gyre's cache on a redis-server that runs for the group (uWSGI's stays local).
     ("cache-redis", dict(wire="uwsgi", flag="--socket", template=UWSGI_TEMPLATE, transform=None,
-                         label="uwsgi via nginx, --cache2 (gyre: Redis; uWSGI: local)",
-                         group=CACHE_REDIS_GROUP, probe=False, app=CACHE_APP, redis=True)),
+                         label="uwsgi via nginx, 2 workers, --cache2 (gyre: Redis; uWSGI: local)",
+                         group=CACHE_REDIS_GROUP, probe=False, redis=True)),
 ])
 
 # slow: how many slow clients read SLOW_PATH while wrk loads `path` (0: none).
@@ -187,8 +196,14 @@ CASES = [
     Case("threads slow clients", "threads-http", "/hello", 10, "GET", HELLO,
          "hello world, c=10, while %d slow clients read %d KiB at %d KiB/s"
          % (SLOW_CLIENTS, len(SLOW_BODY) // 1024, SLOW_RATE // 1024), slow=SLOW_CLIENTS),
-    Case("cache-redis get+set", "cache-redis", "/bench?key=bench", 50, "GET", b"ok",
-         "cache_update + cache_get per request, c=50"),
+    Case("cache hello", "cache-uwsgi", "/hello", 50, "GET", HELLO,
+         "hello world (the baseline: no cache call), c=50"),
+    Case("cache get+set", "cache-uwsgi", "/cache?n=%d" % CACHE_OPS, 50, "GET",
+         b"cache %d\n" % CACHE_OPS,
+         "%d cache_get + %d cache_update per request, c=50" % (CACHE_OPS, CACHE_OPS)),
+    Case("cache-redis get+set", "cache-redis", "/cache?n=%d" % CACHE_OPS, 50, "GET",
+         b"cache %d\n" % CACHE_OPS, "%d cache_get + %d cache_update per request, c=50"
+         % (CACHE_OPS, CACHE_OPS)),
 ]
 SERVERS = ("gyre", "uWSGI")
 
@@ -320,6 +335,12 @@ def children_of(pid):
         except (OSError, IndexError, ValueError):
             pass
     return out
+
+
+def tree_cpu_seconds(pid):
+    """CPU seconds of pid and its children (a master's workers; none without a master). A child
+    that exits during a run takes its seconds with it: no worker is recycled in these runs."""
+    return proc_cpu_seconds(pid) + sum(proc_cpu_seconds(c) for c in children_of(pid))
 
 
 def background_cpu(seconds):
@@ -915,7 +936,7 @@ def measure(target, case, duration, post_script, tmp):
             slow_start = slow.start()
         t0 = time.monotonic()
         busy0 = machine_busy_seconds()
-        be0 = proc_cpu_seconds(backend.proc.pid)
+        be0 = tree_cpu_seconds(backend.proc.pid)
         ng0 = sum(proc_cpu_seconds(p) for p in pids_ng)
         wrk0 = children_cpu_seconds()
         out = run_wrk(target.url + case.path, case.conns, duration, script, tmp)
@@ -935,7 +956,7 @@ def measure(target, case, duration, post_script, tmp):
         except RuntimeError as e:
             slow_problems.append(str(e))
     wrk_cpu = children_cpu_seconds() - wrk0
-    be_cpu = proc_cpu_seconds(backend.proc.pid) - be0 if backend.alive() else float("nan")
+    be_cpu = tree_cpu_seconds(backend.proc.pid) - be0 if backend.alive() else float("nan")
     ng_cpu = sum(proc_cpu_seconds(p) for p in pids_ng) - ng0
     busy = machine_busy_seconds() - busy0
     r = parse_wrk(out)
@@ -1256,14 +1277,14 @@ def render_cache_redis(L, cases, results, checks):
     """The section "Cache on Redis (issue 12)"."""
     L.append("## Cache on Redis (issue 12)")
     L.append("")
-    L.append("`tests/apps/cache_redis_app.py` /bench: `uwsgi.cache_update(key, 64 bytes)` then "
-             "`uwsgi.cache_get(key)` per request, through nginx over uwsgi, `--tornado 100 "
-             "--greenlet`, one process each. gyre: `--cache2 %s,store=redis+unix://...` on a "
-             "local redis-server (unix socket, started by bench.py): two Redis round trips per "
-             "request, the core suspended during each. uWSGI: the same `--cache2` in its local "
-             "shared memory (it has no Redis store). What the row shows is the price of a "
-             "cache shared between hosts, not two implementations of one thing. CPU/request "
-             "counts the backend only (Redis's CPU is not in it)." % CACHE_SPEC)
+    L.append("The cache group's set-up and `/cache?n=%d` (section \"Cache (issue 12)\"), with "
+             "gyre's cache on Redis: `--cache2 ...,store=redis+unix://...`, a local "
+             "redis-server on a unix socket started by bench.py; %d Redis round trips per "
+             "request, each suspending only its core. uWSGI: its local shared-memory cache, as "
+             "in the cache group (it has no Redis store). The row shows what a cache shared "
+             "between hosts costs (compare gyre here with gyre in the cache group), not two "
+             "implementations of one thing. CPU/request counts gyre's master and workers, not "
+             "Redis." % (CACHE_OPS, 2 * CACHE_OPS))
     L.append("")
     L.append("| case | gyre (Redis) req/s | gyre p99 | gyre CPU/req | gyre errors | uWSGI "
              "(local) req/s | uWSGI p99 | uWSGI CPU/req | uWSGI errors | req/s gyre/uWSGI |")
@@ -1284,12 +1305,45 @@ def render_cache_redis(L, cases, results, checks):
     L.append("")
 
 
+def render_cache(L, args, cases, results, checks):
+    """The section "Cache (issue 12)": uwsgi.cache_* with 2 workers on one cache."""
+    L.append("## Cache (issue 12)")
+    L.append("")
+    L.append("Both servers `--tornado 100 --greenlet %s` (a master, 2 workers sharing one "
+             "cache), `nginx-conf/uwsgi.conf` in front. `/cache?n=%d`: %d `uwsgi.cache_get` + "
+             "%d `uwsgi.cache_update` of 100-byte values over 64 keys per request (bench/app.py); "
+             "`/hello` is the same set-up without a cache call. CPU/request: the master's and "
+             "workers' CPU over the run / responses. Ratios gyre/uWSGI: req/s higher is better "
+             "for gyre, CPU/request lower." % (" ".join(CACHE_ARGS), CACHE_OPS, CACHE_OPS,
+                                                CACHE_OPS))
+    L.append("")
+    L.append("| case | gyre req/s | gyre p99 | gyre CPU/req | gyre errors | uWSGI req/s | uWSGI p99 "
+             "| uWSGI CPU/req | uWSGI errors | req/s gyre/uWSGI | CPU/req gyre/uWSGI |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for case in cases:
+        cells, bests = [], []
+        for bname in SERVERS:
+            runs = results[case.key][bname]
+            b = best(runs)
+            bests.append(b)
+            failed = any(p.startswith(bname + " ") for p in checks[case.key])
+            cells += [fmt_rps(b and b["rps"]), fmt_ms(b and b["p99"]),
+                      fmt_us(b and b["cpu_per_req"]),
+                      fmt_errors(runs) + (" (route check FAILED)" if failed else "")]
+        bg, bu = bests
+        cells += [ratio(bg and bg["rps"], bu and bu["rps"]),
+                  ratio(bg and bg["cpu_per_req"], bu and bu["cpu_per_req"])]
+        L.append("| %s | %s |" % (case.label, " | ".join(cells)))
+    L.append("")
+
+
 def render(args, cases_run, info, results, checks, probes, started, finished, load_start,
            load_end, background, notes, backends):
     L = []
     tornado_cases = [c for c in cases_run if PROTOS[c.proto]["group"] == TORNADO_GROUP]
     threads_cases = [c for c in cases_run if PROTOS[c.proto]["group"] == THREADS_GROUP]
-    cache_cases = [c for c in cases_run if PROTOS[c.proto]["group"] == CACHE_REDIS_GROUP]
+    cache_cases = [c for c in cases_run if PROTOS[c.proto]["group"] == CACHE_GROUP]
+    cache_redis_cases = [c for c in cases_run if PROTOS[c.proto]["group"] == CACHE_REDIS_GROUP]
     L.append("# gyre vs uWSGI (Tornado loop engine + greenlet; and --threads): uwsgi and FastCGI "
              "behind nginx, HTTP direct")
     L.append("")
@@ -1373,7 +1427,9 @@ def render(args, cases_run, info, results, checks, probes, started, finished, lo
     if threads_cases:
         render_threads(L, args, threads_cases, results, checks)
     if cache_cases:
-        render_cache_redis(L, cache_cases, results, checks)
+        render_cache(L, args, cache_cases, results, checks)
+    if cache_redis_cases:
+        render_cache_redis(L, cache_redis_cases, results, checks)
     if probes:
         L.append("## Connection reuse (raw probes, straight to each backend's socket)")
         L.append("")
@@ -1468,8 +1524,9 @@ def main():
     ap.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md alone")
     ap.add_argument("--only", choices=GROUPS, action="append",
                     help="run only this group of cases (repeatable): %s = the Tornado loop "
-                    "engine cases, %s = the --threads cases (issue 11), %s = the cache on Redis "
-                    "(issue 12); default: all" % GROUPS)
+                    "engine cases, %s = the --threads cases (issue 11), %s = uwsgi.cache_* "
+                    "with 2 workers (issue 12), %s = the same with gyre's cache on Redis; "
+                    "default: all" % GROUPS)
     args = ap.parse_args()
     groups = args.only or list(GROUPS)
     cases_run = [c for c in CASES if PROTOS[c.proto]["group"] in groups]
@@ -1509,10 +1566,11 @@ def main():
             engine = ["--threads", str(spec["threads"])]
         else:
             engine = ["--tornado", "100", "--greenlet"]
-        if spec.get("redis"):
-            engine += ["--cache2", CACHE_SPEC + ",store=redis+unix://" + redis_sock]
-        return [gyre_bin, spec["flag"], addr, "--wsgi-file", spec.get("app", APP)] + engine + [
-            "--disable-logging"]
+        if spec["group"] == CACHE_GROUP:
+            engine += CACHE_ARGS
+        if spec.get("redis"):  # the cache group's, with the store on the bench's redis-server
+            engine += CACHE_ARGS[:-1] + [CACHE_ARGS[-1] + ",store=redis+unix://" + redis_sock]
+        return [gyre_bin, spec["flag"], addr, "--wsgi-file", APP] + engine + ["--disable-logging"]
 
     def uwsgi_argv(spec, addr):
         if spec["group"] == THREADS_GROUP:  # the plain python3 plugin: no loop engine
@@ -1521,9 +1579,9 @@ def main():
         else:
             head = ["uwsgi", "--plugins", plugins]
             engine = ["--tornado", "100", "--greenlet"]
-        if spec.get("redis"):
-            engine += ["--cache2", CACHE_SPEC]
-        return head + [spec["flag"], addr, "--wsgi-file", spec.get("app", APP)] + engine + [
+        if spec["group"] in (CACHE_GROUP, CACHE_REDIS_GROUP):
+            engine += CACHE_ARGS
+        return head + [spec["flag"], addr, "--wsgi-file", APP] + engine + [
             "--disable-logging", "--listen", "1024"]
 
     redis_sock = os.path.join(tmp, "redis.sock")

@@ -17,7 +17,8 @@
  * per-process `held` record), the core sleeps on the IOLoop (gyre.sleep) and tries again, backed
  * off from 1 ms to 50 ms. A thread core, or code outside any core, blocks with the GIL released.
  *
- * Depends on: uwsgi_async.c, uwsgi_process.c, cores.c, ini.c, locks.c, log.c, scoreboard.c, server.c (server/README)
+ * Depends on: uwsgi_async.c, uwsgi_process.c, uwsgi_cache.c, cores.c, ini.c, locks.c, log.c,
+ * scoreboard.c, server.c (server/README)
  */
 #include "core.h"
 #include "log.h"

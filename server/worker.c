@@ -13,7 +13,8 @@
  * instance: the worker tells the master (MSG_FATAL), or the only process exits 1.
  *
  * Depends on: cache.c, conn.c, cores.c, engine.c, hooks.c, input.c, listen.c, locks.c, log.c,
- *     proctitle.c, pymodule.c, scoreboard.c, server.c, stats.c, uwsgimodule.c, wsgi.c (server/README)
+ *     proctitle.c, pymodule.c, scoreboard.c, server.c, stats.c, uwsgimodule.c, wsgi.c
+ *     (server/README)
  */
 #include "cache.h"
 #include "daemons.h"

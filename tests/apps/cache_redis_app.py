@@ -1,6 +1,6 @@
-"""uwsgi.cache_* as an app sees it, for tests/integration/test_cache_redis.py and the bench:
-the same file under gyre (a cache with store=redis...) and Debian's uWSGI (a local --cache2),
-so that the answers of the two can be compared.
+"""uwsgi.cache_* as an app sees it, for tests/integration/test_cache_redis.py: the same file
+under gyre (a cache with store=redis...) and Debian's uWSGI (a local --cache2), so that the
+answers of the two can be compared.
 
     POST /run         body: JSON list of calls, each [function_name, arg, ...] (strings stay str,
                       uWSGI's cache functions take str keys and values); answers a JSON list, one
@@ -9,9 +9,6 @@ so that the answers of the two can be compared.
     /get?key=K        uwsgi.cache_get(K, "r") after logging "cache_redis_app: calling"; answers
                       "pid elapsed_seconds value" (or the error as "error TYPE: message")
     /ping             "pid core": no cache call
-    /bench?key=K      uwsgi.cache_update(K, 64 bytes, 0, "r") then cache_get: one set and one get
-                      (bench/bench.py's cache-redis row); answers "ok"
-    /hello            b"Hello, World!", as bench/app.py's (what bench.py asks to see a backend up)
 """
 import json
 import os
@@ -26,7 +23,6 @@ except ImportError:  # Debian's uWSGI
     gyre = None
 
 CACHE = "r"
-BENCH_VALUE = b"v" * 64
 
 
 def describe(v):
@@ -69,13 +65,6 @@ def application(environ, start_response):
     elif path == "/ping":
         core = gyre.core_id() if gyre is not None else None
         body, ctype = ("%d %s" % (os.getpid(), core)).encode(), "text/plain"
-    elif path == "/hello":
-        body, ctype = b"Hello, World!", "text/plain"
-    elif path == "/bench":
-        key = q.get("key", "bench")
-        uwsgi.cache_update(key, BENCH_VALUE, 0, CACHE)
-        v = uwsgi.cache_get(key, CACHE)
-        body, ctype = (b"ok" if v == BENCH_VALUE else b"mismatch"), "text/plain"
     else:
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"not found"]
