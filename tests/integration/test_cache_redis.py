@@ -392,6 +392,47 @@ def test_redis_gone_raises_and_comes_back(server, own_redis):
         s.run(["cache_del", "k", "r"])
 
 
+@pytest.mark.parametrize("engine", [("--tornado", "10"), ("--threads", "4")],
+                         ids=["tornado", "threads"])
+def test_redis_killed_under_load(server, own_redis, engine):
+    """Redis SIGKILLed while 8 clients keep a worker's cores busy with cache calls: every
+    request ends (with values or with ConnectionError entries, never a hang or a crash), the
+    worker survives, and once Redis is back the cache works."""
+    s = server("gyre", own_redis.url, "--processes", "1", *engine)
+    pid = s.get("/ping").split()[0]
+    calls = [["cache_update", "k%d" % i, "v", 0, "r"] for i in range(5)] + \
+        [["cache_get", "k%d" % i, "r"] for i in range(5)]
+    stop, seen, errors = threading.Event(), [], []
+
+    def client():
+        try:
+            while not stop.is_set():
+                seen.extend(a[:2] for a in s.run(*calls))
+        except Exception as e:  # noqa: B902 - reported by the main thread
+            errors.append(e)
+    clients = [threading.Thread(target=client) for _ in range(8)]
+    for t in clients:
+        t.start()
+    try:
+        wait_for(lambda: len(seen) >= 200 or errors, 30, what="cache calls under load")
+        own_redis.kill()
+        n = len(seen)
+        wait_for(lambda: ("error", "ConnectionError") in seen[n:] or errors, 30,
+                 what="ConnectionError from the calls in flight")
+    finally:
+        stop.set()
+        for t in clients:
+            t.join(60)
+    assert not errors, errors
+    assert not any(t.is_alive() for t in clients)
+    assert set(seen) <= {("ok", "bool"), ("ok", "bytes"), ("ok", "NoneType"),
+                         ("error", "ConnectionError"), ("error", "TimeoutError")}, set(seen)
+    assert s.get("/ping").split()[0] == pid
+    own_redis.start()
+    wait_for(lambda: s.run(*calls)[-1] == ("ok", "bytes", "v"), 10,
+             what="the cache to work again")
+
+
 def test_harakiri_while_waiting_for_redis(server, redis):
     """--harakiri cancels a greenlet core that waits for a sleeping Redis; the answer that comes
     later finds nobody waiting and is dropped, and the same worker serves the cache on."""
