@@ -9,8 +9,8 @@
  * cache_keys touch only "gyre:cache:NAME:*". `items` does not bound a Redis store: Redis's own
  * maxmemory policy does.
  *
- * Atomic across hosts: SET NX, SET, DEL and APPEND are single commands; PREPEND and the size
- * check of APPEND are a Lua script; the math is read, computed here on exact 64-bit integers
+ * Atomic across hosts: SET NX, SET and DEL are single commands; APPEND and PREPEND (with their
+ * size check) one Lua script; the math is read, computed here on exact 64-bit integers
  * (Redis's Lua has only doubles) and written back by a compare-and-set script, retried when
  * another writer came in between. Scripts go as EVAL (not EVALSHA): nothing to reload when a
  * restarted Redis forgot its script cache, and Redis caches the compiled script by its hash.
@@ -19,7 +19,8 @@
  *   - a greenlet core: one asynchronous hiredis connection per cache and worker, its socket in
  *     the loop's epoll set (engine_poll). The core sends its command and suspends
  *     (core_suspend, WAIT_FUTURE); the reply callback stores the answer and the loop enters the
- *     core again once hiredis is done reading. Other cores and requests run meanwhile.
+ *     core again once hiredis is done reading. Other cores and requests run meanwhile, and
+ *     the commands the cores of one loop turn sent go out together, as a pipeline.
  *   - anything else (a thread core of --threads, a pool thread, code run at import): a blocking
  *     hiredis context taken from a small pool, the GIL released while it waits. A thread core
  *     has its own OS thread to block; posting to the loop would cost two thread switches per
