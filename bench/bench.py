@@ -5,6 +5,7 @@
     /usr/bin/python3 bench/bench.py --duration 3 --warmup 1 --rounds 1 --no-write   # a smoke run
     ... --only threads                # only the --threads group (--only tornado: the others)
     ... --only cache-redis            # only the Redis cache row (issue 12)
+    ... --only parked                 # only the parked-requests memory rows (issue 13)
 
 What runs (everything in a private temp dir, removed at the end). Each protocol gets its own pair
 of backend processes (gyre and uWSGI, both `--tornado 100 --greenlet`, one process each, no
@@ -55,6 +56,10 @@ the cache group (uWSGI has no Redis store). It shows what sharing a cache betwee
 20 Redis round trips per request, each suspending only its core. Section "Cache on Redis (issue
 12)".
 
+The "parked" group (issue 13, `--only parked`) is bench/parked.py, run after the others: 1,000 and
+10,000 requests suspended on an IOLoop timer in one process of each server, and its resident
+memory then, per parked request too. Section "Parked requests (issue 13)".
+
 Checks: each backend must answer /hello over its own protocol straight on its socket before it
 counts as up; before each case, the case's route is requested once per backend through the very
 path wrk will use (nginx or direct) and the body must be exactly what the app sends. For
@@ -91,6 +96,8 @@ import tempfile
 import time
 import urllib.request
 
+import parked  # bench/parked.py: the parked-requests group
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 BENCH = os.path.join(ROOT, "bench")
 APP = os.path.join(BENCH, "app.py")
@@ -125,9 +132,11 @@ def without_keep_conn(conf):
 # wrk talks to the backend directly); group: "tornado" (`--tornado 100 --greenlet`) or "threads"
 # (issue 11: `--threads N`, no Tornado, the request on an OS thread); threads: that N; probe:
 # whether the keep-alive probe runs before the group's cases.
-TORNADO_GROUP, THREADS_GROUP, CACHE_GROUP, CACHE_REDIS_GROUP = (
-    "tornado", "threads", "cache", "cache-redis")
-GROUPS = (TORNADO_GROUP, THREADS_GROUP, CACHE_GROUP, CACHE_REDIS_GROUP)
+TORNADO_GROUP, THREADS_GROUP, CACHE_GROUP, CACHE_REDIS_GROUP, PARKED_GROUP = (
+    "tornado", "threads", "cache", "cache-redis", "parked")
+GROUPS = (TORNADO_GROUP, THREADS_GROUP, CACHE_GROUP, CACHE_REDIS_GROUP, PARKED_GROUP)
+# The parked group (issue 13) is bench/parked.py's: no wrk cases, its own section.
+PARKED_COUNTS = (1000, 10000)
 # The cache group's processes: a master, two workers sharing one cache (issue 12).
 CACHE_ARGS = ["--master", "--processes", "2", "--cache2", "name=bench,items=1000,blocksize=1024"]
 CACHE_OPS = 10
@@ -1525,11 +1534,13 @@ def main():
     ap.add_argument("--only", choices=GROUPS, action="append",
                     help="run only this group of cases (repeatable): %s = the Tornado loop "
                     "engine cases, %s = the --threads cases (issue 11), %s = uwsgi.cache_* "
-                    "with 2 workers (issue 12), %s = the same with gyre's cache on Redis; "
+                    "with 2 workers (issue 12), %s = the same with gyre's cache on Redis, %s = "
+                    "memory of 1,000 and 10,000 parked requests (issue 13, bench/parked.py); "
                     "default: all" % GROUPS)
     args = ap.parse_args()
     groups = args.only or list(GROUPS)
     cases_run = [c for c in CASES if PROTOS[c.proto]["group"] in groups]
+    parked_section = ""
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, _on_signal)
@@ -1746,6 +1757,9 @@ def main():
                         pass
                 if redis:
                     kill_proc(redis, signal.SIGTERM, 10)
+        if PARKED_GROUP in groups:
+            log("parked requests: %s (bench/parked.py)" % ", ".join(map(str, PARKED_COUNTS)))
+            parked_section = parked.run(PARKED_COUNTS, gyre_bin)
         log("measuring the background load again (3 s, none of our processes running)")
         bg_end = background_cpu(3)
     finally:
@@ -1758,6 +1772,8 @@ def main():
     report = render(args, cases_run, machine_info(gyre_info), results, checks, probes, started,
                     finished, load_start, os.getloadavg(), (bg_start, bg_end), notes,
                     all_backends)
+    if parked_section:
+        report += "\n" + parked_section
     print(report)
     if not args.no_write:
         with open(RESULTS, "w") as f:

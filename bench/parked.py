@@ -66,10 +66,10 @@ def proc_status_kib(pid, field):
     raise RuntimeError("%s not in /proc/%d/status" % (field, pid))
 
 
-def start(kind, sock, cores, logf):
+def start(kind, sock, cores, logf, gyre=GYRE):
     common = ["--socket", sock, "--wsgi-file", APP, "--tornado", str(cores), "--listen", "4096"]
     if kind == "gyre":  # its default connection limit keeps fds in reserve for the cores' use
-        argv = [GYRE, *common, "--max-conns", str(cores)]
+        argv = [gyre, *common, "--max-conns", str(cores)]
     else:
         argv = [UWSGI, "--plugins", "python3,greenlet_python3,tornado_python3", *common,
                 "--greenlet", "--disable-logging"]
@@ -96,10 +96,10 @@ def stop(proc):
     proc.wait(10)
 
 
-def measure(kind, n, tmp):
+def measure(kind, n, tmp, gyre=GYRE):
     sock = os.path.join(tmp, "%s-%d.sock" % (kind, n))
     with open(os.path.join(tmp, "%s-%d.log" % (kind, n)), "wb") as logf:
-        proc = start(kind, sock, n + SPARE_CORES, logf)
+        proc = start(kind, sock, n + SPARE_CORES, logf, gyre)
         clients = []
         try:
             idle = proc_status_kib(proc.pid, "VmRSS")
@@ -156,7 +156,8 @@ def report(counts, results):
     return "\n".join(out) + "\n"
 
 
-def run(counts):
+def run(counts, gyre=GYRE):
+    """The Markdown section for these N; gyre: the binary (bench.py passes its own copy)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     need = max(counts) + 256  # each: the bench's client sockets, the server's (inherited)
     if hard < need:
@@ -168,7 +169,7 @@ def run(counts):
         for n in counts:
             for kind in ("gyre", "uWSGI"):
                 print("parked: %s, N=%d ..." % (kind, n), file=sys.stderr, flush=True)
-                results[(kind, n)] = measure(kind.lower(), n, tmp)
+                results[(kind, n)] = measure(kind.lower(), n, tmp, gyre)
     return report(counts, results)
 
 
