@@ -26,7 +26,7 @@ VALGRIND_TESTS ?= test_smoke.py test_wsgi.py
 # error that says what to do, not an empty flag and a page of undefined symbols.
 pkgconf = $(or $(shell pkg-config $(1) 2>/dev/null),$(error pkg-config $(1) failed: \
     install the build dependencies with `make deps` (scripts/deps.sh)))
-PKG_CONFIG_MODULES := python3-embed inih libsystemd jansson libpcre2-8
+PKG_CONFIG_MODULES := python3-embed inih libsystemd jansson libpcre2-8 hiredis
 PY_CFLAGS    = $(eval PY_CFLAGS := $(call pkgconf,--cflags python3-embed))$(PY_CFLAGS)
 PY_LIBS      = $(eval PY_LIBS := $(call pkgconf,--libs $(PKG_CONFIG_MODULES)))$(PY_LIBS)
 GREENLET_INC := /usr/lib/python3/dist-packages/greenlet
@@ -46,12 +46,13 @@ SERVER_OBJ  := $(SERVER_SRC:%.c=build/%.o)
 # (directly or through a header) fails the build. Python is core.h's alone (see server/README).
 SERVER_NOPY := $(addprefix server/,main.c master.c stats.c options.c ini.c logformat.c log.c \
     scoreboard.c server.c response.c proto_uwsgi.c proto_fastcgi.c proto_http.c conn.c listen.c \
-    static.c route.c regexp.c locks.c redis_url.c metrics.c signals.c)
+    static.c route.c regexp.c locks.c redis_url.c metrics.c cache.c cache_conf.c signals.c)
 PROTO_TESTS := $(patsubst tests/proto/%.c,build/tests/%,$(sort $(wildcard tests/proto/test_*.c)))
 # server/'s parts that need no Python (configuration, log rendering, static files, routing
 # rules): unit-tested like proto/.
 SERVER_PURE := server/options.c server/ini.c server/logformat.c server/log.c server/static.c \
-    server/response.c server/route.c server/regexp.c server/metrics.c server/signals.c
+    server/response.c server/route.c server/regexp.c server/metrics.c server/cache.c \
+    server/cache_conf.c server/redis_url.c server/signals.c
 SERVER_TESTS := $(patsubst tests/server/%.c,build/tests/server/%,$(sort $(wildcard tests/server/test_*.c)))
 FUZZERS     := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
 HEADERS     := $(wildcard proto/*.h server/*.h)

@@ -13,6 +13,8 @@ Routes:
     /sleep     blocks its thread 20 ms (time.sleep), then a small body: the blocking app of the
                --threads cases (gyre --threads 8 / uwsgi --threads 8, no Tornado)
     /256k      a 256 KiB body: what the slow clients of the --threads slow-client case read
+    /cache?n=N N uwsgi.cache_get + N uwsgi.cache_update of 100-byte values over 64 keys (the
+               cache group: both servers with --cache2 name=bench,...), then b"cache N\n"
 """
 
 import time
@@ -27,6 +29,8 @@ READ_CHUNK = 64 * 1024
 SUSPEND_SECONDS = 0.02
 SLEEP_SECONDS = 0.02
 BODY_256K = b"y" * (256 * 1024)
+CACHE_KEYS = ["key%d" % i for i in range(64)]
+CACHE_VALUE = b"v" * 100
 
 
 def _reply(start_response, body, status="200 OK"):
@@ -77,6 +81,18 @@ def body_256k(environ, start_response):
     return _reply(start_response, BODY_256K)
 
 
+def cache(environ, start_response):
+    import uwsgi  # both servers provide it; only this route needs it
+
+    qs = environ.get("QUERY_STRING", "")
+    n = int(qs[2:]) if qs.startswith("n=") and qs[2:].isdigit() else 10
+    for i in range(n):
+        key = CACHE_KEYS[i % len(CACHE_KEYS)]
+        uwsgi.cache_get(key, "bench")
+        uwsgi.cache_update(key, CACHE_VALUE, 0, "bench")
+    return _reply(start_response, b"cache %d\n" % n)
+
+
 ROUTES = {
     "/hello": hello,
     "/64k": body_64k,
@@ -84,6 +100,7 @@ ROUTES = {
     "/suspend": suspend,
     "/sleep": sleep,
     "/256k": body_256k,
+    "/cache": cache,
 }
 
 

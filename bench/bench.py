@@ -4,6 +4,8 @@
     make bench                        # = /usr/bin/python3 bench/bench.py
     /usr/bin/python3 bench/bench.py --duration 3 --warmup 1 --rounds 1 --no-write   # a smoke run
     ... --only threads                # only the --threads group (--only tornado: the others)
+    ... --only cache-redis            # only the Redis cache row (issue 12)
+    ... --only parked                 # only the parked-requests memory rows (issue 13)
 
 What runs (everything in a private temp dir, removed at the end). Each protocol gets its own pair
 of backend processes (gyre and uWSGI, both `--tornado 100 --greenlet`, one process each, no
@@ -41,6 +43,23 @@ process, no master):
 It reports, besides req/s and p99, the backend's CPU per request (µs) and its RSS after the case,
 with gyre/uWSGI ratios, in the section "Threads (issue 11)".
 
+The "cache" group (issue 12, `--only cache`) measures uwsgi.cache_* under contention: both
+servers `--tornado 100 --greenlet --master --processes 2 --cache2 name=bench,items=1000,
+blocksize=1024` behind nginx (uwsgi), wrk at 50 connections on /cache?n=10 (10 cache_get + 10
+cache_update of 100-byte values over 64 keys, per request) and, as the baseline of the same
+set-up, /hello. CPU counts the master and its workers. Section "Cache (issue 12)".
+
+The "cache-redis" group (issue 12, `--only cache-redis`) is the cache group's /cache?n=10 case
+with gyre's cache on Redis: gyre `--cache2 name=bench,...,store=redis+unix://SOCK` on a
+redis-server this script starts (unix socket, no persistence), uWSGI on its local cache as in
+the cache group (uWSGI has no Redis store). It shows what sharing a cache between hosts costs:
+20 Redis round trips per request, each suspending only its core. Section "Cache on Redis (issue
+12)".
+
+The "parked" group (issue 13, `--only parked`) is bench/parked.py, run after the others: 1,000 and
+10,000 requests suspended on an IOLoop timer in one process of each server, and its resident
+memory then, per parked request too. Section "Parked requests (issue 13)".
+
 Checks: each backend must answer /hello over its own protocol straight on its socket before it
 counts as up; before each case, the case's route is requested once per backend through the very
 path wrk will use (nginx or direct) and the body must be exactly what the app sends. For
@@ -77,9 +96,12 @@ import tempfile
 import time
 import urllib.request
 
+import parked  # bench/parked.py: the parked-requests group
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 BENCH = os.path.join(ROOT, "bench")
 APP = os.path.join(BENCH, "app.py")
+REDIS_SERVER = "/usr/bin/redis-server"
 GYRE = os.environ.get("GYRE_BIN", os.path.join(ROOT, "gyre"))
 UWSGI_TEMPLATE = os.path.join(ROOT, "nginx-conf", "uwsgi.conf")
 FASTCGI_TEMPLATE = os.path.join(ROOT, "nginx-conf", "fastcgi.conf")
@@ -110,8 +132,14 @@ def without_keep_conn(conf):
 # wrk talks to the backend directly); group: "tornado" (`--tornado 100 --greenlet`) or "threads"
 # (issue 11: `--threads N`, no Tornado, the request on an OS thread); threads: that N; probe:
 # whether the keep-alive probe runs before the group's cases.
-TORNADO_GROUP, THREADS_GROUP = "tornado", "threads"
-GROUPS = (TORNADO_GROUP, THREADS_GROUP)
+TORNADO_GROUP, THREADS_GROUP, CACHE_GROUP, CACHE_REDIS_GROUP, PARKED_GROUP = (
+    "tornado", "threads", "cache", "cache-redis", "parked")
+GROUPS = (TORNADO_GROUP, THREADS_GROUP, CACHE_GROUP, CACHE_REDIS_GROUP, PARKED_GROUP)
+# The parked group (issue 13) is bench/parked.py's: no wrk cases, its own section.
+PARKED_COUNTS = (1000, 10000)
+# The cache group's processes: a master, two workers sharing one cache (issue 12).
+CACHE_ARGS = ["--master", "--processes", "2", "--cache2", "name=bench,items=1000,blocksize=1024"]
+CACHE_OPS = 10
 PROTOS = collections.OrderedDict([
     ("uwsgi", dict(wire="uwsgi", flag="--socket", template=UWSGI_TEMPLATE, transform=None,
                    label="uwsgi via nginx", group=TORNADO_GROUP, probe=False)),
@@ -129,6 +157,13 @@ PROTOS = collections.OrderedDict([
     ("threads-http", dict(wire="http", flag="--http-socket", template=None, transform=None,
                           label="HTTP/1.1 direct, --threads 4", group=THREADS_GROUP, threads=4,
                           probe=True)),
+    ("cache-uwsgi", dict(wire="uwsgi", flag="--socket", template=UWSGI_TEMPLATE, transform=None,
+                         label="uwsgi via nginx, 2 workers, --cache2", group=CACHE_GROUP,
+                         probe=False)),
+    # The same with gyre's cache on a redis-server that runs for the group (uWSGI's stays local).
+    ("cache-redis", dict(wire="uwsgi", flag="--socket", template=UWSGI_TEMPLATE, transform=None,
+                         label="uwsgi via nginx, 2 workers, --cache2 (gyre: Redis; uWSGI: local)",
+                         group=CACHE_REDIS_GROUP, probe=False, redis=True)),
 ])
 
 # slow: how many slow clients read SLOW_PATH while wrk loads `path` (0: none).
@@ -170,6 +205,14 @@ CASES = [
     Case("threads slow clients", "threads-http", "/hello", 10, "GET", HELLO,
          "hello world, c=10, while %d slow clients read %d KiB at %d KiB/s"
          % (SLOW_CLIENTS, len(SLOW_BODY) // 1024, SLOW_RATE // 1024), slow=SLOW_CLIENTS),
+    Case("cache hello", "cache-uwsgi", "/hello", 50, "GET", HELLO,
+         "hello world (the baseline: no cache call), c=50"),
+    Case("cache get+set", "cache-uwsgi", "/cache?n=%d" % CACHE_OPS, 50, "GET",
+         b"cache %d\n" % CACHE_OPS,
+         "%d cache_get + %d cache_update per request, c=50" % (CACHE_OPS, CACHE_OPS)),
+    Case("cache-redis get+set", "cache-redis", "/cache?n=%d" % CACHE_OPS, 50, "GET",
+         b"cache %d\n" % CACHE_OPS, "%d cache_get + %d cache_update per request, c=50"
+         % (CACHE_OPS, CACHE_OPS)),
 ]
 SERVERS = ("gyre", "uWSGI")
 
@@ -237,6 +280,29 @@ def popen(argv, logf, **kw):
     return proc
 
 
+def start_redis(tmp, sock):
+    """redis-server on the unix socket sock (no TCP, no persistence), answering PING."""
+    if not os.access(REDIS_SERVER, os.X_OK):
+        raise SystemExit("%s not found: run `make deps`" % REDIS_SERVER)
+    logf = open(os.path.join(tmp, "redis.log"), "wb")
+    proc = popen([REDIS_SERVER, "--port", "0", "--unixsocket", sock, "--save", "",
+                  "--appendonly", "no", "--dir", tmp], logf)
+
+    def pong():
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(1)
+                s.connect(sock)
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+    wait_for(lambda: proc.poll() is not None or pong(), 10, "redis-server on " + sock)
+    if proc.poll() is not None:
+        raise RuntimeError("redis-server exited:\n" + read_tail(logf.name))
+    return proc
+
+
 def read_tail(path, lines=30):
     try:
         with open(path, "rb") as f:
@@ -278,6 +344,12 @@ def children_of(pid):
         except (OSError, IndexError, ValueError):
             pass
     return out
+
+
+def tree_cpu_seconds(pid):
+    """CPU seconds of pid and its children (a master's workers; none without a master). A child
+    that exits during a run takes its seconds with it: no worker is recycled in these runs."""
+    return proc_cpu_seconds(pid) + sum(proc_cpu_seconds(c) for c in children_of(pid))
 
 
 def background_cpu(seconds):
@@ -873,7 +945,7 @@ def measure(target, case, duration, post_script, tmp):
             slow_start = slow.start()
         t0 = time.monotonic()
         busy0 = machine_busy_seconds()
-        be0 = proc_cpu_seconds(backend.proc.pid)
+        be0 = tree_cpu_seconds(backend.proc.pid)
         ng0 = sum(proc_cpu_seconds(p) for p in pids_ng)
         wrk0 = children_cpu_seconds()
         out = run_wrk(target.url + case.path, case.conns, duration, script, tmp)
@@ -893,7 +965,7 @@ def measure(target, case, duration, post_script, tmp):
         except RuntimeError as e:
             slow_problems.append(str(e))
     wrk_cpu = children_cpu_seconds() - wrk0
-    be_cpu = proc_cpu_seconds(backend.proc.pid) - be0 if backend.alive() else float("nan")
+    be_cpu = tree_cpu_seconds(backend.proc.pid) - be0 if backend.alive() else float("nan")
     ng_cpu = sum(proc_cpu_seconds(p) for p in pids_ng) - ng0
     busy = machine_busy_seconds() - busy0
     r = parse_wrk(out)
@@ -1210,11 +1282,77 @@ def render_threads(L, args, cases, results, checks):
         L.append("")
 
 
+def render_cache_redis(L, cases, results, checks):
+    """The section "Cache on Redis (issue 12)"."""
+    L.append("## Cache on Redis (issue 12)")
+    L.append("")
+    L.append("The cache group's set-up and `/cache?n=%d` (section \"Cache (issue 12)\"), with "
+             "gyre's cache on Redis: `--cache2 ...,store=redis+unix://...`, a local "
+             "redis-server on a unix socket started by bench.py; %d Redis round trips per "
+             "request, each suspending only its core. uWSGI: its local shared-memory cache, as "
+             "in the cache group (it has no Redis store). The row shows what a cache shared "
+             "between hosts costs (compare gyre here with gyre in the cache group), not two "
+             "implementations of one thing. CPU/request counts gyre's master and workers, not "
+             "Redis." % (CACHE_OPS, 2 * CACHE_OPS))
+    L.append("")
+    L.append("| case | gyre (Redis) req/s | gyre p99 | gyre CPU/req | gyre errors | uWSGI "
+             "(local) req/s | uWSGI p99 | uWSGI CPU/req | uWSGI errors | req/s gyre/uWSGI |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for case in cases:
+        cells, bests = [], []
+        for bname in SERVERS:
+            runs = results[case.key][bname]
+            b = best(runs)
+            bests.append(b)
+            failed = any(p.startswith(bname + " ") for p in checks[case.key])
+            cells += [fmt_rps(b and b["rps"]), fmt_ms(b and b["p99"]),
+                      fmt_us(b and b["cpu_per_req"]),
+                      fmt_errors(runs) + (" (route check FAILED)" if failed else "")]
+        bg, bu = bests
+        cells.append(ratio(bg and bg["rps"], bu and bu["rps"]))
+        L.append("| %s | %s |" % (case.label, " | ".join(cells)))
+    L.append("")
+
+
+def render_cache(L, args, cases, results, checks):
+    """The section "Cache (issue 12)": uwsgi.cache_* with 2 workers on one cache."""
+    L.append("## Cache (issue 12)")
+    L.append("")
+    L.append("Both servers `--tornado 100 --greenlet %s` (a master, 2 workers sharing one "
+             "cache), `nginx-conf/uwsgi.conf` in front. `/cache?n=%d`: %d `uwsgi.cache_get` + "
+             "%d `uwsgi.cache_update` of 100-byte values over 64 keys per request (bench/app.py); "
+             "`/hello` is the same set-up without a cache call. CPU/request: the master's and "
+             "workers' CPU over the run / responses. Ratios gyre/uWSGI: req/s higher is better "
+             "for gyre, CPU/request lower." % (" ".join(CACHE_ARGS), CACHE_OPS, CACHE_OPS,
+                                                CACHE_OPS))
+    L.append("")
+    L.append("| case | gyre req/s | gyre p99 | gyre CPU/req | gyre errors | uWSGI req/s | uWSGI p99 "
+             "| uWSGI CPU/req | uWSGI errors | req/s gyre/uWSGI | CPU/req gyre/uWSGI |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for case in cases:
+        cells, bests = [], []
+        for bname in SERVERS:
+            runs = results[case.key][bname]
+            b = best(runs)
+            bests.append(b)
+            failed = any(p.startswith(bname + " ") for p in checks[case.key])
+            cells += [fmt_rps(b and b["rps"]), fmt_ms(b and b["p99"]),
+                      fmt_us(b and b["cpu_per_req"]),
+                      fmt_errors(runs) + (" (route check FAILED)" if failed else "")]
+        bg, bu = bests
+        cells += [ratio(bg and bg["rps"], bu and bu["rps"]),
+                  ratio(bg and bg["cpu_per_req"], bu and bu["cpu_per_req"])]
+        L.append("| %s | %s |" % (case.label, " | ".join(cells)))
+    L.append("")
+
+
 def render(args, cases_run, info, results, checks, probes, started, finished, load_start,
            load_end, background, notes, backends):
     L = []
     tornado_cases = [c for c in cases_run if PROTOS[c.proto]["group"] == TORNADO_GROUP]
     threads_cases = [c for c in cases_run if PROTOS[c.proto]["group"] == THREADS_GROUP]
+    cache_cases = [c for c in cases_run if PROTOS[c.proto]["group"] == CACHE_GROUP]
+    cache_redis_cases = [c for c in cases_run if PROTOS[c.proto]["group"] == CACHE_REDIS_GROUP]
     L.append("# gyre vs uWSGI (Tornado loop engine + greenlet; and --threads): uwsgi and FastCGI "
              "behind nginx, HTTP direct")
     L.append("")
@@ -1297,6 +1435,10 @@ def render(args, cases_run, info, results, checks, probes, started, finished, lo
         L.append("")
     if threads_cases:
         render_threads(L, args, threads_cases, results, checks)
+    if cache_cases:
+        render_cache(L, args, cache_cases, results, checks)
+    if cache_redis_cases:
+        render_cache_redis(L, cache_redis_cases, results, checks)
     if probes:
         L.append("## Connection reuse (raw probes, straight to each backend's socket)")
         L.append("")
@@ -1391,11 +1533,14 @@ def main():
     ap.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md alone")
     ap.add_argument("--only", choices=GROUPS, action="append",
                     help="run only this group of cases (repeatable): %s = the Tornado loop "
-                    "engine cases, %s = the --threads cases (issue 11); default: all"
-                    % GROUPS)
+                    "engine cases, %s = the --threads cases (issue 11), %s = uwsgi.cache_* "
+                    "with 2 workers (issue 12), %s = the same with gyre's cache on Redis, %s = "
+                    "memory of 1,000 and 10,000 parked requests (issue 13, bench/parked.py); "
+                    "default: all" % GROUPS)
     args = ap.parse_args()
     groups = args.only or list(GROUPS)
     cases_run = [c for c in CASES if PROTOS[c.proto]["group"] in groups]
+    parked_section = ""
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, _on_signal)
@@ -1432,6 +1577,10 @@ def main():
             engine = ["--threads", str(spec["threads"])]
         else:
             engine = ["--tornado", "100", "--greenlet"]
+        if spec["group"] == CACHE_GROUP:
+            engine += CACHE_ARGS
+        if spec.get("redis"):  # the cache group's, with the store on the bench's redis-server
+            engine += CACHE_ARGS[:-1] + [CACHE_ARGS[-1] + ",store=redis+unix://" + redis_sock]
         return [gyre_bin, spec["flag"], addr, "--wsgi-file", APP] + engine + ["--disable-logging"]
 
     def uwsgi_argv(spec, addr):
@@ -1441,8 +1590,12 @@ def main():
         else:
             head = ["uwsgi", "--plugins", plugins]
             engine = ["--tornado", "100", "--greenlet"]
+        if spec["group"] in (CACHE_GROUP, CACHE_REDIS_GROUP):
+            engine += CACHE_ARGS
         return head + [spec["flag"], addr, "--wsgi-file", APP] + engine + [
             "--disable-logging", "--listen", "1024"]
+
+    redis_sock = os.path.join(tmp, "redis.sock")
 
     all_backends, notes, probes = [], [], []
     bg_start = bg_end = float("nan")
@@ -1461,7 +1614,12 @@ def main():
             if not cases:
                 continue
             group_backends, group_nginxes = [], []
+            redis = None
             try:
+                if spec.get("redis"):
+                    redis = start_redis(tmp, redis_sock)
+                    log("redis-server up for %s (pid %d) on %s" % (spec["label"], redis.pid,
+                                                                    redis_sock))
                 targets = []
                 for name, argv_fn, stop_sig, ok_exit in (
                         ("gyre", gyre_argv, signal.SIGTERM, (0,)),
@@ -1597,6 +1755,11 @@ def main():
                         n.stop()
                     except Exception:
                         pass
+                if redis:
+                    kill_proc(redis, signal.SIGTERM, 10)
+        if PARKED_GROUP in groups:
+            log("parked requests: %s (bench/parked.py)" % ", ".join(map(str, PARKED_COUNTS)))
+            parked_section = parked.run(PARKED_COUNTS, gyre_bin)
         log("measuring the background load again (3 s, none of our processes running)")
         bg_end = background_cpu(3)
     finally:
@@ -1609,6 +1772,8 @@ def main():
     report = render(args, cases_run, machine_info(gyre_info), results, checks, probes, started,
                     finished, load_start, os.getloadavg(), (bg_start, bg_end), notes,
                     all_backends)
+    if parked_section:
+        report += "\n" + parked_section
     print(report)
     if not args.no_write:
         with open(RESULTS, "w") as f:

@@ -4,7 +4,8 @@
 # touches nothing (no apt-get update) and prints one line.
 #
 # Runs as root, with no stdin, on a fresh Debian 12 (where the apt lists may be empty).
-# Never starts a service: nginx and uwsgi are run by the project as foreground processes.
+# Never starts a service: nginx, uwsgi and redis-server are run by the project as foreground
+# processes.
 set -eu
 
 PKGS=(
@@ -22,6 +23,8 @@ PKGS=(
     wrk
     # libraries
     libinih-dev libsystemd-dev libjansson-dev libpcre2-dev
+    # the Redis store of a cache: hiredis to build, a real redis-server for its tests
+    libhiredis-dev redis-server
     # cgi-fcgi, to talk FastCGI without nginx
     libfcgi-bin
     # Apache (mod_proxy_fcgi, mod_proxy_uwsgi) as a second front end, run in the foreground

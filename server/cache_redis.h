@@ -12,8 +12,9 @@
 
 struct cache_redis;
 
-/* In a worker (after the fork), on the cache's first use: nothing is connected yet. NULL with a
- * message in err when url is not a Redis URL (cache_redis_url_check said so at start-up already). */
+/* In a worker (after the fork), on the cache's first use: nothing is connected yet (the first
+ * call connects). NULL with a message in err when url is not a Redis URL (options.c refused it at
+ * start-up already, with redis_url_parse) or memory ran out. */
 struct cache_redis *cache_redis_open(const char *cache_name, const char *url, size_t keysize,
                                      size_t blocksize, char *err, size_t errlen);
 

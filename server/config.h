@@ -13,8 +13,30 @@
 #define GY_MAX_LIST 64
 /* --locks at most (uwsgi.lock(n) takes 0..locks: one more than given). */
 #define GY_MAX_LOCKS 1024
+/* --cache2 given at most (the legacy --cache is one more). */
+#define GY_MAX_CACHES 16
 /* --buffer-size at most: each connection's buffer holds a head this big (1 MiB). */
 #define GY_MAX_BUFFER_SIZE (1L << 20)
+
+/* One cache (--cache2 KEY=VALUE,... or the legacy --cache N): uWSGI's keys (cache.c parses them). */
+struct gy_cache_conf {
+    const char *name;
+    unsigned long long max_items; /* item slots (slot 0 is never used: max_items - 1 keys) */
+    unsigned long long blocksize; /* bytes per value block */
+    unsigned long long blocks;    /* value blocks (default max_items) */
+    unsigned long long keysize;   /* longest key (default 2048) */
+    unsigned long long hashsize;  /* hash buckets (default 65536) */
+    long long math_initial;       /* the number an inc/dec/mul/div of a new key starts from */
+    const char *store;            /* a file (persistence across restarts), a Redis URL, or NULL */
+    bool store_redis;             /* store is a Redis URL: cache_redis.c serves this cache */
+    bool store_delete;            /* a store file of another layout is replaced, not refused */
+    bool bitmap;                  /* a value may span several consecutive blocks */
+    bool purge_lru;               /* full: evict the least recently used key */
+    bool ignore_full;             /* full: no log line */
+    bool clear_on_full;           /* full: clear the whole cache */
+    bool no_expire;               /* the master's sweeper skips it */
+    bool lastmod;                 /* last_modified_at kept (stats) */
+};
 
 enum gy_proto {
     GY_PROTO_UWSGI,
@@ -77,7 +99,21 @@ struct gy_config {
     double harakiri_grace;       /* seconds a thread core has to return after its harakiri
                                     exception before the worker is recycled */
     int locks;                   /* --locks N: uwsgi.lock(0..N), shared by the workers */
-    const char *uid, *gid;       /* the workers' identity, dropped to after binding */
+    /* uwsgi.cache_*: the legacy --cache N (cache "default", first) then each --cache2 */
+    struct gy_cache_conf caches[GY_MAX_CACHES + 1];
+    int ncaches;
+    unsigned long long cache_items;          /* --cache N */
+    unsigned long long cache_blocksize;      /* --cache-blocksize (default 65536) */
+    const char *cache_store;                 /* --cache-store FILE */
+    bool cache_lastmod;                      /* --cache-use-last-modified */
+    int cache_expire_freq;                   /* --cache-expire-freq: seconds between sweeps (3) */
+    bool cache_no_expire;                    /* --cache-no-expire: no sweeps */
+    bool cache_report_freed;                 /* --cache-report-freed-items: a log line per sweep */
+    const char *add_cache_item[GY_MAX_LIST]; /* "[CACHE ]KEY=VALUE", set at start */
+    int nadd_cache_item;
+    const char *load_file_in_cache[GY_MAX_LIST]; /* "[CACHE ]PATH": the file under key PATH */
+    int nload_file_in_cache;
+    const char *uid, *gid; /* the workers' identity, dropped to after binding */
 
     /* observability */
     const char *stats;        /* --stats ADDR: one JSON document per connection */

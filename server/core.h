@@ -116,6 +116,8 @@ extern PyMethodDef uwsgi_process_methods[];
 PyObject *uwsgi_process_sockets(void);
 /* uwsgi_metrics.c: uwsgi.metric_* (added to the module by PyInit_uwsgi) */
 extern PyMethodDef uwsgi_metrics_methods[];
+/* uwsgi_cache.c: uwsgi.cache_*, added to the module by PyInit_uwsgi */
+extern PyMethodDef uwsgi_cache_methods[];
 /* uwsgi_signals.c: uWSGI signals' functions (added to the module by PyInit_uwsgi), and the
  * worker's signal socket watched by the loop once the app is loaded (0, or -1 logged). */
 extern PyMethodDef uwsgi_signals_methods[];

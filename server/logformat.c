@@ -15,15 +15,16 @@
  *   pid wid core switches vars pktsize headers modifier1 modifier2 werr rerr ioerr
  *   vsz rss vszM rssM                                the process's memory (bytes, MiB)
  *   req                                              gyre's: the worker's request counter
- *   metric.NAME                                      0: gyre has no uWSGI metrics
+ *   metric.NAME                                      the --metric's value (0: no such metric)
  *   any other NAME                                   the request's logvar: uwsgi.set_logvar(NAME, v)
  * A value that is empty, or a logvar the app did not set, renders "-", as in uWSGI. A '%' not
  * followed by "(" is literal text, as in uWSGI.
  *
- * Depends on: log.c (server/README)
+ * Depends on: metrics.c, log.c (server/README)
  */
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -72,7 +73,7 @@ enum lf_var {
     V_VSZM,
     V_RSSM,
     V_REQ,
-    V_ZERO,   /* metric.NAME */
+    V_METRIC, /* metric.NAME: a --metric's value */
     V_LOGVAR, /* any other name: a logvar the app sets with uwsgi.set_logvar */
 };
 
@@ -164,7 +165,7 @@ static enum lf_var lookup(const char *name, size_t len, const char **param)
     if (len > 4 && memcmp(name, "var.", 4) == 0)
         return V_PARAM;
     if (len > 7 && memcmp(name, "metric.", 7) == 0)
-        return V_ZERO;
+        return V_METRIC;
     return V_LOGVAR;
 }
 
@@ -202,6 +203,9 @@ const char *logformat_compile(const char *fmt)
         } else if (var == V_LOGVAR) {
             pname = name;
             plen = len;
+        } else if (var == V_METRIC) {
+            pname = name + 7;
+            plen = len - 7;
         }
         needs_memory |= var == V_VSZ || var == V_RSS || var == V_VSZM || var == V_RSSM;
         if (p > lit)
@@ -517,9 +521,16 @@ static void put_piece(struct sink *s, const struct piece *pc, const struct log_f
         put_num(s, f->headers);
         break;
     case V_MODIFIER:
-    case V_ZERO:
-        put(s, "0", 1); /* gyre serves modifier1 0 only, and keeps no uWSGI metrics */
+        put(s, "0", 1); /* gyre serves modifier1 0 only */
         break;
+    case V_METRIC: {
+        char name[256];
+        size_t n = pc->len < sizeof(name) ? pc->len : 0; /* too long a name is no metric's */
+        memcpy(name, pc->text, n);
+        name[n] = '\0';
+        put_int(s, (long long)metrics_get(&METRICS, name)); /* 0 for an unknown one, as uWSGI */
+        break;
+    }
     case V_WERR:
         put_num(s, f->write_errors);
         break;

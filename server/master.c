@@ -27,9 +27,10 @@
  * One poll() loop: the signal pipe, the workers' message pipe, inotify, and a 100 ms tick for
  * the clocks (deadlines, heartbeats, file times).
  *
- * Depends on: daemons.c, hooks.c, listen.c, locks.c, log.c, metrics.c, proctitle.c, scoreboard.c,
- *     server.c, signals.c, stats.c, worker.c (server/README)
+ * Depends on: cache.c, daemons.c, hooks.c, listen.c, locks.c, log.c, metrics.c, proctitle.c,
+ *     scoreboard.c, server.c, signals.c, stats.c, worker.c (server/README)
  */
+#include "cache.h"
 #include "daemons.h"
 #include "hooks.h"
 #include "log.h"
@@ -975,7 +976,8 @@ int master_run(struct gy_config *cfg)
         log_errno("master: shared memory");
         return 1;
     }
-    if (metrics_setup(cfg) < 0 || signals_master_init(cfg, M.nrecs, rec_of_id) < 0)
+    if (caches_create(cfg) < 0 || metrics_setup(cfg) < 0 ||
+        signals_master_init(cfg, M.nrecs, rec_of_id) < 0)
         return 1;
     if (pipe2(M.sigpipe, O_NONBLOCK | O_CLOEXEC) < 0 || pipe2(M.msgpipe, O_CLOEXEC) < 0) {
         log_errno("master: pipe");
@@ -1054,6 +1056,7 @@ int master_run(struct gy_config *cfg)
         if (M.stopping && live_workers() == 0)
             break;
         check_clocks();
+        caches_sweep(now());
         fs_reload_retry();
         cheaper_tick(now());
         respawn_due();

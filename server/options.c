@@ -14,11 +14,13 @@
  *     does instead (UNSUPPORTED), or "not supported by gyre: ignored";
  *   - an error under --strict (exit 1, uWSGI's status), both kinds.
  *
- * Depends on: ini.c, metrics.c, regexp.c, signals.c (server/README)
+ * Depends on: cache_conf.c, ini.c, metrics.c, redis_url.c, regexp.c, signals.c (server/README)
  */
 #include "config.h"
 #include "regexp.h"
 #include "hooks.h"
+#include "cache.h" /* cache_conf.c */
+#include "redis_url.h"
 #include "metrics.h"
 #include "signals.h"
 
@@ -509,6 +511,135 @@ static const char *set_plugin(struct gy_config *c, const char *v)
             fprintf(stderr, "gyre: warning: plugin '%s' is not built into gyre: ignored\n", name);
     }
     free(list);
+    return NULL;
+}
+
+/* -- setters: uwsgi.cache_* (issue 12: cache.c, cache_redis.c) -- */
+
+static const char *parse_bytes(const char *v, unsigned long long *out);
+
+/* --cache2 name=...,items=...: one cache more (cache.c parses uWSGI's keys). A store= that is a
+ * Redis URL is checked here, so that a bad one stops the start, not the first request. */
+static const char *set_cache2(struct gy_config *c, const char *v)
+{
+    static char err[512];
+    int base = c->cache_items ? 1 : 0; /* the legacy --cache, first (see finish_caches) */
+    if (c->ncaches - base >= GY_MAX_CACHES)
+        return "given too many times (16 caches at most)";
+    char *spec = strdup(v);
+    if (!spec)
+        return "out of memory";
+    struct gy_cache_conf conf;
+    char warn[256];
+    const char *e = cache_conf_parse(spec, &conf, warn, sizeof(warn));
+    if (e)
+        return e;
+    if (warn[0] && c->strict) {
+        snprintf(err, sizeof(err), "%s (strict mode)", warn);
+        return err;
+    }
+    if (warn[0])
+        fprintf(stderr, "gyre: warning: --cache2 %s: %s\n", conf.name, warn);
+    for (int i = 0; i < c->ncaches; i++)
+        if (!strcmp(c->caches[i].name, conf.name))
+            return "a cache of this name exists already";
+    if (conf.store && redis_url_is_redis(conf.store)) {
+        struct redis_url u;
+        char why[256];
+        if (redis_url_parse(conf.store, &u, why, sizeof(why)) < 0) {
+            snprintf(err, sizeof(err), "store: %s", why);
+            return err;
+        }
+        conf.store_redis = true;
+    }
+    c->caches[c->ncaches++] = conf;
+    return NULL;
+}
+
+/* --cache N: uWSGI's first-generation cache, "default"; made in finish_caches once every
+ * --cache-* option is known, whatever their order. */
+static const char *set_cache(struct gy_config *c, const char *v)
+{
+    unsigned long long n;
+    const char *err = parse_bytes(v, &n);
+    if (!err && n == 1)
+        err = "at least 2 (slot 0 is never used, as in uWSGI)";
+    if (!err)
+        c->cache_items = n;
+    return err;
+}
+
+static const char *set_cache_blocksize(struct gy_config *c, const char *v)
+{
+    const char *err = parse_bytes(v, &c->cache_blocksize);
+    return !err && !c->cache_blocksize ? "at least 1" : err;
+}
+
+static const char *set_cache_store(struct gy_config *c, const char *v)
+{
+    return set_string(&c->cache_store, v);
+}
+
+static const char *set_cache_lastmod(struct gy_config *c, const char *v)
+{
+    (void)v;
+    c->cache_lastmod = true;
+    return NULL;
+}
+
+static const char *set_cache_expire_freq(struct gy_config *c, const char *v)
+{
+    return parse_int(v, 1, 86400, &c->cache_expire_freq);
+}
+
+static const char *set_cache_no_expire(struct gy_config *c, const char *v)
+{
+    (void)v;
+    c->cache_no_expire = true;
+    return NULL;
+}
+
+static const char *set_cache_report_freed(struct gy_config *c, const char *v)
+{
+    (void)v;
+    c->cache_report_freed = true;
+    return NULL;
+}
+
+static const char *set_add_cache_item(struct gy_config *c, const char *v)
+{
+    const char *space = strchr(v, ' ');
+    if (!strchr(space ? space + 1 : v, '='))
+        return "expected [CACHE ]KEY=VALUE";
+    return add_list(c->add_cache_item, &c->nadd_cache_item, v);
+}
+
+static const char *set_load_file_in_cache(struct gy_config *c, const char *v)
+{
+    return add_list(c->load_file_in_cache, &c->nload_file_in_cache, v);
+}
+
+/* The legacy --cache as cache "default", first (uWSGI makes it before the --cache2 ones, and
+ * uwsgi.cache_get(key) without a name uses the first). */
+static const char *finish_caches(struct gy_config *c)
+{
+    if (!c->cache_items)
+        return NULL;
+    for (int i = 0; i < c->ncaches; i++)
+        if (!strcmp(c->caches[i].name, "default"))
+            return "--cache: a --cache2 is named \"default\" already";
+    memmove(&c->caches[1], &c->caches[0], sizeof(c->caches[0]) * (size_t)c->ncaches);
+    c->ncaches++;
+    cache_conf_legacy(&c->caches[0], c->cache_items, c->cache_blocksize, c->cache_store,
+                      c->cache_lastmod);
+    struct gy_cache_conf *d = &c->caches[0];
+    if (d->store && redis_url_is_redis(d->store)) {
+        struct redis_url u;
+        static char why[256];
+        if (redis_url_parse(d->store, &u, why, sizeof(why)) < 0)
+            return why;
+        d->store_redis = true;
+    }
     return NULL;
 }
 
@@ -1364,6 +1495,33 @@ static const struct option_def OPTIONS[] = {
     { "ini", ARG_REQUIRED, set_ini, "FILE[:SECTION]",
       "read options from the [uwsgi] and [gyre] sections (or SECTION) of an .ini file; "
       "`gyre FILE.ini` is the same" },
+    { "cache2", ARG_REQUIRED, set_cache2, "name=NAME,items=N,...",
+      "a shared cache for uwsgi.cache_*: uWSGI's keys items, blocksize, blocks, keysize, hashsize, "
+      "bitmap, purge_lru, ignore_full, clear_on_full, math_initial, lastmod, no_expire, "
+      "store=FILE (kept across restarts) or store=redis://HOST:PORT/DB (repeatable; README)" },
+    { "cache", ARG_REQUIRED, set_cache, "N",
+      "the cache \"default\" with N items (uWSGI's first-generation cache)" },
+    { "cache-blocksize", ARG_REQUIRED, set_cache_blocksize, "BYTES",
+      "--cache's value size at most (default: 65536)" },
+    { "cache-store", ARG_REQUIRED, set_cache_store, "FILE",
+      "--cache's items kept in FILE across restarts (or a redis:// URL)" },
+    { "cache-use-last-modified", ARG_NONE, set_cache_lastmod, NULL,
+      "--cache keeps the time of its last change (last_modified_at in --stats)" },
+    { "cache-expire-freq", ARG_REQUIRED, set_cache_expire_freq, "SECONDS",
+      "the master purges expired cache items this often (default: 3; an expired item is absent "
+      "anyway)" },
+    { "cache-no-expire", ARG_NONE, set_cache_no_expire, NULL,
+      "the master never sweeps the caches (an expired item is still absent)" },
+    { "cache-report-freed-items", ARG_NONE, set_cache_report_freed, NULL,
+      "a log line for each sweep that purged expired cache items" },
+    { "add-cache-item", ARG_REQUIRED, set_add_cache_item, "[CACHE ]KEY=VALUE",
+      "put KEY in cache CACHE (every cache without a name) at start, unless it is there "
+      "(repeatable)" },
+    { "load-file-in-cache", ARG_REQUIRED, set_load_file_in_cache, "[CACHE ]PATH",
+      "put the file PATH in cache CACHE (every cache without a name) under the key PATH at "
+      "start (repeatable)" },
+    { "cache-store-sync", ARG_REQUIRED, set_accepted_count, "N",
+      "accepted: a store file is a shared mapping the kernel writes back by itself" },
     { "stats", ARG_REQUIRED, set_stats, "ADDR",
       "serve uWSGI-style stats JSON on a unix socket PATH or HOST:PORT" },
     { "stats-server", ARG_REQUIRED, set_stats, "ADDR", "same as --stats" },
@@ -2094,6 +2252,8 @@ const char *options_apply(struct gy_config *cfg, int *status)
     for (struct config_entry *e = config_entries(); e; e = e->next)
         if (!e->applied && (err = apply_entry(cfg, e, status)))
             return err;
+    if ((err = finish_caches(cfg)))
+        return err;
     /* --threads alone makes the cores threads; with --tornado it is a pool beside them. */
     cfg->thread_cores = cfg->threads > 0 && !cfg->cores_given;
     if (cfg->thread_cores)

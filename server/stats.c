@@ -6,8 +6,9 @@
  * (--stats-http and --metrics-http wrap it in an HTTP/1.0 response). The documents are a few
  * KiB, built in memory and written at once.
  *
- * Depends on: listen.c, log.c, metrics.c, scoreboard.c, server.c (server/README)
+ * Depends on: cache.c, listen.c, log.c, metrics.c, scoreboard.c, server.c (server/README)
  */
+#include "cache.h"
 #include "log.h"
 #include "listen.h"
 #include "metrics.h"
@@ -123,6 +124,33 @@ static bool slot_live(const struct sb_worker *w)
 
 /* ---- the JSON document (uWSGI's shape) ---------------------------------------------------- */
 
+/* uWSGI's "caches": one object per cache, its layout and counters (cache.c). */
+static json_t *caches_json(void)
+{
+    json_t *list = json_array();
+    for (int i = 0; i < caches_count(); i++) {
+        const struct cache *c = caches_at(i);
+        const struct gy_cache_conf *cc = c->conf;
+        struct cache_stats st;
+        cache_get_stats(c, &st);
+        json_t *o = json_object();
+        json_object_set_new(o, "name", json_string(cc->name));
+        json_object_set_new(o, "hash", json_string("djb33x"));
+        json_object_set_new(o, "hashsize", json_integer((json_int_t)cc->hashsize));
+        json_object_set_new(o, "keysize", json_integer((json_int_t)cc->keysize));
+        json_object_set_new(o, "max_items", json_integer((json_int_t)cc->max_items));
+        json_object_set_new(o, "blocks", json_integer((json_int_t)cc->blocks));
+        json_object_set_new(o, "blocksize", json_integer((json_int_t)cc->blocksize));
+        json_object_set_new(o, "items", json_integer((json_int_t)st.items));
+        json_object_set_new(o, "hits", json_integer((json_int_t)st.hits));
+        json_object_set_new(o, "miss", json_integer((json_int_t)st.miss));
+        json_object_set_new(o, "full", json_integer((json_int_t)st.full));
+        json_object_set_new(o, "last_modified_at", json_integer((json_int_t)st.last_modified_at));
+        json_array_append_new(list, o);
+    }
+    return list;
+}
+
 /* uWSGI's "metrics" object: each metric by name, in the order defined, as
  * {"type": uWSGI's number, "oid": "" or the oid, "value": the value}; an alias has its own
  * type (3) and oid and its target's value. */
@@ -227,6 +255,8 @@ static char *stats_json(void)
         json_array_append_new(workers, o);
     }
     json_object_set_new(doc, "workers", workers);
+    if (caches_count()) /* as uWSGI: the key only when there is a cache */
+        json_object_set_new(doc, "caches", caches_json());
     char *text = json_dumps(doc, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
     json_decref(doc);
     return text;
@@ -261,6 +291,46 @@ static void add(struct text *t, const char *fmt, ...)
             return;
         t->p = np;
         t->cap = cap;
+    }
+}
+
+/* A cache name as a label value: \\ and " escaped, other control bytes dropped. */
+static const char *label(const char *s, char *buf, size_t len)
+{
+    size_t o = 0;
+    for (; *s && o + 3 < len; s++) {
+        if (*s == '\\' || *s == '"')
+            buf[o++] = '\\';
+        if ((unsigned char)*s >= 0x20)
+            buf[o++] = *s;
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+static void caches_metrics(struct text *t)
+{
+    static const struct {
+        const char *name, *type, *help;
+    } series[] = {
+        { "gyre_cache_items", "gauge", "Items in a uwsgi cache." },
+        { "gyre_cache_hits_total", "counter",
+          "uwsgi.cache_get/cache_num calls that found the key." },
+        { "gyre_cache_misses_total", "counter", "uwsgi.cache_get/cache_num calls that did not." },
+        { "gyre_cache_full_total", "counter",
+          "Times a cache was full (a key refused or, with purge_lru, one evicted)." },
+    };
+    for (size_t k = 0; caches_count() && k < sizeof(series) / sizeof(series[0]); k++) {
+        add(t, "# HELP %s %s\n# TYPE %s %s\n", series[k].name, series[k].help, series[k].name,
+            series[k].type);
+        for (int i = 0; i < caches_count(); i++) {
+            struct cache_stats st;
+            cache_get_stats(caches_at(i), &st);
+            uint64_t v[] = { st.items, st.hits, st.miss, st.full };
+            char name[256];
+            add(t, "%s{cache=\"%s\"} %llu\n", series[k].name,
+                label(caches_at(i)->conf->name, name, sizeof(name)), (unsigned long long)v[k]);
+        }
     }
 }
 
@@ -376,6 +446,7 @@ static char *metrics_text(void)
         if (S.listeners[i].fd >= 0)
             add(&t, "gyre_listen_queue{socket=\"%s\",proto=\"%s\"} %d\n", S.listeners[i].name,
                 S.listeners[i].proto->name, listen_queue(S.listeners[i].fd));
+    caches_metrics(&t);
     uwsgi_metrics_text(&t);
     return t.p;
 }

@@ -77,7 +77,24 @@ static PyObject *uwsgi_getattr(PyObject *self, PyObject *name)
     return PyErr_Format(PyExc_AttributeError, "module 'uwsgi' has no attribute '%U'", name);
 }
 
+/* PEP 562: dir(uwsgi) lists env while it is there, as uWSGI's module attribute is. */
+static PyObject *uwsgi_dir(PyObject *self, PyObject *args)
+{
+    (void)args;
+    PyObject *dict = PyModule_GetDict(self); /* borrowed */
+    PyObject *names = dict ? PyDict_Keys(dict) : NULL;
+    struct gy_core *c = core_current();
+    if (names && c && c->environ) {
+        PyObject *env = PyUnicode_FromString("env");
+        if (!env || PyList_Append(names, env) < 0)
+            Py_CLEAR(names);
+        Py_XDECREF(env);
+    }
+    return names;
+}
+
 PyMethodDef uwsgi_process_methods[] = {
+    { "__dir__", uwsgi_dir, METH_NOARGS, "the module's names, env during a request" },
     { "listen_queue", uwsgi_listen_queue, METH_VARARGS,
       "listen_queue(n=0) -> connections waiting in listening socket n's backlog" },
     { "logsize", uwsgi_logsize, METH_NOARGS, "logsize() -> the --logto file's size, 0 without" },

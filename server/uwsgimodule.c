@@ -17,8 +17,8 @@
  * per-process `held` record), the core sleeps on the IOLoop (gyre.sleep) and tries again, backed
  * off from 1 ms to 50 ms. A thread core, or code outside any core, blocks with the GIL released.
  *
- * Depends on: uwsgi_async.c, uwsgi_metrics.c, uwsgi_process.c, uwsgi_signals.c, cores.c, ini.c,
- *     locks.c, log.c, scoreboard.c, server.c (server/README)
+ * Depends on: uwsgi_async.c, uwsgi_cache.c, uwsgi_metrics.c, uwsgi_process.c, uwsgi_signals.c,
+ *     cores.c, ini.c, locks.c, log.c, scoreboard.c, server.c (server/README)
  */
 #include "core.h"
 #include "log.h"
@@ -570,7 +570,8 @@ PyObject *PyInit_uwsgi(void)
         PyModule_AddObjectRef(m, "unbit", Py_None) < 0 ||
         PyModule_AddIntConstant(m, "SPOOL_OK", -2) < 0 ||
         PyModule_AddIntConstant(m, "SPOOL_RETRY", -1) < 0 ||
-        PyModule_AddIntConstant(m, "SPOOL_IGNORE", 0) < 0) {
+        PyModule_AddIntConstant(m, "SPOOL_IGNORE", 0) < 0 ||
+        PyModule_AddFunctions(m, uwsgi_cache_methods) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -12,10 +12,11 @@
  * as-root, as-user and as-user-atexit too when there is no master. A failed hook ends the
  * instance: the worker tells the master (MSG_FATAL), or the only process exits 1.
  *
- * Depends on: conn.c, cores.c, engine.c, hooks.c, input.c, listen.c, locks.c, log.c, metrics.c,
- *     proctitle.c, pymodule.c, scoreboard.c, server.c, stats.c, uwsgi_signals.c, uwsgimodule.c,
- *     wsgi.c (server/README)
+ * Depends on: cache.c, conn.c, cores.c, engine.c, hooks.c, input.c, listen.c, locks.c, log.c,
+ *     metrics.c, proctitle.c, pymodule.c, scoreboard.c, server.c, stats.c, uwsgi_signals.c,
+ *     uwsgimodule.c, wsgi.c (server/README)
  */
+#include "cache.h"
 #include "daemons.h"
 #include "engine.h"
 #include "hooks.h"
@@ -521,7 +522,7 @@ static int worker_start(struct gy_config *cfg, const struct gy_worker_link *link
             log_errno("shared memory");
             return -1;
         }
-        if (metrics_setup(cfg) < 0)
+        if (caches_create(cfg) < 0 || metrics_setup(cfg) < 0)
             return -1;
         S.slot = scoreboard_slot(&S.board, 0);
         S.slot->id = 1;

@@ -380,3 +380,16 @@ def test_enable_metrics_alone_shows_an_empty_object(server):
     s = server("gyre", "--enable-metrics")
     assert s.stats()["metrics"] == {}
     assert s.get("/get?name=worker.1.requests") == "0"
+
+
+@pytest.mark.parametrize("kind", SERVERS)
+def test_log_format_renders_metric_values(server, kind):
+    """%(metric.NAME) in --log-format: the metric's value as the line is written (after the
+    request's own update); 0 for a name no --metric defines, as in uWSGI."""
+    s = server(kind, "--metric", "hits", "--log-format", "M %(metric.hits) %(metric.nosuch)",
+               workers=1)
+    for _ in range(3):
+        s.get("/inc?name=hits&times=1")
+    wait_for(lambda: s.log().count("M ") >= 4, 10, what="the request lines")
+    values = [l.split()[1:] for l in s.log().splitlines() if l.startswith("M ")]
+    assert values[-3:] == [["1", "0"], ["2", "0"], ["3", "0"]], values
