@@ -128,10 +128,6 @@ def count(q):
 
 def not_yet():
     out = {}
-    out["timer"] = call(lambda: uwsgidecorators.timer(1, signum=5)(lambda num: None))
-    out["cron"] = call(lambda: uwsgidecorators.cron(-1, -1, -1, -1, -1, signum=6)(lambda n: None))
-    out["signal"] = call(lambda: uwsgidecorators.signal(7)(lambda num: None))
-    out["filemon"] = call(lambda: uwsgidecorators.filemon("/tmp", signum=8)(lambda num: None))
     out["mulefunc"] = call(lambda: uwsgidecorators.mulefunc(1)(lambda: None)())
     return out
 
