@@ -50,6 +50,7 @@ struct gy_core {
     struct gy_core *next_free;
     struct gy_core *next_wake; /* a thread core to wake when the loop next waits */
     bool wake_queued;
+    PyObject *task; /* core_run_task's work, handed to the core instead of a request */
 };
 
 struct gy_config;
@@ -59,7 +60,12 @@ int cores_init(const struct gy_config *cfg);
 void core_enter(struct gy_core *c); /* switch into a core from the loop */
 int core_suspend(struct gy_core *c, enum core_wait wait);
 struct gy_core *core_current(void); /* the core running now, or NULL */
-bool core_in_loop_greenlet(void);   /* the loop's greenlet runs, not a core's */
+/* Work that is no request (a uWSGI signal's handler), from the loop: fn() runs in a free
+ * greenlet core as a request runs there, so it may suspend (gyre.sleep); the core is busy until
+ * fn returns, then takes the queue's next request or goes idle, as after a request. fn's
+ * exception is printed. false: no greenlet core is free (thread cores take no tasks). */
+bool core_run_task(PyObject *fn);
+bool core_in_loop_greenlet(void); /* the loop's greenlet runs, not a core's */
 void core_set_activity(struct gy_core *c, enum core_activity a); /* for stats */
 /* The loop is about to wait for events (its selector): wake the thread cores it handed work
  * to meanwhile. Woken then, a thread finds the GIL free instead of waking only to wait for it

@@ -193,6 +193,7 @@ void core_set_activity(struct gy_core *c, enum core_activity a)
     S.slot->cores[c->id].activity = (uint8_t)a;
 }
 
+/* A core starts on a request (conn), or on a task (conn NULL): its per-request state afresh. */
 static void take_core(struct gy_core *c, struct gy_conn *conn)
 {
     core_set_activity(c, CORE_RUNNING);
@@ -207,8 +208,10 @@ static void take_core(struct gy_core *c, struct gy_conn *conn)
     c->switches = 0;
     c->app_suspended = false;
     c->wait = WAIT_NONE;
-    conn->core = c;
-    conn->phase = CONN_IN_CORE;
+    if (conn) { /* NULL: a task (core_run_task) */
+        conn->core = c;
+        conn->phase = CONN_IN_CORE;
+    }
 }
 
 /* The one place the cores tell the listeners that what accepting depends on changed: the
@@ -398,13 +401,51 @@ static void dispatch_later(void *ctx)
     dispatch();
 }
 
+/* A task in its core: false when the greenlet is being killed (a stop) and must end now. */
+static bool run_task(struct gy_core *c)
+{
+    PyObject *fn = c->task;
+    c->task = NULL;
+    PyObject *r = PyObject_CallNoArgs(fn);
+    Py_DECREF(fn);
+    if (r) {
+        Py_DECREF(r);
+        return true;
+    }
+    if (PyErr_ExceptionMatches(PyExc_GreenletExit)) {
+        PyErr_Clear();
+        return false;
+    }
+    PyErr_Print();
+    return true;
+}
+
+bool core_run_task(PyObject *fn)
+{
+    struct gy_core *c = S.free_cores;
+    if (!c || c->thread)
+        return false;
+    if (!core_greenlet(c)) {
+        PyErr_Print();
+        return false;
+    }
+    S.free_cores = c->next_free;
+    c->busy = true;
+    S.busy++;
+    take_core(c, NULL);
+    c->task = Py_NewRef(fn);
+    load_changed();
+    core_enter(c);
+    return true;
+}
+
 /* The greenlet's run(): serve requests until told to end. */
 static PyObject *core_run(PyObject *self, PyObject *unused)
 {
     (void)unused;
     struct gy_core *c = core_of(self);
     for (;;) {
-        if (!wsgi_serve(c)) {
+        if (!(c->task ? run_task(c) : wsgi_serve(c))) {
             /* The request was abandoned and this greenlet is being killed: it must end now,
              * without switching anywhere. The next request gets a fresh greenlet. */
             disown_greenlet(c);

@@ -16,11 +16,11 @@
  *
  * Where a handler runs: the master writes the number to this worker's socket, which the IOLoop
  * watches (uWSGI's own tornado engine never watches it: there, no handler ever runs). Each
- * delivery runs its handler in a greenlet core of its own, borrowed from the free ones as a
- * request takes one, so that it may suspend (gyre.sleep) while the worker serves requests. A
- * handler takes a core only while another stays free: the request cores then always include
- * one that takes the queue's next request when it finishes, so a handler never strands queued
- * requests. Until a core is free the delivery waits, in order. A worker with one greenlet core
+ * delivery runs its handler in a free greenlet core, as a task (cores.c: core_run_task) that
+ * the core runs as it runs a request, so that it may suspend (gyre.sleep) while the worker
+ * serves requests. A handler takes a core only while another stays free: the request cores
+ * then always include one that takes the queue's next request when it finishes, so a handler
+ * never strands queued requests. Until a core is free the delivery waits, in order. A worker with one greenlet core
  * (the default --tornado 1) or with thread cores (--threads) runs its handlers on the loop
  * between events, as uWSGI's sync worker runs them between requests (gyre.sleep is not
  * available there). A handler that raises is logged with its traceback; the worker goes on.
@@ -29,17 +29,15 @@
  * signal sockets and take the signal away from its handler, a blocking wait no loop engine
  * offers (README: "uwsgi API").
  *
- * Depends on: cores.c, engine.c, listen.c, log.c, server.c, signals.c (server/README)
+ * Depends on: cores.c, engine.c, log.c, server.c, signals.c (server/README)
  */
 #include "core.h"
 #include "engine.h"
-#include "listen.h"
 #include "log.h"
 #include "process.h"
 #include "server.h"
 #include "signals.h"
 
-#include <greenlet.h>
 #include <string.h>
 
 static PyObject *handlers[GY_SIGNALS]; /* this worker's: each worker registers its own */
@@ -50,13 +48,6 @@ static int nwaiting;
 static struct engine_timer retry_timer; /* while they wait for a core */
 static void drain(void *ctx);
 static struct engine_task drain_task = { .fn = drain }; /* deliveries a request kept: run them */
-
-/* A borrowed core's own: the signal it runs, and the greenlet it had as a request core. */
-static struct borrowed {
-    int sig;
-    PyObject *gr;
-    bool gr_owned;
-} * borrowed;
 
 static void run_waiting(void);
 
@@ -83,81 +74,30 @@ static void call_handler(int sig)
     Py_XDECREF(r);
 }
 
-/* ---- a handler in a borrowed core --------------------------------------------------------- */
+/* ---- a handler in a core -------------------------------------------------------------------- */
 
-/* Give the core back, as it was: idle, with its request greenlet. From the handler's own
- * greenlet, which core_enter (or a resumer's) keeps alive until it is back on the loop. */
-static void return_core(struct gy_core *c)
-{
-    struct borrowed *b = &borrowed[c->id];
-    PyObject *mine = c->gr;
-    bool owned = c->gr_owned;
-    c->gr = b->gr;
-    c->gr_owned = b->gr_owned;
-    b->gr = NULL;
-    c->busy = false;
-    c->conn = NULL;
-    c->app_suspended = false;
-    c->wait = WAIT_NONE;
-    c->next_free = S.free_cores;
-    S.free_cores = c;
-    S.busy--;
-    S.slot->busy = S.busy;
-    core_set_activity(c, CORE_IDLE);
-    listen_update();
-    if (owned)
-        Py_DECREF(mine);
-    if (nwaiting > 0)
-        engine_post(&drain_task); /* only the loop may switch into the next core */
-}
-
-static PyObject *signal_core_run(PyObject *self, PyObject *unused)
+static PyObject *run_signal(PyObject *self, PyObject *unused)
 {
     (void)unused;
-    struct gy_core *c = PyCapsule_GetPointer(self, NULL);
-    call_handler(borrowed[c->id].sig);
-    return_core(c);
+    call_handler((int)PyLong_AsLong(self));
     Py_RETURN_NONE;
 }
 
-static PyMethodDef signal_core_run_def = { "_signal_core_run", signal_core_run, METH_NOARGS, NULL };
+static PyMethodDef run_signal_def = { "_run_signal", run_signal, METH_NOARGS, NULL };
 
-/* Borrow a free greenlet core and run sig's handler in a greenlet of its own there. */
+/* sig's handler as a task of a free greenlet core (cores.c). */
 static bool run_in_core(int sig)
 {
-    struct gy_core *c = S.free_cores;
-    if (!borrowed) {
-        borrowed = calloc((size_t)S.ncores, sizeof(*borrowed));
-        if (!borrowed)
-            return false;
-    }
-    PyObject *self = PyCapsule_New(c, NULL, NULL);
-    PyObject *run = self ? PyCFunction_New(&signal_core_run_def, self) : NULL;
-    Py_XDECREF(self);
-    /* The parent: the loop's greenlet, which runs this, as every core's. */
-    PyObject *gr = run ? (PyObject *)PyGreenlet_New(run, NULL) : NULL;
-    Py_XDECREF(run);
-    if (!gr) {
+    PyObject *num = PyLong_FromLong(sig);
+    PyObject *fn = num ? PyCFunction_New(&run_signal_def, num) : NULL;
+    Py_XDECREF(num);
+    if (!fn) {
         PyErr_Print();
         return false;
     }
-    S.free_cores = c->next_free;
-    c->busy = true;
-    S.busy++;
-    S.slot->busy = S.busy;
-    borrowed[c->id] = (struct borrowed){ .sig = sig, .gr = c->gr, .gr_owned = c->gr_owned };
-    c->gr = gr;
-    c->gr_owned = true; /* PyGreenlet_New's reference */
-    c->conn = NULL;     /* no request: --harakiri and the stop's cut list pass it by */
-    c->gen++;
-    c->harakiri = false;
-    c->user_harakiri = 0; /* a request's own limit: none for a handler */
-    c->app_suspended = false;
-    c->wait = WAIT_NONE;
-    core_set_activity(c, CORE_RUNNING);
-    listen_update();
-    core_enter(c);
-    return true;
+    bool started = core_run_task(fn);
+    Py_DECREF(fn);
+    return started;
 }
 
 static bool two_free_cores(void)
@@ -228,11 +168,6 @@ int uwsgi_signals_start(void)
     }
     if (fd < 0)
         return 0;
-    PyGreenlet_Import();
-    if (!_PyGreenlet_API) {
-        PyErr_Print();
-        return -1;
-    }
     if (engine_watch(fd, EV_READ, on_signal_socket, NULL) < 0)
         return -1;
     engine_post(&drain_task); /* what came while the app loaded */
