@@ -428,9 +428,9 @@ static int deadline_passed(struct gy_core *c)
         log_msg("core %d: websocket: no pong (nor anything else) within %g s of a ping: the "
                 "client is gone",
                 c->id, pong_tolerance());
-        ws->closed = true;
-        PyErr_Format(PyExc_OSError, "%s: no pong received in %g seconds", RECV_ERR,
-                     pong_tolerance());
+        char why[64]; /* PyErr_Format has no %g */
+        snprintf(why, sizeof(why), "no pong received in %g seconds", pong_tolerance());
+        recv_error(ws, why);
         return -1;
     }
     ws->ping_at = engine_now();

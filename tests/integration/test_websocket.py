@@ -442,7 +442,7 @@ def test_fragments_over_the_max_size_are_closed_with_1009(server, mode):
         # placeholder, then the whole message
         assert c.recv_msg() == (TEXT, b"\x00")
         op, payload = c.recv_msg()
-        assert len(payload) == 1404
+        assert (op, len(payload)) == (BINARY, 1400)
 
 
 @pytest.mark.parametrize("mode", ALL)
@@ -503,7 +503,7 @@ def test_vanished_client_frees_its_core(server, mode):
     if is_gyre(mode):
         assert "no pong received in 1 seconds" in s.log()
         assert took < 1 + 1 + 2.5, took
-        assert c.expect_close() is None or True  # no close frame is owed to a dead client
+        # no close frame for a client that answers nothing: the connection just ends
     else:
         assert "no PONG received" in s.log()
     c.expect_eof()
@@ -528,29 +528,26 @@ def test_answered_pings_keep_an_idle_websocket(server, mode):
     assert "WS-END" not in s.log()
 
 
-@pytest.mark.parametrize("mode", GYRE_MODES[:2] + ["uwsgi-async"])
+@pytest.mark.parametrize("mode", GYRE_MODES[:2])
 def test_harakiri_spares_an_idle_websocket(server, mode):
-    """--harakiri 2: a WebSocket idle in websocket_recv for longer is not killed (gyre); the
-    request busy in the app after a message still is. uWSGI counts from the request's start:
-    its harakiri kills the idle WebSocket's worker."""
+    """--harakiri 2: a WebSocket idle in websocket_recv for longer is not killed; the request
+    busy in the app after a message still is. (Not compared with uWSGI: under its async loop
+    the outcome varied from run to run here, the idle worker killed by HARAKIRI once, spared
+    for 20 s another time.)"""
     s = server(mode, "--harakiri", "2", "--websocket-ping-freq", "1")
     c = s.ws("/idle-then-spin")
     pings = 0
-    try:
-        while pings < 4:  # idle >= 4 s, past harakiri 2 s and its 1 s sweep
-            fin, op, payload = c.recv_frame()
-            assert op == PING
-            c.send(PONG, payload)
-            pings += 1
-    except (EOFError, ConnectionResetError):
-        assert not is_gyre(mode), s.log()
-        s.wait_log("HARAKIRI")
-        return
-    assert is_gyre(mode), "uWSGI spared the idle WebSocket"
-    assert "harakiri" not in s.log()
+    while pings < 4:  # idle >= 4 s, past harakiri 2 s and its 1 s sweep
+        fin, op, payload = c.recv_frame()
+        assert op == PING
+        c.send(PONG, payload)
+        pings += 1
+    assert "harakiri" not in s.log().lower(), s.log()
     c.send(TEXT, b"spin")
     assert c.recv_msg() == (TEXT, b"spin")
-    s.wait_log("harakiri", timeout=15)
+    # a greenlet core spinning in Python never yields: the master's harakiri kills the worker;
+    # a thread core gets gyre.Harakiri raised in it
+    wait_for(lambda: "harakiri" in s.log().lower(), 15, what="the harakiri")
     c.expect_eof(timeout=20)
 
 
@@ -613,9 +610,11 @@ def test_fastcgi_handshake_is_a_clear_error(stack):
 
 # ---- many at once, broadcast ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("mode", ["gyre-greenlet", "gyre-threads", "gyre-nginx-uwsgi",
-                                  "uwsgi-async"])
+@pytest.mark.parametrize("mode", ["gyre-greenlet", "gyre-threads", "gyre-nginx-uwsgi"])
 def test_broadcast_reaches_the_other_sockets(server, mode):
+    """Each socket's core waits for its client socket or its pipe (uwsgi.wait_fd_read twice,
+    uwsgi.suspend). Not run against uWSGI: its async loop resets these connections (the client
+    sees ECONNRESET when the first message is relayed, with nothing in uWSGI's log)."""
     s = server(mode)
     clients = [s.ws("/broadcast") for _ in range(3)]
     s.wait_log("WS-OPEN broadcast 3")
