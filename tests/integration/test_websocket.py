@@ -507,7 +507,7 @@ def test_vanished_client_frees_its_core(server, mode):
     else:
         assert "no PONG received" in s.log()
     c.expect_eof()
-    # the core serves again
+    s.wait_log("GET /echo =>")  # the request's log line: its core is done with it
     c2 = s.ws("/echo")
     c2.send(TEXT, b"next")
     assert c2.recv_msg() == (TEXT, b"next")
@@ -551,6 +551,22 @@ def test_harakiri_spares_an_idle_websocket(server, mode):
     c.expect_eof(timeout=20)
 
 
+def core_waits(stats_path):
+    """The "waiting" of each core in a request, from gyre's --stats."""
+    sk = socket.socket(socket.AF_UNIX)
+    sk.settimeout(5)
+    sk.connect(stats_path)
+    raw = b""
+    while True:
+        d = sk.recv(65536)
+        if not d:
+            break
+        raw += d
+    sk.close()
+    cores = json.loads(raw)["workers"][0]["cores"]
+    return [co["waiting"] for co in cores if co["in_request"]]
+
+
 def test_stats_show_the_websocket_wait(server, tmp_path):
     st = str(tmp_path / "stats.sock")
     s = server("gyre-greenlet", "--stats", st)
@@ -559,18 +575,7 @@ def test_stats_show_the_websocket_wait(server, tmp_path):
     assert c.recv_msg() == (TEXT, b"x")
 
     def waiting():
-        sk = socket.socket(socket.AF_UNIX)
-        sk.settimeout(5)
-        sk.connect(st)
-        raw = b""
-        while True:
-            d = sk.recv(65536)
-            if not d:
-                break
-            raw += d
-        sk.close()
-        cores = json.loads(raw)["workers"][0]["cores"]
-        return [co["waiting"] for co in cores if co["in_request"]]
+        return core_waits(st)
     wait_for(lambda: waiting() == ["websocket"], 10, what="a core waiting on its websocket")
     c.close()
 
@@ -581,18 +586,7 @@ def test_stats_show_the_websocket_wait_of_thread_cores(server, tmp_path):
     c = s.ws("/echo")
 
     def waiting():
-        sk = socket.socket(socket.AF_UNIX)
-        sk.settimeout(5)
-        sk.connect(st)
-        raw = b""
-        while True:
-            d = sk.recv(65536)
-            if not d:
-                break
-            raw += d
-        sk.close()
-        cores = json.loads(raw)["workers"][0]["cores"]
-        return [co["waiting"] for co in cores if co["in_request"]]
+        return core_waits(st)
     wait_for(lambda: waiting() == ["websocket"], 10, what="a thread core waiting on its websocket")
     c.close()
 
@@ -629,10 +623,14 @@ def test_broadcast_reaches_the_other_sockets(server, mode):
     s.wait_log("WS-END broadcast", count=3)
 
 
-def test_a_hundred_websockets_on_200_greenlet_cores(server):
-    s = server("gyre-greenlet", "--tornado", "200")
+def test_a_hundred_websockets_on_200_greenlet_cores(server, tmp_path):
+    st = str(tmp_path / "stats.sock")
+    s = server("gyre-greenlet", "--tornado", "200", "--stats", st)
+    assert "200 cores" in s.log()
     clients = [s.ws("/echo") for _ in range(100)]
     s.wait_log("WS-OPEN echo", count=100)
+    wait_for(lambda: core_waits(st).count("websocket") == 100, 20,
+             what="100 cores parked in websocket_recv")
     for i, c in enumerate(clients):
         c.send(TEXT, b"msg %d" % i)
     for i, c in enumerate(clients):
