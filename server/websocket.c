@@ -25,6 +25,10 @@
  * --harakiri: a core parked in websocket_recv is idle, not stuck; cores.c skips it, and the
  * request's harakiri clock restarts when the app gets a message (c->harakiri_from).
  *
+ * A graceful stop or reload (websocket_server_stopping) closes the WebSockets parked in
+ * websocket_recv with 1001 (going away): their clients reconnect to the next worker at once,
+ * instead of the stop waiting out its grace for them (uWSGI waits, then kills them).
+ *
  * Depends on: wsgi_send.c, cores.c, conn.c, proto_fastcgi.c, response.c, engine.c, server.c,
  *     log.c (server/README)
  */
@@ -61,8 +65,27 @@ struct gy_websocket {
     double ping_at;       /* our ping unanswered since then; 0: none outstanding */
     struct gy_core *core; /* parked in wait_greenlet */
     bool waiting;
-    struct engine_timer timer; /* the ping deadline while parked */
+    struct gy_websocket *next_parked; /* in `parked` while waiting (greenlet cores) */
+    struct engine_timer timer;        /* the ping deadline while parked */
 };
+
+/* The greenlet cores' WebSockets parked in websocket_recv, for websocket_server_stopping. */
+static struct gy_websocket *parked;
+
+static void park(struct gy_websocket *ws)
+{
+    ws->next_parked = parked;
+    parked = ws;
+}
+
+static void unpark(struct gy_websocket *ws)
+{
+    for (struct gy_websocket **p = &parked; *p; p = &(*p)->next_parked)
+        if (*p == ws) {
+            *p = ws->next_parked;
+            return;
+        }
+}
 
 static const char HANDSHAKE_ERR[] = "unable to complete websocket handshake";
 static const char RECV_ERR[] = "unable to receive websocket message";
@@ -476,27 +499,61 @@ static enum io_result wait_greenlet(struct gy_core *c, double timeout)
         return IO_FAILED;
     }
     ws->waiting = true;
+    park(ws);
     enum io_result rc = (enum io_result)core_suspend(c, WAIT_WEBSOCKET);
+    unpark(ws);
     ws->waiting = false;
     engine_timer_disarm(&ws->timer);
     engine_poll(fd, 0, on_ws_readable, ws);
     return rc;
 }
 
-/* A thread core polls with the GIL released (marked parked, so --harakiri leaves it alone). */
+/* A thread core polls with the GIL released (marked parked, so --harakiri leaves it alone), in
+ * slices: between them, with the GIL, it looks whether the worker is stopping. */
+#define THREAD_WAIT_SLICE_MS 500
+
 static enum io_result wait_thread(struct gy_core *c, double timeout)
 {
     struct pollfd p = { .fd = c->conn->fd, .events = POLLIN };
-    int ms = (int)ceil(timeout * 1000);
+    int left = (int)ceil(timeout * 1000);
     c->wait = WAIT_WEBSOCKET;
     core_set_activity(c, CORE_WAIT_WEBSOCKET);
-    int n;
-    Py_BEGIN_ALLOW_THREADS n = poll(&p, 1, ms);
-    Py_END_ALLOW_THREADS c->wait = WAIT_NONE;
+    int n = 0;
+    while (left > 0 && !S.stopping) {
+        int ms = left < THREAD_WAIT_SLICE_MS ? left : THREAD_WAIT_SLICE_MS;
+        Py_BEGIN_ALLOW_THREADS n = poll(&p, 1, ms);
+        Py_END_ALLOW_THREADS if (n != 0) break;
+        left -= ms;
+    }
+    c->wait = WAIT_NONE;
     core_set_activity(c, CORE_RUNNING);
+    if (S.stopping)
+        return IO_ABORTED;
     if (n < 0 && errno != EINTR)
         return IO_ERROR;
     return n == 0 ? IO_TIMEOUT : IO_OK;
+}
+
+void websocket_server_stopping(void)
+{
+    /* Each woken core runs until it parks again or ends, and may unpark others: take the list
+     * from its head each time. */
+    while (parked) {
+        struct gy_websocket *ws = parked;
+        parked = ws->next_parked;
+        if (!ws->waiting)
+            continue;
+        ws->waiting = false;
+        ws->core->wake = IO_ABORTED;
+        core_enter(ws->core);
+    }
+}
+
+/* The worker is stopping: say so to the client (1001) and to the app. */
+static PyObject *going_away(struct gy_core *c)
+{
+    send_close(c, WS_CLOSE_GOING_AWAY, "the server is stopping");
+    return recv_error(c->ws, "the server is stopping (closed with 1001)");
 }
 
 PyObject *websocket_recv(struct gy_core *c, bool nonblocking)
@@ -513,6 +570,10 @@ PyObject *websocket_recv(struct gy_core *c, bool nonblocking)
         m = parse_buffered(c, &need);
         if (m || PyErr_Occurred())
             break;
+        if (S.stopping) {
+            m = going_away(c);
+            break;
+        }
         if (make_room(ws, need) < 0) {
             m = recv_error(ws, "out of memory");
             break;
@@ -536,6 +597,10 @@ PyObject *websocket_recv(struct gy_core *c, bool nonblocking)
         }
         waited = true;
         enum io_result rc = c->thread ? wait_thread(c, left) : wait_greenlet(c, left);
+        if (rc == IO_ABORTED) {
+            m = going_away(c);
+            break;
+        }
         if (rc == IO_KILLED || rc == IO_FAILED || rc == IO_ERROR) {
             m = recv_error(ws, rc == IO_ERROR ? strerror(errno) : "gyre could not wait (logged)");
             break;

@@ -24,6 +24,10 @@ PyObject *websocket_recv(struct gy_core *c, bool nonblocking);
  * error ("websocket message", "websocket binary message"). */
 int websocket_send(struct gy_core *c, unsigned opcode, const char *msg, size_t len,
                    const char *what);
+/* The worker stops gracefully (worker.c): every WebSocket parked in websocket_recv is closed
+ * with 1001 (going away) and its recv raises, so that its app returns now instead of holding the
+ * stop for its whole grace; a recv called later does the same. */
+void websocket_server_stopping(void);
 /* The request is over (wsgi.c, after the app returned or failed): close the WebSocket with 1000
  * if nobody did, and free its state. Nothing when the request made no handshake. */
 void websocket_request_end(struct gy_core *c);

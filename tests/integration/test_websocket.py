@@ -656,3 +656,21 @@ def test_a_hundred_websockets_on_200_greenlet_cores(server, tmp_path):
     for c in clients:
         assert c.expect_close() == 1000
     s.wait_log("WS-END echo OSError", count=100)
+
+
+@pytest.mark.parametrize("mode", ["gyre-greenlet", "gyre-threads"])
+def test_graceful_stop_closes_idle_websockets_with_1001(server, mode):
+    """A graceful stop (SIGTERM to the master) does not wait out its grace for idle WebSockets:
+    they are closed with 1001 at once and the instance exits."""
+    import signal
+    s = server(mode)
+    clients = [s.ws("/echo") for _ in range(3)]
+    s.wait_log("WS-OPEN echo", count=3)
+    t0 = time.monotonic()
+    s.session.signal(signal.SIGTERM)
+    for c in clients:
+        assert c.expect_close() == 1001
+    s.session.wait_exit(15)
+    assert time.monotonic() - t0 < 4, "the stop waited for the WebSockets"
+    s.wait_log("WS-END echo OSError", count=3)
+    assert "the server is stopping" in s.log()
