@@ -664,6 +664,60 @@ static void housekeeping_start(void)
         PyErr_Print();
 }
 
+/* ---- memory accounting (--stats) ------------------------------------------------------------ */
+
+/* The bytes of an environ: its dict and its values (the keys are interned strings, shared by
+ * every request). */
+static uint64_t environ_bytes(PyObject *env)
+{
+    uint64_t n = _PySys_GetSizeOf(env);
+    PyObject *k, *v;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(env, &pos, &k, &v))
+        if (PyBytes_CheckExact(v) || PyUnicode_CheckExact(v))
+            n += _PySys_GetSizeOf(v);
+    if (PyErr_Occurred())
+        PyErr_Clear();
+    return n;
+}
+
+void cores_account_memory(struct sb_memory *m)
+{
+    uint64_t busy = 0, parked = 0, greenlets = 0, stack = 0, buffered = 0, env = 0;
+    for (int i = 0; i < S.ncores; i++) {
+        struct gy_core *c = &S.cores[i];
+        if (c->gr)
+            greenlets++;
+        if (!c->busy)
+            continue;
+        busy++;
+        bool suspended = c->wait != WAIT_NONE || c->app_suspended;
+        if (suspended && !c->thread)
+            parked++;
+        if (suspended && c->gr) {
+            /* greenlet copies the part of the C stack between the greenlet's start and its
+             * switch out to the heap; _stack_saved is that copy's size. */
+            PyObject *n = PyObject_GetAttrString(c->gr, "_stack_saved");
+            if (n && PyLong_Check(n))
+                stack += PyLong_AsUnsignedLongLong(n);
+            Py_XDECREF(n);
+            PyErr_Clear();
+        }
+        if (c->conn)
+            buffered += c->conn->len;
+        if (c->environ)
+            env += environ_bytes(c->environ);
+    }
+    m->busy = busy;
+    m->parked = parked;
+    m->greenlets = greenlets;
+    m->greenlet_stack = stack;
+    m->conns = (uint64_t)S.nconns;
+    m->conn_alloc = (uint64_t)S.nconns * conn_alloc_size();
+    m->conn_buffered = buffered;
+    m->environ = env;
+}
+
 /* ---- what conn.c asks of the cores ---------------------------------------------------------- */
 
 static void on_request_queued(void)
