@@ -50,6 +50,7 @@
 
 static struct conn_runner cores_runner;
 static PyObject *main_greenlet;    /* the loop's greenlet, every core's parent */
+static PyObject *none_args;        /* (None,): what a core hands the loop when it switches there */
 static PyObject *internal_refs_fn; /* boot.py's greenlet_internal_refs */
 static PyObject *stack_fn;         /* boot.py's greenlet_stack */
 
@@ -59,6 +60,17 @@ static PyMethodDef core_run_def = { "_core_run", core_run, METH_NOARGS, NULL };
 static struct gy_core *core_of(PyObject *capsule)
 {
     return PyCapsule_GetPointer(capsule, NULL);
+}
+
+/*
+ * Back to the loop's greenlet. Whatever switched into the core gets None from its switch(): an
+ * app's timer callback `me.switch` returns it to Tornado's _run_callback, which takes any other
+ * value (a bare switch gives ()) for something to yield and raises and catches a BadYieldError
+ * over it, about 1.3 us per resumed request.
+ */
+static PyObject *switch_to_loop(void)
+{
+    return PyGreenlet_Switch((PyGreenlet *)main_greenlet, none_args, NULL);
 }
 
 static void own_greenlet(struct gy_core *c)
@@ -133,6 +145,11 @@ int cores_init(const struct gy_config *cfg)
         return -1;
     }
     main_greenlet = (PyObject *)PyGreenlet_GetCurrent();
+    none_args = PyTuple_Pack(1, Py_None);
+    if (!none_args) {
+        PyErr_Print();
+        return -1;
+    }
     cores_runner.write_behind = cfg->thread_cores ? (size_t)cfg->write_behind_size : 0;
     cores_runner.read_ahead = cfg->thread_cores;
     conn_set_runner(&cores_runner);
@@ -358,7 +375,7 @@ int core_suspend(struct gy_core *c, enum core_wait wait)
         return c->wake;
     }
     own_greenlet(c);
-    PyObject *r = PyGreenlet_Switch((PyGreenlet *)main_greenlet, NULL, NULL);
+    PyObject *r = switch_to_loop();
     c->wait = WAIT_NONE;
     core_set_activity(c, CORE_RUNNING);
     if (!r)
@@ -469,7 +486,7 @@ static PyObject *core_run(PyObject *self, PyObject *unused)
         /* Idle until dispatch hands over a connection. An app may still switch in (a timer
          * it forgot to cancel holds `me.switch`): ignore that and go back to sleep. */
         do {
-            PyObject *r = PyGreenlet_Switch((PyGreenlet *)main_greenlet, NULL, NULL);
+            PyObject *r = switch_to_loop();
             if (!r) {
                 /* Killed while idle: only happens when the interpreter goes away. */
                 PyErr_Clear();
