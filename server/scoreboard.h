@@ -66,7 +66,7 @@ struct sb_worker {
     volatile uint64_t hist[SB_BUCKETS + 1];
     volatile uint64_t respawns; /* of this worker id, kept across its processes by the master */
     struct sb_memory mem;
-    struct sb_core cores[];     /* ncores of them */
+    struct sb_core cores[]; /* ncores of them */
 };
 
 struct scoreboard {

@@ -111,8 +111,7 @@ static json_t *memory_json(const volatile struct sb_memory *m)
     json_object_set_new(o, "greenlet_stack_bytes", json_integer((json_int_t)m->greenlet_stack));
     json_object_set_new(o, "connections", json_integer((json_int_t)m->conns));
     json_object_set_new(o, "connection_alloc_bytes", json_integer((json_int_t)m->conn_alloc));
-    json_object_set_new(o, "connection_buffered_bytes",
-                        json_integer((json_int_t)m->conn_buffered));
+    json_object_set_new(o, "connection_buffered_bytes", json_integer((json_int_t)m->conn_buffered));
     json_object_set_new(o, "environ_bytes", json_integer((json_int_t)m->environ));
     return o;
 }
