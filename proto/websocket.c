@@ -300,6 +300,14 @@ static int finish_frame(struct ws_parser *p, const struct ws_frame *f)
     return 0;
 }
 
+/* An error: need is for WS_INCOMPLETE only, payload for frames returned only. */
+static int fail(struct ws_frame *frame, int status)
+{
+    frame->need = 0;
+    frame->payload = NULL;
+    return status;
+}
+
 int ws_parse_frame(struct ws_parser *p, uint8_t *buf, size_t len, struct ws_frame *frame)
 {
     unsigned opcode, len7, ext;
@@ -318,7 +326,7 @@ int ws_parse_frame(struct ws_parser *p, uint8_t *buf, size_t len, struct ws_fram
     frame->msg_opcode = (uint8_t)(opcode == WS_OP_CONTINUATION ? p->msg_opcode : opcode);
     r = check_byte0(p, buf[0]);
     if (r < 0)
-        return r;
+        return fail(frame, r);
     if (len < 2)
         return WS_INCOMPLETE;
 
@@ -326,9 +334,9 @@ int ws_parse_frame(struct ws_parser *p, uint8_t *buf, size_t len, struct ws_fram
     ext = len7 == 127 ? 8 : len7 == 126 ? 2 : 0;
     frame->header_len = (uint8_t)(2 + ext + ((buf[1] & 0x80) ? 4 : 0));
     if (!(buf[1] & 0x80))
-        return WS_E_UNMASKED;
+        return fail(frame, WS_E_UNMASKED);
     if (is_control(opcode) && len7 > WS_MAX_CONTROL_PAYLOAD)
-        return WS_E_CONTROL_TOO_BIG;
+        return fail(frame, WS_E_CONTROL_TOO_BIG);
     if (len < 2 + ext) {
         frame->need = frame->header_len;
         return WS_INCOMPLETE;
@@ -336,16 +344,16 @@ int ws_parse_frame(struct ws_parser *p, uint8_t *buf, size_t len, struct ws_fram
 
     frame->payload_len = ext ? read_be(buf + 2, ext) : len7;
     if (frame->payload_len >> 63)
-        return WS_E_LENGTH;
+        return fail(frame, WS_E_LENGTH);
     /* The message's size limit, checked as a subtraction that cannot wrap (msg_len exceeds
      * max_message only if the caller lowered it mid-message), and the frame's own: its size is
      * returned as an int. Control frames are no part of a message and have their own limit. */
     msg_so_far = opcode == WS_OP_CONTINUATION ? p->msg_len : 0;
     if (!is_control(opcode) &&
         (msg_so_far > p->max_message || frame->payload_len > p->max_message - msg_so_far))
-        return WS_E_TOO_BIG;
+        return fail(frame, WS_E_TOO_BIG);
     if (frame->payload_len > (uint64_t)INT_MAX - frame->header_len)
-        return WS_E_TOO_BIG;
+        return fail(frame, WS_E_TOO_BIG);
 
     total = frame->header_len + frame->payload_len;
     if (len < total) {
@@ -357,7 +365,7 @@ int ws_parse_frame(struct ws_parser *p, uint8_t *buf, size_t len, struct ws_fram
     ws_mask(frame->payload, (size_t)frame->payload_len, buf + frame->header_len - 4, 0);
     r = finish_frame(p, frame);
     if (r < 0)
-        return r;
+        return fail(frame, r);
     return (int)total;
 }
 
@@ -393,7 +401,7 @@ const char *ws_strerror(int status)
     case WS_E_INTERLEAVED:
         return "new message inside a fragmented message";
     case WS_E_LENGTH:
-        return "64-bit length with the top bit set";
+        return "frame length with the top bit set";
     case WS_E_TOO_BIG:
         return "message larger than websocket-max-size";
     case WS_E_UTF8:
