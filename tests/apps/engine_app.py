@@ -24,10 +24,13 @@ time, so that the tests can check what really happened inside gyre.
     /notincore/import     what gyre.sleep raised at import time
     /gen                  a response generator that suspends between its items (both ways)
     /dropref              greenlet.getcurrent().parent.switch() keeping no reference
+    /timers               IOLoop.call_later/call_at/add_timeout with arguments, remove_timeout, a
+                          callback that raises and one returning a coroutine: what fired, as JSON
 """
 import asyncio
 import concurrent.futures
 import json
+import threading
 import time
 from urllib.parse import parse_qs
 
@@ -67,6 +70,20 @@ def _q(environ, name, default):
     return parse_qs(environ.get("QUERY_STRING", "")).get(name, [default])[0]
 
 
+def _in_thread(fn):
+    out = []
+
+    def run():
+        try:
+            out.append(fn())
+        except Exception as e:  # noqa: B902 - report whatever it is
+            out.append(type(e).__name__)
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    return out[0]
+
+
 def loop_facts(environ, start_response):
     cur = IOLoop.current()
     inst = IOLoop.instance()
@@ -84,6 +101,9 @@ def loop_facts(environ, start_response):
         "asyncio_loop_is_the_ioloops": cur.asyncio_loop is loop,
         "running": loop.is_running(),
         "current_no_instance": IOLoop.current(instance=False) is cur,
+        # Another thread has no event loop (gyre answers get_event_loop itself on its loop's
+        # thread only): asyncio's RuntimeError, as without gyre.
+        "other_thread": _in_thread(lambda: type(asyncio.get_event_loop()).__name__),
         "core": gyre.core_id(),
         "environ_core": environ.get("gyre.core"),
     }
@@ -260,7 +280,44 @@ def dropref(environ, start_response):
     return _reply(start_response, "resumed?!")
 
 
+def timers(environ, start_response):
+    # gyre's IOLoop schedules call_later/call_at in C: the calls must keep Tornado's meaning.
+    import datetime
+    io = IOLoop.current()
+    fired = []
+    me = greenlet.getcurrent()
+
+    async def coro(tag):
+        await asyncio.sleep(0.01)
+        fired.append(tag)
+        if tag == "coro":
+            io.add_callback(me.switch)
+
+    def boom():
+        fired.append("boom")
+        raise ValueError("timer callback failure for the test")
+
+    io.call_later(0.01, lambda *a, **k: fired.append(("later", a, sorted(k.items()))), 1, 2, x=3)
+    io.call_at(io.time() + 0.02, lambda a: fired.append(("at", a)), "A")
+    io.add_timeout(datetime.timedelta(seconds=0.03), fired.append, "timedelta")
+    io.add_timeout(io.time() + 0.03, fired.append, "deadline")
+    cancelled = io.call_later(0.02, fired.append, "cancelled")
+    io.remove_timeout(cancelled)
+    io.call_later(-5, fired.append, "negative")  # at once, as max(0, delay)
+    io.call_later(0.04, boom)
+    io.call_later(0.05, coro, "coro")  # Tornado awaits what a callback returns
+    errors = []
+    for bad in [("soon", fired.append), ()]:
+        try:
+            io.call_later(*bad)
+        except TypeError:
+            errors.append("TypeError")
+    me.parent.switch()
+    return _reply(start_response, json.dumps({"fired": fired, "errors": errors}))
+
+
 ROUTES = {
+    "/timers": timers,
     "/loop": loop_facts,
     "/import-loop": import_loop,
     "/suspend": suspend,
