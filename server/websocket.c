@@ -49,8 +49,9 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The first read buffer; it grows to hold a whole frame (at most --websocket-max-size and a
- * header) and stays that size for the WebSocket's life. */
+/* The read buffer's first size; it grows to hold a whole frame (at most --websocket-max-size
+ * and a header). An empty buffer is freed while its core is parked: an idle WebSocket holds
+ * none (thousands of them may wait in one worker). */
 #define WS_BUF_INITIAL 4096
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -214,19 +215,22 @@ int websocket_handshake(struct gy_core *c, const struct ws_handshake_args *a)
     /* The bytes the client sent after its upgrade request (the loop may have read them with the
      * head): the WebSocket's first frames. */
     size_t early = conn->len - conn->raw_pos;
-    ws->cap = early > WS_BUF_INITIAL ? early : WS_BUF_INITIAL;
-    ws->buf = malloc(ws->cap);
-    if (!ws->buf) {
-        free(ws);
-        PyErr_NoMemory();
-        return -1;
+    if (early) {
+        ws->cap = early > WS_BUF_INITIAL ? early : WS_BUF_INITIAL;
+        ws->buf = malloc(ws->cap);
+        if (!ws->buf) {
+            free(ws);
+            PyErr_NoMemory();
+            return -1;
+        }
     }
     if (build_head(c, a, key) < 0) {
         free(ws->buf);
         free(ws);
         return -1;
     }
-    memcpy(ws->buf, conn->buf + conn->raw_pos, early);
+    if (early)
+        memcpy(ws->buf, conn->buf + conn->raw_pos, early);
     ws->end = early;
     conn->raw_pos = conn->len; /* taken: the connection carries no other request */
     ws_parser_init(&ws->parser, S.cfg->websocket_max_size);
@@ -388,7 +392,10 @@ static PyObject *parse_buffered(struct gy_core *c, size_t *need)
         if (!f.fin)
             continue;
         PyObject *m = PyBytes_FromStringAndSize((const char *)ws->msg, (Py_ssize_t)ws->msg_len);
-        ws->msg_len = 0;
+        /* Fragmented messages are rare: their buffer goes with them. */
+        free(ws->msg);
+        ws->msg = NULL;
+        ws->msg_len = ws->msg_cap = 0;
         return m;
     }
     return recv_error(ws, "the WebSocket is closed");
@@ -406,7 +413,7 @@ static int make_room(struct gy_websocket *ws, size_t need)
     }
     if (need <= ws->cap && ws->end < ws->cap)
         return 0;
-    size_t cap = ws->cap;
+    size_t cap = ws->cap ? ws->cap : WS_BUF_INITIAL;
     while (cap < need || cap == ws->end)
         cap *= 2;
     uint8_t *b = realloc(ws->buf, cap);
@@ -596,6 +603,11 @@ PyObject *websocket_recv(struct gy_core *c, bool nonblocking)
             break;
         }
         waited = true;
+        if (ws->start == ws->end) { /* nothing held: an idle WebSocket holds no buffer */
+            free(ws->buf);
+            ws->buf = NULL;
+            ws->cap = ws->start = ws->end = 0;
+        }
         enum io_result rc = c->thread ? wait_thread(c, left) : wait_greenlet(c, left);
         if (rc == IO_ABORTED) {
             m = going_away(c);
