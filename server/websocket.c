@@ -66,26 +66,29 @@ struct gy_websocket {
     double ping_at;       /* our ping unanswered since then; 0: none outstanding */
     struct gy_core *core; /* parked in wait_greenlet */
     bool waiting;
-    struct gy_websocket *next_parked; /* in `parked` while waiting (greenlet cores) */
-    struct engine_timer timer;        /* the ping deadline while parked */
+    struct gy_link parked_link; /* in `parked` while waiting (greenlet cores) */
+    /* Kept from one wait to the next while the WebSocket is busy (a message a wait costs no
+     * epoll_ctl and no timer): the socket stays in the epoll set until an event finds the core
+     * not waiting, and the timer stays armed while the deadline (which only moves later) is
+     * not before it. */
+    struct engine_timer timer; /* the ping deadline while parked */
+    double timer_at;           /* when it fires (loop time) */
+    bool polled;               /* the socket was put in gyre's epoll set for it */
+    bool drained;              /* the last read found the socket empty after what it got */
 };
 
-/* The greenlet cores' WebSockets parked in websocket_recv, for websocket_server_stopping. */
-static struct gy_websocket *parked;
+/* The greenlet cores' WebSockets parked in websocket_recv, for websocket_server_stopping: a
+ * doubly linked list, so that a wake (one per message) unlinks in O(1). */
+static struct gy_link parked = { &parked, &parked };
 
 static void park(struct gy_websocket *ws)
 {
-    ws->next_parked = parked;
-    parked = ws;
+    link_append(&parked, &ws->parked_link);
 }
 
 static void unpark(struct gy_websocket *ws)
 {
-    for (struct gy_websocket **p = &parked; *p; p = &(*p)->next_parked)
-        if (*p == ws) {
-            *p = ws->next_parked;
-            return;
-        }
+    link_remove(&ws->parked_link);
 }
 
 static const char HANDSHAKE_ERR[] = "unable to complete websocket handshake";
@@ -428,8 +431,10 @@ static int make_room(struct gy_websocket *ws, size_t need)
 static int read_more(struct gy_websocket *ws, int fd)
 {
     for (;;) {
-        ssize_t n = read(fd, ws->buf + ws->end, ws->cap - ws->end);
+        size_t room = ws->cap - ws->end;
+        ssize_t n = read(fd, ws->buf + ws->end, room);
         if (n > 0) {
+            ws->drained = (size_t)n < room;
             ws->end += (size_t)n;
             ws->last_seen = engine_now();
             ws->ping_at = 0;
@@ -473,11 +478,14 @@ static int deadline_passed(struct gy_core *c)
 
 static void on_ws_readable(void *ctx, int fd, int events)
 {
-    (void)fd;
     (void)events;
     struct gy_websocket *ws = ctx;
-    if (!ws->waiting)
+    if (!ws->waiting) {
+        /* Left in the epoll set by the last wait: level-triggered, it would fire on every turn
+         * of the loop until the core reads. Out until the next wait. */
+        engine_poll(fd, 0, on_ws_readable, ws);
         return;
+    }
     ws->waiting = false;
     ws->core->wake = IO_OK;
     core_enter(ws->core); /* ws may be gone when this returns */
@@ -487,31 +495,41 @@ static void on_ws_deadline(void *ctx)
 {
     struct gy_websocket *ws = ctx;
     if (!ws->waiting)
-        return;
+        return; /* the next wait arms it again */
+    double deadline = next_deadline(ws), now = engine_now();
+    if (deadline - now > 0.001) { /* armed for an earlier deadline: traffic came since */
+        ws->timer_at = deadline;
+        if (engine_timer_arm(&ws->timer, deadline - now, on_ws_deadline, ws) == 0)
+            return;
+    }
     ws->waiting = false;
     ws->core->wake = IO_TIMEOUT;
     core_enter(ws->core);
 }
 
-/* A greenlet core parks on the loop: its socket readable, or the deadline. */
+/* A greenlet core parks on the loop: its socket readable, or the deadline. The epoll entry and
+ * the timer outlive the wait (see struct gy_websocket); websocket_request_end removes them. */
 static enum io_result wait_greenlet(struct gy_core *c, double timeout)
 {
     struct gy_websocket *ws = c->ws;
     int fd = c->conn->fd;
     ws->core = c;
+    /* No system call when the last wait's entry is still there (engine_poll sees it). */
     if (engine_poll(fd, EV_READ, on_ws_readable, ws) < 0)
         return IO_FAILED;
-    if (engine_timer_arm(&ws->timer, timeout, on_ws_deadline, ws) < 0) {
-        engine_poll(fd, 0, on_ws_readable, ws);
-        return IO_FAILED;
+    ws->polled = true;
+    double deadline = engine_now() + timeout;
+    if (!engine_timer_armed(&ws->timer) || ws->timer_at > deadline) {
+        engine_timer_disarm(&ws->timer);
+        if (engine_timer_arm(&ws->timer, timeout, on_ws_deadline, ws) < 0)
+            return IO_FAILED;
+        ws->timer_at = deadline;
     }
     ws->waiting = true;
     park(ws);
     enum io_result rc = (enum io_result)core_suspend(c, WAIT_WEBSOCKET);
     unpark(ws);
     ws->waiting = false;
-    engine_timer_disarm(&ws->timer);
-    engine_poll(fd, 0, on_ws_readable, ws);
     return rc;
 }
 
@@ -545,9 +563,9 @@ void websocket_server_stopping(void)
 {
     /* Each woken core runs until it parks again or ends, and may unpark others: take the list
      * from its head each time. */
-    while (parked) {
-        struct gy_websocket *ws = parked;
-        parked = ws->next_parked;
+    while (!link_empty(&parked)) {
+        struct gy_websocket *ws = link_entry(parked.next, struct gy_websocket, parked_link);
+        link_remove(&ws->parked_link);
         if (!ws->waiting)
             continue;
         ws->waiting = false;
@@ -585,7 +603,10 @@ PyObject *websocket_recv(struct gy_core *c, bool nonblocking)
             m = recv_error(ws, "out of memory");
             break;
         }
-        int got = read_more(ws, c->conn->fd);
+        /* The last read emptied the socket: wait rather than try a read that would almost
+         * surely find nothing (the wait sees bytes that came meanwhile at once). */
+        int got = ws->drained && !nonblocking ? 0 : read_more(ws, c->conn->fd);
+        ws->drained = false;
         if (got > 0)
             continue;
         if (got < 0) {
@@ -634,6 +655,9 @@ void websocket_request_end(struct gy_core *c)
         send_close(c, WS_CLOSE_NORMAL, NULL);
     PyErr_Clear();
     PyErr_Restore(type, value, tb);
+    engine_timer_disarm(&ws->timer);
+    if (ws->polled && c->conn && c->conn->fd >= 0)
+        engine_poll(c->conn->fd, 0, on_ws_readable, ws); /* before ws goes */
     free(ws->buf);
     free(ws->msg);
     free(ws);
