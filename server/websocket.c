@@ -23,7 +23,9 @@
  * with its status code (1002, 1007, 1009) and an IOError.
  *
  * --harakiri: a core parked in websocket_recv is idle, not stuck; cores.c skips it, and the
- * request's harakiri clock restarts when the app gets a message (c->harakiri_from).
+ * request's harakiri clock restarts whenever websocket_recv or websocket_recv_nb returns
+ * (c->harakiri_from): an app polling with recv_nb between its own waits is timed from its
+ * last poll.
  *
  * A graceful stop or reload (websocket_server_stopping) closes the WebSockets parked in
  * websocket_recv with 1001 (going away): their clients reconnect to the next worker at once,
@@ -588,7 +590,6 @@ PyObject *websocket_recv(struct gy_core *c, bool nonblocking)
         return PyErr_Format(PyExc_OSError, "%s: no WebSocket handshake in this request", RECV_ERR);
     if (ws->closed)
         return PyErr_Format(PyExc_OSError, "%s: the WebSocket is closed", RECV_ERR);
-    bool waited = false;
     PyObject *m = NULL;
     for (;;) {
         size_t need = 0;
@@ -623,7 +624,6 @@ PyObject *websocket_recv(struct gy_core *c, bool nonblocking)
             m = PyBytes_FromStringAndSize(NULL, 0);
             break;
         }
-        waited = true;
         if (ws->start == ws->end) { /* nothing held: an idle WebSocket holds no buffer */
             free(ws->buf);
             ws->buf = NULL;
@@ -639,8 +639,9 @@ PyObject *websocket_recv(struct gy_core *c, bool nonblocking)
             break;
         }
     }
-    if (waited) /* the app was idle until now: its harakiri time starts again */
-        c->harakiri_from = engine_now();
+    /* The app is back in its WebSocket loop (recv, or recv_nb between its own waits): what
+     * it does from here is what --harakiri times. */
+    c->harakiri_from = engine_now();
     return m;
 }
 
