@@ -282,11 +282,12 @@ static void send_close(struct gy_core *c, unsigned code, const char *reason)
         size_t rl = reason ? strlen(reason) : 0;
         if (rl > sizeof(payload) - 2)
             rl = sizeof(payload) - 2;
-        memcpy(payload + 2, reason, rl);
+        if (rl)
+            memcpy(payload + 2, reason, rl);
         n += rl;
     }
-    if (send_frame(c, WS_OP_CLOSE, payload, n) == IO_KILLED)
-        return; /* the kill's error stays set for the caller */
+    /* A failure ends the connection anyway; a kill's error stays set for the caller. */
+    (void)send_frame(c, WS_OP_CLOSE, payload, n);
 }
 
 int websocket_send(struct gy_core *c, unsigned opcode, const char *msg, size_t len,
