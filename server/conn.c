@@ -146,8 +146,21 @@ size_t conn_alloc_size(void)
     return sizeof(struct gy_conn) + proto_state_cap + conn_buf_size();
 }
 
+struct gy_param *conn_param_room(struct gy_conn *c, uint32_t n)
+{
+    if (n > c->param_room_cap) {
+        struct gy_param *p = realloc(c->param_room, (size_t)n * sizeof(*p));
+        if (!p)
+            return NULL;
+        c->param_room = p;
+        c->param_room_cap = n;
+    }
+    return c->param_room;
+}
+
 static void conn_free(struct gy_conn *c)
 {
+    free(c->param_room);
     free(c->buf);
     free(c->scratch);
     free(c);

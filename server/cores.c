@@ -691,15 +691,15 @@ static void housekeeping_start(void)
 
 /* ---- memory accounting (--stats) ------------------------------------------------------------ */
 
-/* The bytes of an environ: its dict and its values (the keys are interned strings, shared by
- * every request). */
+/* The bytes of an environ: its dict and the values it alone holds (the keys are interned strings
+ * shared by every request, and short values are shared too: wsgi_environ.c). */
 static uint64_t environ_bytes(PyObject *env)
 {
     uint64_t n = _PySys_GetSizeOf(env);
     PyObject *k, *v;
     Py_ssize_t pos = 0;
     while (PyDict_Next(env, &pos, &k, &v))
-        if (PyBytes_CheckExact(v) || PyUnicode_CheckExact(v))
+        if ((PyBytes_CheckExact(v) || PyUnicode_CheckExact(v)) && Py_REFCNT(v) == 1)
             n += _PySys_GetSizeOf(v);
     if (PyErr_Occurred())
         PyErr_Clear();

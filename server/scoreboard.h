@@ -49,7 +49,7 @@ struct sb_memory {
     volatile uint64_t conns;          /* open client connections */
     volatile uint64_t conn_alloc;     /* allocated for them: struct, protocol state, buffer */
     volatile uint64_t conn_buffered;  /* bytes in the busy cores' connection buffers */
-    volatile uint64_t environ;        /* the busy cores' environ dicts and their values */
+    volatile uint64_t environ;        /* the busy cores' environ dicts, values held alone */
 };
 
 struct sb_worker {

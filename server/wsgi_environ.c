@@ -73,6 +73,42 @@ static PyObject *environ_key(struct gy_slice name)
     return PyUnicode_DecodeLatin1(name.ptr, name.len, NULL);
 }
 
+/* ---- shared environ values ------------------------------------------------------------------ */
+
+/*
+ * Most values repeat too (GET, HTTP/1.1, the port, the server name, the host, Accept, the
+ * client's address behind nginx): a short value is shared through a small direct-mapped table
+ * of str found by their bytes, so a request builds few strings and a parked one holds few of
+ * its own. Values that never repeat (a query string, a cookie) just replace each other's slot:
+ * the table stays VALUE_SLOTS strings whatever clients send. A str is immutable, so a request
+ * cannot change another's value through the shared object.
+ */
+#define VALUE_SLOTS 256
+#define VALUE_MAX_LEN 48
+
+static struct value_slot {
+    uint32_t len;
+    char bytes[VALUE_MAX_LEN];
+    PyObject *str;
+} value_table[VALUE_SLOTS];
+
+/* A new reference to the str for a CGI value. */
+static PyObject *environ_value(struct gy_slice v)
+{
+    if (v.len > VALUE_MAX_LEN)
+        return PyUnicode_DecodeLatin1(v.ptr, v.len, NULL);
+    struct value_slot *s = &value_table[key_hash(v.ptr, v.len) % VALUE_SLOTS];
+    if (s->str && s->len == v.len && memcmp(s->bytes, v.ptr, v.len) == 0)
+        return Py_NewRef(s->str);
+    PyObject *str = PyUnicode_DecodeLatin1(v.ptr, v.len, NULL);
+    if (!str)
+        return NULL;
+    Py_XSETREF(s->str, Py_NewRef(str));
+    s->len = v.len;
+    memcpy(s->bytes, v.ptr, v.len);
+    return str;
+}
+
 static PyObject *intern_cstr(const char *s)
 {
     struct gy_slice sl = { s, (uint32_t)strlen(s) };
@@ -157,8 +193,7 @@ PyObject *environ_build(struct gy_core *c, struct req_facts *f, PyObject *input)
                 f->scheme = p->value;
             break;
         }
-        if (set_item(env, environ_key(n),
-                     PyUnicode_DecodeLatin1(p->value.ptr, p->value.len, NULL)) < 0)
+        if (set_item(env, environ_key(n), environ_value(p->value)) < 0)
             goto fail;
     }
     if (!have_content_type && http_content_type.ptr &&
