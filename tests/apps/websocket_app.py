@@ -14,6 +14,7 @@ wait for what the server side saw.
     /errors           the handshake's errors, as JSON: no key, a second call, headers sent
     /proto            handshake(key, origin, proto) given by the app
     /fcgi             a handshake over FastCGI: the error text in a 200
+    /recv-nb          websocket_recv_nb() before the client sent anything
 """
 import json
 import os
@@ -142,6 +143,15 @@ def proto(env):
     uwsgi.websocket_recv()
 
 
+def recv_nb(env):
+    """recv_nb before the client sent anything (b''), then a message."""
+    uwsgi.websocket_handshake()
+    uwsgi.websocket_send(("first: %r" % uwsgi.websocket_recv_nb()).encode())
+    msg = uwsgi.websocket_recv()
+    uwsgi.websocket_send(b"got " + msg)
+    uwsgi.websocket_recv()
+
+
 def fcgi(env, start_response):
     try:
         uwsgi.websocket_handshake()
@@ -153,7 +163,8 @@ def fcgi(env, start_response):
 
 
 WS = {"/echo": echo, "/broadcast": broadcast, "/idle-then-spin": idle_then_spin,
-      "/return-body": return_body, "/twice": handshake_twice, "/proto": proto}
+      "/return-body": return_body, "/twice": handshake_twice, "/proto": proto,
+      "/recv-nb": recv_nb}
 PLAIN = {"/errors": errors, "/after-headers": after_headers, "/fcgi": fcgi}
 
 

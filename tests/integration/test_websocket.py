@@ -674,3 +674,13 @@ def test_graceful_stop_closes_idle_websockets_with_1001(server, mode):
     assert time.monotonic() - t0 < 4, "the stop waited for the WebSockets"
     s.wait_log("WS-END echo OSError", count=3)
     assert "the server is stopping" in s.log()
+
+
+@pytest.mark.parametrize("mode", DIRECT)
+def test_recv_nb_answers_empty_bytes_when_nothing_is_there(server, mode):
+    s = server(mode)
+    c = s.ws("/recv-nb")
+    assert c.recv_msg() == (TEXT, b"first: b''")
+    c.send(TEXT, b"go")
+    assert c.recv_msg() == (TEXT, b"got go")
+    c.close()
