@@ -638,8 +638,8 @@ static void check_harakiri(double now)
 {
     for (int i = 0; i < S.ncores; i++) {
         struct gy_core *c = &S.cores[i];
-        /* A core parked in websocket_recv is idle, not stuck: its clock restarts with the
-         * next message (harakiri_from). */
+        /* A core parked in websocket_recv is idle, not stuck: its clock restarts when the
+         * call returns (harakiri_from, websocket.c). */
         double deadline = c->busy && c->conn && c->wait != WAIT_WEBSOCKET ? harakiri_deadline(c)
                                                                           : 0;
         if (deadline == 0 || now < deadline)
