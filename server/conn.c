@@ -135,15 +135,51 @@ static void timeout_disarm(struct gy_conn *c)
  * first connection it accepts) makes the free ones, too small for it, go. */
 static size_t proto_state_cap;
 
-/* Every connection's input buffer: the largest head and a first helping of body. */
+/* A connection's input buffer at its full size: the largest head and a first helping of body. */
 static size_t conn_buf_size(void)
 {
     return UWSGI_HEADER_SIZE + conn_max_head() + BODY_READAHEAD;
 }
 
+/*
+ * ... and its first size. A head from nginx or a browser is a few hundred bytes to a kilobyte
+ * or two, and a request without a body needs no more: a parked GET then holds a small block
+ * that malloc packs with others, not a 32 KiB one whose first page alone is resident. The
+ * buffer grows to its full size once (buf_grow): when a head needs more room, or when a body is
+ * to be read. A grown buffer stays so for the block's later connections.
+ */
+#define CONN_BUF_FIRST 2048
+
 size_t conn_alloc_size(void)
 {
-    return sizeof(struct gy_conn) + proto_state_cap + conn_buf_size();
+    return sizeof(struct gy_conn) + proto_state_cap;
+}
+
+/*
+ * The buffer at its full size. Before a head is complete nothing points into it; after, the
+ * request's params do (their slices of the head): they move with the bytes. The protocols keep
+ * no other pointer into it past their parse (offsets only). false: it is full-size already, or
+ * there is no memory (the caller carries on with the room it has, or refuses the head).
+ */
+static bool buf_grow(struct gy_conn *c)
+{
+    size_t full = conn_buf_size();
+    if (c->cap >= full)
+        return false;
+    char *old = c->buf, *buf = malloc(full);
+    if (!buf)
+        return false;
+    memcpy(buf, old, c->len);
+    for (uint32_t i = 0; i < c->nparams; i++) {
+        struct gy_slice *s[2] = { &c->params[i].name, &c->params[i].value };
+        for (int k = 0; k < 2; k++)
+            if ((uintptr_t)s[k]->ptr - (uintptr_t)old < c->len) /* in the old buffer's bytes */
+                s[k]->ptr = buf + ((uintptr_t)s[k]->ptr - (uintptr_t)old);
+    }
+    free(old);
+    c->buf = buf;
+    c->cap = full;
+    return true;
 }
 
 struct gy_param *conn_param_room(struct gy_conn *c, uint32_t n)
@@ -191,7 +227,7 @@ static struct gy_conn *conn_alloc(const struct gy_protocol *proto)
     if (!c)
         return NULL;
     memset(c, 0, sizeof(*c));
-    c->cap = conn_buf_size();
+    c->cap = CONN_BUF_FIRST < conn_buf_size() ? CONN_BUF_FIRST : conn_buf_size();
     c->buf = malloc(c->cap);
     if (!c->buf) {
         free(c);
@@ -348,6 +384,8 @@ static void read_body_ahead(struct gy_conn *c, bool in_core);
 static void head_complete(struct gy_conn *c, bool in_core)
 {
     c->started = engine_now();
+    if (!c->body_done)
+        buf_grow(c); /* room for the body; failing that, it is read in smaller helpings */
     /* Where a waiting core is dear (runner->read_ahead: an OS thread), a body that fits in the
      * buffer is read here, on the loop, before the request takes a core: a client that
      * trickles its body costs a buffer, as one that trickles its head does. Not a body the
@@ -438,7 +476,7 @@ static void read_head(struct gy_conn *c, bool in_core)
         }
     }
     for (;;) {
-        if (c->len == c->cap) {
+        if (c->len == c->cap && !buf_grow(c)) {
             conn_reject(c, "request head larger than the buffer");
             return;
         }
