@@ -144,11 +144,12 @@ static size_t conn_buf_size(void)
 /*
  * ... and its first size. A head from nginx or a browser is a few hundred bytes to a kilobyte
  * or two, and a request without a body needs no more: a parked GET then holds a small block
- * that malloc packs with others, not a 32 KiB one whose first page alone is resident. The
- * buffer grows to its full size once (buf_grow): when a head needs more room, or when a body is
- * to be read. A grown buffer stays so for the block's later connections.
+ * that malloc packs with others (about its head's size), not a 32 KiB one whose first page
+ * alone is resident. The buffer doubles while a head needs more room, and takes its full size
+ * when a body is to be read (buf_grow). A grown buffer stays so for the block's later
+ * connections.
  */
-#define CONN_BUF_FIRST 2048
+#define CONN_BUF_FIRST 1024
 
 size_t conn_alloc_size(void)
 {
@@ -156,17 +157,20 @@ size_t conn_alloc_size(void)
 }
 
 /*
- * The buffer at its full size. Before a head is complete nothing points into it; after, the
- * request's params do (their slices of the head): they move with the bytes. The protocols keep
- * no other pointer into it past their parse (offsets only). false: it is full-size already, or
- * there is no memory (the caller carries on with the room it has, or refuses the head).
+ * A bigger buffer: `want` bytes, at most the full size. Before a head is complete nothing
+ * points into it; after, the request's params do (their slices of the head): they move with the
+ * bytes. The protocols keep no other pointer into it past their parse (offsets only). false:
+ * it is full-size already, or there is no memory (the caller carries on with the room it has,
+ * or refuses the head).
  */
-static bool buf_grow(struct gy_conn *c)
+static bool buf_grow(struct gy_conn *c, size_t want)
 {
     size_t full = conn_buf_size();
     if (c->cap >= full)
         return false;
-    char *old = c->buf, *buf = malloc(full);
+    if (want > full)
+        want = full;
+    char *old = c->buf, *buf = malloc(want);
     if (!buf)
         return false;
     memcpy(buf, old, c->len);
@@ -178,7 +182,7 @@ static bool buf_grow(struct gy_conn *c)
     }
     free(old);
     c->buf = buf;
-    c->cap = full;
+    c->cap = want;
     return true;
 }
 
@@ -385,7 +389,7 @@ static void head_complete(struct gy_conn *c, bool in_core)
 {
     c->started = engine_now();
     if (!c->body_done)
-        buf_grow(c); /* room for the body; failing that, it is read in smaller helpings */
+        buf_grow(c, SIZE_MAX); /* room for the body; failing that, it is read in smaller helpings */
     /* Where a waiting core is dear (runner->read_ahead: an OS thread), a body that fits in the
      * buffer is read here, on the loop, before the request takes a core: a client that
      * trickles its body costs a buffer, as one that trickles its head does. Not a body the
@@ -476,7 +480,7 @@ static void read_head(struct gy_conn *c, bool in_core)
         }
     }
     for (;;) {
-        if (c->len == c->cap && !buf_grow(c)) {
+        if (c->len == c->cap && !buf_grow(c, 2 * c->cap)) {
             conn_reject(c, "request head larger than the buffer");
             return;
         }

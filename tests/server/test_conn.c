@@ -195,7 +195,7 @@ static struct gy_slice param(const struct gy_conn *c, const char *name)
 
 TEST(uwsgi_head_larger_than_the_first_buffer_grows_it)
 {
-    /* A 3 KiB head (over the first 2 KiB, under --buffer-size 4096) arriving in pieces: the buffer starts small and grows before the head is
+    /* A 3 KiB head (over the first 1 KiB: it doubles twice; under --buffer-size 4096), in pieces: the buffer starts small and grows before the head is
      * complete; every var reads back whole. */
     static char big[3000], pkt[4000];
     memset(big, 'v', sizeof(big) - 1);
