@@ -708,7 +708,7 @@ static uint64_t environ_bytes(PyObject *env)
 
 void cores_account_memory(struct sb_memory *m)
 {
-    uint64_t busy = 0, parked = 0, greenlets = 0, stack = 0, buffered = 0, env = 0;
+    uint64_t busy = 0, parked = 0, greenlets = 0, stack = 0, buffered = 0, buffers = 0, env = 0;
     for (int i = 0; i < S.ncores; i++) {
         struct gy_core *c = &S.cores[i];
         if (c->gr)
@@ -728,8 +728,10 @@ void cores_account_memory(struct sb_memory *m)
             Py_XDECREF(n);
             PyErr_Clear();
         }
-        if (c->conn)
+        if (c->conn) {
             buffered += c->conn->len;
+            buffers += c->conn->cap;
+        }
         if (c->environ)
             env += environ_bytes(c->environ);
     }
@@ -738,7 +740,7 @@ void cores_account_memory(struct sb_memory *m)
     m->greenlets = greenlets;
     m->greenlet_stack = stack;
     m->conns = (uint64_t)S.nconns;
-    m->conn_alloc = (uint64_t)S.nconns * conn_alloc_size();
+    m->conn_alloc = (uint64_t)S.nconns * conn_alloc_size() + buffers;
     m->conn_buffered = buffered;
     m->environ = env;
 }

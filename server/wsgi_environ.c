@@ -142,6 +142,10 @@ PyObject *environ_build(struct gy_core *c, struct req_facts *f, PyObject *input)
     PyObject *env = PyDict_New();
     if (!env)
         return NULL;
+    if (!c->id_obj && !(c->id_obj = PyLong_FromLong(c->id))) {
+        Py_DECREF(env);
+        return NULL;
+    }
     *f = (struct req_facts){ .method = -1, .uri = -1, .path_info = -1, .addr = -1, .proto = -1 };
     struct gy_slice http_content_type = { NULL, 0 };
     bool have_content_type = false;
@@ -217,10 +221,9 @@ PyObject *environ_build(struct gy_core *c, struct req_facts *f, PyObject *input)
     else
         scheme = Py_NewRef(f->https ? W.s_https : W.s_http);
     if (set_item(env, Py_NewRef(W.k_url_scheme), scheme) < 0 ||
-        PyDict_SetItem(env, W.k_input, input) < 0 ||
-        set_item(env, Py_NewRef(W.k_core), PyLong_FromLong(c->id)) < 0 ||
+        PyDict_SetItem(env, W.k_input, input) < 0 || PyDict_SetItem(env, W.k_core, c->id_obj) < 0 ||
         /* as uWSGI, only where there are several cores to tell apart */
-        (S.ncores > 1 && set_item(env, Py_NewRef(W.k_uwsgi_core), PyLong_FromLong(c->id)) < 0) ||
+        (S.ncores > 1 && PyDict_SetItem(env, W.k_uwsgi_core, c->id_obj) < 0) ||
         PyDict_SetItem(env, W.k_uwsgi_node, W.uwsgi_node) < 0 ||
         PyDict_SetItem(env, W.k_uwsgi_version, W.uwsgi_version) < 0 ||
         PyDict_SetItem(env, W.k_wsgi_version, W.wsgi_version) < 0 ||
