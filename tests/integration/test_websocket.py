@@ -65,6 +65,13 @@ class Server:
         argv = [*head, *sock, "--wsgi-file", APP, "--master", "--processes", "1", *args]
         self.session = Session(tmp, argv)
         self.nginx = None
+        try:
+            self._start(tmp, mode, listen, conf)
+        except BaseException:
+            self.stop()  # the fixture only stops what started whole
+            raise
+
+    def _start(self, tmp, mode, listen, conf):
         ready = "gyre" if is_gyre(mode) else "spawned uWSGI worker"
         wait_for(lambda: ready in self.log() or not self.session.alive(), 30,
                  what="%s to start" % mode)
