@@ -12,6 +12,7 @@
  * Depends on: libc (epoll, unix sockets) only; not part of gyre. */
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@ struct conn {
     unsigned char head[4]; /* the uwsgi header: modifier1, vars size (LE 16 bits), modifier2 */
     size_t got;            /* bytes of the packet read so far (header + vars) */
     size_t sent;           /* bytes of RESPONSE written so far */
+    int in_epoll;          /* registered yet: most connections never are (see accept_all) */
 };
 
 static void conn_close(struct conn *c)
@@ -50,6 +52,16 @@ static int conn_write(struct conn *c)
     return 1;
 }
 
+/* Wait for `events` on the connection: register it, or change what it waits for. */
+static int conn_wait(int ep, struct conn *c, uint32_t events)
+{
+    struct epoll_event ev = { .events = events, .data.ptr = c };
+    if (epoll_ctl(ep, c->in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd, &ev) < 0)
+        return -1;
+    c->in_epoll = 1;
+    return 0;
+}
+
 /* Read until the whole packet is in (vars are counted, not kept); then answer. Returns 0 while
  * the connection lives on (more to read, or a write waiting for EPOLLOUT), -1 once closed. */
 static int conn_step(int ep, struct conn *c)
@@ -65,7 +77,7 @@ static int conn_step(int ep, struct conn *c)
         ssize_t n = recv(c->fd, scratch, want, 0);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 && errno == EAGAIN)
+        if (n < 0 && errno == EAGAIN && (c->in_epoll || conn_wait(ep, c, EPOLLIN) == 0))
             return 0; /* level-triggered EPOLLIN brings us back */
         if (n <= 0) { /* an error, or EOF before the packet was complete */
             conn_close(c);
@@ -75,12 +87,8 @@ static int conn_step(int ep, struct conn *c)
             c->head[c->got + (size_t)i] = scratch[i];
         c->got += (size_t)n;
     }
-    int w = conn_write(c);
-    if (w == 0) { /* the socket buffer is full: wait until it drains */
-        struct epoll_event ev = { .events = EPOLLOUT, .data.ptr = c };
-        if (epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev) == 0)
-            return 0;
-    }
+    if (conn_write(c) == 0 && conn_wait(ep, c, EPOLLOUT) == 0)
+        return 0; /* the socket buffer is full: wait until it drains */
     conn_close(c);
     return -1;
 }
@@ -97,12 +105,9 @@ static void accept_all(int ep, int lfd)
             continue;
         }
         c->fd = fd;
-        struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
-        if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
-            conn_close(c);
-            continue;
-        }
-        conn_step(ep, c); /* nginx writes the packet right after connecting: usually here now */
+        /* nginx writes the packet right after connecting: it is usually here already, and the
+         * connection is then answered and closed without ever entering the epoll set. */
+        conn_step(ep, c);
     }
 }
 
