@@ -56,9 +56,24 @@ the cache group (uWSGI has no Redis store). It shows what sharing a cache betwee
 20 Redis round trips per request, each suspending only its core. Section "Cache on Redis (issue
 12)".
 
+The "issue13" group (`--only issue13`): hello world at 50 connections behind nginx-conf/uwsgi.conf
+for gyre, uWSGI AND the C responder (bench/c_responder.c, built by this script into build/bench/:
+the floor of CPU per request), rounds interleaved; and the 20 ms suspend at 200 connections with
+`--tornado 200` (the tornado group's row has 100 cores, so half the ideal). Section "Suspend
+cost and the C floor (issue 13)", with CPU/request ratios to the responder and the fraction of
+the ideal req/s.
+
 The "parked" group (issue 13, `--only parked`) is bench/parked.py, run after the others: 1,000 and
 10,000 requests suspended on an IOLoop timer in one process of each server, and its resident
-memory then, per parked request too. Section "Parked requests (issue 13)".
+memory then, per parked request too, with gyre's own accounting from its --stats JSON. Section
+"Parked requests (issue 13)". With either issue 13 group, the report ends with "Issue 13
+targets": each target, its measured value, PASS/FAIL.
+
+The "websocket" group (issue 14, `--only websocket`) is bench/wsbench.py: websocket echo round
+trips over 50 sockets (--duration, --warmup, --rounds apply) and 10,000 idle websockets' RSS,
+gyre vs uWSGI's tornado engine and its async mode, over --http-socket, app bench/ws_app.py. A
+gyre without the websocket API gets "no websocket API yet" in its rows. Section "WebSockets
+(issue 14)".
 
 Checks: each backend must answer /hello over its own protocol straight on its socket before it
 counts as up; before each case, the case's route is requested once per backend through the very
@@ -97,6 +112,7 @@ import time
 import urllib.request
 
 import parked  # bench/parked.py: the parked-requests group
+import wsbench  # bench/wsbench.py: the websocket group (issue 14)
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 BENCH = os.path.join(ROOT, "bench")
@@ -141,6 +157,7 @@ GROUPS = (TORNADO_GROUP, THREADS_GROUP, CACHE_GROUP, CACHE_REDIS_GROUP, ISSUE13_
           PARKED_GROUP, WEBSOCKET_GROUP)
 # The parked group (issue 13) is bench/parked.py's: no wrk cases, its own section.
 PARKED_COUNTS = (1000, 10000)
+WS_IDLE = 10000  # the websocket group's idle websockets in one worker (issue 14)
 # The cache group's processes: a master, two workers sharing one cache (issue 12).
 CACHE_ARGS = ["--master", "--processes", "2", "--cache2", "name=bench,items=1000,blocksize=1024"]
 CACHE_OPS = 10
@@ -1717,7 +1734,7 @@ def main():
     args = ap.parse_args()
     groups = args.only or list(GROUPS)
     cases_run = [c for c in CASES if PROTOS[c.proto]["group"] in groups]
-    parked_section, parked_results = "", {}
+    parked_section, parked_results, ws_section = "", {}, ""
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, _on_signal)
@@ -1945,6 +1962,11 @@ def main():
         if PARKED_GROUP in groups:
             log("parked requests: %s (bench/parked.py)" % ", ".join(map(str, PARKED_COUNTS)))
             parked_section, parked_results = parked.run(PARKED_COUNTS, gyre_bin)
+        if WEBSOCKET_GROUP in groups:
+            log("websockets: echo over %d sockets, %s idle (bench/wsbench.py)"
+                % (wsbench.ECHO_SOCKETS, "{:,}".format(WS_IDLE)))
+            ws_section = wsbench.run(gyre_bin, args.duration, args.warmup, WS_IDLE,
+                                     rounds=args.rounds)[0]
         log("measuring the background load again (3 s, none of our processes running)")
         bg_end = background_cpu(3)
     finally:
@@ -1962,6 +1984,8 @@ def main():
     if ISSUE13_GROUP in groups or PARKED_GROUP in groups:
         report += "\n" + render_issue13_targets(issue13_numbers(cases_run, results),
                                                  parked_results)
+    if ws_section:
+        report += "\n" + ws_section
     print(report)
     if not args.no_write:
         with open(RESULTS, "w") as f:

@@ -55,6 +55,8 @@ ROOT = os.path.dirname(BENCH)
 GYRE = os.path.join(ROOT, "gyre")
 UWSGI = shutil.which("uwsgi") or "/usr/bin/uwsgi"
 APP = os.path.join(BENCH, "ws_app.py")
+C_CLIENT_SRC = os.path.join(BENCH, "ws_echo_client.c")
+C_CLIENT_BIN = os.path.join(ROOT, "build", "bench", "ws_echo_client")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -241,6 +243,54 @@ class EchoConn:
         self.i = 0
 
 
+def build_client(dest):
+    """bench/ws_echo_client.c compiled with the project's warnings into build/bench/, copied
+    to dest (the run's temp dir)."""
+    os.makedirs(os.path.dirname(C_CLIENT_BIN), exist_ok=True)
+    argv = ["gcc", "-O2", "-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror",
+            "-Wmissing-prototypes", "-o", C_CLIENT_BIN, C_CLIENT_SRC]
+    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if p.returncode != 0:
+        raise SystemExit("building the websocket client failed: %s\n%s"
+                         % (" ".join(argv), p.stdout.decode("utf-8", "replace")))
+    shutil.copy2(C_CLIENT_BIN, dest)
+
+
+def echo_run_c(server, n, warmup, duration, client_bin):
+    """echo_run's measurement with the C client (bench/ws_echo_client.c) driving the sockets
+    this process opened and handshook."""
+    socks = [ws_connect(server.port, "/echo") for _ in range(n)]
+    proc = None
+    try:
+        fds = [s.fileno() for s in socks]
+        proc = subprocess.Popen([client_bin, str(int(warmup * 1000)), str(int(duration * 1000)),
+                                 PAYLOAD.decode()] + [str(fd) for fd in fds], pass_fds=fds,
+                                stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        marks = {}
+        for line in proc.stdout:  # bounded: the client ends after warmup + duration, or fails
+            f = line.decode().split()
+            if f and f[0] in ("start", "end"):
+                marks[f[0]] = (float(f[2]), int(f[1]), proc_cpu(server.proc.pid), float(f[3]))
+            else:
+                raise RuntimeError("the websocket client said: %s (server log: %s)"
+                                   % (line.decode().strip(), server.log_tail()))
+        proc.wait(10)
+        if set(marks) != {"start", "end"}:
+            raise RuntimeError("the websocket client exited with %s before its end"
+                               % proc.returncode)
+        (t0, n0, s0, c0), (t1, n1, s1, c1) = marks["start"], marks["end"]
+        trips, wall = n1 - n0, t1 - t0
+        return dict(rate=trips / wall, trips=trips, cpu_per=1e6 * (s1 - s0) / trips
+                    if trips else float("nan"), server_cpu=100 * (s1 - s0) / wall,
+                    client_cpu=100 * (c1 - c0) / wall)
+    finally:
+        if proc and proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        for s in socks:
+            ws_close(s)
+
+
 def echo_run(server, n, warmup, duration):
     """Round trips/s, server CPU/round trip (µs) and client CPU (% of one core) over the
     measured `duration`, after `warmup` seconds of the same load."""
@@ -353,8 +403,10 @@ def log(msg):
     print("[wsbench %s] %s" % (time.strftime("%H:%M:%S"), msg), file=sys.stderr, flush=True)
 
 
-def run(gyre=GYRE, duration=6, warmup=2, idle_n=10000, parts=("echo", "idle"), rounds=1):
-    """(the Markdown section, the results); gyre: the binary (bench.py passes its own copy)."""
+def run(gyre=GYRE, duration=6, warmup=2, idle_n=10000, parts=("echo", "idle"), rounds=1,
+        client="c"):
+    """(the Markdown section, the results); gyre: the binary (bench.py passes its own copy);
+    client: "c" (bench/ws_echo_client.c, the default) or "python" (this file's loop)."""
     if "idle" in parts:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         need = idle_n + 256  # our client sockets (the server's limit is inherited too)
@@ -364,6 +416,15 @@ def run(gyre=GYRE, duration=6, warmup=2, idle_n=10000, parts=("echo", "idle"), r
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     results = {"echo": {}, "idle": {}, "argv": {}}
     with tempfile.TemporaryDirectory(prefix="gyre-wsbench-") as tmp:
+        if client == "c":
+            client_bin = os.path.join(tmp, "ws_echo_client")
+            build_client(client_bin)
+
+            def echo(s):
+                return echo_run_c(s, ECHO_SOCKETS, warmup, duration, client_bin)
+        else:
+            def echo(s):
+                return echo_run(s, ECHO_SOCKETS, warmup, duration)
         for kind in SERVERS:
             results["argv"][kind] = server_argv(kind, 0, ECHO_CORES, gyre)
         if "echo" in parts:
@@ -371,8 +432,7 @@ def run(gyre=GYRE, duration=6, warmup=2, idle_n=10000, parts=("echo", "idle"), r
                 for kind in SERVERS:
                     log("echo, %s, round %d: %d websockets, %d s + %d s warm-up"
                         % (kind, rnd + 1, ECHO_SOCKETS, duration, warmup))
-                    r = attempt(kind, ECHO_CORES, tmp, gyre,
-                                lambda s: echo_run(s, ECHO_SOCKETS, warmup, duration))
+                    r = attempt(kind, ECHO_CORES, tmp, gyre, echo)
                     log("  -> %s" % (r if isinstance(r, str) else
                                      "%.0f round trips/s, %.0f µs server CPU each, client "
                                      "CPU %.0f%%" % (r["rate"], r["cpu_per"], r["client_cpu"])))
@@ -389,10 +449,10 @@ def run(gyre=GYRE, duration=6, warmup=2, idle_n=10000, parts=("echo", "idle"), r
                                  "in %.1f s" % (r["rss"] / 1024, r["idle"] / 1024, r["per"],
                                                 r["opened"])))
                 results["idle"][kind] = r
-    return report(results, duration, warmup, idle_n, rounds), results
+    return report(results, duration, warmup, idle_n, rounds, client), results
 
 
-def report(results, duration, warmup, idle_n, rounds):
+def report(results, duration, warmup, idle_n, rounds, client):
     out = ["## WebSockets (issue 14)", "",
            "bench/wsbench.py: the same app (bench/ws_app.py: `uwsgi.websocket_handshake()`, "
            "`websocket_recv()`, `websocket_send()`) under each server, one process, no master, "
@@ -405,11 +465,14 @@ def report(results, duration, warmup, idle_n, rounds):
     out.append("")
     if results["echo"]:
         out += ["**Echo**: %d websockets, one 32-byte text message in flight on each (sent "
-                "again as soon as its echo is back and checked), one client process (a "
-                "selectors loop). Best of %d round(s) of %d s each after a %d s warm-up. Server "
+                "again as soon as its echo is back and checked), one client process (%s). "
+                "Best of %d round(s) of %d s each after a %d s warm-up. Server "
                 "CPU per round trip: the server's user+system CPU over the run / round trips. "
                 "Client CPU in %% of one core: near 100%% the client, not the server, is the "
-                "limit." % (ECHO_SOCKETS, rounds, duration, warmup), "",
+                "limit." % (ECHO_SOCKETS, "bench/ws_echo_client.c: an epoll loop in C over "
+                            "the websockets wsbench.py opened, a fresh masking key per frame"
+                            if client == "c" else "wsbench.py's selectors loop in Python, "
+                            "masked frames precomputed", rounds, duration, warmup), "",
                 "| server (`--tornado`/`--async` %d) | round trips/s | server CPU/round trip | "
                 "server CPU | client CPU | round trips/s ÷ gyre's |" % ECHO_CORES,
                 "|---|---:|---:|---:|---:|---:|"]
@@ -453,10 +516,12 @@ def main():
     ap.add_argument("--idle", type=int, default=10000, help="idle websockets (10000)")
     ap.add_argument("--only", choices=("echo", "idle"))
     ap.add_argument("--gyre", default=GYRE)
+    ap.add_argument("--client", choices=("c", "python"), default="c",
+                    help="the echo load's client: bench/ws_echo_client.c (default) or Python")
     args = ap.parse_args()
     parts = (args.only,) if args.only else ("echo", "idle")
     sys.stdout.write(run(args.gyre, args.duration, args.warmup, args.idle, parts,
-                         args.rounds)[0])
+                         args.rounds, args.client)[0])
 
 
 if __name__ == "__main__":
