@@ -370,6 +370,16 @@ def proc_cpu_seconds(pid):
         return 0.0
 
 
+def proc_cpu_split(pid):
+    """(user, system) CPU seconds of one process."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+    except (OSError, IndexError, ValueError):
+        return 0.0, 0.0
+
+
 def proc_rss_mib(pid):
     try:
         with open("/proc/%d/status" % pid) as f:
@@ -1001,6 +1011,7 @@ def measure(target, case, duration, post_script, tmp):
         t0 = time.monotonic()
         busy0 = machine_busy_seconds()
         be0 = tree_cpu_seconds(backend.proc.pid)
+        us0 = proc_cpu_split(backend.proc.pid)
         ng0 = sum(proc_cpu_seconds(p) for p in pids_ng)
         wrk0 = children_cpu_seconds()
         out = run_wrk(target.url + case.path, case.conns, duration, script, tmp)
@@ -1021,6 +1032,7 @@ def measure(target, case, duration, post_script, tmp):
             slow_problems.append(str(e))
     wrk_cpu = children_cpu_seconds() - wrk0
     be_cpu = tree_cpu_seconds(backend.proc.pid) - be0 if backend.alive() else float("nan")
+    us1 = proc_cpu_split(backend.proc.pid)
     ng_cpu = sum(proc_cpu_seconds(p) for p in pids_ng) - ng0
     busy = machine_busy_seconds() - busy0
     r = parse_wrk(out)
@@ -1030,6 +1042,11 @@ def measure(target, case, duration, post_script, tmp):
     # Backend CPU per completed request, in microseconds.
     r["cpu_per_req"] = (1e6 * be_cpu / r["requests"]) if r["requests"] and be_cpu == be_cpu \
         else float("nan")
+    # The same split into user and kernel time (the process itself, not its children): where
+    # the floor's CPU goes (the C responder's is nearly all the kernel's socket work).
+    r["user_per_req"], r["sys_per_req"] = (
+        (1e6 * (us1[0] - us0[0]) / r["requests"], 1e6 * (us1[1] - us0[1]) / r["requests"])
+        if r["requests"] and be_cpu == be_cpu else (float("nan"), float("nan")))
     r["backend_cpu"] = 100.0 * be_cpu / wall
     r["nginx_cpu"] = 100.0 * ng_cpu / wall if nginx else float("nan")
     r["wrk_cpu"] = 100.0 * wrk_cpu / wall
@@ -1066,7 +1083,7 @@ def failed_run(message):
     r = parse_wrk("")
     nan = float("nan")
     r.update(raw=message, failed=True, backend_cpu=nan, cpu_per_req=nan, slow=None,
-             slow_problems=[], nginx_cpu=nan, wrk_cpu=nan,
+             slow_problems=[], nginx_cpu=nan, wrk_cpu=nan, user_per_req=nan, sys_per_req=nan,
              other_cpu=nan, rss=nan, load1=os.getloadavg()[0], upstream_conns=None,
              nginx_errors=None, nginx_error_msgs=collections.Counter(), log_lines=0,
              log_msgs=collections.Counter())
@@ -1441,14 +1458,15 @@ def render_issue13(L, cases_run, results, checks):
     if c:
         bests = {n: best(results[c.key][n]) for n in case_servers(c)}
         floor = bests[RESPONDER]
-        L.append("| hello world, c=50, uwsgi via nginx | req/s | p99 | CPU/req | CPU/req ÷ C "
-                 "responder's | errors |")
-        L.append("|---|---:|---:|---:|---:|---:|")
+        L.append("| hello world, c=50, uwsgi via nginx | req/s | p99 | CPU/req | of which "
+                 "user / kernel | CPU/req ÷ C responder's | errors |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|")
         for n in case_servers(c):
             b = bests[n]
             failed = any(p.startswith(n + " ") for p in checks[c.key])
-            L.append("| %s | %s | %s | %s | %s | %s |" % (
+            L.append("| %s | %s | %s | %s | %s | %s | %s |" % (
                 n, fmt_rps(b and b["rps"]), fmt_ms(b and b["p99"]), fmt_us(b and b["cpu_per_req"]),
+                "%s / %s" % (fmt_us(b and b["user_per_req"]), fmt_us(b and b["sys_per_req"])),
                 ratio(b and b["cpu_per_req"], floor and floor["cpu_per_req"]),
                 fmt_errors(results[c.key][n]) + (" (route check FAILED)" if failed else "")))
         L.append("")

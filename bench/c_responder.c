@@ -73,8 +73,9 @@ static int conn_step(int ep, struct conn *c)
             need = 4 + (size_t)(c->head[1] | (c->head[2] << 8));
         if (c->got >= need)
             break;
-        size_t want = need - c->got < sizeof(scratch) ? need - c->got : sizeof(scratch);
-        ssize_t n = recv(c->fd, scratch, want, 0);
+        /* As much as there is, in one call: a body after the vars (none for GET) is read and
+         * ignored; there is no second request on a uwsgi connection. */
+        ssize_t n = recv(c->fd, scratch, sizeof(scratch), 0);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN && (c->in_epoll || conn_wait(ep, c, EPOLLIN) == 0))
