@@ -118,6 +118,14 @@ def proc_kib(pid, field):
     raise RuntimeError("%s not in /proc/%d/status" % (field, pid))
 
 
+def machine_busy():
+    """CPU seconds (all CPUs) not idle since boot (/proc/stat): with the server's and the
+    client's, what else kept the machine busy during a run (other people's work)."""
+    with open("/proc/stat") as f:
+        vals = [int(v) for v in f.readline().split()[1:]]
+    return (sum(vals[:8]) - vals[3] - vals[4]) / CLK_TCK
+
+
 def self_cpu():
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime
@@ -256,6 +264,17 @@ def build_client(dest):
     shutil.copy2(C_CLIENT_BIN, dest)
 
 
+def rates(marks):
+    """The measured run's numbers from its (time, count, server CPU, client CPU, machine busy)
+    at the start and end marks."""
+    (t0, n0, s0, c0, b0), (t1, n1, s1, c1, b1) = marks["start"], marks["end"]
+    trips, wall = n1 - n0, t1 - t0
+    return dict(rate=trips / wall, trips=trips,
+                cpu_per=1e6 * (s1 - s0) / trips if trips else float("nan"),
+                server_cpu=100 * (s1 - s0) / wall, client_cpu=100 * (c1 - c0) / wall,
+                other_cpu=max(0.0, 100 * ((b1 - b0) - (s1 - s0) - (c1 - c0)) / wall))
+
+
 def echo_run_c(server, n, warmup, duration, client_bin):
     """echo_run's measurement with the C client (bench/ws_echo_client.c) driving the sockets
     this process opened and handshook."""
@@ -270,7 +289,8 @@ def echo_run_c(server, n, warmup, duration, client_bin):
         for line in proc.stdout:  # bounded: the client ends after warmup + duration, or fails
             f = line.decode().split()
             if f and f[0] in ("start", "end"):
-                marks[f[0]] = (float(f[2]), int(f[1]), proc_cpu(server.proc.pid), float(f[3]))
+                marks[f[0]] = (float(f[2]), int(f[1]), proc_cpu(server.proc.pid), float(f[3]),
+                               machine_busy())
             else:
                 raise RuntimeError("the websocket client said: %s (server log: %s)"
                                    % (line.decode().strip(), server.log_tail()))
@@ -278,11 +298,7 @@ def echo_run_c(server, n, warmup, duration, client_bin):
         if set(marks) != {"start", "end"}:
             raise RuntimeError("the websocket client exited with %s before its end"
                                % proc.returncode)
-        (t0, n0, s0, c0), (t1, n1, s1, c1) = marks["start"], marks["end"]
-        trips, wall = n1 - n0, t1 - t0
-        return dict(rate=trips / wall, trips=trips, cpu_per=1e6 * (s1 - s0) / trips
-                    if trips else float("nan"), server_cpu=100 * (s1 - s0) / wall,
-                    client_cpu=100 * (c1 - c0) / wall)
+        return rates(marks)
     finally:
         if proc and proc.poll() is None:
             proc.kill()
@@ -312,7 +328,8 @@ def echo_run(server, n, warmup, duration):
         while phases:
             now = time.monotonic()
             if now >= phases[0][1]:
-                marks[phases.pop(0)[0]] = (now, count, proc_cpu(server.proc.pid), self_cpu())
+                marks[phases.pop(0)[0]] = (now, count, proc_cpu(server.proc.pid), self_cpu(),
+                                           machine_busy())
                 continue
             events = sel.select(timeout=min(1.0, phases[0][1] - now))
             if not events:
@@ -339,11 +356,7 @@ def echo_run(server, n, warmup, duration):
                         raise RuntimeError("a %d-byte frame did not fit an empty socket "
                                            "buffer" % len(frames[c.i]))
                 c.buf = buf
-        (t0, n0, s0, c0), (t1, n1, s1, c1) = marks["start"], marks["end"]
-        trips, wall = n1 - n0, t1 - t0
-        return dict(rate=trips / wall, trips=trips, cpu_per=1e6 * (s1 - s0) / trips
-                    if trips else float("nan"), server_cpu=100 * (s1 - s0) / wall,
-                    client_cpu=100 * (c1 - c0) / wall)
+        return rates(marks)
     finally:
         sel.close()
         for c in conns:
@@ -469,22 +482,24 @@ def report(results, duration, warmup, idle_n, rounds, client):
                 "Best of %d round(s) of %d s each after a %d s warm-up. Server "
                 "CPU per round trip: the server's user+system CPU over the run / round trips. "
                 "Client CPU in %% of one core: near 100%% the client, not the server, is the "
-                "limit." % (ECHO_SOCKETS, "bench/ws_echo_client.c: an epoll loop in C over "
+                "limit. *other*: the machine's busy time (/proc/stat, both cores) minus the "
+                "server's and the client's, in %% of one core: other people's work, and the "
+                "kernel's loopback work charged to no process." % (ECHO_SOCKETS, "bench/ws_echo_client.c: an epoll loop in C over "
                             "the websockets wsbench.py opened, a fresh masking key per frame"
                             if client == "c" else "wsbench.py's selectors loop in Python, "
                             "masked frames precomputed", rounds, duration, warmup), "",
                 "| server (`--tornado`/`--async` %d) | round trips/s | server CPU/round trip | "
-                "server CPU | client CPU | round trips/s ÷ gyre's |" % ECHO_CORES,
-                "|---|---:|---:|---:|---:|---:|"]
+                "server CPU | client CPU | other | round trips/s ÷ gyre's |" % ECHO_CORES,
+                "|---|---:|---:|---:|---:|---:|---:|"]
         g = results["echo"].get("gyre")
         for kind, r in results["echo"].items():
             if isinstance(r, str):
-                out.append("| %s | %s | — | — | — | — |" % (kind, r))
+                out.append("| %s | %s | — | — | — | — | — |" % (kind, r))
                 continue
-            out.append("| %s | {:,.0f} | %.0f µs | %.0f%% | %.0f%%%s | %s |".format(r["rate"])
-                       % (kind, r["cpu_per"], r["server_cpu"], r["client_cpu"],
-                          " (the client may be the limit)" if r["client_cpu"] >= CLIENT_LIMIT
-                          else "", "%.2f" % (r["rate"] / g["rate"])
+            out.append("| %s | {:,.0f} | %.0f µs | %.0f%% | %.0f%%%s | %.0f%% | %s |".format(
+                r["rate"]) % (kind, r["cpu_per"], r["server_cpu"], r["client_cpu"],
+                              " (the client may be the limit)" if r["client_cpu"] >= CLIENT_LIMIT
+                              else "", r["other_cpu"], "%.2f" % (r["rate"] / g["rate"])
                           if isinstance(g, dict) and g["rate"] else "—"))
         out.append("")
     if results["idle"]:
