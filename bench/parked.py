@@ -127,8 +127,13 @@ def stats_breakdown(stats, n):
                 flat("workers[%s].%s" % (w.get("id"), k), v)
         for c in w.get("cores", []):
             for k, v in c.items():
-                if k not in STATS_BASE_CORE and is_number(v):
-                    core_sums[k] = core_sums.get(k, 0) + v
+                if k in STATS_BASE_CORE:
+                    continue
+                items = [(k, v)] if not isinstance(v, dict) else [
+                    ("%s.%s" % (k, k2), v2) for k2, v2 in v.items()]  # one level of nesting
+                for name, x in items:
+                    if is_number(x):
+                        core_sums[name] = core_sums.get(name, 0) + x
     for k, total in sorted(core_sums.items()):
         out.append(("cores[].%s (sum; per parked request)" % k,
                     "{:,} ({:,.0f})".format(total, total / n)))
