@@ -135,6 +135,17 @@ static void timeout_disarm(struct gy_conn *c)
  * first connection it accepts) makes the free ones, too small for it, go. */
 static size_t proto_state_cap;
 
+/* Every connection's input buffer: the largest head and a first helping of body. */
+static size_t conn_buf_size(void)
+{
+    return UWSGI_HEADER_SIZE + conn_max_head() + BODY_READAHEAD;
+}
+
+size_t conn_alloc_size(void)
+{
+    return sizeof(struct gy_conn) + proto_state_cap + conn_buf_size();
+}
+
 static void conn_free(struct gy_conn *c)
 {
     free(c->buf);
@@ -157,10 +168,17 @@ static struct gy_conn *conn_alloc(const struct gy_protocol *proto)
         link_remove(l);
         return link_entry(l, struct gy_conn, queue_link);
     }
-    struct gy_conn *c = calloc(1, sizeof(*c) + proto_state_cap);
+    /* Not calloc: glibc's calloc clears a block carved from already-mapped memory with memset,
+     * and that would make every page of the protocol's state resident (16 KiB of uwsgi vars
+     * slots, most never used) for each of thousands of connections. The protocol state needs no
+     * zeroes: a reused block carries a previous connection's state anyway, and each protocol's
+     * reset() and parser set what they read (FastCGI's parser is cleared at a connection's first
+     * request). Only the connection's own fields start from zero. */
+    struct gy_conn *c = malloc(sizeof(*c) + proto_state_cap);
     if (!c)
         return NULL;
-    c->cap = UWSGI_HEADER_SIZE + conn_max_head() + BODY_READAHEAD;
+    memset(c, 0, sizeof(*c));
+    c->cap = conn_buf_size();
     c->buf = malloc(c->cap);
     if (!c->buf) {
         free(c);

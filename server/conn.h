@@ -149,6 +149,8 @@ enum io_result conn_read_some(struct gy_conn *c, char *dst, size_t n, size_t *go
 enum io_result conn_fill(struct gy_conn *c);
 enum io_result conn_write_all(struct gy_conn *c, struct iovec *iov, int iovcnt);
 size_t conn_max_head(void); /* the largest request head a buffer must hold */
+/* Bytes allocated for one connection (its struct, protocol state and buffer): for --stats. */
+size_t conn_alloc_size(void);
 enum io_result conn_sendfile(struct gy_conn *c, int fd, off_t offset, uint64_t count,
                              uint64_t *sent);
 /* Stopping: close the kept-alive connections that wait for their next request. */

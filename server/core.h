@@ -71,6 +71,8 @@ void core_set_activity(struct gy_core *c, enum core_activity a); /* for stats */
  * to meanwhile. Woken then, a thread finds the GIL free instead of waking only to wait for it
  * while the loop still runs its callbacks: a context switch less per request. */
 void cores_loop_waits(void);
+/* What the busy cores and open connections hold now (--stats' "memory"): walks every core. */
+void cores_account_memory(struct sb_memory *m);
 /* The exception --harakiri raises in a thread core (gyre.Harakiri, a BaseException). */
 PyObject *core_harakiri_error(void);
 

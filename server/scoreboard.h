@@ -36,6 +36,20 @@ struct sb_core {
     volatile uint8_t activity; /* enum core_activity */
 };
 
+/* What the worker's requests hold in memory, by gyre's own accounting: refreshed by the worker
+ * once a second while --stats is on (worker.c), read by stats.c. Bytes unless said otherwise. */
+struct sb_memory {
+    volatile uint64_t busy;           /* cores serving a request (or a task) */
+    volatile uint64_t parked;         /* of those, suspended: waiting on the loop, not running */
+    volatile uint64_t greenlets;      /* greenlet cores that have a greenlet (each also has a
+                                         CPython data-stack chunk, see README) */
+    volatile uint64_t greenlet_stack; /* C stack greenlet saved aside for the suspended cores */
+    volatile uint64_t conns;          /* open client connections */
+    volatile uint64_t conn_alloc;     /* allocated for them: struct, protocol state, buffer */
+    volatile uint64_t conn_buffered;  /* bytes in the busy cores' connection buffers */
+    volatile uint64_t environ;        /* the busy cores' environ dicts and their values */
+};
+
 struct sb_worker {
     volatile pid_t pid;
     volatile int id;           /* 1..processes; 0: slot unused */
@@ -51,7 +65,8 @@ struct sb_worker {
     volatile uint64_t status[6]; /* by class: [1] 1xx ... [5] 5xx, [0] other */
     volatile uint64_t hist[SB_BUCKETS + 1];
     volatile uint64_t respawns; /* of this worker id, kept across its processes by the master */
-    struct sb_core cores[];     /* ncores of them */
+    struct sb_memory mem;
+    struct sb_core cores[]; /* ncores of them */
 };
 
 struct scoreboard {

@@ -101,6 +101,21 @@ int listen_queue(int fd)
 
 /* ---- per worker --------------------------------------------------------------------------- */
 
+/* What a worker's requests hold (struct sb_memory): refreshed once a second by the worker. */
+static json_t *memory_json(const volatile struct sb_memory *m)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "busy_cores", json_integer((json_int_t)m->busy));
+    json_object_set_new(o, "parked_cores", json_integer((json_int_t)m->parked));
+    json_object_set_new(o, "greenlets", json_integer((json_int_t)m->greenlets));
+    json_object_set_new(o, "greenlet_stack_bytes", json_integer((json_int_t)m->greenlet_stack));
+    json_object_set_new(o, "connections", json_integer((json_int_t)m->conns));
+    json_object_set_new(o, "connection_alloc_bytes", json_integer((json_int_t)m->conn_alloc));
+    json_object_set_new(o, "connection_buffered_bytes", json_integer((json_int_t)m->conn_buffered));
+    json_object_set_new(o, "environ_bytes", json_integer((json_int_t)m->environ));
+    return o;
+}
+
 static void proc_mem(pid_t pid, unsigned long long *rss, unsigned long long *vsz)
 {
     char path[64];
@@ -230,6 +245,7 @@ static char *stats_json(void)
                             json_integer(w->requests ? (json_int_t)(w->rt_us / w->requests) : 0));
         json_object_set_new(o, "uptime", json_integer((json_int_t)(now - w->started)));
         json_object_set_new(o, "apps", json_array());
+        json_object_set_new(o, "memory", memory_json(&w->mem)); /* gyre's own */
         json_t *cores = json_array();
         for (int c = 0; c < S.board.ncores; c++) {
             const struct sb_core *sc = &w->cores[c];

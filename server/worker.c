@@ -435,6 +435,17 @@ static const char *retire_reason(char *buf, size_t n)
     return buf;
 }
 
+/* --stats: once a second, what the requests hold in memory, for the stats JSON's "memory". */
+static void account_memory(void *ctx)
+{
+    (void)ctx;
+    cores_account_memory(&S.slot->mem);
+    PyObject *t = engine_call_later(1.0, account_memory, NULL);
+    if (!t)
+        PyErr_Print();
+    Py_XDECREF(t);
+}
+
 /* Under a master: the heartbeat it watches (--harakiri), the counters, and retiring. */
 static void heartbeat(void *ctx)
 {
@@ -581,6 +592,8 @@ static int worker_start(struct gy_config *cfg, const struct gy_worker_link *link
     if (accepting_hooks(link) < 0)
         return -1;
     listen_update();
+    if (cfg->stats)
+        account_memory(NULL);
     if (link) {
         heartbeat(NULL);
         send_to_master(MSG_READY);

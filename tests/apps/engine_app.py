@@ -24,6 +24,8 @@ time, so that the tests can check what really happened inside gyre.
     /notincore/import     what gyre.sleep raised at import time
     /gen                  a response generator that suspends between its items (both ways)
     /dropref              greenlet.getcurrent().parent.switch() keeping no reference
+    /timers               IOLoop.call_later/call_at/add_timeout with arguments, remove_timeout, a
+                          callback that raises and one returning a coroutine: what fired, as JSON
 """
 import asyncio
 import concurrent.futures
@@ -260,7 +262,44 @@ def dropref(environ, start_response):
     return _reply(start_response, "resumed?!")
 
 
+def timers(environ, start_response):
+    # gyre's IOLoop schedules call_later/call_at in C: the calls must keep Tornado's meaning.
+    import datetime
+    io = IOLoop.current()
+    fired = []
+    me = greenlet.getcurrent()
+
+    async def coro(tag):
+        await asyncio.sleep(0.01)
+        fired.append(tag)
+        if tag == "coro":
+            io.add_callback(me.switch)
+
+    def boom():
+        fired.append("boom")
+        raise ValueError("timer callback failure for the test")
+
+    io.call_later(0.01, lambda *a, **k: fired.append(("later", a, sorted(k.items()))), 1, 2, x=3)
+    io.call_at(io.time() + 0.02, lambda a: fired.append(("at", a)), "A")
+    io.add_timeout(datetime.timedelta(seconds=0.03), fired.append, "timedelta")
+    io.add_timeout(io.time() + 0.03, fired.append, "deadline")
+    cancelled = io.call_later(0.02, fired.append, "cancelled")
+    io.remove_timeout(cancelled)
+    io.call_later(-5, fired.append, "negative")  # at once, as max(0, delay)
+    io.call_later(0.04, boom)
+    io.call_later(0.05, coro, "coro")  # Tornado awaits what a callback returns
+    errors = []
+    for bad in [("soon", fired.append), ()]:
+        try:
+            io.call_later(*bad)
+        except TypeError:
+            errors.append("TypeError")
+    me.parent.switch()
+    return _reply(start_response, json.dumps({"fired": fired, "errors": errors}))
+
+
 ROUTES = {
+    "/timers": timers,
     "/loop": loop_facts,
     "/import-loop": import_loop,
     "/suspend": suspend,

@@ -197,6 +197,22 @@ def test_ioloop_is_the_running_loop_raw(gyre):
     assert status == 200 and body.startswith(b"resumed by the import-time loop")
 
 
+def test_ioloop_timers_keep_tornados_meaning(gyre):
+    # call_later and call_at of gyre's IOLoop are C (engine.c): arguments, cancelling, negative
+    # delays, a raising callback logged by Tornado, a returned coroutine awaited, bad arguments.
+    g = gyre("engine_app.py", "--tornado", "2")
+    status, body = raw(g, "/timers", timeout=5)
+    assert status == 200, body
+    got = json.loads(body)
+    assert got["errors"] == ["TypeError", "TypeError"]
+    assert got["fired"] == ["negative", ["later", [1, 2], [["x", 3]]], ["at", "A"], "timedelta",
+                            "deadline", "boom", "coro"], got
+    g.wait_log("timer callback failure for the test")
+    assert "Exception in callback" in g.log()
+    status, body = raw(g, "/hello")
+    assert status == 200
+
+
 # ---- suspending a core -------------------------------------------------------------------------
 
 def test_seed_suspension_resumes(stack):
