@@ -12,10 +12,11 @@ itself and suspends on an IOLoop timer, greenlet.parent.switch() as the seed doe
 parked request is (RSS parked - RSS idle) / N, the idle RSS read after one /hello. The
 connections are then closed and the server killed.
 
-gyre also runs with `--stats SOCK`: once all N are parked its stats JSON is read and whatever
-accounts for the parked requests' memory is printed (issue 13's breakdown: a top-level
-"parked_memory" object, or any worker/core field the uWSGI-shaped stats did not have before
-issue 13, see STATS_BASE_*): "n/a" if the running gyre has none.
+gyre also runs with `--stats SOCK`: once all N are parked (and its once-a-second accounting
+counts them) its stats JSON is read and whatever accounts for the parked requests' memory is
+printed, byte counts also per parked request (issue 13's breakdown: the workers' "memory"
+object: greenlet stacks, connections, environ; or any other top-level/worker/core field the
+uWSGI-shaped stats did not have before issue 13, see STATS_BASE_*): "n/a" if there is none.
 
 Prints a Markdown section; bench.py (`make bench`) runs it and adds the section to RESULTS.md.
 """
@@ -49,6 +50,7 @@ STATS_BASE_WORKER = {"id", "pid", "accepting", "requests", "delta_requests", "ex
                      "harakiri_count", "signals", "signal_queue", "status", "rss", "vsz",
                      "running_time", "last_spawn", "respawn_count", "tx", "avg_rt", "uptime",
                      "apps", "cores"}
+# (gyre's workers[].memory, issue 13, is printed: it is the breakdown.)
 STATS_BASE_CORE = {"id", "requests", "static_requests", "routed_requests", "offloaded_requests",
                    "write_errors", "read_errors", "in_request", "waiting", "kind", "vars",
                    "req_info"}
@@ -99,6 +101,21 @@ def read_stats(path, timeout=30):
     return json.loads(data)
 
 
+def settled_stats(path, n, timeout=10):
+    """The stats once gyre's memory accounting (refreshed once a second, the workers'
+    "memory" object) counts the N parked requests; at once if the stats have no such object,
+    the last one read after `timeout` s otherwise (bounded)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        stats = read_stats(path)
+        mems = [w.get("memory") for w in stats.get("workers", [])]
+        mems = [m for m in mems if isinstance(m, dict)]
+        if not mems or time.monotonic() > deadline or any(
+                max(m.get("parked_cores", 0), m.get("busy_cores", 0)) >= n for m in mems):
+            return stats
+        time.sleep(0.2)
+
+
 def is_number(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
@@ -113,6 +130,8 @@ def stats_breakdown(stats, n):
         if isinstance(v, dict):
             for k, x in v.items():
                 flat("%s.%s" % (prefix, k), x)
+        elif is_number(v) and prefix.endswith("bytes"):  # also per parked request
+            out.append((prefix, "{:,} ({:,.0f} per request)".format(v, v / n)))
         elif is_number(v):
             out.append((prefix, "{:,}".format(v) if isinstance(v, int) else "%.1f" % v))
         else:
@@ -203,7 +222,7 @@ def measure(kind, n, tmp, gyre=GYRE):
             breakdown = None
             if stats:
                 try:
-                    breakdown = stats_breakdown(read_stats(stats), n)
+                    breakdown = stats_breakdown(settled_stats(stats, n), n)
                 except (OSError, ValueError) as e:
                     breakdown = [("stats unreadable", "%s: %s" % (type(e).__name__, e))]
             return dict(idle=idle, rss=rss, hwm=hwm, per=(rss - idle) / n, took=took,
