@@ -264,12 +264,20 @@ def report(counts, results):
     out.append("gyre's own accounting of the parked requests (its `--stats` JSON once all N "
                "were parked; fields the stats had before issue 13 left out):")
     out.append("")
+    names = []
     for n in counts:
-        bd = results[("gyre", n)].get("breakdown")
-        if not bd:
-            out.append("- N = {:,}: n/a (no such field in this gyre's stats)".format(n))
-            continue
-        out.append("- N = {:,}: {}".format(n, "; ".join("`%s` %s" % kv for kv in bd)))
+        for name, _ in results[("gyre", n)].get("breakdown") or []:
+            if name not in names:
+                names.append(name)
+    if not names:
+        out.append("n/a (no such field in this gyre's stats)")
+    else:
+        out.append("| field | %s |" % " | ".join("N = {:,}".format(n) for n in counts))
+        out.append("|---|%s" % ("---:|" * len(counts)))
+        for name in names:
+            vals = [dict(results[("gyre", n)].get("breakdown") or []).get(name, "—")
+                    for n in counts]
+            out.append("| `%s` | %s |" % (name, " | ".join(vals)))
     return "\n".join(out) + "\n"
 
 
