@@ -174,6 +174,10 @@ class Server:
 
 # ---- RFC 6455, the client side ------------------------------------------------------------------
 
+class NoWebsocketAPI(RuntimeError):
+    """The server's uwsgi module does not provide the websocket API (ws_app.py's 501)."""
+
+
 def masked_frame(payload, opcode=0x1, key=None):
     """One final client frame: FIN + opcode, the MASK bit, the length, the key, the payload
     XORed with the key (RFC 6455 5.3)."""
@@ -213,6 +217,8 @@ def ws_connect(port, path, timeout=10):
             data += chunk
         head, _, rest = data.partition(b"\r\n\r\n")
         lines = head.split(b"\r\n")
+        if lines[0].split(b" ")[1:2] == [b"501"]:
+            raise NoWebsocketAPI(NO_API)
         if lines[0].split(b" ")[1:2] != [b"101"]:
             raise RuntimeError("handshake on %s: %r" % (path, data[:200]))
         accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
@@ -406,7 +412,9 @@ def attempt(kind, cores, tmp, gyre, fn):
         if not server.has_ws():
             return NO_API
         return fn(server)
-    except (RuntimeError, OSError, ValueError) as e:
+    except NoWebsocketAPI:
+        return NO_API
+    except (RuntimeError, OSError, ValueError, IndexError) as e:
         return "failed: %s: %s" % (type(e).__name__, e)
     finally:
         server.stop()
