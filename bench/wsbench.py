@@ -478,7 +478,10 @@ def report(results, duration, warmup, idle_n, rounds, client):
            "bench/wsbench.py: the same app (bench/ws_app.py: `uwsgi.websocket_handshake()`, "
            "`websocket_recv()`, `websocket_send()`) under each server, one process, no master, "
            "`--http-socket` on 127.0.0.1, no nginx; the client is the bench's own raw RFC 6455 "
-           "code (masked client frames, real handshake). Servers:", ""]
+           "code (masked client frames, real handshake). uWSGI 2.0.21 serves websockets in "
+           "both of its greenlet modes: `websocket_recv()` waits through the engine's "
+           "`wait_read_hook` (core/websockets.c), the Tornado engine's or the async loop's, "
+           "so an idle websocket holds a suspended core in either. Servers:", ""]
     for kind, argv in results["argv"].items():
         out.append("- %s: `%s`" % (kind, " ".join(os.path.basename(a) if a.startswith("/")
                                                     else a for a in argv).replace(
