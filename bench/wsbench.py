@@ -23,8 +23,8 @@ loop. After a warm-up, a measured run of --duration seconds: round trips/s, the 
 (user+system, /proc) per round trip, and the client's own CPU in % of one core. The client is
 the limit if it is near 100%: the row then says so.
 
-Idle: N websockets on /park (the app waits in websocket_recv), opened one after the other (the
-handshake answered before the next), then the bench waits until /parked says N (bounded) and
+Idle: N websockets on /park (the app waits in websocket_recv), opened IDLE_BATCH handshakes at a
+time, then the bench waits until /parked says N (bounded) and
 reads the server's VmRSS and VmHWM: RSS per idle websocket = (RSS - RSS idle) / N, the idle RSS
 read after one /hello. uWSGI pings an idle websocket after 30 s (--websocket-ping-freq) and
 closes it 3 s later without a pong: the measurement must be over by then (each run's time to
@@ -65,6 +65,7 @@ ECHO_CORES = 100
 PAYLOAD = b"0123456789abcdef" * 2   # 32 bytes: a short chat message
 MASKS = 64
 IDLE_SPARE = 16
+IDLE_BATCH = 100    # handshakes in flight at once while opening the idle websockets
 IDLE_TIMEOUT = 120  # s for all N idle websockets to be open and waiting (bounded)
 STALL = 10          # s without any echo: the server has stopped answering
 CLIENT_LIMIT = 90   # % of one core: above it the client, not the server, may be the limit
@@ -200,14 +201,29 @@ def server_frame(payload, opcode=0x1):
     return bytes([0x80 | opcode, len(payload)]) + payload
 
 
-def ws_connect(port, path, timeout=10):
-    """A connected, handshaken websocket (a blocking socket), or RuntimeError saying why not."""
+def ws_start(port, path, timeout=10):
+    """A connection with its handshake request sent: (socket, key) for ws_finish."""
     key = base64.b64encode(os.urandom(16))
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     try:
         s.sendall(b"GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
                   b"Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
                   b"Sec-WebSocket-Version: 13\r\n\r\n" % (path.encode(), port, key))
+    except BaseException:
+        s.close()
+        raise
+    return s, key
+
+
+def ws_connect(port, path, timeout=10):
+    """A connected, handshaken websocket (a blocking socket), or RuntimeError saying why not."""
+    return ws_finish(*ws_start(port, path, timeout), path)
+
+
+def ws_finish(s, key, path):
+    """The handshake's answer read and checked: the websocket, or the socket closed and
+    RuntimeError saying why not."""
+    try:
         data = b""
         while b"\r\n\r\n" not in data:
             chunk = s.recv(4096)
@@ -377,8 +393,21 @@ def idle_run(server, n):
     socks = []
     t0 = time.monotonic()
     try:
-        for _ in range(n):
-            socks.append(ws_connect(server.port, "/park", timeout=30))
+        # IDLE_BATCH handshakes in flight at a time (under the listen backlog), so that all N
+        # are open in a few seconds, well before uWSGI's first ping (30 s).
+        for first in range(0, n, IDLE_BATCH):
+            pending = []
+            try:
+                for _ in range(min(IDLE_BATCH, n - first)):
+                    pending.append(ws_start(server.port, "/park", timeout=30))
+            finally:
+                for i, (s, key) in enumerate(pending):
+                    try:
+                        socks.append(ws_finish(s, key, "/park"))
+                    except BaseException:
+                        for s2, _ in pending[i + 1:]:
+                            s2.close()
+                        raise
         opened = time.monotonic() - t0
         parked = 0
         while time.monotonic() - t0 < IDLE_TIMEOUT:
@@ -515,10 +544,10 @@ def report(results, duration, warmup, idle_n, rounds, client):
         out.append("")
     if results["idle"]:
         out += ["**Idle**: {:,} websockets open and idle in one worker (`--tornado`/`--async` "
-                "N+{}; the app waits in `websocket_recv()`), opened one after the other; "
+                "N+{}; the app waits in `websocket_recv()`), opened {} handshakes at a time; "
                 "resident memory once /parked says all are waiting (VmRSS; VmHWM, the peak, in "
-                "brackets) and per websocket above the idle process.".format(idle_n,
-                                                                              IDLE_SPARE), "",
+                "brackets) and per websocket above the idle process.".format(
+                    idle_n, IDLE_SPARE, IDLE_BATCH), "",
                 "| server | RSS (peak) | idle RSS | per websocket | RSS ÷ gyre's | all open "
                 "after |", "|---|---:|---:|---:|---:|---:|"]
         g = results["idle"].get("gyre")
