@@ -19,7 +19,8 @@
  *   - the 64-bit length has its most significant bit 0 (5.2). A length not in its shortest form
  *     is accepted (5.2 asks senders for the shortest; uWSGI and browsers accept the longer ones)
  *   - a message (the sum of its fragments) over max_message fails as soon as a header says so,
- *     before the payload arrives (close code 1009)
+ *     before the payload arrives (close code 1009); so does a frame over INT_MAX bytes in all
+ *     (its size would not fit the return value), whatever max_message says
  *   - text messages are valid UTF-8 (RFC 3629: no surrogates, no overlong forms, <= U+10FFFF),
  *     checked fragment by fragment, failing as early as the bytes allow (close code 1007)
  *   - a close frame's payload is empty or a valid status code (7.4) followed by UTF-8 reason
@@ -87,8 +88,10 @@ struct ws_frame {
     uint8_t header_len; /* 2 to 14 */
     uint64_t payload_len;
     uint8_t *payload; /* into buf, unmasked in place; payload_len bytes */
-    uint64_t need;    /* on WS_INCOMPLETE: the bytes needed for the whole frame once the header
-                              is known (header_len + payload_len), else the bytes needed to know it */
+    uint64_t need;    /* on WS_INCOMPLETE: the bytes needed for the whole frame once the length
+                              is known (header_len + payload_len), else the bytes needed to know it
+                              (2, then header_len); always > len and <= the frame's size. 0 on
+                              other results */
 };
 
 /* Set p up for a new connection; max_message is the largest message accepted, in bytes. */
@@ -104,17 +107,28 @@ void ws_parser_init(struct ws_parser *p, uint64_t max_message);
  * payload is unmasked in place and the parser's message state is advanced: a data frame with
  * fin = 1 completes its message (the caller assembles fragments; msg_opcode names the message's
  * type). A WS_INCOMPLETE answer changes nothing: call again with the same bytes, and more.
+ *
+ * Each byte is judged as it arrives: errors of byte 0 (RSV, opcode, FIN of a control frame,
+ * the fragment sequence) come with 1 byte, those of byte 1 (MASK, control length) with 2, those
+ * of the length (top bit, max_message) once it is in; so a prefix of a frame gives
+ * WS_INCOMPLETE or the whole frame's result. The payload checks (UTF-8, close payload) wait
+ * for the whole frame. The parser's state changes on success only; the buffer is written
+ * (unmasked) once the frame is complete, so also when its payload then fails a check. The frame's
+ * fields are filled as far as the bytes go on every result (for log lines); payload is NULL
+ * unless the frame is returned.
  */
 int ws_parse_frame(struct ws_parser *p, uint8_t *buf, size_t len, struct ws_frame *frame);
 
-/* The close status code a failed parse must be answered with (1002, 1007 or 1009). */
+/* The close status code a failed parse must be answered with (1002, 1007 or 1009; 1000 for a
+ * status >= 0, which is no failure). */
 uint16_t ws_status_close_code(int status);
 /* A short lowercase English description of a negative status, for log lines. */
 const char *ws_strerror(int status);
 
 /*
  * Write the header of a server frame (unmasked, as servers send) into out and return its size.
- * fin = 0 starts or continues a fragmented message. Never fails.
+ * fin = 0 starts or continues a fragmented message. Lengths take their shortest form. Never
+ * fails; payload_len must be < 2^63 (RFC 6455 5.2), as every payload in memory is.
  */
 size_t ws_frame_header(uint8_t out[WS_MAX_HEADER], unsigned opcode, int fin, uint64_t payload_len);
 
@@ -134,12 +148,14 @@ void ws_mask(uint8_t *buf, size_t len, const uint8_t mask[4], uint64_t offset);
  */
 int ws_close_payload(const uint8_t *payload, size_t len, uint16_t *code, const uint8_t **reason,
                      size_t *reason_len);
-/* Whether code may appear in a close frame: 1000-1003, 1007-1011, 3000-4999. */
+/* Whether code may appear in a close frame: 1000-1003, 1007-1014, 3000-4999. 1012-1014 are
+ * IANA-registered since RFC 6455 (service restart, try again later, bad gateway). */
 int ws_close_code_valid(unsigned code);
 
 /*
  * Whether buf[0..len) is a valid Sec-WebSocket-Key: the base64 of 16 bytes (24 characters,
- * "==" padding), leading/trailing spaces and tabs allowed (they are optional whitespace).
+ * "==" padding), leading/trailing spaces and tabs allowed (they are optional whitespace). The
+ * 22nd character's 4 bits that decoding drops are not checked (RFC 6455 asks for 16 bytes).
  */
 int ws_key_valid(const char *buf, size_t len);
 

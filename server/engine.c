@@ -35,7 +35,10 @@ static struct {
     PyObject *run_callback;   /* the IOLoop's _run_callback, bound */
     PyObject *partial;        /* functools.partial */
     PyObject *ioloop_time;    /* the IOLoop's time(), bound: call_at's clock */
-    PyObject *on_fd_event;    /* the one Python callable every fd handler is */
+    PyObject *aio_loop;       /* the asyncio loop under the IOLoop */
+    PyObject *real_get_event_loop;
+    bool running;          /* in engine_run, in this process (a fork of the app's clears it) */
+    PyObject *on_fd_event; /* the one Python callable every fd handler is */
     struct fd_slot *slots;
     int nslots;
     int epfd; /* gyre's epoll set of client connections */
@@ -495,6 +498,56 @@ static int install_c_timers(void)
     return rc;
 }
 
+/*
+ * asyncio.get_event_loop(), which IOLoop.current() asks on every call: asyncio's C version checks
+ * that the running loop's holder belongs to this process with a getpid() system call each time
+ * (glibc caches no pid), 1 us of a loop-engine app's every suspend. While gyre's loop runs, on
+ * its thread, the answer is that loop: one loop at most runs per thread, and a running loop is
+ * what asyncio answers first. A process the app forks gets the real function again.
+ */
+static PyObject *get_event_loop(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    if (E.running && pthread_equal(pthread_self(), E.loop_thread)) {
+        Py_INCREF(E.aio_loop);
+        return E.aio_loop;
+    }
+    return PyObject_CallNoArgs(E.real_get_event_loop);
+}
+
+static PyMethodDef get_event_loop_def = {
+    "get_event_loop", get_event_loop, METH_NOARGS,
+    "asyncio.get_event_loop(), answered without a system call on gyre's loop thread (gyre)"
+};
+
+static void not_running_after_fork(void)
+{
+    E.running = false;
+}
+
+static int install_get_event_loop(void)
+{
+    PyObject *asyncio = PyImport_ImportModule("asyncio");
+    PyObject *events = PyImport_ImportModule("asyncio.events");
+    E.aio_loop = PyObject_GetAttrString(E.ioloop, "asyncio_loop");
+    E.real_get_event_loop = events ? PyObject_GetAttrString(events, "get_event_loop") : NULL;
+    PyObject *fn = PyCFunction_New(&get_event_loop_def, NULL);
+    int rc = asyncio && events && E.aio_loop && E.real_get_event_loop && fn &&
+                     PyObject_SetAttrString(asyncio, "get_event_loop", fn) == 0 &&
+                     PyObject_SetAttrString(events, "get_event_loop", fn) == 0
+                 ? 0
+                 : -1;
+    Py_XDECREF(fn);
+    Py_XDECREF(asyncio);
+    Py_XDECREF(events);
+    if (rc < 0)
+        PyErr_Print();
+    else
+        pthread_atfork(NULL, NULL, not_running_after_fork);
+    return rc;
+}
+
 static PyObject *method(PyObject *obj, const char *name)
 {
     PyObject *m = PyObject_GetAttrString(obj, name);
@@ -546,7 +599,7 @@ int engine_init(void)
     if (!E.ioloop)
         return -1;
 
-    if (install_c_timers() < 0)
+    if (install_c_timers() < 0 || install_get_event_loop() < 0)
         return -1;
     E.add_handler = method(E.ioloop, "add_handler");
     E.update_handler = method(E.ioloop, "update_handler");
@@ -577,7 +630,9 @@ int engine_init(void)
 
 int engine_run(void)
 {
+    E.running = true;
     PyObject *r = PyObject_CallMethod(E.ioloop, "start", NULL);
+    E.running = false;
     if (!r) {
         PyErr_Print();
         return -1;

@@ -198,6 +198,29 @@ static int serve_static(struct gy_core *c)
     return killed ? -1 : 1;
 }
 
+/*
+ * A request ended by --harakiri, or abandoned by its app. Not inlined: its line buffer would
+ * otherwise sit in wsgi_serve's frame, which is on the C stack below the app all the time it
+ * runs, and greenlet copies that stack aside at every suspend of every parked request.
+ */
+__attribute__((noinline)) static void log_abandoned(struct gy_core *c,
+                                                    const struct req_facts *facts)
+{
+    struct gy_slice m = environ_param(c->conn, facts->method, "GET");
+    struct gy_slice u = environ_param(c->conn, facts->uri, "/");
+    char what[64 + 4 * 256];
+    size_t wl = log_escape(what, 64, m.ptr, m.len);
+    what[wl++] = ' ';
+    wl += log_escape(what + wl, sizeof(what) - wl, u.ptr, u.len > 256 ? 256 : u.len);
+    if (c->harakiri)
+        log_msg("core %d: %.*s cancelled by harakiri%s", c->id, (int)wl, what,
+                c->resp.head_sent ? "" : "; answered 500");
+    else
+        log_msg("core %d: %.*s abandoned: the app suspended its greenlet and nothing "
+                "can resume it%s",
+                c->id, (int)wl, what, c->resp.head_sent ? "" : "; answered 500");
+}
+
 bool wsgi_serve(struct gy_core *c)
 {
     struct gy_conn *conn = c->conn;
@@ -242,19 +265,7 @@ bool wsgi_serve(struct gy_core *c)
     bool complete = o == OUT_OK && body_matches_length(c);
     if (o == OUT_ABANDONED) {
         PyErr_Clear();
-        struct gy_slice m = environ_param(conn, facts.method, "GET");
-        struct gy_slice u = environ_param(conn, facts.uri, "/");
-        char what[64 + 4 * 256];
-        size_t wl = log_escape(what, 64, m.ptr, m.len);
-        what[wl++] = ' ';
-        wl += log_escape(what + wl, sizeof(what) - wl, u.ptr, u.len > 256 ? 256 : u.len);
-        if (c->harakiri)
-            log_msg("core %d: %.*s cancelled by harakiri%s", c->id, (int)wl, what,
-                    r->head_sent ? "" : "; answered 500");
-        else
-            log_msg("core %d: %.*s abandoned: the app suspended its greenlet and nothing "
-                    "can resume it%s",
-                    c->id, (int)wl, what, r->head_sent ? "" : "; answered 500");
+        log_abandoned(c, &facts);
         /* This greenlet is being killed and may not suspend: write what fits, drop the rest. */
         conn->nowait = true;
         answer_500(c);

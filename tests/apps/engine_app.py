@@ -30,6 +30,7 @@ time, so that the tests can check what really happened inside gyre.
 import asyncio
 import concurrent.futures
 import json
+import threading
 import time
 from urllib.parse import parse_qs
 
@@ -69,6 +70,20 @@ def _q(environ, name, default):
     return parse_qs(environ.get("QUERY_STRING", "")).get(name, [default])[0]
 
 
+def _in_thread(fn):
+    out = []
+
+    def run():
+        try:
+            out.append(fn())
+        except Exception as e:  # noqa: B902 - report whatever it is
+            out.append(type(e).__name__)
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    return out[0]
+
+
 def loop_facts(environ, start_response):
     cur = IOLoop.current()
     inst = IOLoop.instance()
@@ -86,6 +101,9 @@ def loop_facts(environ, start_response):
         "asyncio_loop_is_the_ioloops": cur.asyncio_loop is loop,
         "running": loop.is_running(),
         "current_no_instance": IOLoop.current(instance=False) is cur,
+        # Another thread has no event loop (gyre answers get_event_loop itself on its loop's
+        # thread only): asyncio's RuntimeError, as without gyre.
+        "other_thread": _in_thread(lambda: type(asyncio.get_event_loop()).__name__),
         "core": gyre.core_id(),
         "environ_core": environ.get("gyre.core"),
     }

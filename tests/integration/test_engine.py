@@ -170,6 +170,7 @@ def check_loop_facts(body):
         "asyncio_loop_is_the_ioloops": True,
         "running": True,
         "current_no_instance": True,
+        "other_thread": "RuntimeError",
         "core": facts["environ_core"],
         "environ_core": facts["environ_core"],
     }, facts

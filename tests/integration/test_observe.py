@@ -554,6 +554,38 @@ def test_stats_tcp_plain_and_http(run, tmp_path):
     assert json.loads(js)["pid"] == g.pid
 
 
+def test_stats_memory_accounts_parked_requests(run, tmp_path):
+    """gyre's own "memory" object (issue 13): what N parked requests hold, and that it empties."""
+    tmp = str(tmp_path)
+    sock, st = os.path.join(tmp, "app.sock"), os.path.join(tmp, "stats.sock")
+    g = run("--socket", sock, "--wsgi-file", APP, "--tornado", "12", "--stats", st)
+    wait_workers(st, g, 1)
+    n = 10
+    ps = [Pending(sock, uwsgi_packet(req("/suspend", "s=3"))) for _ in range(n)]
+    try:
+        # refreshed once a second by the worker: wait until it has seen all ten
+        wait_for(lambda: stats(st)["workers"][0]["memory"]["parked_cores"] == n, 5,
+                 what="the memory accounting to count %d parked requests" % n)
+        m = stats(st)["workers"][0]["memory"]
+        print("\n=== memory with %d requests parked: %s" % (n, m))
+        assert m["busy_cores"] == n and m["greenlets"] >= n
+        # greenlet saved part of each core's C stack; each environ is a dict with its values
+        assert n * 512 <= m["greenlet_stack_bytes"] <= n * 65536, m
+        assert n * 256 <= m["environ_bytes"] <= n * 16384, m
+        assert m["connections"] == n
+        assert m["connection_alloc_bytes"] >= n * 16384
+        assert 0 < m["connection_buffered_bytes"] <= n * 4096
+        results = [p.finish() for p in ps]
+        assert all(r[0] == 200 for r in results)
+        wait_for(lambda: stats(st)["workers"][0]["memory"]["busy_cores"] == 0, 5,
+                 what="the accounting to see the requests done")
+        m = stats(st)["workers"][0]["memory"]
+        assert (m["parked_cores"], m["greenlet_stack_bytes"], m["environ_bytes"]) == (0, 0, 0)
+    finally:
+        for p in ps:
+            p.close()
+
+
 def test_stats_single_process(run, tmp_path):
     tmp = str(tmp_path)
     sock, st = os.path.join(tmp, "app.sock"), os.path.join(tmp, "stats.sock")
