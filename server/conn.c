@@ -135,19 +135,72 @@ static void timeout_disarm(struct gy_conn *c)
  * first connection it accepts) makes the free ones, too small for it, go. */
 static size_t proto_state_cap;
 
-/* Every connection's input buffer: the largest head and a first helping of body. */
+/* A connection's input buffer at its full size: the largest head and a first helping of body. */
 static size_t conn_buf_size(void)
 {
     return UWSGI_HEADER_SIZE + conn_max_head() + BODY_READAHEAD;
 }
 
+/*
+ * ... and its first size. A head from nginx or a browser is a few hundred bytes to a kilobyte
+ * or two, and a request without a body needs no more: a parked GET then holds a small block
+ * that malloc packs with others (about its head's size), not a 32 KiB one whose first page
+ * alone is resident. The buffer doubles while a head needs more room, and takes its full size
+ * when a body is to be read (buf_grow). A grown buffer stays so for the block's later
+ * connections.
+ */
+#define CONN_BUF_FIRST 1024
+
 size_t conn_alloc_size(void)
 {
-    return sizeof(struct gy_conn) + proto_state_cap + conn_buf_size();
+    return sizeof(struct gy_conn) + proto_state_cap;
+}
+
+/*
+ * A bigger buffer: `want` bytes, at most the full size. Before a head is complete nothing
+ * points into it; after, the request's params do (their slices of the head): they move with the
+ * bytes. The protocols keep no other pointer into it past their parse (offsets only). false:
+ * it is full-size already, or there is no memory (the caller carries on with the room it has,
+ * or refuses the head).
+ */
+static bool buf_grow(struct gy_conn *c, size_t want)
+{
+    size_t full = conn_buf_size();
+    if (c->cap >= full)
+        return false;
+    if (want > full)
+        want = full;
+    char *old = c->buf, *buf = malloc(want);
+    if (!buf)
+        return false;
+    memcpy(buf, old, c->len);
+    for (uint32_t i = 0; i < c->nparams; i++) {
+        struct gy_slice *s[2] = { &c->params[i].name, &c->params[i].value };
+        for (int k = 0; k < 2; k++)
+            if ((uintptr_t)s[k]->ptr - (uintptr_t)old < c->len) /* in the old buffer's bytes */
+                s[k]->ptr = buf + ((uintptr_t)s[k]->ptr - (uintptr_t)old);
+    }
+    free(old);
+    c->buf = buf;
+    c->cap = want;
+    return true;
+}
+
+struct gy_param *conn_param_room(struct gy_conn *c, uint32_t n)
+{
+    if (n > c->param_room_cap) {
+        struct gy_param *p = realloc(c->param_room, (size_t)n * sizeof(*p));
+        if (!p)
+            return NULL;
+        c->param_room = p;
+        c->param_room_cap = n;
+    }
+    return c->param_room;
 }
 
 static void conn_free(struct gy_conn *c)
 {
+    free(c->param_room);
     free(c->buf);
     free(c->scratch);
     free(c);
@@ -178,7 +231,7 @@ static struct gy_conn *conn_alloc(const struct gy_protocol *proto)
     if (!c)
         return NULL;
     memset(c, 0, sizeof(*c));
-    c->cap = conn_buf_size();
+    c->cap = CONN_BUF_FIRST < conn_buf_size() ? CONN_BUF_FIRST : conn_buf_size();
     c->buf = malloc(c->cap);
     if (!c->buf) {
         free(c);
@@ -335,6 +388,8 @@ static void read_body_ahead(struct gy_conn *c, bool in_core);
 static void head_complete(struct gy_conn *c, bool in_core)
 {
     c->started = engine_now();
+    if (!c->body_done)
+        buf_grow(c, SIZE_MAX); /* room for the body; failing that, it is read in smaller helpings */
     /* Where a waiting core is dear (runner->read_ahead: an OS thread), a body that fits in the
      * buffer is read here, on the loop, before the request takes a core: a client that
      * trickles its body costs a buffer, as one that trickles its head does. Not a body the
@@ -425,7 +480,7 @@ static void read_head(struct gy_conn *c, bool in_core)
         }
     }
     for (;;) {
-        if (c->len == c->cap) {
+        if (c->len == c->cap && !buf_grow(c, 2 * c->cap)) {
             conn_reject(c, "request head larger than the buffer");
             return;
         }

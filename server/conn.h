@@ -82,6 +82,12 @@ struct gy_conn {
     /* The request, as CGI params: slices into buf (or into protocol state). */
     struct gy_param *params;
     uint32_t nparams;
+    /* Room for params a protocol parsed into a scratch array of its own and copies here
+     * (conn_param_room): as many slots as the largest request this block has carried, kept
+     * across the block's reuse. A parked request so holds its few dozen params, not the
+     * parser's GY_MAX_PARAMS slots. */
+    struct gy_param *param_room;
+    uint32_t param_room_cap;
 
     char *scratch; /* protocol's own bytes: FastCGI PARAMS, HTTP CGI names */
     size_t scratch_cap, scratch_len;
@@ -138,6 +144,8 @@ bool conn_keep_alive(const struct gy_conn *c);
 void conn_reject(struct gy_conn *c, const char *why);
 /* Head parsed: set up the body for length framing (content_length bytes follow head_len). */
 void conn_body_length(struct gy_conn *c, size_t head_len, int64_t content_length);
+/* c->param_room with room for n params (grown if need be), or NULL: out of memory. */
+struct gy_param *conn_param_room(struct gy_conn *c, uint32_t n);
 /* Head parsed: the body follows head_len, framed as proto->decode_body says. */
 void conn_body_decoded(struct gy_conn *c, size_t head_len);
 /* Write from the loop, where nothing may wait: all of it, or -1 (the peer is not reading). */
@@ -149,7 +157,7 @@ enum io_result conn_read_some(struct gy_conn *c, char *dst, size_t n, size_t *go
 enum io_result conn_fill(struct gy_conn *c);
 enum io_result conn_write_all(struct gy_conn *c, struct iovec *iov, int iovcnt);
 size_t conn_max_head(void); /* the largest request head a buffer must hold */
-/* Bytes allocated for one connection (its struct, protocol state and buffer): for --stats. */
+/* Bytes allocated for one connection, its buffer aside (struct, protocol state): for --stats. */
 size_t conn_alloc_size(void);
 enum io_result conn_sendfile(struct gy_conn *c, int fd, off_t offset, uint64_t count,
                              uint64_t *sent);

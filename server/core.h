@@ -24,6 +24,7 @@ enum core_wait {
 
 struct gy_core {
     int id;
+    PyObject *id_obj; /* id as an int, made at the core's first request: its environ's gyre.core */
     bool busy;
     struct gy_thread *thread; /* a thread core's OS thread (--threads); NULL: a greenlet core */
     PyObject *gr;             /* the core's greenlet, or NULL before its first request */

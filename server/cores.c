@@ -683,15 +683,15 @@ static void housekeeping_start(void)
 
 /* ---- memory accounting (--stats) ------------------------------------------------------------ */
 
-/* The bytes of an environ: its dict and its values (the keys are interned strings, shared by
- * every request). */
+/* The bytes of an environ: its dict and the values it alone holds (the keys are interned strings
+ * shared by every request, and short values are shared too: wsgi_environ.c). */
 static uint64_t environ_bytes(PyObject *env)
 {
     uint64_t n = _PySys_GetSizeOf(env);
     PyObject *k, *v;
     Py_ssize_t pos = 0;
     while (PyDict_Next(env, &pos, &k, &v))
-        if (PyBytes_CheckExact(v) || PyUnicode_CheckExact(v))
+        if ((PyBytes_CheckExact(v) || PyUnicode_CheckExact(v)) && Py_REFCNT(v) == 1)
             n += _PySys_GetSizeOf(v);
     if (PyErr_Occurred())
         PyErr_Clear();
@@ -700,7 +700,7 @@ static uint64_t environ_bytes(PyObject *env)
 
 void cores_account_memory(struct sb_memory *m)
 {
-    uint64_t busy = 0, parked = 0, greenlets = 0, stack = 0, buffered = 0, env = 0;
+    uint64_t busy = 0, parked = 0, greenlets = 0, stack = 0, buffered = 0, buffers = 0, env = 0;
     for (int i = 0; i < S.ncores; i++) {
         struct gy_core *c = &S.cores[i];
         if (c->gr)
@@ -720,8 +720,10 @@ void cores_account_memory(struct sb_memory *m)
             Py_XDECREF(n);
             PyErr_Clear();
         }
-        if (c->conn)
+        if (c->conn) {
             buffered += c->conn->len;
+            buffers += c->conn->cap;
+        }
         if (c->environ)
             env += environ_bytes(c->environ);
     }
@@ -730,7 +732,7 @@ void cores_account_memory(struct sb_memory *m)
     m->greenlets = greenlets;
     m->greenlet_stack = stack;
     m->conns = (uint64_t)S.nconns;
-    m->conn_alloc = (uint64_t)S.nconns * conn_alloc_size();
+    m->conn_alloc = (uint64_t)S.nconns * conn_alloc_size() + buffers;
     m->conn_buffered = buffered;
     m->environ = env;
 }

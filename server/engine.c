@@ -35,7 +35,8 @@ static struct {
     PyObject *run_callback;   /* the IOLoop's _run_callback, bound */
     PyObject *partial;        /* functools.partial */
     PyObject *ioloop_time;    /* the IOLoop's time(), bound: call_at's clock */
-    PyObject *aio_loop;       /* the asyncio loop under the IOLoop */
+    PyObject *tornado_call_later, *tornado_call_at; /* Tornado's own, bound: unusual calls */
+    PyObject *aio_loop;                             /* the asyncio loop under the IOLoop */
     PyObject *real_get_event_loop;
     bool running;          /* in engine_run, in this process (a fork of the app's clears it) */
     PyObject *on_fd_event; /* the one Python callable every fd handler is */
@@ -438,8 +439,8 @@ static PyObject *ioloop_call_later(PyObject *self, PyObject *const *args, size_t
 {
     (void)self;
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    if (nargs < 2)
-        return PyErr_Format(PyExc_TypeError, "call_later(delay, callback, *args, **kwargs)");
+    if (nargs < 2) /* delay or callback given by keyword: Tornado's own sorts it out */
+        return PyObject_Vectorcall(E.tornado_call_later, args, nargsf, kwnames);
     double delay = PyFloat_AsDouble(args[0]);
     if (delay == -1.0 && PyErr_Occurred())
         return NULL;
@@ -452,7 +453,7 @@ static PyObject *ioloop_call_at(PyObject *self, PyObject *const *args, size_t na
     (void)self;
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     if (nargs < 2)
-        return PyErr_Format(PyExc_TypeError, "call_at(when, callback, *args, **kwargs)");
+        return PyObject_Vectorcall(E.tornado_call_at, args, nargsf, kwnames);
     double when = PyFloat_AsDouble(args[0]);
     if (when == -1.0 && PyErr_Occurred())
         return NULL;
@@ -482,11 +483,14 @@ static int install_c_timers(void)
     E.aio_call_later = aio ? PyObject_GetAttrString(aio, "call_later") : NULL;
     E.run_callback = PyObject_GetAttrString(E.ioloop, "_run_callback");
     E.ioloop_time = PyObject_GetAttrString(E.ioloop, "time");
+    E.tornado_call_later = PyObject_GetAttrString(E.ioloop, "call_later");
+    E.tornado_call_at = PyObject_GetAttrString(E.ioloop, "call_at");
     Py_XDECREF(functools);
     Py_XDECREF(aio);
     PyObject *later = PyCFunction_New(&ioloop_call_later_def, NULL);
     PyObject *at = PyCFunction_New(&ioloop_call_at_def, NULL);
-    int rc = E.partial && E.aio_call_later && E.run_callback && E.ioloop_time && later && at &&
+    int rc = E.partial && E.aio_call_later && E.run_callback && E.ioloop_time &&
+                     E.tornado_call_later && E.tornado_call_at && later && at &&
                      PyObject_SetAttrString(E.ioloop, "call_later", later) == 0 &&
                      PyObject_SetAttrString(E.ioloop, "call_at", at) == 0
                  ? 0

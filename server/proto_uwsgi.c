@@ -10,21 +10,36 @@
 #include "uwsgi.h"
 
 #include <assert.h>
+#include <string.h>
 #include "server.h"
+
+/*
+ * The parser's output, GY_MAX_PARAMS slots (16 KiB), is one array for the whole worker: a head
+ * is parsed from start to end in one call, under the GIL (thread cores run gyre's code holding
+ * it), and its few dozen params are then copied into the connection's own room. Were the slots
+ * in every connection, each of thousands of parked requests would keep pages of them resident.
+ */
+static struct uwsgi_request parsed;
 
 static int uwsgi_parse_head(struct gy_conn *c)
 {
-    struct uwsgi_request *req = (struct uwsgi_request *)c->proto_state;
-    int rc = proto_uwsgi_parse(c->buf, c->len, S.cfg->buffer_size, req);
+    int rc = proto_uwsgi_parse(c->buf, c->len, S.cfg->buffer_size, &parsed);
     if (rc == UWSGI_INCOMPLETE)
         return 0;
     if (rc < 0) {
         conn_reject(c, proto_uwsgi_strerror(rc));
         return -1;
     }
-    c->params = req->params;
-    c->nparams = req->nparams;
-    conn_body_length(c, (size_t)rc, req->content_length);
+    struct gy_param *room = conn_param_room(c, parsed.nparams);
+    if (!room && parsed.nparams) {
+        conn_reject(c, "out of memory for the request's vars");
+        return -1;
+    }
+    if (parsed.nparams) /* never 0 on success (a vars block holds a var), but memcpy wants room */
+        memcpy(room, parsed.params, parsed.nparams * sizeof(*room));
+    c->params = room;
+    c->nparams = parsed.nparams;
+    conn_body_length(c, (size_t)rc, parsed.content_length);
     return 1;
 }
 
@@ -63,7 +78,7 @@ static bool uwsgi_finish(struct gy_conn *c, bool complete)
 
 const struct gy_protocol proto_uwsgi = {
     .name = "uwsgi",
-    .state_size = sizeof(struct uwsgi_request),
+    .state_size = 0, /* the params are copied into the connection's room (above) */
     .parse_head = uwsgi_parse_head,
     /* nginx reads the status from an HTTP/1.1 status line whatever the client spoke. */
     .status_prefix = "HTTP/1.1 ",

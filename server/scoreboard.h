@@ -45,9 +45,9 @@ struct sb_memory {
                                          CPython data-stack chunk, see README) */
     volatile uint64_t greenlet_stack; /* C stack greenlet saved aside for the suspended cores */
     volatile uint64_t conns;          /* open client connections */
-    volatile uint64_t conn_alloc;     /* allocated for them: struct, protocol state, buffer */
+    volatile uint64_t conn_alloc;     /* their structs and protocol state, busy ones' buffers */
     volatile uint64_t conn_buffered;  /* bytes in the busy cores' connection buffers */
-    volatile uint64_t environ;        /* the busy cores' environ dicts and their values */
+    volatile uint64_t environ;        /* the busy cores' environ dicts, values held alone */
 };
 
 struct sb_worker {

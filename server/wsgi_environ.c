@@ -73,6 +73,42 @@ static PyObject *environ_key(struct gy_slice name)
     return PyUnicode_DecodeLatin1(name.ptr, name.len, NULL);
 }
 
+/* ---- shared environ values ------------------------------------------------------------------ */
+
+/*
+ * Most values repeat too (GET, HTTP/1.1, the port, the server name, the host, Accept, the
+ * client's address behind nginx): a short value is shared through a small direct-mapped table
+ * of str found by their bytes, so a request builds few strings and a parked one holds few of
+ * its own. Values that never repeat (a query string, a cookie) just replace each other's slot:
+ * the table stays VALUE_SLOTS strings whatever clients send. A str is immutable, so a request
+ * cannot change another's value through the shared object.
+ */
+#define VALUE_SLOTS 256
+#define VALUE_MAX_LEN 48
+
+static struct value_slot {
+    uint32_t len;
+    char bytes[VALUE_MAX_LEN];
+    PyObject *str;
+} value_table[VALUE_SLOTS];
+
+/* A new reference to the str for a CGI value. */
+static PyObject *environ_value(struct gy_slice v)
+{
+    if (v.len > VALUE_MAX_LEN)
+        return PyUnicode_DecodeLatin1(v.ptr, v.len, NULL);
+    struct value_slot *s = &value_table[key_hash(v.ptr, v.len) % VALUE_SLOTS];
+    if (s->str && s->len == v.len && memcmp(s->bytes, v.ptr, v.len) == 0)
+        return Py_NewRef(s->str);
+    PyObject *str = PyUnicode_DecodeLatin1(v.ptr, v.len, NULL);
+    if (!str)
+        return NULL;
+    Py_XSETREF(s->str, Py_NewRef(str));
+    s->len = v.len;
+    memcpy(s->bytes, v.ptr, v.len);
+    return str;
+}
+
 static PyObject *intern_cstr(const char *s)
 {
     struct gy_slice sl = { s, (uint32_t)strlen(s) };
@@ -106,6 +142,10 @@ PyObject *environ_build(struct gy_core *c, struct req_facts *f, PyObject *input)
     PyObject *env = PyDict_New();
     if (!env)
         return NULL;
+    if (!c->id_obj && !(c->id_obj = PyLong_FromLong(c->id))) {
+        Py_DECREF(env);
+        return NULL;
+    }
     *f = (struct req_facts){ .method = -1, .uri = -1, .path_info = -1, .addr = -1, .proto = -1 };
     struct gy_slice http_content_type = { NULL, 0 };
     bool have_content_type = false;
@@ -157,8 +197,7 @@ PyObject *environ_build(struct gy_core *c, struct req_facts *f, PyObject *input)
                 f->scheme = p->value;
             break;
         }
-        if (set_item(env, environ_key(n),
-                     PyUnicode_DecodeLatin1(p->value.ptr, p->value.len, NULL)) < 0)
+        if (set_item(env, environ_key(n), environ_value(p->value)) < 0)
             goto fail;
     }
     if (!have_content_type && http_content_type.ptr &&
@@ -182,10 +221,9 @@ PyObject *environ_build(struct gy_core *c, struct req_facts *f, PyObject *input)
     else
         scheme = Py_NewRef(f->https ? W.s_https : W.s_http);
     if (set_item(env, Py_NewRef(W.k_url_scheme), scheme) < 0 ||
-        PyDict_SetItem(env, W.k_input, input) < 0 ||
-        set_item(env, Py_NewRef(W.k_core), PyLong_FromLong(c->id)) < 0 ||
+        PyDict_SetItem(env, W.k_input, input) < 0 || PyDict_SetItem(env, W.k_core, c->id_obj) < 0 ||
         /* as uWSGI, only where there are several cores to tell apart */
-        (S.ncores > 1 && set_item(env, Py_NewRef(W.k_uwsgi_core), PyLong_FromLong(c->id)) < 0) ||
+        (S.ncores > 1 && PyDict_SetItem(env, W.k_uwsgi_core, c->id_obj) < 0) ||
         PyDict_SetItem(env, W.k_uwsgi_node, W.uwsgi_node) < 0 ||
         PyDict_SetItem(env, W.k_uwsgi_version, W.uwsgi_version) < 0 ||
         PyDict_SetItem(env, W.k_wsgi_version, W.wsgi_version) < 0 ||

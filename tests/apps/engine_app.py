@@ -306,6 +306,7 @@ def timers(environ, start_response):
     io.call_later(-5, fired.append, "negative")  # at once, as max(0, delay)
     io.call_later(0.04, boom)
     io.call_later(0.05, coro, "coro")  # Tornado awaits what a callback returns
+    io.call_later(delay=0.005, callback=lambda: fired.append("keywords"))
     errors = []
     for bad in [("soon", fired.append), ()]:
         try:

@@ -206,8 +206,8 @@ def test_ioloop_timers_keep_tornados_meaning(gyre):
     assert status == 200, body
     got = json.loads(body)
     assert got["errors"] == ["TypeError", "TypeError"]
-    assert got["fired"] == ["negative", ["later", [1, 2], [["x", 3]]], ["at", "A"], "timedelta",
-                            "deadline", "boom", "coro"], got
+    assert got["fired"] == ["negative", "keywords", ["later", [1, 2], [["x", 3]]], ["at", "A"],
+                            "timedelta", "deadline", "boom", "coro"], got
     g.wait_log("timer callback failure for the test")
     assert "Exception in callback" in g.log()
     status, body = raw(g, "/hello")

@@ -308,6 +308,19 @@ def test_environ_latin1_decoding_raw(gyre):
     assert env["str"]["REQUEST_URI"] == "/caf%E9"
 
 
+def test_environ_values_shared_between_requests_stay_each_requests_own(gyre):
+    # Short values are shared strings (wsgi_environ.c's table, 256 slots): 600 distinct ones
+    # overwrite each other's slots, repeated ones hit, the 48-byte edge and longer values are
+    # built apart; every request must still see exactly what it sent.
+    g = gyre(APP)
+    values = ["v%d" % (i % 300) for i in range(600)] + ["x" * 47, "x" * 48, "x" * 49, "", "y" * 48]
+    for v in values:
+        status, _, body = raw(g, "/env", extra={"HTTP_X_VALUE": v.encode(), "HTTP_X_SAME": b"same"})
+        env = json.loads(body)
+        assert status == 200
+        assert (env["str"]["HTTP_X_VALUE"], env["str"]["HTTP_X_SAME"]) == (v, "same")
+
+
 def test_environ_latin1_decoding_through_front_end(serve):
     s = serve()
     r = requests.get(s.url + "/caf%E9", headers={"X-Name": "caf\xe9"}, timeout=TIMEOUT)

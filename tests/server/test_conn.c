@@ -184,6 +184,68 @@ TEST(uwsgi_body_window_moves_as_the_app_reads)
     finish(c);
 }
 
+/* The params of a request, looked up by name. */
+static struct gy_slice param(const struct gy_conn *c, const char *name)
+{
+    for (uint32_t i = 0; i < c->nparams; i++)
+        if (gy_slice_eq(c->params[i].name, name, strlen(name)))
+            return c->params[i].value;
+    return (struct gy_slice){ NULL, 0 };
+}
+
+TEST(uwsgi_head_larger_than_the_first_buffer_grows_it)
+{
+    /* A 3 KiB head (over the first 1 KiB: it doubles twice; under --buffer-size 4096), in pieces: the buffer starts small and grows before the head is
+     * complete; every var reads back whole. */
+    static char big[3000], pkt[4000];
+    memset(big, 'v', sizeof(big) - 1);
+    big[0] = '<';
+    big[sizeof(big) - 2] = '>';
+    const char *kv[] = { "REQUEST_METHOD", "GET", "HTTP_X_BIG", big, "PATH_INFO", "/grown" };
+    size_t n = uwsgi_packet(pkt, kv, 6);
+    struct gy_conn *c = start(&proto_uwsgi, pkt, 100, pkt + 100, n - 100, 1500);
+    if (!CHECK(c == NULL)) /* not complete yet: the loop waits for the rest */
+        return;
+    for (int i = 0; i < 10 && client.queued == 0; i++) {
+        core_wait(NULL, true);
+        conn_loop_fn(conn_loop_ctx, client.fd, conn_loop_events);
+    }
+    c = conn_pending_pop();
+    if (!CHECK(c != NULL))
+        return;
+    c->phase = CONN_IN_CORE;
+    CHECK_EQ_INT(c->head_len, n);
+    struct gy_slice v = param(c, "HTTP_X_BIG");
+    CHECK_EQ_MEM(v.ptr, v.len, big, strlen(big));
+    v = param(c, "PATH_INFO");
+    CHECK_EQ_MEM(v.ptr, v.len, "/grown", 6);
+    finish(c);
+}
+
+TEST(uwsgi_params_follow_the_buffer_when_a_body_grows_it)
+{
+    /* A small head with a body: at the head's end the buffer grows for the body, and the
+     * params, slices of the head, move with its bytes. */
+    char pkt[256 + 4000];
+    const char *kv[] = { "REQUEST_METHOD", "POST", "CONTENT_LENGTH", "4000", "PATH_INFO", "/p" };
+    size_t n = uwsgi_packet(pkt, kv, 6);
+    memset(pkt + n, 'b', 4000);
+    struct gy_conn *c = start(&proto_uwsgi, pkt, n + 4000, NULL, 0, 0);
+    if (!CHECK(c != NULL))
+        return;
+    struct gy_slice v = param(c, "PATH_INFO");
+    CHECK_EQ_MEM(v.ptr, v.len, "/p", 2);
+    CHECK(v.ptr >= c->buf && v.ptr < c->buf + c->head_len);
+    v = param(c, "REQUEST_METHOD");
+    CHECK_EQ_MEM(v.ptr, v.len, "POST", 4);
+    static char out[4000];
+    enum io_result rc;
+    CHECK_EQ_INT(read_body(c, out, sizeof(out), 1000, &rc), 4000);
+    CHECK_EQ_INT(rc, IO_OK);
+    CHECK(out[0] == 'b' && out[3999] == 'b');
+    finish(c);
+}
+
 TEST(uwsgi_body_bigger_than_the_buffer_arrives_in_pieces)
 {
     enum { BODY = 300000 };
