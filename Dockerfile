@@ -10,7 +10,7 @@
 FROM debian:bookworm-slim AS build
 
 RUN apt-get update \
- && apt-get install -y --no-install-recommends build-essential pkg-config python3-dev python3-tornado python3-greenlet libinih-dev libsystemd-dev libjansson-dev libpcre2-dev libhiredis-dev \
+ && apt-get install -y --no-install-recommends build-essential pkg-config python3-dev python3-tornado python3-greenlet libinih-dev libsystemd-dev libjansson-dev libpcre2-dev libhiredis-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -26,10 +26,10 @@ RUN make -j"$(nproc)" gyre
 FROM debian:bookworm-slim
 
 # The binary links libpython3.11 (the embedded interpreter; Debian's python3 does not pull that
-# shared library in), libinih, libsystemd, libjansson and libhiredis. python3-tornado and
+# shared library in), libinih, libsystemd, libjansson, libhiredis and libssl3 (libcrypto). python3-tornado and
 # python3-greenlet are the engine.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 python3-tornado python3-greenlet libpython3.11 libinih1 libsystemd0 libjansson4 libpcre2-8-0 libhiredis0.14 \
+ && apt-get install -y --no-install-recommends python3 python3-tornado python3-greenlet libpython3.11 libinih1 libsystemd0 libjansson4 libpcre2-8-0 libhiredis0.14 libssl3 \
  && rm -rf /var/lib/apt/lists/*
 
 # A system user with a fixed uid (docker-compose.yml gives the socket volume to 10001), and the

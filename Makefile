@@ -26,7 +26,7 @@ VALGRIND_TESTS ?= test_smoke.py test_wsgi.py
 # error that says what to do, not an empty flag and a page of undefined symbols.
 pkgconf = $(or $(shell pkg-config $(1) 2>/dev/null),$(error pkg-config $(1) failed: \
     install the build dependencies with `make deps` (scripts/deps.sh)))
-PKG_CONFIG_MODULES := python3-embed inih libsystemd jansson libpcre2-8 hiredis
+PKG_CONFIG_MODULES := python3-embed inih libsystemd jansson libpcre2-8 hiredis libcrypto
 PY_CFLAGS    = $(eval PY_CFLAGS := $(call pkgconf,--cflags python3-embed))$(PY_CFLAGS)
 PY_LIBS      = $(eval PY_LIBS := $(call pkgconf,--libs $(PKG_CONFIG_MODULES)))$(PY_LIBS)
 GREENLET_INC := /usr/lib/python3/dist-packages/greenlet

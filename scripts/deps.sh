@@ -23,6 +23,8 @@ PKGS=(
     wrk
     # libraries
     libinih-dev libsystemd-dev libjansson-dev libpcre2-dev
+    # libcrypto: SHA-1 for the WebSocket handshake's Sec-WebSocket-Accept
+    libssl-dev
     # the Redis store of a cache: hiredis to build, a real redis-server for its tests
     libhiredis-dev redis-server
     # cgi-fcgi, to talk FastCGI without nginx

@@ -99,6 +99,10 @@ struct gy_config {
     double harakiri_grace;       /* seconds a thread core has to return after its harakiri
                                     exception before the worker is recycled */
     int locks;                   /* --locks N: uwsgi.lock(0..N), shared by the workers */
+    /* WebSockets (uwsgi.websocket_*), uWSGI's options and defaults */
+    unsigned long long websocket_max_size; /* bytes (the option is in KiB; 1024 KiB) */
+    double websocket_ping_freq;            /* seconds of silence before a ping (30) */
+    double websocket_pong_tolerance;       /* seconds a ping may go unanswered (3) */
     /* uwsgi.cache_*: the legacy --cache N (cache "default", first) then each --cache2 */
     struct gy_cache_conf caches[GY_MAX_CACHES + 1];
     int ncaches;

@@ -20,6 +20,8 @@ enum core_wait {
     WAIT_FD,     /* gyre waits for its client socket */
     WAIT_TIMER,  /* gyre.sleep() */
     WAIT_FUTURE, /* gyre.wait() */
+
+    WAIT_WEBSOCKET, /* uwsgi.websocket_recv(): an idle WebSocket (--harakiri spares it) */
 };
 
 struct gy_core {
@@ -40,7 +42,17 @@ struct gy_core {
     bool harakiri;        /* cancelled by --harakiri */
     double harakiri_at;   /* when (a thread core gets --harakiri-grace to return) */
     double user_harakiri; /* uwsgi.set_user_harakiri(s): this request's own limit, loop time; 0 */
-    bool stuck;           /* a thread core past its grace: the worker is to be recycled */
+
+    /* --harakiri counts from here (websocket_recv handed the app a message); 0: from the
+     * request's start */
+    double harakiri_from;
+    struct gy_websocket *ws; /* the request's WebSocket after its handshake (websocket.c) */
+    /* Called by wsgi_serve once the app is done, before the response is finished: what set it
+     * (websocket.c) ends its part of the request. A pointer, so that wsgi.c does not depend on
+     * the parts above it. Reset for each request. */
+    void (*request_end)(struct gy_core *c);
+
+    bool stuck; /* a thread core past its grace: the worker is to be recycled */
     struct gy_response resp;
     uint64_t switches;           /* switches into the core during this request */
     struct route_outcome *route; /* what the routing rules decided (wsgi_route.c), or NULL */
@@ -127,6 +139,8 @@ PyObject *uwsgi_process_sockets(void);
 extern PyMethodDef uwsgi_metrics_methods[];
 /* uwsgi_cache.c: uwsgi.cache_*, added to the module by PyInit_uwsgi */
 extern PyMethodDef uwsgi_cache_methods[];
+/* uwsgi_websocket.c: uwsgi.websocket_*, added to the module by PyInit_uwsgi */
+extern PyMethodDef uwsgi_websocket_methods[];
 /* uwsgi_signals.c: uWSGI signals' functions (added to the module by PyInit_uwsgi), and the
  * worker's signal socket watched by the loop once the app is loaded (0, or -1 logged). */
 extern PyMethodDef uwsgi_signals_methods[];

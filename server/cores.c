@@ -218,6 +218,8 @@ static void take_core(struct gy_core *c, struct gy_conn *conn)
     c->conn = conn;
     c->harakiri = false;
     c->user_harakiri = 0;
+    c->harakiri_from = 0;
+    c->request_end = NULL;
     Py_CLEAR(c->logvars); /* the last request's, kept until now for its log line */
     c->log_this = false;
     c->stuck = false;
@@ -367,7 +369,9 @@ int core_suspend(struct gy_core *c, enum core_wait wait)
     c->wake = IO_OK;
     c->app_suspended = false;
     if (wait != WAIT_FD) /* wait_client says which way the fd is awaited */
-        core_set_activity(c, wait == WAIT_TIMER ? CORE_WAIT_TIMER : CORE_WAIT_FUTURE);
+        core_set_activity(c, wait == WAIT_TIMER       ? CORE_WAIT_TIMER
+                             : wait == WAIT_WEBSOCKET ? CORE_WAIT_WEBSOCKET
+                                                      : CORE_WAIT_FUTURE);
     if (c->thread) {
         thread_park(c->thread); /* until core_enter, from the loop */
         c->wait = WAIT_NONE;
@@ -575,7 +579,8 @@ static void check_abandoned(double now)
  * set itself with uwsgi.set_user_harakiri, whichever comes first; 0: never. */
 static double harakiri_deadline(const struct gy_core *c)
 {
-    double limit = S.cfg->harakiri > 0 ? c->conn->started + S.cfg->harakiri : 0;
+    double from = c->harakiri_from > 0 ? c->harakiri_from : c->conn->started;
+    double limit = S.cfg->harakiri > 0 ? from + S.cfg->harakiri : 0;
     if (c->user_harakiri > 0 && (limit == 0 || c->user_harakiri < limit))
         limit = c->user_harakiri;
     return limit;
@@ -633,7 +638,10 @@ static void check_harakiri(double now)
 {
     for (int i = 0; i < S.ncores; i++) {
         struct gy_core *c = &S.cores[i];
-        double deadline = c->busy && c->conn ? harakiri_deadline(c) : 0;
+        /* A core parked in websocket_recv is idle, not stuck: its clock restarts when the
+         * call returns (harakiri_from, websocket.c). */
+        double deadline = c->busy && c->conn && c->wait != WAIT_WEBSOCKET ? harakiri_deadline(c)
+                                                                          : 0;
         if (deadline == 0 || now < deadline)
             continue;
         if (c->thread) {

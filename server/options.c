@@ -354,6 +354,24 @@ static const char *set_harakiri_grace(struct gy_config *c, const char *v)
 {
     return parse_seconds(v, &c->harakiri_grace);
 }
+static const char *set_websocket_max_size(struct gy_config *c, const char *v)
+{
+    long kib;
+    const char *err = parse_long(v, 1, 1L << 30, &kib);
+    if (!err)
+        c->websocket_max_size = (unsigned long long)kib * 1024;
+    return err;
+}
+static const char *set_websocket_ping_freq(struct gy_config *c, const char *v)
+{
+    const char *err = parse_seconds(v, &c->websocket_ping_freq);
+    return err ? err : c->websocket_ping_freq > 0 ? NULL : "must be more than 0 seconds";
+}
+static const char *set_websocket_pong_tolerance(struct gy_config *c, const char *v)
+{
+    const char *err = parse_seconds(v, &c->websocket_pong_tolerance);
+    return err ? err : c->websocket_pong_tolerance > 0 ? NULL : "must be more than 0 seconds";
+}
 static const char *set_locks(struct gy_config *c, const char *v)
 {
     return parse_int(v, 0, GY_MAX_LOCKS, &c->locks);
@@ -1486,6 +1504,21 @@ static const struct option_def OPTIONS[] = {
     { "harakiri-grace", ARG_REQUIRED, set_harakiri_grace, "SECONDS",
       "a thread core still running SECONDS after its harakiri exception (stuck in C, e.g. a "
       "sleep) has its worker recycled (default: 5)" },
+    { "websocket-max-size", ARG_REQUIRED, set_websocket_max_size, "KIB",
+      "the largest WebSocket message accepted, in KiB (default: 1024); a larger one is refused "
+      "with close code 1009" },
+    { "websockets-max-size", ARG_REQUIRED, set_websocket_max_size, "KIB",
+      "same as --websocket-max-size" },
+    { "websocket-ping-freq", ARG_REQUIRED, set_websocket_ping_freq, "SECONDS",
+      "a WebSocket silent this long in uwsgi.websocket_recv() gets a ping (default: 30)" },
+    { "websockets-ping-freq", ARG_REQUIRED, set_websocket_ping_freq, "SECONDS",
+      "same as --websocket-ping-freq" },
+    { "websocket-pong-tolerance", ARG_REQUIRED, set_websocket_pong_tolerance, "SECONDS",
+      "a WebSocket that answers a ping with nothing within SECONDS is closed (default: 3)" },
+    { "websockets-pong-tolerance", ARG_REQUIRED, set_websocket_pong_tolerance, "SECONDS",
+      "same as --websocket-pong-tolerance" },
+    { "http-websockets", ARG_NONE, set_ignored, NULL,
+      "accepted: every HTTP socket takes WebSockets (uwsgi.websocket_handshake)" },
     { "locks", ARG_REQUIRED, set_locks, "N",
       "uwsgi.lock(n)/unlock(n) take n from 0 to N (lock 0 always exists), shared by the workers "
       "(at most 1024)" },
@@ -2276,6 +2309,9 @@ static void set_defaults(struct gy_config *cfg)
     cfg->reload_mercy = 30;
     cfg->post_buffering_bufsize = 65536;
     cfg->harakiri_grace = 5;
+    cfg->websocket_max_size = 1024 * 1024;
+    cfg->websocket_ping_freq = 30;
+    cfg->websocket_pong_tolerance = 3;
     cfg->write_behind_size = 1u << 20;
 }
 

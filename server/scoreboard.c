@@ -20,6 +20,7 @@ const char *core_activity_name(enum core_activity a)
         [CORE_WAIT_FUTURE] = "future",
         [CORE_APP_SUSPENDED] = "app-suspended",
         [CORE_WAIT_APP_FD] = "app-fd",
+        [CORE_WAIT_WEBSOCKET] = "websocket",
     };
     return (unsigned)a < sizeof(names) / sizeof(names[0]) ? names[a] : "?";
 }

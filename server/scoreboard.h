@@ -23,7 +23,9 @@ enum core_activity {
     CORE_WAIT_FUTURE,   /* gyre.wait() */
     CORE_APP_SUSPENDED, /* the app switched to the loop itself (greenlet parent.switch()) */
     CORE_WAIT_APP_FD,   /* uwsgi.suspend() after uwsgi.wait_fd_read/write: the app's own fds */
-    CORE_ACTIVITIES,    /* how many there are */
+
+    CORE_WAIT_WEBSOCKET, /* uwsgi.websocket_recv(): an idle WebSocket waits for a message */
+    CORE_ACTIVITIES,     /* how many there are */
 };
 const char *core_activity_name(enum core_activity a);
 

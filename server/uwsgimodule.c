@@ -18,6 +18,7 @@
  * off from 1 ms to 50 ms. A thread core, or code outside any core, blocks with the GIL released.
  *
  * Depends on: uwsgi_async.c, uwsgi_cache.c, uwsgi_metrics.c, uwsgi_process.c, uwsgi_signals.c,
+ *     uwsgi_websocket.c,
  *     cores.c, ini.c, locks.c, log.c, scoreboard.c, server.c (server/README)
  */
 #include "core.h"
@@ -554,6 +555,7 @@ PyObject *PyInit_uwsgi(void)
         PyModule_AddFunctions(m, uwsgi_metrics_methods) < 0 ||
         PyModule_AddFunctions(m, uwsgi_process_methods) < 0 ||
         PyModule_AddFunctions(m, uwsgi_signals_methods) < 0 ||
+        PyModule_AddFunctions(m, uwsgi_websocket_methods) < 0 ||
         module_add(m, "sockets", uwsgi_process_sockets()) < 0 ||
         module_add(m, "opt", options_dict()) < 0 ||
         PyModule_AddIntConstant(m, "numproc", numproc()) < 0 ||

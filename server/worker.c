@@ -14,7 +14,7 @@
  *
  * Depends on: cache.c, conn.c, cores.c, engine.c, hooks.c, input.c, listen.c, locks.c, log.c,
  *     metrics.c, proctitle.c, pymodule.c, scoreboard.c, server.c, stats.c, uwsgi_signals.c,
- *     uwsgimodule.c, wsgi.c (server/README)
+ *     uwsgimodule.c, websocket.c, wsgi.c (server/README)
  */
 #include "cache.h"
 #include "daemons.h"
@@ -25,6 +25,7 @@
 #include "conn.h"
 #include "core.h"
 #include "listen.h"
+#include "ws_server.h"
 #include "process.h"
 #include "proto.h"
 #include "server.h"
@@ -156,6 +157,7 @@ static void graceful_stop(const char *why, double grace)
         sd_notify(0, "STOPPING=1");
     listen_close_all();
     conn_drop_idle();
+    websocket_server_stopping(); /* idle WebSockets close now (1001), not at the grace's end */
     log_msg("%s: graceful stop, %d connection(s) in flight, up to %g s", why, S.nconns, grace);
     stop_grace = grace;
     stop_deadline = engine_now() + grace;

@@ -273,6 +273,8 @@ bool wsgi_serve(struct gy_core *c)
         PyErr_Clear();
         complete = answer_500(c);
     }
+    if (c->request_end) /* e.g. websocket.c's close frame, for a WebSocket the app left open */
+        c->request_end(c);
     bool reusable = conn->proto->finish(conn, complete) && o != OUT_ABANDONED;
     PyErr_Clear();
     scoreboard_record_request(S.slot, r->status, r->body_sent, engine_now() - conn->started,

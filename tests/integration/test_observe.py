@@ -45,7 +45,7 @@ ACTIVATE = "/usr/bin/systemd-socket-activate"
 BANNER = re.compile(r"\] gyre \S+ \(Python [^)]*\) pid (\d+)(?: \(worker (\d+)\))?: "
                     r"\d+ cores? on (.*)$", re.M)
 WAITING = {"idle", "running", "fd-read", "fd-write", "timer", "future", "app-suspended",
-           "app-fd"}
+           "app-fd", "websocket"}
 
 
 # ---- processes ---------------------------------------------------------------------------------
@@ -690,7 +690,8 @@ def test_metrics_requests_in_flight_and_suspended(run, tmp_path):
         assert metric(fams, "gyre_requests_in_flight") == 4
         assert metric(fams, "gyre_cores_suspended", waiting="fd-write") == 0
         labels = {ls["waiting"] for ls, _ in samples(fams, "gyre_cores_suspended")}
-        assert labels == {"fd-read", "fd-write", "timer", "future", "app-suspended", "app-fd"}, labels
+        assert labels == {"fd-read", "fd-write", "timer", "future", "app-suspended", "app-fd",
+                          "websocket"}, labels
         # the same picture as the stats document
         counts = waiting_counts(stats(st))
         assert {k: counts.get(k, 0) for k in want} == want
