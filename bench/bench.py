@@ -1644,44 +1644,48 @@ def render(args, cases_run, info, results, checks, probes, started, finished, lo
         for p in probes:
             L.append("- " + p)
         L.append("")
-    L.append("## Every round")
-    L.append("")
-    L.append("CPU columns are in %% of one CPU over the run (%d CPUs = %d%%). *other* is the "
-             "machine's busy time (/proc/stat) minus this backend, its nginx and wrk: work by "
-             "other people (much of it invisible from here, other PID namespaces), plus kernel "
-             "time charged to no process; i.e. the noise. *log* is how many lines the backend "
-             "wrote to its own log during the run (request logging is off: these are warnings "
-             "and errors); *nginx err* the lines nginx added to its error.log (the expected "
-             "\"request body is buffered to a temporary file\" warnings left out). *upstream "
-             "conns* is how many connections to the backend's socket were still established "
-             "0.3 s after the run, i.e. idle in nginx's keepalive pool (— for direct HTTP). "
-             "RSS is the backend's resident memory after the run."
-             % (os.cpu_count() or 1, 100 * (os.cpu_count() or 1)))
-    L.append("")
-    L.append("| case | protocol | round | backend | req/s | p50 | p99 | errors (non2xx/conn/read/"
-             "write/timeout) | log | nginx err | upstream conns | backend CPU | nginx CPU | "
-             "wrk CPU | other CPU | RSS |")
-    L.append("|---|---|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for case in cases_run:
-        for i in range(args.rounds):
-            for bname in case_servers(case):
-                runs = results[case.key][bname]
-                if i >= len(runs):
-                    continue
-                r = runs[i]
-                L.append("| %s | %s | %d | %s | %s | %s | %s | %d (%d/%d/%d/%d/%d) | %d | %s | %s "
-                         "| %s | %s | %s | %s | %s |" % (
-                             case.label, PROTOS[case.proto]["label"], i + 1,
-                             bname + (" **crashed**" if r.get("crashed") else "")
-                             + (" **wrk failed**" if r.get("failed") else ""), fmt_rps(r["rps"]),
-                             fmt_ms(r["p50"]), fmt_ms(r["p99"]), r["errors"], r["non2xx"],
-                             r["connect"], r["read"], r["write"], r["timeout"], r["log_lines"],
-                             "—" if r["nginx_errors"] is None else r["nginx_errors"],
-                             "—" if r["upstream_conns"] is None else r["upstream_conns"],
-                             fmt_pct(r["backend_cpu"]), fmt_pct(r["nginx_cpu"]),
-                             fmt_pct(r["wrk_cpu"]), fmt_pct(r["other_cpu"]),
-                             "—" if r["rss"] != r["rss"] else "%.0f MiB" % r["rss"]))
-    L.append("")
+    if cases_run:  # (none when only the parked or websocket groups ran)
+        L.append("## Every round")
+        L.append("")
+        L.append("CPU columns are in %% of one CPU over the run (%d CPUs = %d%%). *other* is the "
+                 "machine's busy time (/proc/stat) minus this backend, its nginx and wrk: work by "
+                 "other people (much of it invisible from here, other PID namespaces), plus kernel "
+                 "time charged to no process; i.e. the noise. *log* is how many lines the backend "
+                 "wrote to its own log during the run (request logging is off: these are warnings "
+                 "and errors); *nginx err* the lines nginx added to its error.log (the expected "
+                 "\"request body is buffered to a temporary file\" warnings left out). *upstream "
+                 "conns* is how many connections to the backend's socket were still established "
+                 "0.3 s after the run, i.e. idle in nginx's keepalive pool (— for direct HTTP). "
+                 "RSS is the backend's resident memory after the run."
+                 % (os.cpu_count() or 1, 100 * (os.cpu_count() or 1)))
+        L.append("")
+        L.append("| case | protocol | round | backend | req/s | p50 | p99 | errors (non2xx/conn/"
+                 "read/"
+                 "write/timeout) | log | nginx err | upstream conns | backend CPU | nginx CPU | "
+                 "wrk CPU | other CPU | RSS |")
+        L.append("|---|---|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for case in cases_run:
+            for i in range(args.rounds):
+                for bname in case_servers(case):
+                    runs = results[case.key][bname]
+                    if i >= len(runs):
+                        continue
+                    r = runs[i]
+                    L.append("| %s | %s | %d | %s | %s | %s | %s | %d (%d/%d/%d/%d/%d) | %d | %s "
+                             "| %s "
+                             "| %s | %s | %s | %s | %s |" % (
+                                 case.label, PROTOS[case.proto]["label"], i + 1,
+                                 bname + (" **crashed**" if r.get("crashed") else "")
+                                 + (" **wrk failed**" if r.get("failed") else ""),
+                                 fmt_rps(r["rps"]),
+                                 fmt_ms(r["p50"]), fmt_ms(r["p99"]), r["errors"], r["non2xx"],
+                                 r["connect"], r["read"], r["write"], r["timeout"], r["log_lines"],
+                                 "—" if r["nginx_errors"] is None else r["nginx_errors"],
+                                 "—" if r["upstream_conns"] is None else r["upstream_conns"],
+                                 fmt_pct(r["backend_cpu"]), fmt_pct(r["nginx_cpu"]),
+                                 fmt_pct(r["wrk_cpu"]), fmt_pct(r["other_cpu"]),
+                                 "—" if r["rss"] != r["rss"] else "%.0f MiB" % r["rss"]))
+        L.append("")
     L.append("## Notes")
     L.append("")
     L.append("wrk stops with requests in flight, and nginx then drops its upstream connections: "

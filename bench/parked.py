@@ -256,7 +256,8 @@ def report(counts, results):
     g, u = results[("gyre", n)], results[("uWSGI", n)]
     peak, rel = g["hwm"] / 1024, g["hwm"] / u["hwm"]
     out.append(("" if n == 10000 else "(The targets are set for N = 10,000; this run's "
-                "largest N is smaller.) ") + "Targets (issue 13) at N = {:,}: gyre's peak ≤ {} MiB: {:.1f} MiB, **{}**; "
+                "largest N is smaller.) ") + "Targets (issue 13) at N = {:,}: gyre's peak "
+               "≤ {} MiB: {:.1f} MiB, **{}**; "
                "≤ {}x uWSGI's: {:.2f}x, **{}**.".format(
                    n, TARGET_PEAK_MIB, peak, "PASS" if peak <= TARGET_PEAK_MIB else "FAIL",
                    TARGET_RATIO, rel, "PASS" if rel <= TARGET_RATIO else "FAIL"))

@@ -262,7 +262,7 @@ def ws_close(s):
     s.close()
 
 
-# ---- echo -----------------------------------------------------------------------------------------
+# ---- echo ---------------------------------------------------------------------------------------
 
 class EchoConn:
     __slots__ = ("sock", "buf", "i")
@@ -385,7 +385,7 @@ def echo_run(server, n, warmup, duration):
             ws_close(c.sock)
 
 
-# ---- idle -----------------------------------------------------------------------------------------
+# ---- idle ---------------------------------------------------------------------------------------
 
 def idle_run(server, n):
     """N idle websockets on /park: RSS (KiB) before, once all are waiting, peak, per socket."""
@@ -429,7 +429,7 @@ def idle_run(server, n):
             s.close()
 
 
-# ---- the whole group ------------------------------------------------------------------------------
+# ---- the whole group ----------------------------------------------------------------------------
 
 def attempt(kind, cores, tmp, gyre, fn):
     """fn(server) on a fresh server of this kind: its result, NO_API, or "failed: why"."""
@@ -524,7 +524,8 @@ def report(results, duration, warmup, idle_n, rounds, client):
                 "Client CPU in %% of one core: near 100%% the client, not the server, is the "
                 "limit. *other*: the machine's busy time (/proc/stat, both cores) minus the "
                 "server's and the client's, in %% of one core: other people's work, and the "
-                "kernel's loopback work charged to no process." % (ECHO_SOCKETS, "bench/ws_echo_client.c: an epoll loop in C over "
+                "kernel's loopback work charged to no process."
+                % (ECHO_SOCKETS, "bench/ws_echo_client.c: an epoll loop in C over "
                             "the websockets wsbench.py opened, a fresh masking key per frame"
                             if client == "c" else "wsbench.py's selectors loop in Python, "
                             "masked frames precomputed", rounds, duration, warmup), "",
