@@ -56,9 +56,24 @@ the cache group (uWSGI has no Redis store). It shows what sharing a cache betwee
 20 Redis round trips per request, each suspending only its core. Section "Cache on Redis (issue
 12)".
 
+The "issue13" group (`--only issue13`): hello world at 50 connections behind nginx-conf/uwsgi.conf
+for gyre, uWSGI AND the C responder (bench/c_responder.c, built by this script into build/bench/:
+the floor of CPU per request), rounds interleaved; and the 20 ms suspend at 200 connections with
+`--tornado 200` (the tornado group's row has 100 cores, so half the ideal). Section "Suspend
+cost and the C floor (issue 13)", with CPU/request ratios to the responder and the fraction of
+the ideal req/s.
+
 The "parked" group (issue 13, `--only parked`) is bench/parked.py, run after the others: 1,000 and
 10,000 requests suspended on an IOLoop timer in one process of each server, and its resident
-memory then, per parked request too. Section "Parked requests (issue 13)".
+memory then, per parked request too, with gyre's own accounting from its --stats JSON. Section
+"Parked requests (issue 13)". With either issue 13 group, the report ends with "Issue 13
+targets": each target, its measured value, PASS/FAIL.
+
+The "websocket" group (issue 14, `--only websocket`) is bench/wsbench.py: websocket echo round
+trips over 50 sockets (--duration, --warmup, --rounds apply) and 10,000 idle websockets' RSS,
+gyre vs uWSGI's tornado engine and its async mode, over --http-socket, app bench/ws_app.py. A
+gyre without the websocket API gets "no websocket API yet" in its rows. Section "WebSockets
+(issue 14)".
 
 Checks: each backend must answer /hello over its own protocol straight on its socket before it
 counts as up; before each case, the case's route is requested once per backend through the very
@@ -97,6 +112,7 @@ import time
 import urllib.request
 
 import parked  # bench/parked.py: the parked-requests group
+import wsbench  # bench/wsbench.py: the websocket group (issue 14)
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 BENCH = os.path.join(ROOT, "bench")
@@ -134,9 +150,14 @@ def without_keep_conn(conf):
 # whether the keep-alive probe runs before the group's cases.
 TORNADO_GROUP, THREADS_GROUP, CACHE_GROUP, CACHE_REDIS_GROUP, PARKED_GROUP = (
     "tornado", "threads", "cache", "cache-redis", "parked")
-GROUPS = (TORNADO_GROUP, THREADS_GROUP, CACHE_GROUP, CACHE_REDIS_GROUP, PARKED_GROUP)
+# Issue 13's wrk rows (the C responder's floor, the 20 ms suspend on 200 cores) and issue 14's
+# websocket group (bench/wsbench.py, no wrk).
+ISSUE13_GROUP, WEBSOCKET_GROUP = "issue13", "websocket"
+GROUPS = (TORNADO_GROUP, THREADS_GROUP, CACHE_GROUP, CACHE_REDIS_GROUP, ISSUE13_GROUP,
+          PARKED_GROUP, WEBSOCKET_GROUP)
 # The parked group (issue 13) is bench/parked.py's: no wrk cases, its own section.
 PARKED_COUNTS = (1000, 10000)
+WS_IDLE = 10000  # the websocket group's idle websockets in one worker (issue 14)
 # The cache group's processes: a master, two workers sharing one cache (issue 12).
 CACHE_ARGS = ["--master", "--processes", "2", "--cache2", "name=bench,items=1000,blocksize=1024"]
 CACHE_OPS = 10
@@ -164,7 +185,32 @@ PROTOS = collections.OrderedDict([
     ("cache-redis", dict(wire="uwsgi", flag="--socket", template=UWSGI_TEMPLATE, transform=None,
                          label="uwsgi via nginx, 2 workers, --cache2 (gyre: Redis; uWSGI: local)",
                          group=CACHE_REDIS_GROUP, probe=False, redis=True)),
+    # Issue 13: hello world behind the same nginx for gyre, uWSGI and the C responder (the
+    # floor: bench/c_responder.c), round after round in one run; and the 20 ms suspend with
+    # as many cores as connections (200), so that the ideal 200 / 20 ms is reachable.
+    ("floor", dict(wire="uwsgi", flag="--socket", template=UWSGI_TEMPLATE, transform=None,
+                   label="uwsgi via nginx (gyre, uWSGI and the C responder)", group=ISSUE13_GROUP,
+                   probe=False, servers=("gyre", "uWSGI", "C responder"))),
+    ("suspend200", dict(wire="uwsgi", flag="--socket", template=UWSGI_TEMPLATE, transform=None,
+                        label="uwsgi via nginx, --tornado 200", group=ISSUE13_GROUP, probe=False,
+                        cores=200)),
 ])
+RESPONDER = "C responder"
+RESPONDER_SRC = os.path.join(BENCH, "c_responder.c")
+RESPONDER_BIN = os.path.join(ROOT, "build", "bench", "c_responder")
+RESPONDER_BODY = b"Hello World"  # its 11 bytes; the app's /hello sends HELLO (13)
+SUSPEND_SECONDS = 0.020  # bench/app.py's /suspend
+
+
+def case_servers(case):
+    """Who serves the case: gyre and uWSGI, and for the floor case the C responder too."""
+    return PROTOS[case.proto].get("servers", SERVERS)
+
+
+def ideal_rps(case):
+    """The suspend cases' ceiling: each connection (at most one per core) gets one response
+    per 20 ms suspension."""
+    return min(case.conns, PROTOS[case.proto].get("cores", 100)) / SUSPEND_SECONDS
 
 # slow: how many slow clients read SLOW_PATH while wrk loads `path` (0: none).
 Case = collections.namedtuple("Case", "key proto path conns method expect label slow",
@@ -213,6 +259,9 @@ CASES = [
     Case("cache-redis get+set", "cache-redis", "/cache?n=%d" % CACHE_OPS, 50, "GET",
          b"cache %d\n" % CACHE_OPS, "%d cache_get + %d cache_update per request, c=50"
          % (CACHE_OPS, CACHE_OPS)),
+    Case("floor hello", "floor", "/hello", 50, "GET", HELLO, "hello world, c=50"),
+    Case("suspend 20 ms 200 cores", "suspend200", "/suspend", 200, "GET", b"suspended 20 ms\n",
+         "suspend 20 ms, c=200, 200 cores"),
 ]
 SERVERS = ("gyre", "uWSGI")
 
@@ -319,6 +368,16 @@ def proc_cpu_seconds(pid):
         return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
     except (OSError, IndexError, ValueError):
         return 0.0
+
+
+def proc_cpu_split(pid):
+    """(user, system) CPU seconds of one process."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+    except (OSError, IndexError, ValueError):
+        return 0.0, 0.0
 
 
 def proc_rss_mib(pid):
@@ -508,7 +567,7 @@ class Backend:
         self.wire = PROTOS[proto]["wire"]
         self.ok_exit = ok_exit
         self.tmp = tmp
-        self.tag = "%s-%s" % (name.lower(), proto)
+        self.tag = "%s-%s" % (name.lower().replace(" ", "_"), proto)  # paths in nginx.conf
         if self.wire == "http":
             self.socket = None
             self.port = free_port()
@@ -522,6 +581,12 @@ class Backend:
         self.events = []  # crashes, restarts: reported verbatim
         self.proc = None
         self.log_path = None
+        # What /hello answers: the app's body, or the C responder's own (it has no routes).
+        self.hello = RESPONDER_BODY if name == RESPONDER else HELLO
+
+    def body_for(self, expect):
+        """The body this backend must send where the app sends `expect`."""
+        return self.hello if expect == HELLO else expect
 
     def start(self):
         self.starts += 1
@@ -561,7 +626,7 @@ class Backend:
         if self.socket and not os.path.exists(self.socket):
             return False
         try:
-            return self.request("/hello") == (200, HELLO)
+            return self.request("/hello") == (200, self.hello)
         except (OSError, EOFError, ValueError, struct.error):
             return False
 
@@ -946,6 +1011,7 @@ def measure(target, case, duration, post_script, tmp):
         t0 = time.monotonic()
         busy0 = machine_busy_seconds()
         be0 = tree_cpu_seconds(backend.proc.pid)
+        us0 = proc_cpu_split(backend.proc.pid)
         ng0 = sum(proc_cpu_seconds(p) for p in pids_ng)
         wrk0 = children_cpu_seconds()
         out = run_wrk(target.url + case.path, case.conns, duration, script, tmp)
@@ -966,6 +1032,7 @@ def measure(target, case, duration, post_script, tmp):
             slow_problems.append(str(e))
     wrk_cpu = children_cpu_seconds() - wrk0
     be_cpu = tree_cpu_seconds(backend.proc.pid) - be0 if backend.alive() else float("nan")
+    us1 = proc_cpu_split(backend.proc.pid)
     ng_cpu = sum(proc_cpu_seconds(p) for p in pids_ng) - ng0
     busy = machine_busy_seconds() - busy0
     r = parse_wrk(out)
@@ -975,6 +1042,11 @@ def measure(target, case, duration, post_script, tmp):
     # Backend CPU per completed request, in microseconds.
     r["cpu_per_req"] = (1e6 * be_cpu / r["requests"]) if r["requests"] and be_cpu == be_cpu \
         else float("nan")
+    # The same split into user and kernel time (the process itself, not its children): where
+    # the floor's CPU goes (the C responder's is nearly all the kernel's socket work).
+    r["user_per_req"], r["sys_per_req"] = (
+        (1e6 * (us1[0] - us0[0]) / r["requests"], 1e6 * (us1[1] - us0[1]) / r["requests"])
+        if r["requests"] and be_cpu == be_cpu else (float("nan"), float("nan")))
     r["backend_cpu"] = 100.0 * be_cpu / wall
     r["nginx_cpu"] = 100.0 * ng_cpu / wall if nginx else float("nan")
     r["wrk_cpu"] = 100.0 * wrk_cpu / wall
@@ -1011,7 +1083,7 @@ def failed_run(message):
     r = parse_wrk("")
     nan = float("nan")
     r.update(raw=message, failed=True, backend_cpu=nan, cpu_per_req=nan, slow=None,
-             slow_problems=[], nginx_cpu=nan, wrk_cpu=nan,
+             slow_problems=[], nginx_cpu=nan, wrk_cpu=nan, user_per_req=nan, sys_per_req=nan,
              other_cpu=nan, rss=nan, load1=os.getloadavg()[0], upstream_conns=None,
              nginx_errors=None, nginx_error_msgs=collections.Counter(), log_lines=0,
              log_msgs=collections.Counter())
@@ -1057,6 +1129,7 @@ def check_case(case, targets):
         routes.append((SLOW_PATH, "GET", SLOW_BODY))
     for t in targets:
         for path, method, expect in routes:
+            expect = t.backend.body_for(expect)
             data = b"a" * POST_BYTES if method == "POST" else None
             req = urllib.request.Request(t.url + path, data=data, method=method)
             try:
@@ -1346,6 +1419,128 @@ def render_cache(L, args, cases, results, checks):
     L.append("")
 
 
+def case_by_key(cases, key):
+    return next((c for c in cases if c.key == key), None)
+
+
+def issue13_numbers(cases_run, results):
+    """What the issue 13 targets need from the wrk rows (None where a row did not run): the
+    floor case's best CPU/request per backend, and the 200-core suspend row's best round."""
+    out = {"floor": None, "suspend": None}
+    c = case_by_key(cases_run, "floor hello")
+    if c:
+        out["floor"] = {n: best(results[c.key][n]) for n in case_servers(c)}
+    c = case_by_key(cases_run, "suspend 20 ms 200 cores")
+    if c:
+        out["suspend"] = {n: best(results[c.key][n]) for n in SERVERS}
+        out["suspend_ideal"] = ideal_rps(c)
+    return out
+
+
+def render_issue13(L, cases_run, results, checks):
+    """The section "Suspend cost and the C floor (issue 13)"."""
+    L.append("## Suspend cost and the C floor (issue 13)")
+    L.append("")
+    L.append("- **hello world behind nginx, with the floor**: gyre, uWSGI (`--tornado 100 "
+             "--greenlet`) and the C responder (bench/c_responder.c: one process, epoll, reads "
+             "one uwsgi packet, answers an 11-byte `Hello World`, closes; built by bench.py "
+             "into build/bench/) behind the same `nginx-conf/uwsgi.conf`, the same wrk, rounds "
+             "interleaved gyre/uWSGI/C responder. CPU/request: the backend process's CPU over "
+             "the run / responses; each server's ÷ the C responder's in the same run (issue "
+             "13's target for gyre: ≤ 1.2).")
+    L.append("- **suspend 20 ms, c=200**: `/suspend` (greenlet + `IOLoop.call_later(0.02, "
+             "me.switch)`) at 200 connections. The ideal is min(connections, cores) / 20 ms: "
+             "5,000 req/s on the tornado group's 100 cores, 10,000 req/s on 200 (`--tornado "
+             "200`, the new row; targets for gyre: ≥ 0.95 of it at ≤ 40 µs CPU/request).")
+    L.append("- From each backend's best round (highest req/s); errors summed over all rounds.")
+    L.append("")
+    c = case_by_key(cases_run, "floor hello")
+    if c:
+        bests = {n: best(results[c.key][n]) for n in case_servers(c)}
+        floor = bests[RESPONDER]
+        L.append("| hello world, c=50, uwsgi via nginx | req/s | p99 | CPU/req | of which "
+                 "user / kernel | CPU/req ÷ C responder's | errors |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|")
+        for n in case_servers(c):
+            b = bests[n]
+            failed = any(p.startswith(n + " ") for p in checks[c.key])
+            L.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+                n, fmt_rps(b and b["rps"]), fmt_ms(b and b["p99"]), fmt_us(b and b["cpu_per_req"]),
+                "%s / %s" % (fmt_us(b and b["user_per_req"]), fmt_us(b and b["sys_per_req"])),
+                ratio(b and b["cpu_per_req"], floor and floor["cpu_per_req"]),
+                fmt_errors(results[c.key][n]) + (" (route check FAILED)" if failed else "")))
+        L.append("")
+    rows = [x for x in (case_by_key(cases_run, "suspend 20 ms"),
+                        case_by_key(cases_run, "suspend 20 ms 200 cores")) if x]
+    if rows:
+        L.append("| case | cores | ideal req/s | gyre req/s | gyre ÷ ideal | gyre CPU/req | gyre "
+                 "p99 | gyre errors | uWSGI req/s | uWSGI ÷ ideal | uWSGI CPU/req | uWSGI p99 | "
+                 "uWSGI errors |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for c in rows:
+            ideal = ideal_rps(c)
+            cells = []
+            for n in SERVERS:
+                b = best(results[c.key][n])
+                failed = any(p.startswith(n + " ") for p in checks[c.key])
+                cells += [fmt_rps(b and b["rps"]),
+                          "%.2f" % (b["rps"] / ideal) if b and b["rps"] else "—",
+                          fmt_us(b and b["cpu_per_req"]), fmt_ms(b and b["p99"]),
+                          fmt_errors(results[c.key][n])
+                          + (" (route check FAILED)" if failed else "")]
+            L.append("| %s | %d | %s | %s |" % (c.label, PROTOS[c.proto].get("cores", 100),
+                                                fmt_rps(ideal), " | ".join(cells)))
+        L.append("")
+
+
+def pass_fail(value, limit, fmt, higher_is_better=False):
+    """(measured text, PASS/FAIL/—) of one target."""
+    if value is None or value != value:
+        return "not measured", "—"
+    ok = value >= limit if higher_is_better else value <= limit
+    return fmt % value, "PASS" if ok else "**FAIL**"
+
+
+def render_issue13_targets(numbers, parked_results):
+    """The table "Issue 13 targets": each target, what this run measured, pass or fail."""
+    L = ["## Issue 13 targets", "",
+         "Each target of issue 13 against this run's numbers (\"not measured\": its group was "
+         "not run, see `--only`). Ratios are within this one run.", "",
+         "| target | measured (gyre) | uWSGI, for reference | result |", "|---|---:|---:|---|"]
+    g = u = None
+    if parked_results:
+        n = max(k[1] for k in parked_results)
+        g, u = parked_results.get(("gyre", n)), parked_results.get(("uWSGI", n))
+    gm = g and g.get("hwm", 0) / 1024.0
+    um = u and u.get("hwm", 0) / 1024.0
+    m, r = pass_fail(gm, 100.0, "%.1f MiB")
+    L.append("| %s parked requests: peak RSS ≤ 100 MiB | %s | %s | %s |"
+             % ("{:,}".format(n) if parked_results else "10,000", m, fmt_mib(um), r))
+    m, r = pass_fail(gm / um if gm and um else None, 0.5, "%.2fx")
+    L.append("| the same: peak RSS ≤ 0.5× uWSGI's | %s | — | %s |" % (m, r))
+    sus = numbers.get("suspend")
+    ideal = numbers.get("suspend_ideal")
+    sg, su = (sus["gyre"], sus["uWSGI"]) if sus else (None, None)
+    m, r = pass_fail(sg["rps"] / ideal if sg and sg["rps"] else None, 0.95, "%.2f",
+                     higher_is_better=True)
+    L.append("| suspend 20 ms, c=200, 200 cores: ≥ 0.95 of the ideal 10,000 req/s | %s | %s | "
+             "%s |" % (m if not sg else "%s (%s req/s)" % (m, fmt_rps(sg["rps"])),
+                       "%.2f" % (su["rps"] / ideal) if su and su["rps"] else "—", r))
+    m, r = pass_fail(sg and sg["cpu_per_req"], 40.0, "%.0f µs")
+    L.append("| the same: server CPU/request ≤ 40 µs | %s | %s | %s |"
+             % (m, fmt_us(su and su["cpu_per_req"]), r))
+    fl = numbers.get("floor")
+    fc = fl and fl[RESPONDER] and fl[RESPONDER]["cpu_per_req"]
+    fg = fl and fl["gyre"] and fl["gyre"]["cpu_per_req"]
+    fu = fl and fl["uWSGI"] and fl["uWSGI"]["cpu_per_req"]
+    m, r = pass_fail(fg / fc if fg and fc else None, 1.2, "%.2fx")
+    L.append("| hello world behind nginx: CPU/request ≤ 1.2× the C responder's | %s | %s | %s |"
+             % (m if not fc else "%s (%s vs %s)" % (m, fmt_us(fg), fmt_us(fc)),
+                "%.2fx (%s)" % (fu / fc, fmt_us(fu)) if fu and fc else "—", r))
+    L.append("")
+    return "\n".join(L) + "\n"
+
+
 def render(args, cases_run, info, results, checks, probes, started, finished, load_start,
            load_end, background, notes, backends):
     L = []
@@ -1439,6 +1634,8 @@ def render(args, cases_run, info, results, checks, probes, started, finished, lo
         render_cache(L, args, cache_cases, results, checks)
     if cache_redis_cases:
         render_cache_redis(L, cache_redis_cases, results, checks)
+    if any(PROTOS[c.proto]["group"] == ISSUE13_GROUP for c in cases_run):
+        render_issue13(L, cases_run, results, checks)
     if probes:
         L.append("## Connection reuse (raw probes, straight to each backend's socket)")
         L.append("")
@@ -1447,44 +1644,48 @@ def render(args, cases_run, info, results, checks, probes, started, finished, lo
         for p in probes:
             L.append("- " + p)
         L.append("")
-    L.append("## Every round")
-    L.append("")
-    L.append("CPU columns are in %% of one CPU over the run (%d CPUs = %d%%). *other* is the "
-             "machine's busy time (/proc/stat) minus this backend, its nginx and wrk: work by "
-             "other people (much of it invisible from here, other PID namespaces), plus kernel "
-             "time charged to no process; i.e. the noise. *log* is how many lines the backend "
-             "wrote to its own log during the run (request logging is off: these are warnings "
-             "and errors); *nginx err* the lines nginx added to its error.log (the expected "
-             "\"request body is buffered to a temporary file\" warnings left out). *upstream "
-             "conns* is how many connections to the backend's socket were still established "
-             "0.3 s after the run, i.e. idle in nginx's keepalive pool (— for direct HTTP). "
-             "RSS is the backend's resident memory after the run."
-             % (os.cpu_count() or 1, 100 * (os.cpu_count() or 1)))
-    L.append("")
-    L.append("| case | protocol | round | backend | req/s | p50 | p99 | errors (non2xx/conn/read/"
-             "write/timeout) | log | nginx err | upstream conns | backend CPU | nginx CPU | "
-             "wrk CPU | other CPU | RSS |")
-    L.append("|---|---|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for case in cases_run:
-        for i in range(args.rounds):
-            for bname in SERVERS:
-                runs = results[case.key][bname]
-                if i >= len(runs):
-                    continue
-                r = runs[i]
-                L.append("| %s | %s | %d | %s | %s | %s | %s | %d (%d/%d/%d/%d/%d) | %d | %s | %s "
-                         "| %s | %s | %s | %s | %s |" % (
-                             case.label, PROTOS[case.proto]["label"], i + 1,
-                             bname + (" **crashed**" if r.get("crashed") else "")
-                             + (" **wrk failed**" if r.get("failed") else ""), fmt_rps(r["rps"]),
-                             fmt_ms(r["p50"]), fmt_ms(r["p99"]), r["errors"], r["non2xx"],
-                             r["connect"], r["read"], r["write"], r["timeout"], r["log_lines"],
-                             "—" if r["nginx_errors"] is None else r["nginx_errors"],
-                             "—" if r["upstream_conns"] is None else r["upstream_conns"],
-                             fmt_pct(r["backend_cpu"]), fmt_pct(r["nginx_cpu"]),
-                             fmt_pct(r["wrk_cpu"]), fmt_pct(r["other_cpu"]),
-                             "—" if r["rss"] != r["rss"] else "%.0f MiB" % r["rss"]))
-    L.append("")
+    if cases_run:  # (none when only the parked or websocket groups ran)
+        L.append("## Every round")
+        L.append("")
+        L.append("CPU columns are in %% of one CPU over the run (%d CPUs = %d%%). *other* is the "
+                 "machine's busy time (/proc/stat) minus this backend, its nginx and wrk: work by "
+                 "other people (much of it invisible from here, other PID namespaces), plus kernel "
+                 "time charged to no process; i.e. the noise. *log* is how many lines the backend "
+                 "wrote to its own log during the run (request logging is off: these are warnings "
+                 "and errors); *nginx err* the lines nginx added to its error.log (the expected "
+                 "\"request body is buffered to a temporary file\" warnings left out). *upstream "
+                 "conns* is how many connections to the backend's socket were still established "
+                 "0.3 s after the run, i.e. idle in nginx's keepalive pool (— for direct HTTP). "
+                 "RSS is the backend's resident memory after the run."
+                 % (os.cpu_count() or 1, 100 * (os.cpu_count() or 1)))
+        L.append("")
+        L.append("| case | protocol | round | backend | req/s | p50 | p99 | errors (non2xx/conn/"
+                 "read/"
+                 "write/timeout) | log | nginx err | upstream conns | backend CPU | nginx CPU | "
+                 "wrk CPU | other CPU | RSS |")
+        L.append("|---|---|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for case in cases_run:
+            for i in range(args.rounds):
+                for bname in case_servers(case):
+                    runs = results[case.key][bname]
+                    if i >= len(runs):
+                        continue
+                    r = runs[i]
+                    L.append("| %s | %s | %d | %s | %s | %s | %s | %d (%d/%d/%d/%d/%d) | %d | %s "
+                             "| %s "
+                             "| %s | %s | %s | %s | %s |" % (
+                                 case.label, PROTOS[case.proto]["label"], i + 1,
+                                 bname + (" **crashed**" if r.get("crashed") else "")
+                                 + (" **wrk failed**" if r.get("failed") else ""),
+                                 fmt_rps(r["rps"]),
+                                 fmt_ms(r["p50"]), fmt_ms(r["p99"]), r["errors"], r["non2xx"],
+                                 r["connect"], r["read"], r["write"], r["timeout"], r["log_lines"],
+                                 "—" if r["nginx_errors"] is None else r["nginx_errors"],
+                                 "—" if r["upstream_conns"] is None else r["upstream_conns"],
+                                 fmt_pct(r["backend_cpu"]), fmt_pct(r["nginx_cpu"]),
+                                 fmt_pct(r["wrk_cpu"]), fmt_pct(r["other_cpu"]),
+                                 "—" if r["rss"] != r["rss"] else "%.0f MiB" % r["rss"]))
+        L.append("")
     L.append("## Notes")
     L.append("")
     L.append("wrk stops with requests in flight, and nginx then drops its upstream connections: "
@@ -1513,6 +1714,19 @@ def render(args, cases_run, info, results, checks, probes, started, finished, lo
 
 # ---- main ---------------------------------------------------------------------------------------
 
+def build_responder(dest):
+    """bench/c_responder.c, compiled with the project's warnings into build/bench/ and copied
+    to dest (the run's temp dir, like gyre's binary)."""
+    os.makedirs(os.path.dirname(RESPONDER_BIN), exist_ok=True)
+    argv = ["gcc", "-O2", "-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror",
+            "-Wmissing-prototypes", "-o", RESPONDER_BIN, RESPONDER_SRC]
+    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if p.returncode != 0:
+        raise SystemExit("building the C responder failed: %s\n%s"
+                         % (" ".join(argv), p.stdout.decode("utf-8", "replace")))
+    shutil.copy2(RESPONDER_BIN, dest)
+
+
 def uwsgi_plugins():
     have = set(f[:-len("_plugin.so")] for f in os.listdir(UWSGI_PLUGINS_DIR)
                if f.endswith("_plugin.so"))
@@ -1535,12 +1749,14 @@ def main():
                     help="run only this group of cases (repeatable): %s = the Tornado loop "
                     "engine cases, %s = the --threads cases (issue 11), %s = uwsgi.cache_* "
                     "with 2 workers (issue 12), %s = the same with gyre's cache on Redis, %s = "
-                    "memory of 1,000 and 10,000 parked requests (issue 13, bench/parked.py); "
-                    "default: all" % GROUPS)
+                    "hello world beside the C responder and the 20 ms suspend on 200 cores "
+                    "(issue 13), %s = memory of 1,000 and 10,000 parked requests (issue 13, "
+                    "bench/parked.py), %s = websocket echo and 10,000 idle websockets (issue "
+                    "14, bench/wsbench.py); default: all" % GROUPS)
     args = ap.parse_args()
     groups = args.only or list(GROUPS)
     cases_run = [c for c in CASES if PROTOS[c.proto]["group"] in groups]
-    parked_section = ""
+    parked_section, parked_results, ws_section = "", {}, ""
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, _on_signal)
@@ -1576,7 +1792,7 @@ def main():
         if spec["group"] == THREADS_GROUP:
             engine = ["--threads", str(spec["threads"])]
         else:
-            engine = ["--tornado", "100", "--greenlet"]
+            engine = ["--tornado", str(spec.get("cores", 100)), "--greenlet"]
         if spec["group"] == CACHE_GROUP:
             engine += CACHE_ARGS
         if spec.get("redis"):  # the cache group's, with the store on the bench's redis-server
@@ -1589,17 +1805,23 @@ def main():
             engine = ["--threads", str(spec["threads"])]
         else:
             head = ["uwsgi", "--plugins", plugins]
-            engine = ["--tornado", "100", "--greenlet"]
+            engine = ["--tornado", str(spec.get("cores", 100)), "--greenlet"]
         if spec["group"] in (CACHE_GROUP, CACHE_REDIS_GROUP):
             engine += CACHE_ARGS
         return head + [spec["flag"], addr, "--wsgi-file", APP] + engine + [
             "--disable-logging", "--listen", "1024"]
 
+    def responder_argv(spec, addr):
+        return [responder_bin, addr]
+
     redis_sock = os.path.join(tmp, "redis.sock")
+    responder_bin = os.path.join(tmp, "c_responder")
+    if any(c.proto == "floor" for c in cases_run):
+        build_responder(responder_bin)
 
     all_backends, notes, probes = [], [], []
     bg_start = bg_end = float("nan")
-    results = {c.key: {s: [] for s in SERVERS} for c in cases_run}
+    results = {c.key: {s: [] for s in case_servers(c)} for c in cases_run}
     checks = {c.key: [] for c in cases_run}
     http_closes_noted = set()
     try:
@@ -1607,7 +1829,7 @@ def main():
         bg_start = background_cpu(3)
         log("background: %.0f%% of one CPU" % bg_start)
 
-        total = len(cases_run) * args.rounds * len(SERVERS)
+        total = sum(len(case_servers(c)) for c in cases_run) * args.rounds
         k = 0
         for proto, spec in PROTOS.items():
             cases = [c for c in cases_run if c.proto == proto]
@@ -1621,10 +1843,12 @@ def main():
                     log("redis-server up for %s (pid %d) on %s" % (spec["label"], redis.pid,
                                                                     redis_sock))
                 targets = []
-                for name, argv_fn, stop_sig, ok_exit in (
-                        ("gyre", gyre_argv, signal.SIGTERM, (0,)),
-                        # Without a master, SIGINT is uWSGI's plain exit, with status 30.
-                        ("uWSGI", uwsgi_argv, signal.SIGINT, (0, 30))):
+                runners = {"gyre": (gyre_argv, signal.SIGTERM, (0,)),
+                           # Without a master, SIGINT is uWSGI's plain exit, with status 30.
+                           "uWSGI": (uwsgi_argv, signal.SIGINT, (0, 30)),
+                           RESPONDER: (responder_argv, signal.SIGTERM, (0,))}
+                for name in spec.get("servers", SERVERS):
+                    argv_fn, stop_sig, ok_exit = runners[name]
                     b = Backend(name, proto, argv_fn, tmp, stop_sig, ok_exit)
                     all_backends.append(b)
                     group_backends.append(b)
@@ -1759,7 +1983,12 @@ def main():
                     kill_proc(redis, signal.SIGTERM, 10)
         if PARKED_GROUP in groups:
             log("parked requests: %s (bench/parked.py)" % ", ".join(map(str, PARKED_COUNTS)))
-            parked_section = parked.run(PARKED_COUNTS, gyre_bin)
+            parked_section, parked_results = parked.run(PARKED_COUNTS, gyre_bin)
+        if WEBSOCKET_GROUP in groups:
+            log("websockets: echo over %d sockets, %s idle (bench/wsbench.py)"
+                % (wsbench.ECHO_SOCKETS, "{:,}".format(WS_IDLE)))
+            ws_section = wsbench.run(gyre_bin, args.duration, args.warmup, WS_IDLE,
+                                     rounds=args.rounds)[0]
         log("measuring the background load again (3 s, none of our processes running)")
         bg_end = background_cpu(3)
     finally:
@@ -1774,6 +2003,11 @@ def main():
                     all_backends)
     if parked_section:
         report += "\n" + parked_section
+    if ISSUE13_GROUP in groups or PARKED_GROUP in groups:
+        report += "\n" + render_issue13_targets(issue13_numbers(cases_run, results),
+                                                 parked_results)
+    if ws_section:
+        report += "\n" + ws_section
     print(report)
     if not args.no_write:
         with open(RESULTS, "w") as f:
