@@ -56,6 +56,46 @@ static int worker_id(void)
     return S.link ? S.link->id : 1;
 }
 
+/*
+ * A handler's exception, logged as gyre's lines are: one record per line. PyErr_Print would
+ * write the traceback in pieces ("RuntimeError", then ": message"), between which another
+ * worker's line sharing the log could land mid-line.
+ */
+static void log_handler_error(int sig)
+{
+    char first[128];
+    snprintf(first, sizeof(first),
+             "signal %d: its handler raised in worker %d (the worker goes on):", sig, worker_id());
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb && value)
+        PyException_SetTraceback(value, tb);
+    PyObject *mod = PyImport_ImportModule("traceback");
+    PyObject *lines = mod ? PyObject_CallMethod(mod, "format_exception", "OOO", type,
+                                                value ? value : Py_None, tb ? tb : Py_None)
+                          : NULL;
+    PyObject *sep = PyUnicode_FromString("");
+    PyObject *text = lines && sep ? PyUnicode_Join(sep, lines) : NULL;
+    const char *s = text ? PyUnicode_AsUTF8(text) : NULL;
+    if (s) {
+        log_lines(first, s);
+    } else {
+        PyErr_Clear();
+        log_msg("%s", first);
+        PyErr_Restore(type, value, tb); /* its references go with it */
+        PyErr_Print();
+        type = value = tb = NULL;
+    }
+    Py_XDECREF(text);
+    Py_XDECREF(sep);
+    Py_XDECREF(lines);
+    Py_XDECREF(mod);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+}
+
 static void call_handler(int sig)
 {
     PyObject *h = handlers[sig];
@@ -66,11 +106,8 @@ static void call_handler(int sig)
     Py_INCREF(h);
     PyObject *r = PyObject_CallFunction(h, "i", sig);
     Py_DECREF(h);
-    if (!r) {
-        log_msg("signal %d: its handler raised in worker %d (the worker goes on):", sig,
-                worker_id());
-        PyErr_Print();
-    }
+    if (!r)
+        log_handler_error(sig);
     Py_XDECREF(r);
 }
 
