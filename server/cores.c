@@ -32,17 +32,21 @@
  * asyncio's own C code (get_event_loop, Future()) still sees the loop: what a core creates
  * belongs to the loop gyre runs.
  *
- * Depends on: conn.c, engine.c, listen.c, log.c, server.c, threads.c, wsgi.c (server/README)
+ * Depends on: conn.c, engine.c, frame_stack.c, listen.c, log.c, server.c, threads.c, wsgi.c
+ * (server/README)
  */
 #include "engine.h"
 #include "log.h"
 #include "conn.h"
 #include "core.h"
+#include "frame_stack.h"
 #include "listen.h"
 #include "server.h"
 
+#include <errno.h>
 #include <greenlet.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* App-suspended cores are checked for reachability once they have slept this long: most
  * suspensions are short, and the check materialises frame locals. */
@@ -157,6 +161,9 @@ int cores_init(const struct gy_config *cfg)
     if (!S.cores)
         return -1;
     S.ncores = n;
+    if (!cfg->thread_cores && frame_stack_init(n) < 0)
+        log_msg("cannot reserve the cores' frame stacks (%s): greenlets get CPython's own",
+                strerror(errno));
     for (int i = n - 1; i >= 0; i--) {
         struct gy_core *c = &S.cores[i];
         c->id = i;
@@ -465,6 +472,7 @@ static PyObject *core_run(PyObject *self, PyObject *unused)
 {
     (void)unused;
     struct gy_core *c = core_of(self);
+    frame_stack_adopt();
     for (;;) {
         if (!(c->task ? run_task(c) : wsgi_serve(c))) {
             /* The request was abandoned and this greenlet is being killed: it must end now,
@@ -738,6 +746,7 @@ void cores_account_memory(struct sb_memory *m)
     m->busy = busy;
     m->parked = parked;
     m->greenlets = greenlets;
+    m->frame_stack = frame_stack_in_use() * frame_stack_chunk_size();
     m->greenlet_stack = stack;
     m->conns = (uint64_t)S.nconns;
     m->conn_alloc = (uint64_t)S.nconns * conn_alloc_size() + buffers;

@@ -43,8 +43,8 @@ struct sb_core {
 struct sb_memory {
     volatile uint64_t busy;           /* cores serving a request (or a task) */
     volatile uint64_t parked;         /* of those, suspended: waiting on the loop, not running */
-    volatile uint64_t greenlets;      /* greenlet cores that have a greenlet (each also has a
-                                         CPython data-stack chunk, see README) */
+    volatile uint64_t greenlets;      /* greenlet cores that have a greenlet */
+    volatile uint64_t frame_stack;    /* their first Python frame-stack chunks (frame_stack.c) */
     volatile uint64_t greenlet_stack; /* C stack greenlet saved aside for the suspended cores */
     volatile uint64_t conns;          /* open client connections */
     volatile uint64_t conn_alloc;     /* their structs and protocol state, busy ones' buffers */

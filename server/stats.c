@@ -108,6 +108,7 @@ static json_t *memory_json(const volatile struct sb_memory *m)
     json_object_set_new(o, "busy_cores", json_integer((json_int_t)m->busy));
     json_object_set_new(o, "parked_cores", json_integer((json_int_t)m->parked));
     json_object_set_new(o, "greenlets", json_integer((json_int_t)m->greenlets));
+    json_object_set_new(o, "frame_stack_bytes", json_integer((json_int_t)m->frame_stack));
     json_object_set_new(o, "greenlet_stack_bytes", json_integer((json_int_t)m->greenlet_stack));
     json_object_set_new(o, "connections", json_integer((json_int_t)m->conns));
     json_object_set_new(o, "connection_alloc_bytes", json_integer((json_int_t)m->conn_alloc));

@@ -26,6 +26,9 @@ time, so that the tests can check what really happened inside gyre.
     /dropref              greenlet.getcurrent().parent.switch() keeping no reference
     /timers               IOLoop.call_later/call_at/add_timeout with arguments, remove_timeout, a
                           callback that raises and one returning a coroutine: what fired, as JSON
+    /deep?n=100           n calls deep, suspended at the bottom until /deep/gate?open=1
+    /deep/gate            how many /deep wait; ?open=1 resumes them all, the last come first
+    /recursion            runs into RecursionError twice, suspending in between
 """
 import asyncio
 import concurrent.futures
@@ -280,6 +283,50 @@ def dropref(environ, start_response):
     return _reply(start_response, "resumed?!")
 
 
+_gate = []  # greenlets /deep left suspended, until /deep/gate?open=1
+
+
+def deep(environ, start_response):
+    # n calls deep, suspended at the bottom until the gate opens, then the frames add up on the
+    # way back: whatever a frame held must still be there after the switches.
+    n = int(_q(environ, "n", "100"))
+
+    def down(k):
+        if k == 0:
+            me = greenlet.getcurrent()
+            _gate.append(me)
+            me.parent.switch()
+            return 0
+        return k + down(k - 1)
+    return _reply(start_response, "sum %d" % down(n))
+
+
+def deep_gate(environ, start_response):
+    if _q(environ, "open", ""):
+        waiting = _gate[::-1]  # the last come is resumed first
+        _gate.clear()
+        for g in waiting:
+            IOLoop.current().add_callback(g.switch)
+        return _reply(start_response, "opened %d" % len(waiting))
+    return _reply(start_response, "waiting %d" % len(_gate))
+
+
+def recursion(environ, start_response):
+    # Runs into the recursion limit, suspends once on the way back, and recurses again.
+    def forever(k):
+        return forever(k + 1)
+    caught = []
+    for _ in range(2):
+        try:
+            forever(0)
+        except RecursionError:
+            caught.append("RecursionError")
+        me = greenlet.getcurrent()
+        IOLoop.current().add_callback(me.switch)
+        me.parent.switch()
+    return _reply(start_response, " ".join(caught))
+
+
 def timers(environ, start_response):
     # gyre's IOLoop schedules call_later/call_at in C: the calls must keep Tornado's meaning.
     import datetime
@@ -331,6 +378,9 @@ ROUTES = {
     "/notincore/import": notincore_import,
     "/gen": gen_route,
     "/dropref": dropref,
+    "/deep": deep,
+    "/deep/gate": deep_gate,
+    "/recursion": recursion,
 }
 
 

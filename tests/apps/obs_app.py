@@ -9,6 +9,8 @@
     /wait?s=S        gyre.wait(a tornado Future resolved S later) -> "future"
     /body            reads the whole wsgi.input, answers its length -> "fd-read" while it waits
     /pid             pid=<worker pid>
+    /abandon         suspends keeping no reference to its greenlet: gyre answers 500 and the
+                     greenlet is killed (its frame stack goes back to gyre's pool)
 """
 import os
 from urllib.parse import parse_qs
@@ -51,6 +53,9 @@ def application(environ, start_response):
     if path == "/body":
         data = environ["wsgi.input"].read()
         return _reply(start_response, "len=%d" % len(data))
+    if path == "/abandon":
+        greenlet.getcurrent().parent.switch()
+        return _reply(start_response, "resumed?!")
     if path == "/pid":
         return _reply(start_response, "pid=%d" % os.getpid())
     return _reply(start_response, "not found: " + path, "404 Not Found")

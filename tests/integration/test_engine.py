@@ -485,6 +485,34 @@ def test_suspend_without_any_reference_gets_500_quickly(stack):
     assert r.status_code == 200 and r.text.startswith("hello")
 
 
+# ---- the cores' frame stacks (frame_stack.c) ---------------------------------------------------
+
+def test_deep_stacks_survive_suspends_across_frame_chunks(gyre):
+    # A core's Python frames start on a small chunk of gyre's pool and go on in CPython's own
+    # chunks when deeper: requests suspended at many depths at once, resumed in another order,
+    # each adds up its own frames.
+    depths = [0, 3, 10, 30, 100, 300, 600, 900]
+    g = gyre("engine_app.py", "--tornado", str(len(depths) + 1))
+    for _ in range(2):  # the second round reuses the chunks the first one freed
+        socks = [send_raw(g, "/deep", "n=%d" % n) for n in depths]
+        wait_for(lambda: raw(g, "/deep/gate")[1] == b"waiting %d" % len(depths), TIMEOUT,
+                 what="every /deep request to be suspended")
+        assert raw(g, "/deep/gate", "open=1") == (200, b"opened %d" % len(depths))
+        for n, s in zip(depths, socks):
+            status, _, body = read_response(s)
+            assert (status, body) == (200, b"sum %d" % (n * (n + 1) // 2))
+    assert_alive(g)
+
+
+def test_recursion_limit_in_a_core_and_after(gyre):
+    g = gyre("engine_app.py", "--tornado", "2")
+    for _ in range(3):
+        assert raw(g, "/recursion") == (200, b"RecursionError RecursionError")
+    status, body = raw(g, "/hello")
+    assert status == 200 and body.startswith(b"hello from core")
+    assert_alive(g)
+
+
 # ---- stale handles of an ended request ---------------------------------------------------------
 
 def test_stale_switch_into_an_idle_core_does_not_crash(gyre):

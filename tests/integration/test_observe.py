@@ -569,6 +569,8 @@ def test_stats_memory_accounts_parked_requests(run, tmp_path):
         m = stats(st)["workers"][0]["memory"]
         print("\n=== memory with %d requests parked: %s" % (n, m))
         assert m["busy_cores"] == n and m["greenlets"] >= n
+        # each greenlet's Python frames start on a 1 KiB chunk of gyre's pool
+        assert m["frame_stack_bytes"] == m["greenlets"] * 1024, m
         # greenlet saved part of each core's C stack; each environ is a dict with its values
         assert n * 512 <= m["greenlet_stack_bytes"] <= n * 65536, m
         assert n * 256 <= m["environ_bytes"] <= n * 16384, m
@@ -585,6 +587,26 @@ def test_stats_memory_accounts_parked_requests(run, tmp_path):
     finally:
         for p in ps:
             p.close()
+
+
+def test_frame_stacks_of_abandoned_greenlets_go_back_to_the_pool(run, tmp_path):
+    """A core's greenlet takes a frame-stack chunk from gyre's pool (frame_stack.c); a greenlet
+    killed because nothing could resume it gives it back, so the pool, sized for the cores, is
+    never spent by greenlets that are gone."""
+    tmp = str(tmp_path)
+    sock, st = os.path.join(tmp, "app.sock"), os.path.join(tmp, "stats.sock")
+    g = run("--socket", sock, "--wsgi-file", APP, "--tornado", "2", "--stats", st)
+    wait_workers(st, g, 1)
+    for _ in range(6):  # three times the cores
+        assert get(sock, "/abandon")[0] == 500
+    assert get(sock, "/hello")[0] == 200
+    # refreshed once a second: wait for a view with the last request done on a new greenlet
+    wait_for(lambda: stats(st)["workers"][0]["memory"]["greenlets"] >= 1, 5,
+             what="the accounting to see a live greenlet")
+    m = stats(st)["workers"][0]["memory"]
+    assert m["busy_cores"] == 0 and 1 <= m["greenlets"] <= 2, m
+    assert m["frame_stack_bytes"] == m["greenlets"] * 1024, m
+    assert g.log().count("abandoned: the app suspended its greenlet and nothing can resume it") == 6
 
 
 def test_stats_single_process(run, tmp_path):
