@@ -409,6 +409,12 @@ class PreciseEpollSelector(selectors.EpollSelector):
     loop (IOLoop.call_later, asyncio.sleep, gyre.sleep) fires up to a millisecond late: 20 ms
     suspends took 20.5 ms on average. A wait with a timeout is instead a timerfd armed to the
     nanosecond in the same epoll set, and an epoll_wait without one.
+
+    The timer is left armed after a wait: the next wait with a timeout re-arms it, which also
+    clears a timer that fired (timerfd_settime resets its count), so a turn of the loop costs
+    one timerfd system call, not three. A fired timer left unread only shows up in a zero
+    timeout poll, where select() drops it (it has no key); a wait without a timeout disarms
+    it first, or it would end at once.
     """
 
     def __init__(self):
@@ -420,16 +426,43 @@ class PreciseEpollSelector(selectors.EpollSelector):
         self._loop_waits = gyre._loop_waits
         # Registered with the epoll object only: select() skips fds it has no key for.
         self._selector.register(self._tfd, select.EPOLLIN)
+        self._armed = False
+        self._exclusive = set()
+
+    def wake_one(self, fd):
+        """Register fd from now on with EPOLLEXCLUSIVE: of the processes whose loops wait on it
+        (the workers sharing a listening socket), the kernel wakes one, not all of them. Only
+        an epoll set a process sleeps on itself can be exclusive, so it is this one, not
+        gyre's own set of client sockets, which this one only watches."""
+        self._exclusive.add(fd)
+
+    def register(self, fileobj, events, data=None):
+        key = super().register(fileobj, events, data)
+        if key.fd in self._exclusive and events == selectors.EVENT_READ:
+            # The flag is only accepted when an fd is added: add it again with it.
+            self._selector.unregister(key.fd)
+            self._selector.register(key.fd, select.EPOLLIN | select.EPOLLEXCLUSIVE)
+        return key
+
+    def modify(self, fileobj, events, data=None):
+        key = self.get_key(fileobj)
+        if key.fd in self._exclusive and events != key.events:
+            # An exclusive registration cannot be modified, only removed and added.
+            self.unregister(fileobj)
+            return self.register(fileobj, events, data)
+        return super().modify(fileobj, events, data)
 
     def select(self, timeout=None):
         self._loop_waits()  # thread cores handed work meanwhile start now, the GIL about free
-        if timeout is None or timeout <= 0:
-            return super().select(timeout)
-        self._arm(self._tfd, timeout)
-        try:
-            return super().select(None)
-        finally:
-            self._disarm(self._tfd)
+        if timeout is None:
+            if self._armed:
+                self._disarm(self._tfd)
+                self._armed = False
+        elif timeout > 0:
+            self._arm(self._tfd, timeout)
+            self._armed = True
+            timeout = None
+        return super().select(timeout)
 
     def close(self):
         if self._tfd >= 0:

@@ -276,10 +276,7 @@ static PyObject *timerfd_disarm(PyObject *mod, PyObject *arg)
     if (fd == -1 && PyErr_Occurred())
         return NULL;
     struct itimerspec off = { 0 };
-    timerfd_settime((int)fd, 0, &off, NULL);
-    uint64_t expirations;
-    ssize_t n = read((int)fd, &expirations, sizeof(expirations)); /* clear a fired timer */
-    (void)n;
+    timerfd_settime((int)fd, 0, &off, NULL); /* also clears a timer that fired */
     Py_RETURN_NONE;
 }
 
