@@ -32,8 +32,8 @@
  * asyncio's own C code (get_event_loop, Future()) still sees the loop: what a core creates
  * belongs to the loop gyre runs.
  *
- * Depends on: conn.c, engine.c, frame_stack.c, listen.c, log.c, server.c, threads.c, wsgi.c
- * (server/README)
+ * Depends on: conn.c, engine.c, frame_stack.c, listen.c, log.c, pylog.c, server.c, threads.c,
+ * wsgi.c (server/README)
  */
 #include "engine.h"
 #include "log.h"
@@ -41,6 +41,7 @@
 #include "core.h"
 #include "frame_stack.h"
 #include "listen.h"
+#include "pylog.h"
 #include "server.h"
 
 #include <errno.h>
@@ -444,7 +445,9 @@ static bool run_task(struct gy_core *c)
         PyErr_Clear();
         return false;
     }
-    PyErr_Print();
+    char first[64];
+    snprintf(first, sizeof(first), "core %d: its task raised:", c->id);
+    pylog_exception(first);
     return true;
 }
 

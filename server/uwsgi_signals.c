@@ -29,12 +29,13 @@
  * signal sockets and take the signal away from its handler, a blocking wait no loop engine
  * offers (README: "uwsgi API").
  *
- * Depends on: cores.c, engine.c, log.c, server.c, signals.c (server/README)
+ * Depends on: cores.c, engine.c, log.c, pylog.c, server.c, signals.c (server/README)
  */
 #include "core.h"
 #include "engine.h"
 #include "log.h"
 #include "process.h"
+#include "pylog.h"
 #include "server.h"
 #include "signals.h"
 
@@ -56,44 +57,13 @@ static int worker_id(void)
     return S.link ? S.link->id : 1;
 }
 
-/*
- * A handler's exception, logged as gyre's lines are: one record per line. PyErr_Print would
- * write the traceback in pieces ("RuntimeError", then ": message"), between which another
- * worker's line sharing the log could land mid-line.
- */
+/* A handler's exception: its traceback in one piece (pylog.c). */
 static void log_handler_error(int sig)
 {
     char first[128];
     snprintf(first, sizeof(first),
              "signal %d: its handler raised in worker %d (the worker goes on):", sig, worker_id());
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    PyErr_NormalizeException(&type, &value, &tb);
-    if (tb && value)
-        PyException_SetTraceback(value, tb);
-    PyObject *mod = PyImport_ImportModule("traceback");
-    PyObject *lines = mod ? PyObject_CallMethod(mod, "format_exception", "OOO", type,
-                                                value ? value : Py_None, tb ? tb : Py_None)
-                          : NULL;
-    PyObject *sep = PyUnicode_FromString("");
-    PyObject *text = lines && sep ? PyUnicode_Join(sep, lines) : NULL;
-    const char *s = text ? PyUnicode_AsUTF8(text) : NULL;
-    if (s) {
-        log_lines(first, s);
-    } else {
-        PyErr_Clear();
-        log_msg("%s", first);
-        PyErr_Restore(type, value, tb); /* its references go with it */
-        PyErr_Print();
-        type = value = tb = NULL;
-    }
-    Py_XDECREF(text);
-    Py_XDECREF(sep);
-    Py_XDECREF(lines);
-    Py_XDECREF(mod);
-    Py_XDECREF(type);
-    Py_XDECREF(value);
-    Py_XDECREF(tb);
+    pylog_exception(first);
 }
 
 static void call_handler(int sig)

@@ -5,11 +5,12 @@
  * Runs inside a core's greenlet. Every write may suspend the core (conn_write_all); nothing here
  * blocks the loop.
  *
- * Depends on: input.c, log.c, response.c, server.c, wsgi_filewrapper.c (server/README)
+ * Depends on: input.c, log.c, pylog.c, response.c, server.c, wsgi_filewrapper.c (server/README)
  */
 #include "listen.h"
 #include "log.h"
 #include "proto.h"
+#include "pylog.h"
 #include "server.h"
 #include "wsgi.h"
 
@@ -181,8 +182,9 @@ enum outcome app_failed(struct gy_core *c, const char *what)
 {
     if (PyErr_ExceptionMatches(W.greenlet_exit))
         return OUT_ABANDONED;
-    log_msg("core %d: %s:", c->id, what);
-    PyErr_PrintEx(0);
+    char first[160];
+    snprintf(first, sizeof(first), "core %d: %s:", c->id, what);
+    pylog_exception(first);
     return OUT_APP_ERROR;
 }
 
