@@ -10,6 +10,7 @@
 
 Apps live in tests/apps/. Every process started here is stopped at the end of its test.
 """
+import contextlib
 import os
 import shutil
 import signal
@@ -236,17 +237,29 @@ class Stack:
         self.url = nginx.url if nginx else "http://127.0.0.1:%d" % gyre.port
 
 
+@contextlib.contextmanager
+def started(tmp_path, make):
+    """What a fixture that starts servers yields: start(*args, **kw) makes one with
+    make(str(tmp_path), *args, **kw); each is stopped (its stop()) when the test ends, the last
+    started first."""
+    servers = []
+
+    def start(*args, **kw):
+        s = make(str(tmp_path), *args, **kw)
+        servers.append(s)
+        return s
+    try:
+        yield start
+    finally:
+        for s in reversed(servers):
+            s.stop()
+
+
 @pytest.fixture
 def gyre(tmp_path):
-    started = []
-
-    def start(app, *args, **kw):
-        g = Gyre(str(tmp_path), app, *args, **kw)
-        started.append(g)
-        return g
-    yield start
-    for g in started:
-        g.stop()
+    """gyre(app, *args, **kw): a Gyre serving app."""
+    with started(tmp_path, Gyre) as start:
+        yield start
 
 
 @pytest.fixture
@@ -616,12 +629,5 @@ class HttpServer:
 @pytest.fixture
 def http_server(tmp_path):
     """http_server(kind, app, *args): gyre or uWSGI with --http (see HttpServer)."""
-    started = []
-
-    def start(kind, app, *args, **kw):
-        s = HttpServer(str(tmp_path), kind, app, *args, **kw)
-        started.append(s)
-        return s
-    yield start
-    for s in started:
-        s.stop()
+    with started(tmp_path, HttpServer) as start:
+        yield start

@@ -14,7 +14,7 @@ import urllib.request
 
 import pytest
 
-from conftest import APPS, GYRE, UWSGI, Session, free_port, wait_for
+from conftest import APPS, GYRE, UWSGI, Session, free_port, started, wait_for
 
 APP = os.path.join(APPS, "uwsgi_async_app.py")
 MODES = {
@@ -52,18 +52,15 @@ class Server:
     def log(self):
         return self.session.log()
 
+    def stop(self):
+        self.session.kill_group()
+
 
 @pytest.fixture
 def server(tmp_path):
-    started = []
-
-    def start(mode, *args):
-        s = Server(str(tmp_path), mode, *args)
-        started.append(s)
-        return s
-    yield start
-    for s in started:
-        s.session.kill_group()
+    """server(mode, *args): a Server."""
+    with started(tmp_path, Server) as start:
+        yield start
 
 
 @pytest.mark.parametrize("mode", ALL)

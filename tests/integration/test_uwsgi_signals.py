@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from conftest import APPS, GYRE, UWSGI, Session, free_port, wait_for
+from conftest import APPS, GYRE, UWSGI, Session, free_port, started, wait_for
 
 APP = os.path.join(APPS, "signals_app.py")
 SERVERS = ("gyre", "uwsgi")
@@ -100,15 +100,9 @@ class Server:
 
 @pytest.fixture
 def server(tmp_path):
-    started = []
-
-    def start(kind, setup, *args, **kw):
-        s = Server(str(tmp_path), kind, setup, *args, **kw)
-        started.append(s)
-        return s
-    yield start
-    for s in started:
-        s.stop()
+    """server(kind, setup, *args, **kw): a Server."""
+    with started(tmp_path, Server) as start:
+        yield start
 
 
 @pytest.mark.parametrize("kind", SERVERS)

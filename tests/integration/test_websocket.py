@@ -18,7 +18,8 @@ import time
 
 import pytest
 
-from conftest import (APPS, GYRE, ROOT, UWSGI, Nginx, Session, free_port, wait_for)
+from conftest import (APPS, GYRE, ROOT, UWSGI, Nginx, Session, free_port, started,
+                      wait_for)
 
 APP = os.path.join(APPS, "websocket_app.py")
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -121,15 +122,9 @@ class Server:
 
 @pytest.fixture
 def server(tmp_path):
-    started = []
-
-    def start(mode, *args):
-        s = Server(str(tmp_path), mode, *args)
-        started.append(s)
-        return s
-    yield start
-    for s in started:
-        s.stop()
+    """server(mode, *args): a Server."""
+    with started(tmp_path, Server) as start:
+        yield start
 
 
 # ---- a raw RFC 6455 client ---------------------------------------------------------------------
