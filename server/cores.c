@@ -430,6 +430,15 @@ static void dispatch_later(void *ctx)
     dispatch();
 }
 
+/* Out of line, so that its buffer is not part of core_run's frame: greenlet copies that frame
+ * aside at every suspend of the core. */
+__attribute__((noinline)) static void log_task_error(const struct gy_core *c)
+{
+    char first[64];
+    snprintf(first, sizeof(first), "core %d: its task raised:", c->id);
+    pylog_exception(first);
+}
+
 /* A task in its core: false when the greenlet is being killed (a stop) and must end now. */
 static bool run_task(struct gy_core *c)
 {
@@ -445,9 +454,7 @@ static bool run_task(struct gy_core *c)
         PyErr_Clear();
         return false;
     }
-    char first[64];
-    snprintf(first, sizeof(first), "core %d: its task raised:", c->id);
-    pylog_exception(first);
+    log_task_error(c);
     return true;
 }
 
