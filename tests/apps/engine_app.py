@@ -344,16 +344,17 @@ def timers(environ, start_response):
         fired.append("boom")
         raise ValueError("timer callback failure for the test")
 
-    io.call_later(0.01, lambda *a, **k: fired.append(("later", a, sorted(k.items()))), 1, 2, x=3)
-    io.call_at(io.time() + 0.02, lambda a: fired.append(("at", a)), "A")
-    io.add_timeout(datetime.timedelta(seconds=0.03), fired.append, "timedelta")
-    io.add_timeout(io.time() + 0.03, fired.append, "deadline")
-    cancelled = io.call_later(0.02, fired.append, "cancelled")
+    # Deadlines 50 ms or more apart: the order holds even on a slow machine (valgrind).
+    io.call_later(0.1, lambda *a, **k: fired.append(("later", a, sorted(k.items()))), 1, 2, x=3)
+    io.call_at(io.time() + 0.2, lambda a: fired.append(("at", a)), "A")
+    io.add_timeout(datetime.timedelta(seconds=0.3), fired.append, "timedelta")
+    io.add_timeout(io.time() + 0.3, fired.append, "deadline")
+    cancelled = io.call_later(0.2, fired.append, "cancelled")
     io.remove_timeout(cancelled)
     io.call_later(-5, fired.append, "negative")  # at once, as max(0, delay)
-    io.call_later(0.04, boom)
-    io.call_later(0.05, coro, "coro")  # Tornado awaits what a callback returns
-    io.call_later(delay=0.005, callback=lambda: fired.append("keywords"))
+    io.call_later(0.4, boom)
+    io.call_later(0.5, coro, "coro")  # Tornado awaits what a callback returns
+    io.call_later(delay=0.05, callback=lambda: fired.append("keywords"))
     errors = []
     for bad in [("soon", fired.append), ()]:
         try:
