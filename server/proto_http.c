@@ -2,8 +2,8 @@
  * HTTP/1.1, server side: --http-socket, for development and direct clients.
  *
  * The head is parsed by proto/http.c, which also decides the body's framing and keep-alive;
- * here it becomes CGI params (HTTP_* names made in the connection's scratch buffer, repeated
- * headers joined as CGI says), and the response gets HTTP/1.1 framing: Content-Length when the
+ * here it becomes CGI params (HTTP_* names made in a scratch buffer, repeated headers joined
+ * as CGI says), and the response gets HTTP/1.1 framing: Content-Length when the
  * length is known, chunked when it is not, Date and Server, Connection as needed. Keep-alive
  * and pipelining come from conn.c: the next request starts where this one's body ended.
  *
@@ -21,16 +21,30 @@
 #include <string.h>
 #include <time.h>
 
-/* HTTP state of a connection, in its proto_state. */
+/* HTTP state of a connection, in its proto_state: what is needed past the head's parse. */
 struct http_conn {
-    struct http_request req;
     struct http_chunked_decoder dec;
     size_t last_len; /* picohttpparser's hint: buffer length of the last try */
+    uint8_t minor_version;
+    bool expect_continue;
     bool continue_sent;
     bool response_started; /* head_finish ran: the response's head is going out */
     bool chunked_response;
-    struct gy_param params[GY_MAX_PARAMS];
 };
+
+/*
+ * A head's parse and its CGI params are built in worker-wide space: the parser's header slots
+ * (HTTP_MAX_HEADERS), the GY_MAX_PARAMS params and a scratch buffer for the names and joined
+ * values the params point to. A head is parsed and built from start to end in one call, under
+ * the GIL (thread cores run gyre's code holding it); the connection then keeps copies of the
+ * few dozen params and of the scratch bytes used. Were the slots in every connection, each of
+ * thousands of parked requests would keep pages of them resident (12 KiB more than a parked
+ * uwsgi request).
+ */
+static struct http_request parsed;
+static struct gy_param built[GY_MAX_PARAMS];
+static char *work;
+static size_t work_cap;
 
 static inline struct http_conn *http_of(struct gy_conn *c)
 {
@@ -88,18 +102,26 @@ static void http_reject(struct gy_conn *c, int rc, int status)
     conn_reject(c, why);
 }
 
-static char *scratch_take(struct gy_conn *c, size_t n)
+struct params_builder {
+    struct gy_conn *c;
+    struct gy_param *p;
+    uint32_t n;
+    bool overflow;
+    size_t used; /* bytes of `work` handed out */
+};
+
+static char *scratch_take(struct params_builder *b, size_t n)
 {
-    if (c->scratch_cap - c->scratch_len < n)
+    if (work_cap - b->used < n)
         return NULL;
-    char *p = c->scratch + c->scratch_len;
-    c->scratch_len += n;
+    char *p = work + b->used;
+    b->used += n;
     return p;
 }
 
-static struct gy_slice scratch_copy(struct gy_conn *c, const char *p, size_t n)
+static struct gy_slice scratch_copy(struct params_builder *b, const char *p, size_t n)
 {
-    char *d = scratch_take(c, n);
+    char *d = scratch_take(b, n);
     if (d)
         memcpy(d, p, n);
     return (struct gy_slice){ d, d ? (uint32_t)n : 0 };
@@ -118,9 +140,9 @@ static int hexval(char ch)
 
 /* PATH_INFO is the path percent-decoded (CGI, PEP 3333); a '%' not followed by two hex digits
  * stays as it is. */
-static struct gy_slice decode_path(struct gy_conn *c, struct gy_slice path)
+static struct gy_slice decode_path(struct params_builder *b, struct gy_slice path)
 {
-    char *d = scratch_take(c, path.len);
+    char *d = scratch_take(b, path.len);
     if (!d)
         return (struct gy_slice){ NULL, 0 };
     size_t n = 0;
@@ -136,13 +158,6 @@ static struct gy_slice decode_path(struct gy_conn *c, struct gy_slice path)
     }
     return (struct gy_slice){ d, (uint32_t)n };
 }
-
-struct params_builder {
-    struct gy_conn *c;
-    struct gy_param *p;
-    uint32_t n;
-    bool overflow;
-};
 
 static void add(struct params_builder *b, const char *name, size_t nlen, struct gy_slice value)
 {
@@ -176,19 +191,18 @@ static void add_header(struct params_builder *b, const struct http_request *req,
     if (proto_http_is_repeat(req, h))
         return; /* already joined to the first of its name */
     const char *sep = strcmp(name, "HTTP_COOKIE") == 0 ? "; " : ", ";
-    struct gy_conn *c = b->c;
-    size_t room = c->scratch_cap - c->scratch_len;
+    size_t room = work_cap - b->used;
     /* joined straight into the free scratch space, which scratch_take() then hands out */
-    size_t vlen = proto_http_join_repeats(req, h, sep, 2, c->scratch + c->scratch_len, room);
+    size_t vlen = proto_http_join_repeats(req, h, sep, 2, work + b->used, room);
     struct gy_slice value = h->value;
     if (vlen != h->value.len) {
-        value = (struct gy_slice){ scratch_take(c, vlen), (uint32_t)vlen }; /* NULL if too big */
+        value = (struct gy_slice){ scratch_take(b, vlen), (uint32_t)vlen }; /* NULL if too big */
         if (!value.ptr) {
             b->overflow = true;
             return;
         }
     }
-    struct gy_slice n = scratch_copy(c, name, nlen);
+    struct gy_slice n = scratch_copy(b, name, nlen);
     if (!n.ptr) {
         b->overflow = true;
         return;
@@ -226,42 +240,70 @@ static void add_server(struct params_builder *b, struct gy_slice host)
     ADD(b, "SERVER_PORT", port.len ? port : cstr("80"));
 }
 
-static int build_params(struct gy_conn *c, struct http_request *req)
+/* What the connection keeps of a built request: its params, and the scratch bytes some of them
+ * point to, moved from the worker's space into the connection's own (exactly as many). */
+static int keep_params(struct gy_conn *c, const struct params_builder *b)
 {
-    size_t need = 2 * conn_max_head() + 1024;
-    if (c->scratch_cap < need) {
-        char *s = realloc(c->scratch, need);
+    if (c->scratch_cap < b->used) {
+        char *s = realloc(c->scratch, b->used);
         if (!s)
             return -1;
         c->scratch = s;
-        c->scratch_cap = need;
+        c->scratch_cap = b->used;
     }
-    c->scratch_len = 0;
-    struct params_builder b = { .c = c, .p = http_of(c)->params };
+    struct gy_param *room = conn_param_room(c, b->n);
+    if (!room)
+        return -1;
+    if (b->used)
+        memcpy(c->scratch, work, b->used);
+    c->scratch_len = b->used;
+    for (uint32_t i = 0; i < b->n; i++) {
+        room[i] = built[i];
+        struct gy_slice *s[2] = { &room[i].name, &room[i].value };
+        for (int k = 0; k < 2; k++)
+            if (s[k]->ptr && (uintptr_t)s[k]->ptr - (uintptr_t)work < b->used)
+                s[k]->ptr = c->scratch + ((uintptr_t)s[k]->ptr - (uintptr_t)work);
+    }
+    c->params = room;
+    c->nparams = b->n;
+    return 0;
+}
+
+static int build_params(struct gy_conn *c, struct http_request *req)
+{
+    size_t need = 2 * conn_max_head() + 1024;
+    if (work_cap < need) {
+        char *s = realloc(work, need);
+        if (!s)
+            return -1;
+        work = s;
+        work_cap = need;
+    }
+    struct params_builder b = { .c = c, .p = built };
     ADD(&b, "REQUEST_METHOD", req->method);
     ADD(&b, "REQUEST_URI", req->target);
-    ADD(&b, "PATH_INFO", decode_path(c, req->path));
+    ADD(&b, "PATH_INFO", decode_path(&b, req->path));
     ADD(&b, "QUERY_STRING", req->query);
     ADD(&b, "SERVER_PROTOCOL", cstr(req->minor_version ? "HTTP/1.1" : "HTTP/1.0"));
     ADD(&b, "SCRIPT_NAME", cstr(""));
     ADD(&b, "REMOTE_ADDR", cstr(c->peer[0] ? c->peer : "127.0.0.1"));
     char port[8];
     int pl = snprintf(port, sizeof(port), "%u", (unsigned)c->peer_port);
-    ADD(&b, "REMOTE_PORT", scratch_copy(c, port, (size_t)pl));
+    ADD(&b, "REMOTE_PORT", scratch_copy(&b, port, (size_t)pl));
     add_server(&b, req->host);
     for (uint32_t i = 0; i < req->nheaders; i++)
         add_header(&b, req, &req->headers[i]);
     if (b.overflow)
         return -1;
-    c->params = b.p;
-    c->nparams = b.n;
-    return 0;
+    return keep_params(c, &b);
 }
 
 static void http_reset(struct gy_conn *c)
 {
     struct http_conn *h = http_of(c);
     h->last_len = 0;
+    h->minor_version = 1;
+    h->expect_continue = false;
     h->continue_sent = false;
     h->response_started = false;
     h->chunked_response = false;
@@ -272,7 +314,7 @@ static int http_parse_head(struct gy_conn *c)
 {
     struct http_conn *h = http_of(c);
     struct http_limits lim = { .max_head = conn_max_head() };
-    int rc = proto_http_parse_request(c->buf, c->len, h->last_len, &lim, &h->req);
+    int rc = proto_http_parse_request(c->buf, c->len, h->last_len, &lim, &parsed);
     if (rc == HTTP_INCOMPLETE) {
         h->last_len = c->len;
         return 0;
@@ -281,17 +323,19 @@ static int http_parse_head(struct gy_conn *c)
         http_reject(c, rc, proto_http_error_status(rc));
         return -1;
     }
-    if (build_params(c, &h->req) < 0) {
+    if (build_params(c, &parsed) < 0) {
         http_reject(c, 0, 431);
         return -1;
     }
-    c->keep_alive = h->req.keep_alive;
-    c->body_held = h->req.expect_continue;
-    if (h->req.body == HTTP_BODY_CHUNKED)
+    h->minor_version = parsed.minor_version;
+    h->expect_continue = parsed.expect_continue;
+    c->keep_alive = parsed.keep_alive;
+    c->body_held = parsed.expect_continue;
+    if (parsed.body == HTTP_BODY_CHUNKED)
         conn_body_decoded(c, (size_t)rc);
     else
         conn_body_length(c, (size_t)rc,
-                         h->req.body == HTTP_BODY_LENGTH ? h->req.content_length : 0);
+                         parsed.body == HTTP_BODY_LENGTH ? parsed.content_length : 0);
     return 1;
 }
 
@@ -303,7 +347,7 @@ static ptrdiff_t http_decode_body(struct gy_conn *c, char *buf, size_t *len)
 static enum io_result http_before_body(struct gy_conn *c)
 {
     struct http_conn *h = http_of(c);
-    if (!h->req.expect_continue || h->continue_sent)
+    if (!h->expect_continue || h->continue_sent)
         return IO_OK;
     /* RFC 9110 15.2: a 1xx comes before the final response, never after its head. Once the
      * head is out, the client sends the body on its own (after its wait for a 100) or not at
@@ -331,7 +375,7 @@ static int http_head_finish(struct gy_conn *c, struct gy_response *r, int64_t co
                 return -1;
         } else if (r->head_only) {
             /* no length known, no body sent: nothing to frame */
-        } else if (h->req.minor_version >= 1) {
+        } else if (h->minor_version >= 1) {
             h->chunked_response = true;
             if (RESP_HEAD_APPEND_LIT(r, "Transfer-Encoding: chunked\r\n") < 0)
                 return -1;
@@ -349,7 +393,7 @@ static int http_head_finish(struct gy_conn *c, struct gy_response *r, int64_t co
         return -1;
     if (!c->keep_alive && RESP_HEAD_APPEND_LIT(r, "Connection: close\r\n") < 0)
         return -1;
-    if (c->keep_alive && h->req.minor_version == 0 &&
+    if (c->keep_alive && h->minor_version == 0 &&
         RESP_HEAD_APPEND_LIT(r, "Connection: keep-alive\r\n") < 0)
         return -1;
     return RESP_HEAD_APPEND_LIT(r, "\r\n");

@@ -554,14 +554,21 @@ def test_stats_tcp_plain_and_http(run, tmp_path):
     assert json.loads(js)["pid"] == g.pid
 
 
-def test_stats_memory_accounts_parked_requests(run, tmp_path):
-    """gyre's own "memory" object (issue 13): what N parked requests hold, and that it empties."""
+@pytest.mark.parametrize("proto", ["uwsgi", "http"])
+def test_stats_memory_accounts_parked_requests(run, tmp_path, proto):
+    """gyre's own "memory" object (issue 13): what N parked requests hold, and that it empties.
+    Over HTTP too, whose parser's slots (header fields, params) are the worker's, not each
+    connection's: a connection there was 20 KiB of them."""
     tmp = str(tmp_path)
     sock, st = os.path.join(tmp, "app.sock"), os.path.join(tmp, "stats.sock")
-    g = run("--socket", sock, "--wsgi-file", APP, "--tornado", "12", "--stats", st)
+    flag = "--socket" if proto == "uwsgi" else "--http-socket"
+    g = run(flag, sock, "--wsgi-file", APP, "--tornado", "12", "--stats", st)
     wait_workers(st, g, 1)
     n = 10
-    ps = [Pending(sock, uwsgi_packet(req("/suspend", "s=3"))) for _ in range(n)]
+    request = (uwsgi_packet(req("/suspend", "s=3")) if proto == "uwsgi" else
+               b"GET /suspend?s=3 HTTP/1.1\r\nHost: x\r\nUser-Agent: test\r\n"
+               b"Connection: close\r\n\r\n")
+    ps = [Pending(sock, request) for _ in range(n)]
     try:
         # refreshed once a second by the worker: wait until it has seen all ten
         wait_for(lambda: stats(st)["workers"][0]["memory"]["parked_cores"] == n, 5,
