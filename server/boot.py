@@ -427,30 +427,6 @@ class PreciseEpollSelector(selectors.EpollSelector):
         # Registered with the epoll object only: select() skips fds it has no key for.
         self._selector.register(self._tfd, select.EPOLLIN)
         self._armed = False
-        self._exclusive = set()
-
-    def wake_one(self, fd):
-        """Register fd from now on with EPOLLEXCLUSIVE: of the processes whose loops wait on it
-        (the workers sharing a listening socket), the kernel wakes one, not all of them. Only
-        an epoll set a process sleeps on itself can be exclusive, so it is this one, not
-        gyre's own set of client sockets, which this one only watches."""
-        self._exclusive.add(fd)
-
-    def register(self, fileobj, events, data=None):
-        key = super().register(fileobj, events, data)
-        if key.fd in self._exclusive and events == selectors.EVENT_READ:
-            # The flag is only accepted when an fd is added: add it again with it.
-            self._selector.unregister(key.fd)
-            self._selector.register(key.fd, select.EPOLLIN | select.EPOLLEXCLUSIVE)
-        return key
-
-    def modify(self, fileobj, events, data=None):
-        key = self.get_key(fileobj)
-        if key.fd in self._exclusive and events != key.events:
-            # An exclusive registration cannot be modified, only removed and added.
-            self.unregister(fileobj)
-            return self.register(fileobj, events, data)
-        return super().modify(fileobj, events, data)
 
     def select(self, timeout=None):
         self._loop_waits()  # thread cores handed work meanwhile start now, the GIL about free

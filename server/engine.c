@@ -30,7 +30,6 @@ struct fd_slot {
 static struct {
     PyObject *ioloop;
     PyObject *add_handler, *update_handler, *remove_handler; /* bound methods of ioloop */
-    PyObject *wake_one; /* the selector's (boot.py's PreciseEpollSelector.wake_one), bound */
     PyObject *call_later, *remove_timeout;
     PyObject *aio_call_later; /* the asyncio loop's call_later, bound */
     PyObject *run_callback;   /* the IOLoop's _run_callback, bound */
@@ -165,16 +164,6 @@ int engine_watch(int fd, int events, engine_fd_fn fn, void *ctx)
     s->ctx = ctx;
     if (s->registered && s->events == events)
         return 0;
-    if (events & EV_EXCLUSIVE) {
-        /* Said to the selector before the IOLoop registers fd: only it knows the flag. */
-        PyObject *r = PyObject_CallFunction(E.wake_one, "i", fd);
-        if (!r) {
-            PyErr_Print();
-            return -1;
-        }
-        Py_DECREF(r);
-        events &= ~EV_EXCLUSIVE;
-    }
     int rc;
     if (!s->registered)
         rc = events ? call_handler_method(E.add_handler, fd, events, true) : 0;
@@ -590,14 +579,14 @@ int engine_init(void)
      * what makes IOLoop.current() and IOLoop.instance() return this very loop to app modules,
      * even at import time, before the loop runs (the seed's example calls IOLoop.instance()
      * at import). */
-    PyObject *r = PyRun_String("import asyncio, _gyre_boot\n"
-                               "_selector = _gyre_boot.PreciseEpollSelector()\n"
-                               "_loop = asyncio.SelectorEventLoop(_selector)\n"
-                               "asyncio.set_event_loop(_loop)\n"
-                               "from tornado.platform.asyncio import AsyncIOMainLoop\n"
-                               "ioloop = AsyncIOMainLoop()\n",
-                               Py_file_input, PyModule_GetDict(PyImport_AddModule("__main__")),
-                               PyModule_GetDict(PyImport_AddModule("__main__")));
+    PyObject *r = PyRun_String(
+        "import asyncio, _gyre_boot\n"
+        "_loop = asyncio.SelectorEventLoop(_gyre_boot.PreciseEpollSelector())\n"
+        "asyncio.set_event_loop(_loop)\n"
+        "from tornado.platform.asyncio import AsyncIOMainLoop\n"
+        "ioloop = AsyncIOMainLoop()\n",
+        Py_file_input, PyModule_GetDict(PyImport_AddModule("__main__")),
+        PyModule_GetDict(PyImport_AddModule("__main__")));
     if (!r) {
         PyErr_Print();
         return -1;
@@ -606,15 +595,12 @@ int engine_init(void)
     PyObject *main_dict = PyModule_GetDict(PyImport_AddModule("__main__"));
     E.ioloop = PyDict_GetItemString(main_dict, "ioloop");
     Py_XINCREF(E.ioloop);
-    PyObject *selector = PyDict_GetItemString(main_dict, "_selector");
-    E.wake_one = selector ? PyObject_GetAttrString(selector, "wake_one") : NULL;
-    PyDict_DelItemString(main_dict, "_selector");
     PyDict_DelItemString(main_dict, "ioloop");
     PyDict_DelItemString(main_dict, "_loop");
     PyDict_DelItemString(main_dict, "AsyncIOMainLoop");
     PyDict_DelItemString(main_dict, "asyncio");
     PyDict_DelItemString(main_dict, "_gyre_boot");
-    if (!E.ioloop || !E.wake_one)
+    if (!E.ioloop)
         return -1;
 
     if (install_c_timers() < 0 || install_get_event_loop() < 0)

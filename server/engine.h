@@ -21,10 +21,6 @@ enum {
     EV_READ = 0x001,  /* tornado.ioloop.IOLoop.READ */
     EV_WRITE = 0x004, /* IOLoop.WRITE */
     EV_ERROR = 0x018, /* IOLoop.ERROR */
-    /* engine_watch only: wake one of the processes waiting on fd, not all (EPOLLEXCLUSIVE).
-     * For a listening socket the workers share, where every other wake-up is a turn of a
-     * worker's loop that ends in accept()'s EAGAIN. */
-    EV_EXCLUSIVE = 0x100,
 };
 
 typedef void (*engine_fd_fn)(void *ctx, int fd, int events);

@@ -411,8 +411,7 @@ void listen_update(void)
         struct gy_listener *l = &S.listeners[i];
         if (l->fd < 0)
             continue;
-        /* Exclusive: a connection wakes one of the workers waiting to accept, not all. */
-        engine_watch(l->fd, want ? EV_READ | EV_EXCLUSIVE : 0, on_acceptable, l); /* logged */
+        engine_watch(l->fd, want ? EV_READ : 0, on_acceptable, l); /* a failure is logged */
     }
 }
 

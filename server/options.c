@@ -1870,7 +1870,7 @@ static const struct option_def OPTIONS[] = {
     { "die-on-term", ARG_NONE, set_ignored, NULL,
       "accepted: SIGTERM always stops gyre gracefully" },
     { "thunder-lock", ARG_NONE, set_ignored, NULL,
-      "accepted: a connection wakes one worker (EPOLLEXCLUSIVE), no thundering herd to lock" },
+      "accepted: a worker only accepts while it has a free core, no thundering herd to lock" },
     { "lazy", ARG_NONE, set_ignored, NULL, "same as --lazy-apps" },
     { "auto-procname", ARG_NONE, set_auto_procname, NULL,
       "process titles \"gyre master\", \"gyre worker N\"" },

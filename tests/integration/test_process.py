@@ -489,56 +489,6 @@ def test_harakiri_master_kills_a_cpu_bound_worker(procs):
 
 # ---- 5. --max-requests -------------------------------------------------------------------------
 
-def epoll_watches(pid, inode):
-    """The event masks with which pid's epoll sets watch the file of that inode (fdinfo)."""
-    masks = []
-    for fd in os.listdir("/proc/%d/fd" % pid):
-        try:
-            if os.readlink("/proc/%d/fd/%s" % (pid, fd)) != "anon_inode:[eventpoll]":
-                continue
-            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
-                for line in f:
-                    m = re.match(r"tfd:\s*\d+\s+events:\s*([0-9a-f]+).*\sino:([0-9a-f]+)", line)
-                    if m and int(m.group(2), 16) == inode:
-                        masks.append(int(m.group(1), 16))
-        except FileNotFoundError:  # an fd closed meanwhile
-            continue
-    return masks
-
-
-def test_workers_wait_to_accept_exclusively(procs):
-    # A new connection wakes one of the workers waiting on the shared socket, not all of them
-    # (EPOLLEXCLUSIVE in the epoll set each worker's loop sleeps on): --thunder-lock's job.
-    # Still so after a worker stopped watching the socket (its core busy, its queue full) and
-    # added it again.
-    g = procs.gyre("--master", "--processes", "2", "--tornado", "1")
-    g.wait_ready(n=2)
-    inode = None
-    with open("/proc/net/unix") as f:
-        for line in f:
-            fields = line.split()
-            if len(fields) >= 8 and fields[-1] == g.socket:
-                inode = int(fields[6])
-    assert inode, "the listening socket is not in /proc/net/unix"
-    EPOLLIN, EPOLLEXCLUSIVE = 0x1, 1 << 28
-    for pid in g.live():
-        masks = epoll_watches(pid, inode)
-        assert masks and all(m & EPOLLIN and m & EPOLLEXCLUSIVE for m in masks), (pid, masks)
-    results = []
-    threads = [threading.Thread(target=lambda: results.append(raw(g, "/gsleep", "s=0.5")))
-               for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
-    assert [r[0] for r in results] == [200] * 4, results
-    assert raw(g, "/pid")[0] == 200
-    for pid in g.live():
-        masks = epoll_watches(pid, inode)
-        assert masks and all(m & EPOLLIN and m & EPOLLEXCLUSIVE for m in masks), (pid, masks)
-    assert "Traceback" not in g.log()
-
-
 def test_max_requests_replaces_the_worker(procs):
     g = procs.gyre("--master", "--processes", "1", "--tornado", "10", "--max-requests", "5")
     g.wait_ready(n=1)
