@@ -76,15 +76,23 @@ class Server(Session):
             self.wait_serving()
 
     def wait_serving(self, timeout=20.0):
+        # /hello requests sent, answered or not: one that timed out (a slow start) is still
+        # served, later, and its end can matter (uWSGI's harakiri, below).
+        self.hellos_sent = 0
+
         def up():
             if not self.alive():
                 raise AssertionError("%s exited (%s):\n%s" % (self.kind, self.proc.returncode,
                                                                self.log()))
             try:
                 return self.get("/hello", timeout=2)[:2] == (200, b"hello")
-            except OSError:
+            except TimeoutError:  # sent, not answered yet
+                self.hellos_sent += 1
+                return False
+            except OSError:  # not listening yet: nothing sent
                 return False
         wait_for(up, timeout, what="%s serving" % self.kind)
+        self.hellos_sent += 1
 
     def get(self, path, timeout=10.0):
         """(status, body, headers) of one request in this server's protocol."""
@@ -365,9 +373,10 @@ def wait_hello(s, timeout=15.0):
 def test_harakiri_on_an_endless_python_loop(serve, kind):
     s = serve(kind, "--master", "--processes", "1", "--threads", "2", "--harakiri", "1")
     # uWSGI's harakiri timer is the worker's, and a thread clears it after closing its
-    # connection, before logging the request: the start-up /hello must be logged before the
-    # spin starts, or its late clearing disarms the spin's harakiri (see the test below)
-    s.wait_log("GET /hello", 5)
+    # connection, before logging the request: every start-up /hello (also one that timed out
+    # on a slow start) must be logged before the spin starts, or its late clearing disarms the
+    # spin's harakiri (see the test below)
+    s.wait_log("GET /hello", 15, count=s.hellos_sent)
     stuck = Pending(s.port, "/forever-spin", timeout=20)
     try:
         s.wait_log("forever-spin start", 5)
